@@ -1,0 +1,35 @@
+# `make run` starts the dashboard on the embedded defaults; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench sample clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/vigil db upgrade
+	$(BIN)/streamlit run app/main.py
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/speed.py
+
+sample: $(STAMP)
+	$(BIN)/vigil sample
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

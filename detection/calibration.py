@@ -1,0 +1,52 @@
+"""Map raw detector scores to the 0–100 anomaly score and severities.
+
+The map is a logistic curve anchored on the baseline: the flag threshold scores 50,
+the median baseline row scores 10 and the most anomalous baseline row 97 (the curve
+is steeper above the threshold than below when the tail is short). It is continuous
+and strictly increasing, so the detector's ranking is kept, and it makes runs scored
+by different detectors comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FLAG_SCORE = 50.0
+MEDIAN_SCORE = 10.0
+MAX_SCORE = 97.0
+# Lower bounds of each severity on the 0–100 scale; flagged rows start at FLAG_SCORE.
+SEVERITY_BANDS = (("critical", 95.0), ("high", 85.0), ("medium", 70.0), ("low", FLAG_SCORE))
+SEVERITIES = ("none", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float  # raw score that maps to FLAG_SCORE
+    below: float      # raw units per logistic unit under the threshold
+    above: float      # and over it
+
+    @classmethod
+    def fit(cls, train_scores: np.ndarray, threshold: float) -> Calibration:
+        fallback = float(np.std(train_scores)) or 1.0
+        # Degenerate baselines (most rows tie at the threshold) fall back to the scores'
+        # own spread: any positive slope keeps the map monotonic.
+        below = (threshold - float(np.median(train_scores))) or fallback
+        above = (float(np.max(train_scores)) - threshold) or fallback
+        below /= np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE)
+        above /= np.log(MAX_SCORE / (100 - MAX_SCORE))
+        return cls(float(threshold), abs(float(below)), abs(float(above)))
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        delta = np.asarray(raw, dtype="float64") - self.threshold
+        z = np.where(delta < 0, delta / self.below, delta / self.above)
+        return 100.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def severity(scores: np.ndarray) -> np.ndarray:
+    """``none`` below the flag score, then low / medium / high / critical by band."""
+    out = np.full(len(scores), "none", dtype=object)
+    for name, bound in reversed(SEVERITY_BANDS):
+        out[scores > bound if bound == FLAG_SCORE else scores >= bound] = name
+    return out

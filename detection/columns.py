@@ -1,0 +1,97 @@
+"""Find the columns that play a role (timestamp, user, IP, ...) by their names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+
+from detection.errors import ColumnMappingError
+
+# Names are compared after lower-casing and dropping spaces, dashes and underscores,
+# so "Login Timestamp", "login_timestamp" and "login-timestamp" are one synonym.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "timestamp": (
+        "timestamp", "time", "date", "datetime", "event_time", "login timestamp",
+        "login_time", "ts", "created_at", "occurred_at",
+    ),
+    "user": ("user", "user_id", "username", "user id", "account", "login", "user_name"),
+    "ip": ("ip", "ip_address", "ip address", "src_ip", "source_ip", "client_ip", "ipaddr"),
+    "country": ("country", "country_code", "location", "region"),
+    "city": ("city",),
+    "latitude": ("lat", "latitude"),
+    "longitude": ("lon", "lng", "long", "longitude"),
+    "device": (
+        "device", "device_type", "user_agent", "user agent string", "useragent", "browser",
+    ),
+    "success": ("success", "login successful", "status", "outcome", "result", "successful"),
+    "entity": (
+        "sensor_id", "elevator_id", "device_id", "machine", "machine_id", "asset",
+        "asset_id", "sensor", "elevator", "entity",
+    ),
+}
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", str(name).strip().lower())
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column of the file plays which role; ``None`` when absent."""
+
+    timestamp: str | None = None
+    user: str | None = None
+    ip: str | None = None
+    country: str | None = None
+    city: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+    device: str | None = None
+    success: str | None = None
+    entity: str | None = None
+
+    def used(self) -> set[str]:
+        return {c for c in asdict(self).values() if c is not None}
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+ROLES = tuple(f.name for f in fields(ColumnMapping))
+
+
+def map_columns(columns: list[str], overrides: dict[str, str | None] | None = None) -> ColumnMapping:
+    """Map roles to columns by synonyms; ``overrides`` (role -> column or None) win.
+
+    Raises
+    ------
+    ColumnMappingError
+        An override names an unknown role or a column the file does not have.
+    """
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(ROLES)
+    if unknown:
+        raise ColumnMappingError(
+            f"unknown column role {sorted(unknown)[0]!r}: expected one of {', '.join(ROLES)}"
+        )
+    by_norm = {normalise(c): c for c in reversed(columns)}
+    found: dict[str, str | None] = {}
+    taken: set[str] = set()
+    for role in ROLES:
+        if role in overrides:
+            column = overrides[role]
+            if column is not None and column not in columns:
+                raise ColumnMappingError(
+                    f"column {column!r} given for {role} is not in the file "
+                    f"(columns: {', '.join(columns)})"
+                )
+        else:
+            column = next(
+                (by_norm[normalise(s)] for s in SYNONYMS[role]
+                 if normalise(s) in by_norm and by_norm[normalise(s)] not in taken),
+                None,
+            )
+        found[role] = column
+        if column is not None:
+            taken.add(column)
+    return ColumnMapping(**found)

@@ -1,0 +1,227 @@
+"""Turn a raw frame into a validated Dataset: profile, roles, timestamps, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from detection.columns import ColumnMapping, map_columns
+from detection.errors import (
+    ColumnMappingError,
+    NoNumericColumnError,
+    ParameterError,
+    TimestampError,
+    describe_rows,
+)
+
+PROFILES = ("sensor", "login", "generic")
+NUMERIC_SHARE = 0.95  # a text column counts as numeric when this share of its cells parse
+
+TRUE_WORDS = {"true", "1", "yes", "y", "success", "succeeded", "successful", "ok", "pass", "t"}
+FALSE_WORDS = {"false", "0", "no", "n", "failure", "failed", "fail", "error", "denied", "f"}
+
+
+@dataclass
+class Dataset:
+    """A validated input: the file's frame plus what the detectors need from it.
+
+    ``frame`` keeps every column of the file in file order; its index is the data row
+    number (1 = first line after the header). All other attributes share that index.
+    """
+
+    frame: pd.DataFrame
+    profile: str
+    mapping: ColumnMapping
+    time: pd.Series | None = None
+    entity: pd.Series | None = None
+    metrics: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def column(self, role: str) -> pd.Series | None:
+        name = getattr(self.mapping, role)
+        return None if name is None else self.frame[name]
+
+
+def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
+    """Parse dates (ISO, common formats, epoch seconds or milliseconds) to naive UTC."""
+    if pd.api.types.is_numeric_dtype(values):
+        unit = "ms" if values.abs().median() > 1e11 else "s"
+        parsed = pd.to_datetime(values, unit=unit, errors="coerce")
+    else:
+        text = values.astype("string").str.strip()
+        try:
+            parsed = pd.to_datetime(text, utc=True)
+        except (ValueError, TypeError):
+            # Mixed formats or a few bad cells: parse each value on its own.
+            parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+        parsed = parsed.dt.tz_localize(None)
+    bad = parsed.isna()
+    if bad.any():
+        raise TimestampError(
+            f"column {column!r}: {int(bad.sum())} value(s) are not dates "
+            f"({describe_rows(values.index[bad])}), for example {values[bad].iloc[0]!r}"
+        )
+    return parsed.astype("datetime64[ns]")
+
+
+def parse_success(values: pd.Series, column: str) -> pd.Series:
+    """Map success/outcome cells (true/false, 1/0, success/failed, ...) to booleans."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(bool)
+    words = values.astype("string").str.strip().str.lower()
+    result = pd.Series(np.nan, index=values.index, dtype="object")
+    result[words.isin(TRUE_WORDS)] = True
+    result[words.isin(FALSE_WORDS)] = False
+    unknown = result.isna() & words.notna()
+    if unknown.any():
+        raise ColumnMappingError(
+            f"column {column!r}: {int(unknown.sum())} value(s) are neither success nor failure "
+            f"({describe_rows(values.index[unknown])}), for example {values[unknown].iloc[0]!r}; "
+            "expected true/false, 1/0, success/failed"
+        )
+    return result.fillna(True).astype(bool)
+
+
+def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str]) -> pd.DataFrame:
+    numeric = {}
+    for name in frame.columns:
+        if name in exclude:
+            continue
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column):
+            continue
+        if pd.api.types.is_numeric_dtype(column):
+            numeric[name] = column.astype("float64")
+            continue
+        present = column.notna()
+        if not present.any():
+            continue
+        parsed = pd.to_numeric(column, errors="coerce")
+        ok = parsed.notna()
+        if ok[present].mean() >= NUMERIC_SHARE:
+            bad = present & ~ok
+            if bad.any():
+                warnings.append(
+                    f"column {name!r}: {int(bad.sum())} non-numeric value(s) treated as missing "
+                    f"({describe_rows(frame.index[bad])})"
+                )
+            numeric[name] = parsed.astype("float64")
+    return pd.DataFrame(numeric, index=frame.index)
+
+
+def _fill_missing(metrics: pd.DataFrame, entity: pd.Series | None, warnings: list[str]) -> pd.DataFrame:
+    missing = metrics.isna()
+    if not missing.any().any():
+        return metrics
+    for name in metrics.columns[missing.any()]:
+        warnings.append(
+            f"column {name!r}: {int(missing[name].sum())} missing value(s) filled from the "
+            f"previous reading ({describe_rows(metrics.index[missing[name]])})"
+        )
+    if entity is not None:
+        filled = metrics.groupby(entity.to_numpy(), sort=False).ffill()
+    else:
+        filled = metrics.ffill()
+    return filled.fillna(metrics.median())
+
+
+def _check_profile_columns(profile: str, mapping: ColumnMapping, n_metrics: int) -> None:
+    if profile == "login":
+        missing = [r for r in ("user", "timestamp") if getattr(mapping, r) is None]
+        if not (mapping.ip or mapping.country or mapping.city or mapping.latitude):
+            missing.append("ip or location")
+        if missing:
+            raise ColumnMappingError(
+                f"the login profile needs a {' and a '.join(missing)} column; none was found "
+                "(name it, or map it explicitly)"
+            )
+    elif profile == "sensor" and mapping.timestamp is None:
+        raise ColumnMappingError(
+            "the sensor profile needs a timestamp column (for example 'timestamp'); none was found"
+        )
+    if profile in ("sensor", "generic") and n_metrics == 0:
+        raise NoNumericColumnError(
+            f"no usable numeric column for the {profile} profile: every column is text, "
+            "a date, an id or empty"
+        )
+
+
+def detect_profile(mapping: ColumnMapping, n_metrics: int) -> str:
+    """login: user + timestamp + IP or location; sensor: timestamp + numbers; else generic."""
+    has_place = mapping.ip or mapping.country or mapping.city or mapping.latitude
+    if mapping.user and mapping.timestamp and has_place:
+        return "login"
+    if mapping.timestamp and n_metrics:
+        return "sensor"
+    if n_metrics:
+        return "generic"
+    raise NoNumericColumnError(
+        "no usable numeric column and no login columns (user, timestamp, IP or location): "
+        "nothing to score"
+    )
+
+
+def prepare(
+    frame: pd.DataFrame,
+    *,
+    profile: str = "auto",
+    columns: dict[str, str | None] | None = None,
+) -> Dataset:
+    """Validate ``frame`` and extract what the ``profile`` needs.
+
+    Parameters
+    ----------
+    frame
+        As returned by :func:`detection.read_csv` (index = data row numbers).
+    profile
+        ``"auto"`` (detect), ``"sensor"``, ``"login"`` or ``"generic"``.
+    columns
+        Role -> column overrides for the synonym mapping, e.g. ``{"user": "login_name"}``.
+    """
+    if profile not in ("auto", *PROFILES):
+        raise ParameterError(
+            f"profile must be one of auto, {', '.join(PROFILES)}; got {profile!r}"
+        )
+    warnings: list[str] = []
+    mapping = map_columns(list(frame.columns), columns)
+    # Coordinates are features of the login profile, never metrics of a sensor.
+    exclude = mapping.used()
+    metrics = _numeric_columns(frame, exclude, warnings)
+    if profile == "auto":
+        profile = detect_profile(mapping, metrics.shape[1])
+    _check_profile_columns(profile, mapping, metrics.shape[1])
+
+    time = None
+    if mapping.timestamp is not None and profile != "generic":
+        time = parse_timestamps(frame[mapping.timestamp], mapping.timestamp)
+        if not time.is_monotonic_increasing:
+            warnings.append(
+                f"column {mapping.timestamp!r}: rows are not in time order; they were scored "
+                "in time order and are returned in file order"
+            )
+    entity = None
+    if mapping.entity is not None and profile == "sensor":
+        entity = frame[mapping.entity].astype("string").fillna("(none)")
+
+    if profile == "login":
+        return Dataset(frame, profile, mapping, time=time, warnings=warnings)
+
+    constant = [c for c in metrics.columns if metrics[c].nunique(dropna=True) <= 1]
+    if constant:
+        warnings.append(
+            f"constant column(s) {', '.join(repr(c) for c in constant)} ignored: "
+            "a value that never changes cannot be unusual"
+        )
+        metrics = metrics.drop(columns=constant)
+        if metrics.shape[1] == 0:
+            raise NoNumericColumnError(
+                "every numeric column is constant: there is nothing to score"
+            )
+    metrics = _fill_missing(metrics, entity, warnings)
+    return Dataset(frame, profile, mapping, time=time, entity=entity, metrics=metrics,
+                   warnings=warnings)

@@ -1,0 +1,80 @@
+"""What every featurizer provides, and small helpers they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from detection.dataset import Dataset
+
+
+@dataclass
+class FeatureSet:
+    """Features of a dataset in file order (index = data row number).
+
+    ``context`` holds intermediate arrays (file order) that explanations quote.
+    """
+
+    X: pd.DataFrame
+    context: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Featurizer(Protocol):
+    feature_names_: list[str]
+
+    def fit(self, dataset: Dataset) -> Featurizer: ...
+
+    def fit_transform(self, dataset: Dataset) -> FeatureSet:
+        """Fit on a baseline and return its own features (computed once)."""
+        ...
+
+    def transform(self, dataset: Dataset) -> FeatureSet: ...
+
+    def level_columns(self, dataset: Dataset, features: FeatureSet) -> pd.DataFrame:
+        """The plain values a z-score detector compares with mean and std."""
+        ...
+
+    def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
+        """Plain-language reasons for the rows at positions ``rows`` (file order)."""
+        ...
+
+
+def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
+    """Median and a scale that survives outliers: 1.4826 MAD, else std, else 1."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    center = float(np.median(values))
+    scale = 1.4826 * float(np.median(np.abs(values - center)))
+    if not scale > 0:
+        scale = float(np.std(values))
+    if not scale > 0:
+        scale = 1.0
+    return center, scale
+
+
+def fmt(value: float) -> str:
+    """A number as people write it: 3 significant digits, thousands kept whole."""
+    if not np.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".") if magnitude < 10 else f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def rank_features(X: np.ndarray, center: np.ndarray, scale: np.ndarray, top: int) -> np.ndarray:
+    """Column indices of each row's most unusual features, most unusual first."""
+    deviation = np.abs(X - center) / scale
+    return np.argsort(-deviation, axis=1)[:, :top]
+
+
+def level_phrase(name: str, value: float, center: float, scale: float, where: str = "") -> str:
+    return f"{name} {fmt(value)}, usual {fmt(center)} ± {fmt(scale)}{where}"

@@ -1,0 +1,292 @@
+"""Login features: what is new or odd about an event given the user's earlier events.
+
+Every feature of an event uses only events at or before its time (its own outcome
+included: a failed attempt counts as a failure in the last hour). Known countries,
+IPs and devices come from earlier *successful* logins, so an attacker's failed
+attempts never make a place look familiar. A model fitted on a baseline keeps the
+last events of each user as history, so a new file is judged against it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from detection.dataset import Dataset, parse_success
+from detection.features.base import FeatureSet, fmt, rank_features
+
+HOUR = np.int64(3600 * 10**9)
+NOVELTY = ("country", "city", "ip", "network", "device")
+TRAVEL_KMH = 1000.0          # faster than an airliner
+TRAVEL_MIN_KM = 500.0        # nearby cities can look fast with coarse geolocation
+COUNTRY_HOP = 2 * HOUR       # a country change within this is travel no one makes
+EARTH_KM = 6371.0
+BURST = 3                    # failures in an hour that reasons call an attack
+
+
+def _network(ip: pd.Series) -> pd.Series:
+    """The /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number)."""
+    ip = ip.astype("string").str.strip()
+    v6 = ip.str.contains(":", regex=False).fillna(False)
+    v4_net = ip.str.rsplit(".", n=1).str[0] + ".0/24"
+    v6_net = ip.str.split(":").str[:3].str.join(":") + "::/48"
+    return v4_net.where(~v6, v6_net)
+
+
+def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(a, dtype="float64"))
+                              for a in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + \
+        np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """For rows sorted by (group, time): flagged rows of the same group in (t - 1h, t]."""
+    key_time = time - time.min()
+    span = key_time.max() + 2 * HOUR + 1
+    key = group.astype("int64") * span + key_time
+    start = np.searchsorted(key, key - HOUR, side="right")
+    cumulative = np.concatenate([[0], np.cumsum(flags, dtype="int64")])
+    return cumulative[np.arange(len(key)) + 1] - cumulative[start]
+
+
+class LoginFeatures:
+    """Featurizer for login events.
+
+    Parameters
+    ----------
+    min_history : int, default 5
+        Successful logins a user needs before novelty (new country, IP, device, hour)
+        counts: until then the user is *learning*.
+    history_per_user : int, default 200
+        Earlier events per user a fitted model keeps as history for new files.
+    """
+
+    def __init__(self, min_history: int = 5, history_per_user: int = 200):
+        self.min_history = min_history
+        self.history_per_user = history_per_user
+
+    # -- events -------------------------------------------------------------------
+    def _events(self, dataset: Dataset) -> pd.DataFrame:
+        def text(role):
+            column = dataset.column(role)
+            if column is None:
+                return pd.Series(pd.NA, index=dataset.frame.index, dtype="string")
+            return column.astype("string").str.strip().replace("", pd.NA)
+
+        events = pd.DataFrame({
+            "user": text("user").fillna("(unknown)"),
+            "time": dataset.time.astype("int64"),
+            "ip": text("ip"),
+            "country": text("country"),
+            "city": text("city"),
+            "device": text("device"),
+        }, index=dataset.frame.index)
+        events["network"] = _network(events["ip"])
+        for role in ("latitude", "longitude"):
+            column = dataset.column(role)
+            events[role] = (np.nan if column is None
+                            else pd.to_numeric(column, errors="coerce").astype("float64"))
+        success = dataset.column("success")
+        events["failed"] = (np.zeros(len(events), dtype=bool) if success is None
+                            else ~parse_success(success, dataset.mapping.success).to_numpy())
+        return events
+
+    # -- learning -----------------------------------------------------------------
+    def fit(self, dataset: Dataset) -> LoginFeatures:
+        self.fit_transform(dataset)
+        return self
+
+    def fit_transform(self, dataset: Dataset) -> FeatureSet:
+        events = self._events(dataset)
+        m = dataset.mapping
+        present = {"country": m.country, "city": m.city, "ip": m.ip, "network": m.ip,
+                   "device": m.device}
+        self.novelty_ = [k for k in NOVELTY if present[k]]
+        self.has_coordinates_ = bool(m.latitude and m.longitude)
+        self.has_outcome_ = m.success is not None
+        names = ["hour_rarity"] + [f"new_{k}" for k in self.novelty_]
+        if self.has_coordinates_:
+            names.append("travel_speed")
+        if self.has_coordinates_ or m.country:
+            names.append("impossible_travel")
+        if self.has_outcome_:
+            names.append("user_failures_1h")
+            if m.ip:
+                names.append("ip_failed_users_1h")
+        self.feature_names_ = names
+        self.history_ = events.sort_values("time", kind="stable") \
+            .groupby("user", sort=False).tail(self.history_per_user).reset_index(drop=True)
+        features = self._features(events, history=None)
+        X = features.X.to_numpy(dtype="float64")
+        # Mean and std (not median/MAD): most features are rare 0/1 flags.
+        self.feature_center_ = X.mean(axis=0)
+        self.feature_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+        return features
+
+    def transform(self, dataset: Dataset) -> FeatureSet:
+        return self._features(self._events(dataset), history=self.history_)
+
+    def level_columns(self, dataset: Dataset, features: FeatureSet) -> pd.DataFrame:
+        # Login events have no plain value: a z-score compares the features themselves.
+        return features.X
+
+    # -- features -----------------------------------------------------------------
+    def _features(self, events: pd.DataFrame, history: pd.DataFrame | None) -> FeatureSet:
+        n_new = len(events)
+        index = events.index
+        if history is not None and len(history):
+            events = pd.concat([history, events.reset_index(drop=True)], ignore_index=True)
+        else:
+            events = events.reset_index(drop=True)
+        own = np.zeros(len(events), dtype=bool)
+        own[len(events) - n_new:] = True
+
+        # Per user, in time order (history first on ties: it happened before the file).
+        order = np.lexsort((np.arange(len(events)), events["time"].to_numpy(),
+                            pd.factorize(events["user"])[0]))
+        ev = events.iloc[order].reset_index(drop=True)
+        user_code = pd.factorize(ev["user"])[0]
+        time = ev["time"].to_numpy()
+        failed = ev["failed"].to_numpy()
+        ok = ~failed
+        by_user = pd.Series(ok.astype("int64")).groupby(user_code)
+        earlier_ok = (by_user.cumsum() - ok).to_numpy()
+        learning = earlier_ok < self.min_history
+        out: dict[str, np.ndarray] = {}
+        context: dict[str, np.ndarray] = {"learning": learning, "earlier_ok": earlier_ok}
+
+        hours = pd.to_datetime(time).hour.to_numpy()
+        onehot = np.zeros((len(ev), 24), dtype="int32")
+        onehot[np.arange(len(ev)), hours] = ok
+        seen = pd.DataFrame(onehot).groupby(user_code).cumsum().to_numpy() - onehot
+        near = sum(seen[np.arange(len(ev)), (hours + d) % 24] for d in (-1, 0, 1))
+        out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1))
+
+        for key in self.novelty_:
+            value = ev[key]
+            known = pd.Series(ok.astype("int64")).groupby([user_code, value.fillna("")]).cumsum()
+            earlier_same = known.to_numpy() - ok
+            out[f"new_{key}"] = ((earlier_same == 0) & ~learning & value.notna().to_numpy()
+                                 ).astype("float64")
+
+        if "impossible_travel" in self.feature_names_:
+            self._travel(ev, user_code, time, ok, out, context)
+
+        if self.has_outcome_:
+            out["user_failures_1h"] = np.log1p(_window_count(user_code, time, failed))
+            context["user_failures_1h"] = _window_count(user_code, time, failed)
+            if "ip_failed_users_1h" in self.feature_names_:
+                context["ip_failed_users_1h"] = self._spray(ev, time, failed)
+                out["ip_failed_users_1h"] = np.log1p(context["ip_failed_users_1h"])
+
+        # Back to the input's order, keeping only the rows of the file being scored.
+        back = np.empty(len(order), dtype="int64")
+        back[order] = np.arange(len(order))
+        keep = back[own]
+        X = pd.DataFrame({k: out[k][keep] for k in self.feature_names_}, index=index)
+        context = {k: v[keep] for k, v in context.items()}
+        return FeatureSet(X=X.astype("float32"), context=context)
+
+    def _previous_ok(self, values: pd.Series, user_code: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """The value at the user's previous successful login (NaN for none)."""
+        masked = values.where(ok)
+        return masked.groupby(user_code).shift(1).groupby(user_code).ffill().to_numpy()
+
+    def _travel(self, ev, user_code, time, ok, out, context) -> None:
+        prev_time = self._previous_ok(pd.Series(time.astype("float64")), user_code, ok)
+        minutes = (time - prev_time) / 6e10
+        context["travel_minutes"] = minutes
+        if self.has_coordinates_:
+            prev_lat = self._previous_ok(ev["latitude"], user_code, ok)
+            prev_lon = self._previous_ok(ev["longitude"], user_code, ok)
+            km = _haversine(prev_lat, prev_lon, ev["latitude"], ev["longitude"])
+            speed = km / np.maximum(minutes / 60, 1 / 60)
+            # Travel is what a successful login proves; a failed try proves nothing.
+            impossible = (speed > TRAVEL_KMH) & (km > TRAVEL_MIN_KM) & ok
+            out["travel_speed"] = np.log1p(np.nan_to_num(np.where(ok, speed, 0.0)))
+            context["travel_km"] = km
+        else:
+            prev_country = self._previous_ok(ev["country"].astype("object"), user_code, ok)
+            country = ev["country"].astype("object").to_numpy()
+            changed = pd.notna(prev_country) & pd.notna(country) & (prev_country != country)
+            impossible = changed & (minutes * 6e10 < COUNTRY_HOP) & ok
+            context["previous_country"] = prev_country
+        out["impossible_travel"] = np.nan_to_num(impossible).astype("float64")
+
+    def _spray(self, ev: pd.DataFrame, time: np.ndarray, failed: np.ndarray) -> np.ndarray:
+        """Distinct users failing from the event's IP in the last hour (a lower bound:
+        a user whose failures began more than an hour earlier is not counted)."""
+        ip_code = pd.factorize(ev["ip"].fillna(""))[0]
+        user_code = pd.factorize(ev["user"])[0]
+        order = np.lexsort((time, ip_code))
+        t, ip, user, fail = time[order], ip_code[order], user_code[order], failed[order]
+        prev = pd.Series(np.where(fail, t, np.nan)).groupby([ip, user]).shift(1)
+        prev = prev.groupby([ip, user]).ffill().to_numpy()
+        first_in_hour = fail & ~(t - prev < HOUR)
+        counts = _window_count(ip, t, first_in_hour)
+        result = np.empty(len(t), dtype="int64")
+        result[order] = np.where(ev["ip"].isna().to_numpy()[order], 0, counts)
+        return result
+
+    # -- explaining -----------------------------------------------------------------
+    def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
+        X = features.X.to_numpy(dtype="float64")[rows]
+        top = rank_features(X, self.feature_center_, self.feature_scale_, top=3)
+        events = self._events(dataset)
+        ctx = features.context
+        reasons = []
+        for i, row in enumerate(rows):
+            event = events.iloc[row]
+            parts = [self._phrase(self.feature_names_[j], event, ctx, row, dataset)
+                     for j in top[i] if X[i, j] != self.feature_center_[j] and X[i, j] > 0]
+            if ctx["learning"][row]:
+                parts.append(f"{event['user']} is new (learning: "
+                             f"{int(ctx['earlier_ok'][row])} earlier logins)")
+            reasons.append("; ".join(dict.fromkeys(p for p in parts if p))
+                           or "unusual combination of features")
+        return reasons
+
+    def _usual(self, user: str, key: str, before: int) -> str:
+        history = self.history_
+        known = history.loc[(history["user"] == user) & ~history["failed"]
+                            & (history["time"] < before), key]
+        if known.dropna().empty:
+            return ""
+        return f" (usual: {', '.join(known.value_counts().index[:2].astype(str))})"
+
+    def _phrase(self, name: str, event: pd.Series, ctx: dict, row: int, dataset: Dataset) -> str:
+        user = event["user"]
+        when = pd.Timestamp(event["time"])
+        if name == "hour_rarity":
+            return f"login at {when:%H:%M}, an hour unusual for {user}"
+        if name.startswith("new_"):
+            key = name[4:]
+            label = {"country": "first login from", "city": "first login from city",
+                     "ip": "new IP", "network": "new network", "device": "new device"}[key]
+            value = str(event[key])
+            value = value if len(value) <= 60 else value[:57] + "..."
+            return f"{label} {value} for {user}{self._usual(user, key, event['time'])}"
+        if name in ("impossible_travel", "travel_speed"):
+            if not ctx.get("travel_minutes", np.array([np.nan]))[row] >= 0:
+                return ""
+            minutes = ctx["travel_minutes"][row]
+            if "travel_km" in ctx:
+                km = ctx["travel_km"][row]
+                return (f"impossible travel: {fmt(km)} km in {fmt(minutes)} min "
+                        f"({fmt(km / max(minutes / 60, 1 / 60))} km/h)")
+            return (f"country changed from {ctx['previous_country'][row]} to "
+                    f"{event['country']} within {fmt(minutes)} min")
+        if name == "user_failures_1h":
+            count = int(ctx["user_failures_1h"][row])
+            if count >= BURST:
+                return f"{count} failed logins for {user} in the last hour (brute force?)"
+            return f"failed login for {user}" if count else ""
+        if name == "ip_failed_users_1h":
+            count = int(ctx["ip_failed_users_1h"][row])
+            if count >= BURST:
+                return (f"{count} users failed to log in from {event['ip']} in the last hour "
+                        "(password spray?)")
+            return ""
+        return name

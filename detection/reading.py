@@ -1,0 +1,90 @@
+"""Read an uploaded CSV into a DataFrame: encoding, delimiter and header checks."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+from typing import BinaryIO
+
+import pandas as pd
+
+from detection.errors import DuplicateColumnError, EmptyFileError
+
+DELIMITERS = ",;\t|"
+SAMPLE_BYTES = 64 * 1024
+
+Source = str | Path | bytes | BinaryIO
+
+
+def _read_bytes(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str | Path):
+        return Path(source).read_bytes()
+    data = source.read()
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    """Return the text and the encoding used: UTF-8 (BOM or not), else latin-1."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError:
+        # latin-1 maps every byte, so it never fails; it is the usual spreadsheet export.
+        return data.decode("latin-1"), "latin-1"
+
+
+def sniff_delimiter(sample: str) -> str:
+    """Pick the delimiter among , ; tab | from the first lines of the file."""
+    lines = [line for line in sample.splitlines()[:50] if line.strip()]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        # The sniffer gives up on single-column files and ragged quoting: count instead.
+        counts = {d: lines[0].count(d) for d in DELIMITERS}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
+
+
+def read_csv(source: Source) -> pd.DataFrame:
+    """Read a CSV from a path, bytes or a binary file object.
+
+    Columns keep their names and order; values are parsed by pandas' type inference.
+
+    Raises
+    ------
+    EmptyFileError
+        The file is empty or has a header and no data rows.
+    DuplicateColumnError
+        Two columns share a name.
+    """
+    data = _read_bytes(source)
+    text, _ = _decode(data)
+    if not text.strip():
+        raise EmptyFileError("the file is empty: expected a header line and data rows")
+    delimiter = sniff_delimiter(text[:SAMPLE_BYTES])
+    header = next(csv.reader(io.StringIO(text[:SAMPLE_BYTES]), delimiter=delimiter))
+    header = [name.strip() for name in header]
+    duplicates = [name for name, n in Counter(header).items() if n > 1]
+    if duplicates:
+        raise DuplicateColumnError(
+            f"column {duplicates[0]!r} appears {Counter(header)[duplicates[0]]} times in the "
+            "header: rename one so every column has its own name"
+        )
+    frame = pd.read_csv(
+        io.StringIO(text),
+        sep=delimiter,
+        skipinitialspace=True,
+        low_memory=False,
+    )
+    frame.columns = [str(c).strip() for c in frame.columns]
+    # The index is the data row number users see in messages: row 1 follows the header.
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+    frame = frame.dropna(how="all")
+    if frame.empty:
+        raise EmptyFileError("the file has a header but no data rows")
+    return frame

@@ -1,0 +1,198 @@
+"""Generate the bundled samples with injected, labelled anomalies.
+
+Each sample gets a labels file (``<name>.labels.csv``: row, pattern, incident) that the
+detector never reads; tests and benchmarks compare flags with it. Row numbers count
+data rows from 1, as in Vigil's messages. Output is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sample_data import SAMPLE_DIR
+
+START = pd.Timestamp("2025-06-01 00:00:00")
+
+
+def _write(out: Path, name: str, frame: pd.DataFrame, labels: list[tuple[int, str, str]]):
+    frame.to_csv(out / name, index=False)
+    pd.DataFrame(labels, columns=["row", "pattern", "incident"]).sort_values("row").to_csv(
+        out / name.replace(".csv", ".labels.csv"), index=False)
+
+
+def elevators(rng: np.random.Generator, days: int = 14) -> tuple[pd.DataFrame, list]:
+    """Four elevators every 10 minutes; a vibration spike, a humidity drift, a stuck sensor."""
+    times = pd.date_range(START, periods=days * 144, freq="10min")
+    frames = []
+    for k, elevator in enumerate(["E1", "E2", "E3", "E4"]):
+        hour = times.hour.to_numpy() + times.minute.to_numpy() / 60
+        busy = np.exp(-((hour - 8.5) ** 2) / 3) + np.exp(-((hour - 17.5) ** 2) / 3)
+        weekend = (times.day_of_week >= 5).astype(float)
+        revolutions = 40 + 220 * busy * (1 - 0.6 * weekend) + rng.normal(0, 8, len(times))
+        humidity = 45 + 6 * np.sin(2 * np.pi * (hour - 15) / 24) + rng.normal(0, 1.2, len(times))
+        vibration = 18 + 2 * k + 0.03 * revolutions + rng.normal(0, 1.5, len(times))
+        frames.append(pd.DataFrame({
+            "timestamp": times, "elevator_id": elevator, "revolutions": revolutions.round(1),
+            "humidity": humidity.round(2), "vibration": vibration.round(2)}))
+    frame = pd.concat(frames, ignore_index=True)
+    labels = []
+
+    def rows(elevator, start, n):
+        idx = frame.index[(frame["elevator_id"] == elevator) & (frame["timestamp"] >= start)][:n]
+        return idx
+
+    for i, at in enumerate(["2025-06-04 11:20", "2025-06-09 15:40", "2025-06-12 03:10"]):
+        idx = rows("E2", pd.Timestamp(at), 2)
+        frame.loc[idx, "vibration"] += rng.uniform(35, 50, len(idx)).round(2)
+        labels += [(r + 1, "spike", f"vibration spike {i + 1}") for r in idx]
+    idx = rows("E3", pd.Timestamp("2025-06-07 06:00"), 144)
+    frame.loc[idx, "humidity"] += np.linspace(0, 25, len(idx)).round(2)
+    labels += [(r + 1, "drift", "humidity drift") for r in idx[48:]]  # once it is visible
+    idx = rows("E4", pd.Timestamp("2025-06-10 09:00"), 48)
+    frame.loc[idx, "vibration"] = frame.loc[idx[0], "vibration"]
+    labels += [(r + 1, "stuck", "stuck vibration sensor") for r in idx[6:]]
+    frame = frame.sort_values(["timestamp", "elevator_id"], kind="stable")
+    position = {old: new for new, old in enumerate(frame.index)}
+    frame = frame.reset_index(drop=True)
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    return frame, [(position[r - 1] + 1, p, i) for r, p, i in labels]
+
+
+def temperature(rng: np.random.Generator, days: int = 30) -> tuple[pd.DataFrame, list]:
+    """Hourly temperature with a daily cycle; a spike, a dip and a shifted afternoon."""
+    times = pd.date_range(START, periods=days * 24, freq="h")
+    value = 21 + 4 * np.sin(2 * np.pi * (times.hour.to_numpy() - 9) / 24) + rng.normal(0, 0.5, len(times))
+    labels = []
+    for at, delta, name in [(150, 12.0, "spike"), (400, -10.0, "dip")]:
+        value[at] += delta
+        labels.append((at + 1, name, f"temperature {name}"))
+    value[560:566] += 6.0
+    labels += [(r + 1, "level_shift", "temperature level shift") for r in range(560, 566)]
+    frame = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%dT%H:%M:%S"),
+                          "value": value.round(2)})
+    return frame, labels
+
+
+PLACES = [  # country, city, latitude, longitude, first two octets of local IPs
+    ("Norway", "Oslo", 59.91, 10.75, "84.208"), ("Norway", "Bergen", 60.39, 5.32, "84.210"),
+    ("Germany", "Berlin", 52.52, 13.40, "91.64"), ("Germany", "Munich", 48.14, 11.58, "91.66"),
+    ("France", "Paris", 48.86, 2.35, "90.12"), ("United Kingdom", "London", 51.51, -0.13, "81.2"),
+    ("Spain", "Madrid", 40.42, -3.70, "88.4"), ("Poland", "Warsaw", 52.23, 21.01, "83.30"),
+    ("Sweden", "Stockholm", 59.33, 18.07, "78.70"),
+]
+FOREIGN = [
+    ("Brazil", "São Paulo", -23.55, -46.63, "177.10"), ("Nigeria", "Lagos", 6.52, 3.38, "105.112"),
+    ("Russia", "Moscow", 55.76, 37.62, "95.165"), ("China", "Beijing", 39.90, 116.40, "123.112"),
+    ("Vietnam", "Hanoi", 21.03, 105.85, "113.160"), ("United States", "New York", 40.71, -74.0,
+                                                      "72.229"),
+]
+DEVICES = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/126.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+]
+ATTACK_DEVICES = ["python-requests/2.31.0", "curl/8.4.0",
+                  "Mozilla/5.0 (Windows NT 6.1; rv:52.0) Gecko/20100101 Firefox/52.0"]
+
+
+def logins(rng: np.random.Generator, users: int = 200, days: int = 30):
+    """Workday logins; takeovers, impossible travel, brute force and password spray."""
+    names = [f"user{i:03d}" for i in range(users)]
+    events: list[dict] = []
+
+    def event(user, time, place, ip, device, success, incident=None, pattern=None):
+        country, city, lat, lon, _ = place
+        events.append({"timestamp": time, "user": user, "ip_address": ip, "country": country,
+                       "city": city, "latitude": lat, "longitude": lon, "device": device,
+                       "success": success, "_pattern": pattern, "_incident": incident})
+
+    profiles = {}
+    for user in names:
+        place = PLACES[rng.integers(len(PLACES))]
+        ips = [f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}" for _ in range(2)]
+        devices = list(rng.choice(DEVICES, size=rng.integers(1, 3), replace=False))
+        start = rng.uniform(7, 10)
+        profiles[user] = (place, ips, devices, start)
+        for day in range(days):
+            date = START + pd.Timedelta(days=day)
+            weekend = date.day_of_week >= 5
+            count = rng.poisson(0.3 if weekend else 2.2)
+            for _ in range(count):
+                hour = start + rng.uniform(0, 9)
+                time = date + pd.Timedelta(hours=hour)
+                ip = ips[rng.integers(len(ips))]
+                device = devices[rng.integers(len(devices))]
+                if rng.random() < 0.03:  # a typo first
+                    event(user, time - pd.Timedelta(seconds=40), place, ip, device, False)
+                event(user, time, place, ip, device, True)
+    # Legitimate trips: a plausible gap and a new city, now and then.
+    for user in rng.choice(names, size=6, replace=False):
+        place, ips, devices, start = profiles[user]
+        trip = PLACES[(PLACES.index(place) + 3) % len(PLACES)]
+        day = START + pd.Timedelta(days=int(rng.integers(10, 25)), hours=start + 2)
+        event(user, day, trip, f"{trip[4]}.7.{rng.integers(2, 250)}", devices[0], True)
+
+    victims = iter(rng.permutation(names))
+    for k in range(8):  # account takeover: foreign place, new IP and device, at night
+        user = next(victims)
+        place = FOREIGN[k % len(FOREIGN)]
+        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(1, 4)))
+        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
+        device = ATTACK_DEVICES[k % len(ATTACK_DEVICES)]
+        for j in range(2):
+            event(user, time + pd.Timedelta(minutes=7 * j), place, ip, device, True,
+                  f"account takeover {k + 1}", "account_takeover")
+    for k in range(5):  # impossible travel: home, then far away within the hour
+        user = next(victims)
+        place, ips, devices, start = profiles[user]
+        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=start + 1)
+        event(user, time, place, ips[0], devices[0], True)
+        far = FOREIGN[(k + 2) % len(FOREIGN)]
+        event(user, time + pd.Timedelta(minutes=int(rng.integers(15, 50))), far,
+              f"{far[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}", devices[0], True,
+              f"impossible travel {k + 1}", "impossible_travel")
+    for k in range(3):  # brute force: one account, many failures from one address
+        user = next(victims)
+        place = FOREIGN[(k + 1) % len(FOREIGN)]
+        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
+        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(0, 24)))
+        for j in range(int(rng.integers(20, 35))):
+            event(user, time + pd.Timedelta(seconds=50 * j), place, ip, ATTACK_DEVICES[0],
+                  False, f"brute force {k + 1}", "brute_force")
+    for k in range(2):  # password spray: one address, one try at many accounts
+        place = FOREIGN[(k + 3) % len(FOREIGN)]
+        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
+        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(0, 24)))
+        for j, user in enumerate(rng.choice(names, size=30, replace=False)):
+            event(user, time + pd.Timedelta(seconds=70 * j), place, ip, ATTACK_DEVICES[1],
+                  False, f"password spray {k + 1}", "password_spray")
+
+    frame = pd.DataFrame(events).sort_values("timestamp", kind="stable").reset_index(drop=True)
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    labelled = frame["_pattern"].notna()
+    labels = [(i + 1, p, n) for i, p, n in zip(frame.index[labelled], frame.loc[labelled, "_pattern"],
+                                               frame.loc[labelled, "_incident"], strict=True)]
+    return frame.drop(columns=["_pattern", "_incident"]), labels
+
+
+def generate(out: Path = SAMPLE_DIR, seed: int = 7) -> list[Path]:
+    """Write every sample and its labels to ``out``; return the sample paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for offset, (name, make) in enumerate(
+            [("elevators.csv", elevators), ("temperature.csv", temperature),
+             ("logins.csv", logins)]):
+        frame, labels = make(np.random.default_rng(seed + offset))
+        _write(out, name, frame, labels)
+        written.append(out / name)
+    return written
+
+
+if __name__ == "__main__":
+    for path in generate():
+        print(path)
