@@ -16,8 +16,8 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/vigil db upgrade
-	$(BIN)/streamlit run app/main.py
+	@if [ -f app/main.py ]; then $(BIN)/streamlit run app/main.py; \
+	else echo "The dashboard is not built yet: use '.venv/bin/vigil score sample_data/logins.csv' (see README)."; fi
 
 test: $(STAMP)
 	$(BIN)/ruff check .

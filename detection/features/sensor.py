@@ -46,6 +46,15 @@ def _per_block(func, values: np.ndarray, blocks) -> np.ndarray:
     return out
 
 
+def _moving(func, values: np.ndarray, blocks, window: int, min_count: int) -> np.ndarray:
+    """A bottleneck moving statistic per entity block (short blocks get a short window)."""
+    def one(v: np.ndarray) -> np.ndarray:
+        w = max(1, min(window, v.size))
+        return func(v, w, min_count=max(1, min(min_count, w)))
+
+    return _per_block(one, values, blocks)
+
+
 def _shift(values: np.ndarray, blocks) -> np.ndarray:
     """The previous row's value within the same entity; NaN for each entity's first row."""
     out = np.empty_like(values)
@@ -107,8 +116,7 @@ class SensorFeatures:
                 self.tod_[name] = tod
             steps = z - _shift(z, blocks)
             self.step_scale_[name] = max(robust_center_scale(steps)[1], 0.05)
-            std = _per_block(lambda v: bn.move_std(v, self.window, min_count=self.window // 2),
-                             z, blocks)
+            std = _moving(bn.move_std, z, blocks, self.window, self.window // 2)
             self.spread_typical_[name] = float(np.nanmedian(std)) if np.isfinite(std).any() else 1.0
         features = self.transform(dataset)
         X = features.X.to_numpy()
@@ -167,17 +175,15 @@ class SensorFeatures:
 
         for name in self.metrics_:
             z = self._standardise(dataset, name)[order]
-            median = _per_block(lambda v: bn.move_median(v, w, min_count=MIN_HISTORY), z, blocks)
-            mad = _per_block(
-                lambda v: bn.move_median(v, w, min_count=MIN_HISTORY), np.abs(z - median), blocks
-            )
+            median = _moving(bn.move_median, z, blocks, w, MIN_HISTORY)
+            mad = _moving(bn.move_median, np.abs(z - median), blocks, w, MIN_HISTORY)
             prev_median, prev_mad = _shift(median, blocks), _shift(mad, blocks)
             local = (z - prev_median) / np.maximum(1.4826 * prev_mad, LOCAL_FLOOR)
             step = (z - _shift(z, blocks)) / self.step_scale_[name]
-            std = _per_block(lambda v: bn.move_std(v, w, min_count=w // 2), z, blocks)
+            std = _moving(bn.move_std, z, blocks, w, w // 2)
             spread = np.log(np.nan_to_num(std, nan=self.spread_typical_[name]) + SPREAD_FLOOR) - \
                 np.log(self.spread_typical_[name] + SPREAD_FLOOR)
-            trend = _per_block(lambda v: bn.move_mean(v, w, min_count=1), z, blocks)
+            trend = _moving(bn.move_mean, z, blocks, w, 1)
             # asinh keeps the sign and order but tames the huge ratios a quiet window gives,
             # which would otherwise dominate the forest's random splits.
             kinds = {"level": z, "vs_recent": np.arcsinh(np.nan_to_num(local)),

@@ -1,0 +1,1 @@
+"""Email alerts: policy, message building and delivery (coming with the alerting issue)."""

@@ -1,0 +1,1 @@
+"""Vigil's application layer: settings, use cases, CLI and the Streamlit dashboard."""

@@ -1,0 +1,40 @@
+"""One Settings object, read from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+
+
+class Settings(BaseSettings):
+    """Every setting Vigil reads. Only the app layer reads settings; lower layers take
+    explicit arguments."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore")
+
+    database_url: str = f"sqlite:///{DATA_DIR / 'vigil.db'}"
+    model_dir: Path = DATA_DIR / "models"
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_from: str = "vigil@localhost"
+    alert_to_security: str = ""
+    alert_to_maintenance: str = ""
+    alert_min_severity: Literal["low", "medium", "high", "critical"] = "high"
+    alert_outbox_dir: Path = DATA_DIR / "outbox"
+    dashboard_url: str = "http://localhost:8501"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Persistence: saved models (a folder for now), later runs and anomalies in a database."""

@@ -1,0 +1,87 @@
+"""The `vigil` command, run as users run it: a subprocess."""
+
+import io
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from detection import SCORE_COLUMNS
+from sample_data import sample_path
+
+
+def vigil(*args, tmp_path, stdin=None):
+    env = {**os.environ, "MODEL_DIR": str(tmp_path / "models")}
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, input=stdin, timeout=300)
+
+
+def test_score_writes_input_columns_plus_scores_to_stdout(tmp_path):
+    run = vigil("score", sample_path("temperature.csv"), tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = pd.read_csv(io.StringIO(run.stdout))
+    assert list(out.columns) == ["timestamp", "value", *SCORE_COLUMNS]
+    assert len(out) == 720
+    assert out["is_anomaly"].sum() > 0
+    assert "flagged" in run.stderr
+
+
+def test_train_then_score_with_the_model(tmp_path):
+    train = vigil("train", sample_path("elevators.csv"), "--profile", "sensor", tmp_path=tmp_path)
+    assert train.returncode == 0, train.stderr
+    version = train.stdout.strip().splitlines()[-1].split()[-1]
+    listed = vigil("models", tmp_path=tmp_path)
+    assert version in listed.stdout
+    out = tmp_path / "scored.csv"
+    score = vigil("score", sample_path("elevators.csv"), "--model", version, "--out", out,
+                  tmp_path=tmp_path)
+    assert score.returncode == 0, score.stderr
+    assert pd.read_csv(out).shape[0] == 8064
+
+
+def test_zscore_options(tmp_path):
+    run = vigil("score", sample_path("temperature.csv"), "--detector", "zscore", "--mean", "21",
+                "--std", "3", "--multiplier", "3", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = pd.read_csv(io.StringIO(run.stdout))
+    assert set(out.loc[out["is_anomaly"] == 1, "value"].map(lambda v: abs(v - 21) > 9)) == {True}
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ("", (), "error: the file is empty"),
+        ("timestamp,value\n", (), "error: the file has a header but no data rows"),
+        ("timestamp,value\n2025-01-01,1\nnope,2\n", (), "error: column 'timestamp': 1 value(s) are not dates (row 2)"),
+        ("a,a\n1,2\n", (), "error: column 'a' appears 2 times"),
+        ("timestamp,value\n" + "".join(f"2025-01-0{i},{i}\n" for i in range(1, 6)), (),
+         "error: the baseline has 5 row(s); at least 20 are needed"),
+        ("a,b\n1,2\n3,5\n", ("--model", "missing-version"),
+         "error: no model with version 'missing-version'"),
+        ("a,b\n1,2\n3,5\n", ("--mean", "3"), "error: --mean, --std and --multiplier go with"),
+    ],
+)
+def test_bad_input_exits_2_with_one_error_line(tmp_path, content, args, message):
+    path = tmp_path / "in.csv"
+    path.write_text(content)
+    run = vigil("score", path, *args, tmp_path=tmp_path)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_missing_file(tmp_path):
+    run = vigil("score", "nope.csv", tmp_path=tmp_path)
+    assert run.returncode == 2 and run.stderr.strip() == "error: nope.csv: no such file"
+
+
+def test_output_is_formula_safe(tmp_path):
+    rows = "".join(f"2025-01-01 {h:02d}:00,{h % 5},=HYPERLINK(\"x\")\n" for h in range(24))
+    path = tmp_path / "in.csv"
+    path.write_text("timestamp,value,note\n" + rows)
+    run = vigil("score", path, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "'=HYPERLINK" in run.stdout and "\n=HYPERLINK" not in run.stdout.replace(",=", "\n=")

@@ -1,0 +1,106 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from detection import map_columns, prepare, read_csv
+from detection.errors import (
+    ColumnMappingError,
+    NoNumericColumnError,
+    ParameterError,
+    TimestampError,
+)
+from tests.conftest import sensor_frame, to_csv_bytes
+
+
+@pytest.mark.parametrize(
+    ("columns", "role", "expected"),
+    [
+        (["Login Timestamp", "User ID", "IP Address"], "timestamp", "Login Timestamp"),
+        (["Login Timestamp", "User ID", "IP Address"], "user", "User ID"),
+        (["Login Timestamp", "User ID", "IP Address"], "ip", "IP Address"),
+        (["time", "username", "src_ip"], "ip", "src_ip"),
+        (["event_time", "account", "Country", "City"], "city", "City"),
+        (["date", "User Agent String"], "device", "User Agent String"),
+        (["ts", "Login Successful"], "success", "Login Successful"),
+        (["timestamp", "elevator_id", "vibration"], "entity", "elevator_id"),
+        (["timestamp", "lat", "lon"], "latitude", "lat"),
+    ],
+)
+def test_columns_are_mapped_by_synonyms(columns, role, expected):
+    assert getattr(map_columns(columns), role) == expected
+
+
+def test_caller_overrides_the_mapping():
+    mapping = map_columns(["when", "who", "addr"], {"timestamp": "when", "user": "who", "ip": "addr"})
+    assert (mapping.timestamp, mapping.user, mapping.ip) == ("when", "who", "addr")
+    with pytest.raises(ColumnMappingError, match="column 'nope' given for user is not in the file"):
+        map_columns(["a"], {"user": "nope"})
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "profile"),
+    [
+        ("timestamp,user,ip_address", "2025-01-01 10:00,alice,10.0.0.1", "login"),
+        ("time,username,country", "2025-01-01 10:00,alice,Norway", "login"),
+        ("timestamp,value", "2025-01-01 10:00,3.5", "sensor"),
+        ("timestamp,elevator_id,vibration,humidity", "2025-01-01 10:00,E1,3.5,40", "sensor"),
+        ("a,b", "1.0,2.0", "generic"),
+    ],
+)
+def test_profile_is_detected(header, row, profile):
+    rows = "\n".join(row.replace("3.5", str(3.5 + i)).replace("1.0", str(i)) for i in range(5))
+    assert prepare(read_csv(f"{header}\n{rows}\n".encode())).profile == profile
+
+
+def test_forced_profile_checks_its_columns():
+    frame = read_csv(b"timestamp,value\n2025-01-01,1\n2025-01-02,2\n")
+    with pytest.raises(ColumnMappingError, match="login profile needs a user"):
+        prepare(frame, profile="login")
+    with pytest.raises(ParameterError, match="profile must be one of"):
+        prepare(frame, profile="weird")
+
+
+def test_bad_timestamps_name_column_and_rows():
+    data = b"timestamp,value\n2025-01-01,1\nnot a date,2\n2025-01-03,3\nyesterday,4\n"
+    with pytest.raises(TimestampError, match=r"column 'timestamp': 2 value\(s\) are not dates \(rows 2, 4\)"):
+        prepare(read_csv(data))
+
+
+def test_no_numeric_column_is_an_error():
+    with pytest.raises(NoNumericColumnError, match="no usable numeric column"):
+        prepare(read_csv(b"name,colour\na,red\nb,blue\n"))
+
+
+def test_every_constant_column_is_an_error():
+    with pytest.raises(NoNumericColumnError, match="every numeric column is constant"):
+        prepare(read_csv(b"timestamp,value\n2025-01-01,1\n2025-01-02,1\n"))
+
+
+def test_tolerated_problems_become_warnings():
+    frame = sensor_frame(50)
+    frame["constant"] = 7
+    frame["note"] = "kept"
+    frame.loc[[3, 9], "temperature"] = np.nan
+    frame = frame.iloc[::-1]  # unsorted
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    text = " | ".join(dataset.warnings)
+    assert "not in time order" in text
+    assert "'constant'" in text and "ignored" in text
+    assert "'temperature': 2 missing value(s) filled" in text
+    assert list(dataset.metrics.columns) == ["temperature", "vibration"]
+    assert not dataset.metrics.isna().any().any()
+    assert "note" in dataset.frame.columns
+
+
+def test_mostly_numeric_text_column_counts_non_numbers_as_missing():
+    rows = "\n".join(f"2025-01-01 {h:02d}:00,{h}.5" for h in range(20))
+    data = f"timestamp,value\n{rows}\n2025-01-02 00:00,oops\n".encode()
+    dataset = prepare(read_csv(data))
+    assert "1 non-numeric value(s) treated as missing (row 21)" in dataset.warnings[0]
+
+
+def test_epoch_seconds_are_timestamps():
+    data = "time,value\n" + "\n".join(f"{1_700_000_000 + 60 * i},{i % 7}" for i in range(30))
+    dataset = prepare(read_csv(data.encode()))
+    assert dataset.profile == "sensor"
+    assert dataset.time.iloc[0] == pd.Timestamp("2023-11-14 22:13:20")

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from detection.calibration import Calibration, severity
+from detection.detectors import DETECTORS, IsolationForestDetector, ZScoreDetector, make_detector
+from detection.errors import ParameterError
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 3))
+    outliers = np.array([[8.0, 8.0, 0], [-6.0, -9.0, 6.0], [7.0, 7.0, 7.0]])
+    return X, outliers
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_contract_higher_is_more_anomalous(name, data):
+    X, outliers = data
+    # Fitted on the rows it scores (the default when no model is chosen).
+    detector = make_detector(name).fit(np.concatenate([X, outliers]))
+    normal, odd = detector.score_samples(X), detector.score_samples(outliers)
+    assert odd.min() > np.quantile(normal, 0.95)
+    assert odd.max() > normal.max()
+    assert np.isfinite(detector.threshold(normal))
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_deterministic(name, data):
+    X, _ = data
+    a = make_detector(name).fit(X).score_samples(X)
+    b = make_detector(name).fit(X).score_samples(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_zscore_uses_given_mean_std_and_multiplier():
+    detector = ZScoreDetector(mean=20.0, std=2.0, multiplier=3.0).fit(np.zeros((5, 1)))
+    scores = detector.score_samples(np.array([[20.0], [25.0], [27.0], [13.0]]))
+    np.testing.assert_allclose(scores, [0.0, 2.5, 3.5, 3.5])
+    assert detector.threshold(scores) == 3.0
+
+
+def test_robust_zscore_ignores_baseline_outliers():
+    X = np.concatenate([np.random.default_rng(0).normal(10, 1, (500, 1)), [[1000.0]] * 20])
+    classic = ZScoreDetector().fit(X).score_samples([[15.0]])[0]
+    robust = ZScoreDetector(robust=True).fit(X).score_samples([[15.0]])[0]
+    assert classic < 1 < 4 < robust
+
+
+def test_forest_threaded_scoring_equals_serial(data):
+    X, _ = data
+    X = np.tile(X, (40, 1))  # several chunks
+    threaded = IsolationForestDetector(n_jobs=2).fit(X)
+    serial = IsolationForestDetector(n_jobs=1).fit(X)
+    np.testing.assert_allclose(threaded.score_samples(X), serial.score_samples(X))
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("isolation_forest", {"contamination": 0.7}, "contamination must be between 0 and 0.5"),
+        ("zscore", {"multiplier": 0}, "multiplier must be positive"),
+        ("zscore", {"std": -1.0}, "std must be positive"),
+    ],
+)
+def test_bad_parameters_are_named(name, params, message):
+    with pytest.raises(ParameterError, match=message):
+        make_detector(name, **params).fit(np.ones((30, 2)) + np.arange(30)[:, None])
+
+
+def test_unknown_detector():
+    with pytest.raises(ParameterError, match="detector must be one of"):
+        make_detector("magic")
+
+
+def test_calibration_is_monotonic_and_anchored():
+    train = np.random.default_rng(0).gamma(2.0, size=5000)
+    threshold = float(np.quantile(train, 0.99))
+    cal = Calibration.fit(train, threshold)
+    raw = np.linspace(train.min() - 5, train.max() + 5, 2000)
+    scores = cal.transform(raw)
+    assert (np.diff(scores) > 0).all()
+    assert scores.min() >= 0 and scores.max() <= 100
+    assert cal.transform([threshold])[0] == pytest.approx(50)
+    assert cal.transform([np.median(train)])[0] == pytest.approx(10)
+    assert cal.transform([train.max()])[0] == pytest.approx(97)
+
+
+def test_severity_bands():
+    scores = np.array([10, 50, 50.1, 69.9, 70, 85, 95, 100])
+    assert list(severity(scores)) == ["none", "none", "low", "low", "medium", "high", "critical",
+                                      "critical"]

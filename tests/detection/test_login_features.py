@@ -1,0 +1,111 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from detection import fit, fit_score, prepare, read_csv
+from tests.conftest import to_csv_bytes
+
+
+def history(users=("alice", "bob", "carol"), days=20):
+    rows = []
+    for d in range(days):
+        for k, user in enumerate(users):
+            rows.append({"timestamp": pd.Timestamp("2025-05-01 09:00") + pd.Timedelta(days=d, minutes=10 * k),
+                         "user": user, "ip": f"10.0.{k}.5", "country": "Norway", "city": "Oslo",
+                         "lat": 59.9, "lon": 10.75, "device": "Firefox", "success": "true"})
+    return pd.DataFrame(rows)
+
+
+def features(frame, **params):
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    model, result = fit_score(dataset, **params)
+    return model.featurizer.fit_transform(dataset).X, result.frame
+
+
+def add(frame, **row):
+    base = {"ip": "10.0.0.5", "country": "Norway", "city": "Oslo", "lat": 59.9, "lon": 10.75,
+            "device": "Firefox", "success": "true"}
+    return pd.concat([frame, pd.DataFrame([{**base, **row}])], ignore_index=True)
+
+
+def test_novelty_uses_only_earlier_events():
+    frame = add(history(), timestamp=pd.Timestamp("2025-05-25 10:00"), user="alice",
+                ip="200.1.2.3", country="Brazil", city="Rio", lat=-22.9, lon=-43.2, device="curl")
+    X, scored = features(frame)
+    last = X.iloc[-1]
+    assert last["new_country"] == last["new_ip"] == last["new_network"] == last["new_device"] == 1
+    assert (X.iloc[:-1]["new_country"] == 0).all()
+    assert scored.iloc[-1]["is_anomaly"] == 1
+    assert "first login from Brazil for alice (usual: Norway)" in scored.iloc[-1]["reasons"]
+
+
+def test_appending_later_events_leaves_earlier_features_unchanged():
+    frame = history()
+    before, _ = features(frame)
+    later = add(frame, timestamp=pd.Timestamp("2025-06-01 03:00"), user="bob", ip="1.2.3.4",
+                country="Chile", device="curl", success="false")
+    after, _ = features(later)
+    pd.testing.assert_frame_equal(before, after.iloc[:-1])
+
+
+def test_users_with_little_history_are_learning_not_novel():
+    frame = add(history(users=tuple("abcdefg"), days=3), timestamp=pd.Timestamp("2025-05-04 09:00"), user="dave",
+                country="Spain")
+    X, scored = features(frame)
+    assert X.iloc[-1]["new_country"] == 0
+
+
+def test_impossible_travel_from_coordinates():
+    frame = add(history(), timestamp=pd.Timestamp("2025-05-20 09:30"), user="alice",
+                country="Japan", city="Tokyo", lat=35.7, lon=139.7)
+    frame = frame.sort_values("timestamp", kind="stable")
+    X, scored = features(frame)
+    row = scored[scored["country"] == "Japan"].iloc[0]
+    assert X.loc[row.name, "impossible_travel"] == 1
+    assert "impossible travel" in row["reasons"]
+
+
+def test_brute_force_and_password_spray_counts():
+    frame = history()
+    start = pd.Timestamp("2025-05-22 02:00")
+    for i in range(12):
+        frame = add(frame, timestamp=start + pd.Timedelta(seconds=30 * i), user="carol",
+                    ip="66.6.6.6", success="false")
+    for i, user in enumerate(["alice", "bob", "erin", "frank", "gus"]):
+        frame = add(frame, timestamp=start + pd.Timedelta(hours=3, minutes=i), user=user,
+                    ip="77.7.7.7", success="false")
+    X, scored = features(frame, contamination=0.2)
+    assert np.expm1(X["user_failures_1h"].iloc[-6]).round() == 12
+    assert np.expm1(X["ip_failed_users_1h"].iloc[-1]).round() == 5
+    assert "12 failed logins for carol in the last hour" in scored.iloc[-6]["reasons"]
+
+
+def test_ip_addresses_are_text_and_networks_are_prefixes():
+    from detection.features.login import _network
+
+    nets = _network(pd.Series(["10.1.2.3", "10.1.2.200", "2001:db8:1:2::5"]))
+    assert list(nets) == ["10.1.2.0/24", "10.1.2.0/24", "2001:db8:1::/48"]
+
+
+def test_model_history_makes_a_baseline_user_known():
+    from sample_data import sample_path
+
+    baseline = read_csv(sample_path("logins.csv"))
+    model = fit(prepare(baseline))
+    known = baseline[baseline["user"] == "user010"].iloc[-1].to_dict()
+    new = pd.DataFrame([
+        {**known, "timestamp": "2025-07-02 09:00:00"},  # same place and device: normal
+        {**known, "timestamp": "2025-07-02 10:00:00", "country": "Peru", "city": "Lima",
+         "latitude": -12.0, "longitude": -77.0, "ip_address": "190.2.3.4", "device": "curl/8"},
+    ])
+    result = model.score(prepare(read_csv(to_csv_bytes(new)))).frame
+    assert list(result["is_anomaly"]) == [0, 1]
+    assert "impossible travel" in result["reasons"].iloc[-1]
+    assert "new device curl/8 for user010" in result["reasons"].iloc[-1]
+
+
+@pytest.mark.parametrize("value", ["true", "1", "success", "Succeeded", "yes"])
+def test_success_words(value):
+    from detection.dataset import parse_success
+
+    assert parse_success(pd.Series([value]), "success").iloc[0]

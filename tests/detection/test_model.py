@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from detection import SCORE_COLUMNS, Model, fit, fit_score, prepare, read_csv
+from detection.errors import ModelMismatchError, TooFewRowsError
+from tests.conftest import sensor_frame, to_csv_bytes
+
+
+def dataset(frame):
+    return prepare(read_csv(to_csv_bytes(frame)))
+
+
+def test_fit_on_baseline_then_score_another_file():
+    model = fit(dataset(sensor_frame(1500, seed=1)))
+    new = sensor_frame(300, seed=2)
+    new.loc[150, "vibration"] = 30.0
+    result = model.score(dataset(new))
+    frame = result.frame
+    assert list(frame.columns) == list(new.columns) + list(SCORE_COLUMNS)
+    assert frame["anomaly_score"].between(0, 100).all()
+    top = frame["anomaly_score"].idxmax()
+    assert top == 151  # data row numbers start at 1
+    assert frame.loc[top, "is_anomaly"] == 1
+    assert frame.loc[top, "severity"] in ("high", "critical")
+    assert "vibration 30.0" in frame.loc[top, "reasons"]
+    assert (frame.loc[frame["is_anomaly"] == 0, "severity"] == "none").all()
+    assert (frame.loc[frame["is_anomaly"] == 0, "reasons"] == "").all()
+
+
+def test_metadata_is_complete_and_round_trips():
+    base = dataset(sensor_frame(400))
+    model = fit(base, contamination=0.02)
+    meta = model.metadata
+    for key in ("version", "created", "profile", "detector", "parameters", "features",
+                "training_rows", "training_hash", "libraries", "threshold", "threshold_note"):
+        assert key in meta
+    assert meta["parameters"]["contamination"] == 0.02
+    assert meta["training_rows"] == 400 and meta["profile"] == "sensor"
+    loaded = Model.from_bytes(model.to_bytes())
+    pd.testing.assert_frame_equal(loaded.score(base).frame, model.score(base).frame)
+
+
+def test_same_input_and_seed_same_scores():
+    frame = sensor_frame(500)
+    a = fit_score(dataset(frame))[1].frame
+    b = fit_score(dataset(frame))[1].frame
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_fit_score_equals_fit_then_score():
+    data = dataset(sensor_frame(500))
+    model, once = fit_score(data)
+    np.testing.assert_allclose(once.frame["anomaly_score"], model.score(data).frame["anomaly_score"])
+
+
+def test_model_rejects_a_file_of_another_shape():
+    model = fit(dataset(sensor_frame(300)))
+    other = sensor_frame(300).drop(columns=["vibration"])
+    with pytest.raises(ModelMismatchError, match="this file lacks 'vibration'"):
+        model.score(dataset(other))
+    logins = prepare(read_csv(b"timestamp,user,ip\n2025-01-01 10:00,a,10.0.0.1\n"))
+    with pytest.raises(ModelMismatchError, match="scores sensor files; this file was read as login"):
+        model.score(logins)
+
+
+def test_too_few_rows_says_the_minimum():
+    with pytest.raises(TooFewRowsError, match="at least 20 are needed"):
+        fit(dataset(sensor_frame(8)))
+
+
+def test_zscore_detector_with_fixed_parameters():
+    frame = sensor_frame(200)
+    frame.loc[50, "temperature"] = 60.0
+    model, result = fit_score(dataset(frame), detector="zscore", mean=20.0, std=3.0, multiplier=4.0)
+    flagged = result.frame[result.frame["is_anomaly"] == 1]
+    assert list(flagged.index) == [51]
+    assert "standard deviations" in model.metadata["threshold_note"]
+
+
+def test_output_keeps_file_order_when_timestamps_are_unsorted():
+    frame = sensor_frame(300).sample(frac=1.0, random_state=3)
+    result = fit_score(dataset(frame))[1]
+    assert list(result.frame["timestamp"]) == list(frame["timestamp"])
+    assert any("not in time order" in w for w in result.warnings)

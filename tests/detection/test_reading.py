@@ -1,0 +1,52 @@
+import pandas as pd
+import pytest
+
+from detection import read_csv
+from detection.errors import DuplicateColumnError, EmptyFileError
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
+def test_delimiter_is_sniffed(sep):
+    data = f"timestamp{sep}value{sep}note\n2025-01-01 00:00{sep}1.5{sep}a\n2025-01-01 01:00{sep}2.5{sep}b\n"
+    frame = read_csv(data.encode())
+    assert list(frame.columns) == ["timestamp", "value", "note"]
+    assert frame["value"].tolist() == [1.5, 2.5]
+
+
+def test_utf8_bom_and_latin1_are_read():
+    bom = "\ufeffuser,city\nåse,Tromsø\n".encode("utf-8")
+    assert read_csv(bom).columns[0] == "user"
+    latin = "user,city\nåse,Tromsø\n".encode("latin-1")
+    assert read_csv(latin)["city"].iloc[0] == "Tromsø"
+
+
+def test_quoted_fields_keep_delimiters():
+    data = b'user,device\nalice,"Mozilla/5.0 (X11; Linux, x86_64)"\n'
+    assert read_csv(data)["device"].iloc[0] == "Mozilla/5.0 (X11; Linux, x86_64)"
+
+
+def test_index_is_the_data_row_number():
+    frame = read_csv(b"a,b\n1,2\n3,4\n5,6\n")
+    assert list(frame.index) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (b"", EmptyFileError, "the file is empty"),
+        (b"   \n\n", EmptyFileError, "the file is empty"),
+        (b"timestamp,value\n", EmptyFileError, "header but no data rows"),
+        (b"a,b,a\n1,2,3\n", DuplicateColumnError, "column 'a' appears 2 times"),
+    ],
+)
+def test_unreadable_files_say_what_is_wrong(data, error, message):
+    with pytest.raises(error, match=message):
+        read_csv(data)
+
+
+def test_reads_from_path_and_file_object(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    assert read_csv(path).shape == (1, 2)
+    with path.open("rb") as handle:
+        pd.testing.assert_frame_equal(read_csv(handle), read_csv(path))
