@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from detection.dataset import Dataset
+from detection.errors import ModelMismatchError
 
 
 @dataclass
@@ -40,6 +41,18 @@ class Featurizer(Protocol):
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         """Plain-language reasons for the rows at positions ``rows`` (file order)."""
         ...
+
+
+def trained_metrics(dataset: Dataset, names: list[str]) -> pd.DataFrame:
+    """The metric columns a model was trained on, or a ModelMismatchError naming the gap."""
+    have = [] if dataset.metrics is None else list(dataset.metrics.columns)
+    missing = [c for c in names if c not in have]
+    if missing:
+        raise ModelMismatchError(
+            f"the model was trained on column(s) {', '.join(map(repr, names))}; "
+            f"this file lacks {', '.join(map(repr, missing))}"
+        )
+    return dataset.metrics[names]
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:

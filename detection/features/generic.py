@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 
 from detection.dataset import Dataset
-from detection.errors import ModelMismatchError
-from detection.features.base import FeatureSet, level_phrase, rank_features, robust_center_scale
+from detection.features.base import (
+    FeatureSet,
+    level_phrase,
+    rank_features,
+    robust_center_scale,
+    trained_metrics,
+)
 
 
 class GenericFeatures:
@@ -26,15 +31,7 @@ class GenericFeatures:
         return self.fit(dataset).transform(dataset)
 
     def level_columns(self, dataset: Dataset, features: FeatureSet | None = None) -> pd.DataFrame:
-        if dataset.metrics is None:
-            raise ModelMismatchError("the model needs numeric columns")
-        missing = [c for c in self.feature_names_ if c not in dataset.metrics.columns]
-        if missing:
-            raise ModelMismatchError(
-                f"the model was trained on column(s) {', '.join(map(repr, self.feature_names_))}; "
-                f"this file lacks {', '.join(map(repr, missing))}"
-            )
-        return dataset.metrics[self.feature_names_]
+        return trained_metrics(dataset, self.feature_names_)
 
     def transform(self, dataset: Dataset) -> FeatureSet:
         values = self.level_columns(dataset).to_numpy(dtype="float64")

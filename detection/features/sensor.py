@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from detection.dataset import Dataset
-from detection.errors import ModelMismatchError
 from detection.features.base import (
     FeatureSet,
     fmt,
     level_phrase,
     rank_features,
     robust_center_scale,
+    trained_metrics,
 )
 
 KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend")
@@ -154,14 +154,7 @@ class SensorFeatures:
         return table[inverse, 0], table[inverse, 1]
 
     def transform(self, dataset: Dataset) -> FeatureSet:
-        if dataset.metrics is None:
-            raise ModelMismatchError("the sensor model needs numeric metric columns")
-        missing = [m for m in self.metrics_ if m not in dataset.metrics.columns]
-        if missing:
-            raise ModelMismatchError(
-                f"the model was trained on column(s) {', '.join(map(repr, self.metrics_))}; "
-                f"this file lacks {', '.join(map(repr, missing))}"
-            )
+        trained_metrics(dataset, self.metrics_)
         order, blocks, hours = self._order(dataset)
         n = len(dataset)
         columns: dict[str, np.ndarray] = {}

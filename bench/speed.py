@@ -1,0 +1,116 @@
+"""Speed and memory, end to end, against a naive pipeline measured in the same run.
+
+    .venv/bin/python bench/speed.py [--rows 1000000]
+
+1. 1,000,000 sensor rows (three metrics) through `vigil score` versus the naive
+   pipeline (read_csv; IsolationForest(contamination=0.01).fit; decision_function and
+   predict on every row). Targets: at least 3x faster, peak memory at most 1 GB.
+2. 1,000,000 login events through `vigil score`. Targets: at most 60 s, at most 3 GB.
+
+Each pipeline runs in its own process; peak memory is that process's max RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NAIVE = """
+import sys, pandas as pd
+from sklearn.ensemble import IsolationForest
+frame = pd.read_csv(sys.argv[1])
+X = frame[["revolutions", "humidity", "vibration"]]
+forest = IsolationForest(contamination=0.01, random_state=0).fit(X)
+frame["score"] = forest.decision_function(X)
+frame["anomaly"] = forest.predict(X)
+frame.to_csv(sys.argv[2], index=False)
+"""
+
+MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+elapsed = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(code, elapsed, peak)
+"""
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of ``cmd`` in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
+                         check=True)
+    code, elapsed, peak = out.stdout.split()
+    if code != "0":
+        raise SystemExit(f"{' '.join(cmd)} exited {code}")
+    return float(elapsed), float(peak)
+
+
+def sensor_csv(path: Path, rows: int) -> None:
+    rng = np.random.default_rng(0)
+    entities = 10
+    per = rows // entities
+    times = pd.date_range("2024-01-01", periods=per, freq="1min").strftime("%Y-%m-%d %H:%M:%S")
+    frame = pd.DataFrame({
+        "timestamp": np.tile(times, entities),
+        "elevator_id": np.repeat([f"E{i}" for i in range(entities)], per),
+        "revolutions": rng.normal(120, 30, per * entities).round(1),
+        "humidity": rng.normal(45, 3, per * entities).round(2),
+        "vibration": rng.normal(20, 2, per * entities).round(2),
+    })
+    frame.to_csv(path, index=False)
+
+
+def login_csv(path: Path, rows: int) -> None:
+    rng = np.random.default_rng(1)
+    users = rows // 150
+    user = rng.integers(0, users, rows)
+    country = np.array(["Norway", "Germany", "France", "Spain", "Poland"])[user % 5]
+    seconds = np.sort(rng.integers(0, 90 * 86400, rows))
+    frame = pd.DataFrame({
+        "timestamp": pd.to_datetime(seconds, unit="s", origin="2024-01-01")
+        .strftime("%Y-%m-%d %H:%M:%S"),
+        "user": np.char.add("user", user.astype(str)),
+        "ip_address": np.char.add(np.char.add("10.", (user % 250).astype(str)),
+                                  np.char.add(".1.", rng.integers(1, 4, rows).astype(str))),
+        "country": country,
+        "device": np.array(["Chrome", "Firefox", "Safari"])[(user + rng.integers(0, 2, rows)) % 3],
+        "success": rng.random(rows) > 0.03,
+    })
+    frame.to_csv(path, index=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    rows = parser.parse_args().rows
+    vigil = [sys.executable, "-m", "app", "score"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sensors, logins = tmp / "sensors.csv", tmp / "logins.csv"
+        sensor_csv(sensors, rows)
+        login_csv(logins, rows)
+        print(f"{rows:,} rows per file; sensor CSV {sensors.stat().st_size / 1e6:.0f} MB, "
+              f"login CSV {logins.stat().st_size / 1e6:.0f} MB\n")
+        naive_s, naive_mb = run([sys.executable, "-c", NAIVE, str(sensors), str(tmp / "n.csv")])
+        ours_s, ours_mb = run([*vigil, str(sensors), "--out", str(tmp / "o.csv")])
+        login_s, login_mb = run([*vigil, str(logins), "--out", str(tmp / "l.csv")])
+    print(f"{'pipeline':34} {'seconds':>8} {'peak MB':>8}")
+    print(f"{'naive sensor (3 passes)':34} {naive_s:>8.1f} {naive_mb:>8.0f}")
+    print(f"{'vigil score sensor':34} {ours_s:>8.1f} {ours_mb:>8.0f}")
+    print(f"{'vigil score login':34} {login_s:>8.1f} {login_mb:>8.0f}")
+    print(f"\nsensor speed-up x{naive_s / ours_s:.2f} (target >= 3), peak {ours_mb:.0f} MB "
+          f"(target <= 1024)")
+    print(f"login {login_s:.1f} s (target <= 60), peak {login_mb:.0f} MB (target <= 3072)")
+    print(f"cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
