@@ -61,10 +61,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as out:
+        with open(args.out, "wb") as out:
             write_csv(result.frame, out)
     else:
-        write_csv(result.frame, sys.stdout)
+        write_csv(result.frame, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
     flagged = int(result.frame["is_anomaly"].sum())
     print(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
           f"{result.threshold_note}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,14 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    @cached_property
+    def entity_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """An integer code per row and the entity names ("" alone when there is none)."""
+        if self.entity is None:
+            return np.zeros(len(self.frame), dtype="int64"), np.array([""], dtype=object)
+        codes, names = pd.factorize(self.entity.to_numpy(dtype=object))
+        return codes, np.asarray(names, dtype=object)
 
     def column(self, role: str) -> pd.Series | None:
         name = getattr(self.mapping, role)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import BinaryIO
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -23,15 +25,26 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for name in out.columns:
         column = out[name]
         if column.dtype == object or pd.api.types.is_string_dtype(column):
-            text = column.astype("object")
-            risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START))
+            text = column.astype("string")
+            risky = text.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool)
             if risky.any():
-                out[name] = text.where(~risky, "'" + text.astype(str))
+                out[name] = text.where(~risky, "'" + text)
     return out
 
 
-def write_csv(frame: pd.DataFrame, out: TextIO, chunk_rows: int = 100_000) -> None:
-    """Stream ``frame`` to ``out`` in chunks, formula-safe, without the index."""
+def _arrow(chunk: pd.DataFrame) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(chunk, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # A column mixing numbers and text: write it as the text it was read as.
+        mixed = chunk.select_dtypes(include="object").columns
+        return pa.Table.from_pandas(chunk.astype({c: "string" for c in mixed}),
+                                    preserve_index=False)
+
+
+def write_csv(frame: pd.DataFrame, out: BinaryIO, chunk_rows: int = 100_000) -> None:
+    """Stream ``frame`` as UTF-8 CSV to a binary stream in chunks, formula-safe."""
     for start in range(0, max(len(frame), 1), chunk_rows):
-        chunk = safe_frame(frame.iloc[start:start + chunk_rows])
-        chunk.to_csv(out, index=False, header=start == 0, lineterminator="\n")
+        chunk = _arrow(safe_frame(frame.iloc[start:start + chunk_rows]))
+        options = pa_csv.WriteOptions(include_header=start == 0, quoting_style="needed")
+        pa_csv.write_csv(chunk, out, write_options=options)

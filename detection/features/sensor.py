@@ -28,7 +28,8 @@ FAMILY = {"level": "level", "time_of_day": "level", "trend": "level", "vs_recent
 MIN_HISTORY = 5        # readings before the recent-window features say anything
 SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(std) finite when stuck
 LOCAL_FLOOR = 0.1      # smallest recent MAD, so a quiet window does not inflate z
-MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
+MIN_DAYS_FOR_TOD = 2
+STATS_SAMPLE = 100_000   # rows used for the features' reference spread   # fewer days cannot tell a daily cycle from a trend
 
 
 def _blocks(entity_sorted: np.ndarray) -> list[tuple[int, int]]:
@@ -84,15 +85,15 @@ class SensorFeatures:
     def fit_transform(self, dataset: Dataset) -> FeatureSet:
         metrics = dataset.metrics
         self.metrics_ = list(metrics.columns)
-        entity = self._entity(dataset)
+        codes, names = dataset.entity_codes
         self.entity_stats_: dict[str, dict[str, tuple[float, float]]] = {}
         self.global_stats_: dict[str, tuple[float, float]] = {}
         for name in self.metrics_:
             values = metrics[name].to_numpy()
             self.global_stats_[name] = robust_center_scale(values)
             self.entity_stats_[name] = {
-                str(key): robust_center_scale(values[idx])
-                for key, idx in pd.Series(np.arange(len(values))).groupby(entity).indices.items()
+                str(names[code]): robust_center_scale(values[idx])
+                for code, idx in pd.Series(np.arange(len(values))).groupby(codes).indices.items()
             }
         span = dataset.time.max() - dataset.time.min()
         self.use_time_of_day_ = span >= pd.Timedelta(days=MIN_DAYS_FOR_TOD)
@@ -119,21 +120,16 @@ class SensorFeatures:
             std = _moving(bn.move_std, z, blocks, self.window, self.window // 2)
             self.spread_typical_[name] = float(np.nanmedian(std)) if np.isfinite(std).any() else 1.0
         features = self.transform(dataset)
-        X = features.X.to_numpy()
+        # Reference spread of each feature, for ranking reasons: a sample is plenty.
+        X = features.X.to_numpy()[:: max(1, len(dataset) // STATS_SAMPLE)]
         stats = [robust_center_scale(X[:, j]) for j in range(X.shape[1])]
         self.feature_center_ = np.array([c for c, _ in stats])
         self.feature_scale_ = np.array([max(s, 1e-6) for _, s in stats])
         return features
 
     # -- transforming -----------------------------------------------------------
-    def _entity(self, dataset: Dataset) -> np.ndarray:
-        if dataset.entity is None:
-            return np.full(len(dataset), "", dtype=object)
-        return dataset.entity.to_numpy(dtype=object)
-
     def _order(self, dataset: Dataset):
-        entity = self._entity(dataset)
-        codes = pd.factorize(entity)[0]
+        codes = dataset.entity_codes[0]
         order = np.lexsort((dataset.time.to_numpy(), codes))
         blocks = _blocks(codes[order])
         hours = dataset.time.dt.hour.to_numpy()[order]
@@ -145,12 +141,11 @@ class SensorFeatures:
         return (values - center) / scale
 
     def _center_scale(self, dataset: Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-        entity = self._entity(dataset)
+        inverse, keys = dataset.entity_codes
         known = self.entity_stats_[name]
         fallback = self.global_stats_[name]
         # An entity the model never saw is compared with all entities together.
-        keys, inverse = np.unique(entity.astype(str), return_inverse=True)
-        table = np.array([known.get(k, fallback) for k in keys]).reshape(-1, 2)
+        table = np.array([known.get(str(k), fallback) for k in keys]).reshape(-1, 2)
         return table[inverse, 0], table[inverse, 1]
 
     def transform(self, dataset: Dataset) -> FeatureSet:
@@ -203,6 +198,7 @@ class SensorFeatures:
         top = rank_features(X, self.feature_center_, self.feature_scale_, top=4)
         hours = dataset.time.dt.hour.to_numpy()[rows]
         centers = {m: self._center_scale(dataset, m) for m in self.metrics_}
+        actual = {m: dataset.metrics[m].to_numpy() for m in self.metrics_}
         reasons = []
         for i, (row, picks) in enumerate(zip(rows, top, strict=True)):
             parts, said = [], set()
@@ -213,13 +209,12 @@ class SensorFeatures:
                     continue
                 said.add((metric, FAMILY[kind]))
                 center, scale = centers[metric][0][row], centers[metric][1][row]
-                parts.append(self._phrase(dataset, features, metric, kind, row, hours[i],
+                parts.append(self._phrase(features, metric, kind, row, hours[i], actual[metric][row],
                                           center, scale, X[i, j]))
             reasons.append("; ".join(dict.fromkeys(parts)))
         return reasons
 
-    def _phrase(self, dataset, features, metric, kind, row, hour, center, scale, value) -> str:
-        actual = dataset.metrics[metric].iloc[row]
+    def _phrase(self, features, metric, kind, row, hour, actual, center, scale, value) -> str:
         ctx = features.context
         if kind == "time_of_day":
             tod_center, tod_scale = self.tod_[metric][hour]
