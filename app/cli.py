@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from app import services
 from detection import PROFILES, DetectionError
 from detection.detectors import DETECTORS
@@ -17,6 +19,7 @@ from detection.export import write_csv
 from storage.errors import StorageError
 
 EXIT_BAD_INPUT = 2
+EXIT_NOT_STORED = 3  # scored, but the database failed: the run waits in the journal
 
 
 class UsageError(Exception):
@@ -55,7 +58,10 @@ def _input(path: str) -> Path:
 
 def cmd_score(args: argparse.Namespace) -> int:
     params = _detector_params(args)
-    dataset = services.read_dataset(_input(args.input), profile=args.profile)
+    if args.alert and not args.save:
+        raise UsageError("--alert needs --save: an alert is sent for a stored run")
+    path = _input(args.input)
+    dataset = services.read_dataset(path, profile=args.profile)
     result = services.analyze(dataset, model_version=args.model, detector=args.detector,
                               **params)
     for warning in result.warnings:
@@ -69,29 +75,70 @@ def cmd_score(args: argparse.Namespace) -> int:
     flagged = int(result.frame["is_anomaly"].sum())
     print(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
           f"{result.threshold_note}", file=sys.stderr)
+    if args.save:
+        report = services.save(result, source_name=path.name,
+                               file_sha256=services.file_sha256(path))
+        print(report.message, file=sys.stderr)
+        if not report.stored:
+            return EXIT_NOT_STORED
+        if args.alert:
+            print(services.notify(report.run_id).message, file=sys.stderr)
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     params = _detector_params(args)
-    dataset = services.read_dataset(_input(args.baseline), profile=args.profile)
-    model = services.train(dataset, detector=args.detector, **params)
-    meta = model.metadata
+    path = _input(args.baseline)
+    dataset = services.read_dataset(path, profile=args.profile)
+    meta = services.train(dataset, detector=args.detector, source_name=path.name,
+                          activate=args.activate, **params)
     print(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
-          f"{len(meta['features'])} features")
-    print(f"model version {model.version}")
+          f"{len(meta['features'])} features{' (active)' if meta['is_active'] else ''}")
+    print(f"model version {meta['version']}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    if args.activate:
+        meta = services.activate_model(args.activate)
+        print(f"{meta['version']} is now the active {meta['profile']} model")
+        return 0
+    if args.rollback:
+        meta = services.rollback_model(args.rollback)
+        print(f"rolled back: {meta['version']} is the active {meta['profile']} model again")
+        return 0
     models = services.list_models()
     if not models:
-        print("no models saved yet: train one with `vigil train BASELINE.csv --profile P`")
+        print("no models registered yet: train one with `vigil train BASELINE.csv --profile P`")
         return 0
-    print(f"{'version':24} {'created':25} {'profile':8} {'detector':17} rows")
+    print(f"{'version':24} {'created':20} {'profile':8} {'detector':17} {'rows':>8} active")
     for m in models:
-        print(f"{m['version']:24} {m['created']:25} {m['profile']:8} {m['detector']:17} "
-              f"{m['training_rows']}")
+        print(f"{m['version']:24} {m['created_at']:%Y-%m-%d %H:%M:%S}  {m['profile']:8} "
+              f"{m['detector']:17} {m['training_rows']:8} {'yes' if m['is_active'] else ''}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    found = services.list_runs(limit=args.limit)
+    if not found:
+        print("no runs stored yet: `vigil score FILE.csv --save` stores one")
+        return 0
+    print(f"{'id':>5} {'stored':20} {'profile':8} {'rows':>9} {'flagged':>8}  file")
+    for run in found:
+        print(f"{run.id:5} {run.created_at:%Y-%m-%d %H:%M:%S}  {run.profile:8} "
+              f"{run.total_rows:9} {run.anomaly_count:8}  {run.source_name}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    if args.action == "upgrade":
+        services.upgrade_database()
+        print("database schema is up to date")
+        return 0
+    reports = services.replay()
+    for report in reports:
+        print(report.message)
+    print(f"{len(reports)} journaled run(s) replayed; the journal is empty")
     return 0
 
 
@@ -110,16 +157,35 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score a CSV and write it with the score columns")
     score.add_argument("input")
     _add_detector_options(score)
-    score.add_argument("--model", help="a saved model's version (default: fit on the input)")
+    score.add_argument("--model", help="a registered model's version, or 'active' "
+                       "(default: fit on the input)")
     score.add_argument("--out", help="output CSV (default: standard output)")
+    score.add_argument("--save", action="store_true", help="store the run and its anomalies")
+    score.add_argument("--alert", action="store_true",
+                       help="email the run's digest to its team (with --save)")
     score.set_defaults(func=cmd_score)
 
     train = sub.add_parser("train", help="fit a model on a baseline of normal history")
     train.add_argument("baseline")
     _add_detector_options(train)
+    train.add_argument("--activate", action="store_true",
+                       help="make it the active model of its profile")
     train.set_defaults(func=cmd_train)
 
-    sub.add_parser("models", help="list saved models").set_defaults(func=cmd_models)
+    models = sub.add_parser("models", help="list registered models, activate, roll back")
+    action = models.add_mutually_exclusive_group()
+    action.add_argument("--activate", metavar="VERSION", help="make VERSION active")
+    action.add_argument("--rollback", metavar="PROFILE", choices=PROFILES,
+                        help="re-activate the previously active model of PROFILE")
+    models.set_defaults(func=cmd_models)
+
+    runs = sub.add_parser("runs", help="list stored runs, newest first")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(func=cmd_runs)
+
+    database = sub.add_parser("db", help="database: upgrade the schema, replay the journal")
+    database.add_argument("action", choices=("upgrade", "replay"))
+    database.set_defaults(func=cmd_db)
     sub.add_parser("sample", help="regenerate the bundled sample CSVs").set_defaults(
         func=cmd_sample)
     return parser
@@ -132,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (DetectionError, StorageError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DBAPIError as exc:
+        print(f"error: the database failed ({services.database_error(exc)}); check "
+              "DATABASE_URL, and run `vigil db upgrade` on a new database", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # `vigil score big.csv | head` closes the pipe early: not an error.

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +21,7 @@ class Settings(BaseSettings):
                                       extra="ignore")
 
     database_url: str = f"sqlite:///{DATA_DIR / 'vigil.db'}"
-    model_dir: Path = DATA_DIR / "models"
+    journal_dir: Path = DATA_DIR / "fallback"
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     alert_to_security: str = ""
     alert_to_maintenance: str = ""
     alert_min_severity: Literal["low", "medium", "high", "critical"] = "high"
+    alert_max_per_hour: int = Field(default=6, ge=1)
     alert_outbox_dir: Path = DATA_DIR / "outbox"
     dashboard_url: str = "http://localhost:8501"
 

@@ -15,6 +15,7 @@ import pandas as pd
 import sklearn
 
 from detection.calibration import FLAG_SCORE, Calibration, severity
+from detection.columns import ColumnMapping
 from detection.dataset import Dataset
 from detection.detectors import make_detector
 from detection.errors import ModelMismatchError, TooFewRowsError
@@ -55,11 +56,20 @@ class ScoredFrame:
     threshold_note: str
     features: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
-    model_version: str | None = None
+    model_version: str | None = None  # a registered model's version; None when fitted on the file
+    parameters: dict = field(default_factory=dict)
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    time: pd.Series | None = None
+    metrics: tuple[str, ...] = ()
 
     @property
     def anomalies(self) -> pd.DataFrame:
         return self.frame[self.frame["is_anomaly"] == 1]
+
+    @property
+    def entity_column(self) -> str | None:
+        """The column naming who or what a row is about: the user of a login, the sensor."""
+        return self.mapping.user if self.profile == "login" else self.mapping.entity
 
 
 @dataclass
@@ -113,6 +123,10 @@ class Model:
             features=features.X,
             warnings=list(dataset.warnings),
             model_version=self.version,
+            parameters=dict(self.metadata["parameters"]),
+            mapping=dataset.mapping,
+            time=dataset.time,
+            metrics=() if dataset.metrics is None else tuple(dataset.metrics.columns),
         )
 
     # -- persistence ----------------------------------------------------------
@@ -196,4 +210,6 @@ def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int
               **params) -> tuple[Model, ScoredFrame]:
     """Fit on ``dataset`` and score it, computing every row's score once."""
     model, features, train_scores = _fit(dataset, detector, params, window)
-    return model, model._result(dataset, features, train_scores)
+    result = model._result(dataset, features, train_scores)
+    result.model_version = None  # the model exists only for this file
+    return model, result

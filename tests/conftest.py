@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import os
+import uuid
+
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from storage import db
+from storage.schema import Base
 
 
 def sensor_frame(n: int = 600, seed: int = 0, freq: str = "10min") -> pd.DataFrame:
@@ -24,3 +32,72 @@ def to_csv_bytes(frame: pd.DataFrame, sep: str = ",") -> bytes:
 @pytest.fixture
 def sensor_csv() -> bytes:
     return to_csv_bytes(sensor_frame())
+
+
+# -- databases ---------------------------------------------------------------------
+# Storage tests run on SQLite and on a real PostgreSQL. TEST_DATABASE_URL names a server
+# (any database on it); the suite creates a fresh database there and drops it at the end.
+# Outside CI a missing server skips the PostgreSQL cases and says why; under CI=true
+# they fail instead.
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_server(reason: str) -> None:
+    """Skip outside CI, fail under CI: a test that needs a missing server."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this test must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a fresh PostgreSQL database for this test session, migrated to head."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        require_server("TEST_DATABASE_URL is not set: no PostgreSQL server to test against")
+    admin = db.make_engine(server)
+    name = f"vigil_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means no server to test on
+        require_server(f"PostgreSQL at TEST_DATABASE_URL is unusable: {exc}")
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_tables(engine) -> None:
+    with engine.begin() as conn:
+        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A migrated, empty database: a SQLite file, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'vigil.db'}"
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = db.make_engine(url)
+    _empty_tables(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = db.make_engine(database_url)
+    yield engine
+    engine.dispose()

@@ -12,8 +12,10 @@ from detection import SCORE_COLUMNS
 from sample_data import sample_path
 
 
-def vigil(*args, tmp_path, stdin=None):
-    env = {**os.environ, "MODEL_DIR": str(tmp_path / "models")}
+def vigil(*args, tmp_path, stdin=None, env=None):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",
+           "JOURNAL_DIR": str(tmp_path / "fallback"), "ALERT_OUTBOX_DIR": str(tmp_path / "outbox"),
+           **(env or {})}
     return subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True,
                           text=True, env=env, cwd=tmp_path, input=stdin, timeout=300)
 
@@ -60,6 +62,8 @@ def test_zscore_options(tmp_path):
          "error: the baseline has 5 row(s); at least 20 are needed"),
         ("a,b\n1,2\n3,5\n", ("--model", "missing-version"),
          "error: no model with version 'missing-version'"),
+        ("a,b\n1,2\n3,5\n", ("--model", "active"), "error: no active generic model"),
+        ("a,b\n1,2\n3,5\n", ("--alert",), "error: --alert needs --save"),
         ("a,b\n1,2\n3,5\n", ("--mean", "3"), "error: --mean, --std and --multiplier go with"),
     ],
 )
@@ -85,3 +89,55 @@ def test_output_is_formula_safe(tmp_path):
     run = vigil("score", path, tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "'=HYPERLINK" in run.stdout and "\n=HYPERLINK" not in run.stdout.replace(",=", "\n=")
+
+
+def test_save_stores_once_and_runs_lists_it(tmp_path):
+    first = vigil("score", sample_path("temperature.csv"), "--save", "--out", tmp_path / "o.csv",
+                  tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Stored as run 1." in first.stderr
+    again = vigil("score", sample_path("temperature.csv"), "--save", "--out", tmp_path / "o.csv",
+                  tmp_path=tmp_path)
+    assert "Already stored as run 1: nothing was added." in again.stderr
+    listed = vigil("runs", tmp_path=tmp_path)
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[1].split()[0] == "1" and "temperature.csv" in lines[1]
+
+
+def test_database_down_exits_3_then_replay_stores(tmp_path):
+    down = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/vigil"}
+    run = vigil("score", sample_path("temperature.csv"), "--save", "--out", tmp_path / "o.csv",
+                tmp_path=tmp_path, env=down)
+    assert run.returncode == 3, run.stderr
+    assert "Nothing was lost" in run.stderr and "Traceback" not in run.stderr
+    replay = vigil("db", "replay", tmp_path=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert "Stored as run 1." in replay.stdout and "1 journaled run(s) replayed" in replay.stdout
+    assert "temperature.csv" in vigil("runs", tmp_path=tmp_path).stdout
+
+
+def test_db_upgrade_and_models_activate_roll_back(tmp_path):
+    assert vigil("db", "upgrade", tmp_path=tmp_path).stdout.strip() == \
+        "database schema is up to date"
+    versions = []
+    for _ in range(2):
+        train = vigil("train", sample_path("temperature.csv"), "--profile", "sensor",
+                      "--activate", tmp_path=tmp_path)
+        assert train.returncode == 0, train.stderr
+        versions.append(train.stdout.split()[-1])
+    listed = vigil("models", tmp_path=tmp_path).stdout
+    assert all(v in listed for v in versions)
+    assert [line.split()[0] for line in listed.splitlines() if line.endswith("yes")] == \
+        [versions[1]]
+    back = vigil("models", "--rollback", "sensor", tmp_path=tmp_path)
+    assert back.stdout.startswith(f"rolled back: {versions[0]}")
+    scored = vigil("score", sample_path("temperature.csv"), "--model", "active",
+                   tmp_path=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+
+
+def test_unreachable_database_is_one_error_line(tmp_path):
+    run = vigil("runs", tmp_path=tmp_path, env={"DATABASE_URL": "postgresql://x@127.0.0.1:1/v"})
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: the database failed (OperationalError")
+    assert len(run.stderr.strip().splitlines()) == 1

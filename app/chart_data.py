@@ -1,0 +1,86 @@
+"""Chart-sized summaries of a scored file, stored with the run.
+
+A run of a million rows must still draw fast: the normal rows of each series (entity ×
+metric) are binned along time, keeping each bin's mean, usual band (5th–95th
+percentile) and worst score, so every chart gets at most :data:`MAX_POINTS` points.
+Flagged rows are not binned: they are stored one by one in ``anomalies``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+from detection import ScoredFrame
+
+MAX_POINTS = 20_000
+MIN_BINS_PER_SERIES = 10
+SERIES_COLUMNS = ("x", "entity", "metric", "value", "lo", "hi", "score", "rows")
+SCORE_METRIC = "anomaly_score"  # the series drawn when a file has no metric columns
+
+
+def _x(result: ScoredFrame) -> pd.Series:
+    if result.time is not None:
+        return result.time
+    return pd.Series(result.frame.index.to_numpy(), index=result.frame.index, name="row")
+
+
+def _bin_series(x: pd.Series, values: pd.Series, scores: pd.Series, bins: int) -> pd.DataFrame:
+    order = np.argsort(x.to_numpy(), kind="stable")
+    n = len(order)
+    bin_of = np.empty(n, dtype="int64")
+    bin_of[order] = np.arange(n) * min(bins, n) // max(n, 1)
+    grouped = pd.DataFrame({"x": x.to_numpy(), "value": values.to_numpy(dtype="float64"),
+                            "score": scores.to_numpy()}).groupby(bin_of, sort=True)
+    out = grouped.agg(x=("x", "min"), value=("value", "mean"), score=("score", "max"),
+                      rows=("value", "size"))
+    quantiles = grouped["value"].quantile([0.05, 0.95]).unstack()
+    out["lo"] = quantiles[0.05].to_numpy()
+    out["hi"] = quantiles[0.95].to_numpy()
+    return out
+
+
+def series_frame(result: ScoredFrame) -> pd.DataFrame:
+    """Binned normal rows per entity and metric, columns :data:`SERIES_COLUMNS`."""
+    frame = result.frame
+    normal = frame["is_anomaly"].to_numpy() == 0
+    x = _x(result)[normal]
+    # Sensors draw a line per elevator or sensor; logins one score line for all users.
+    per_entity = result.profile == "sensor" and result.entity_column
+    entity = (frame.loc[normal, result.entity_column].astype("string").fillna("(none)")
+              if per_entity else pd.Series("all", index=x.index))
+    metrics = list(result.metrics) or [SCORE_METRIC]
+    series_count = max(1, entity.nunique() * len(metrics))
+    bins = max(MIN_BINS_PER_SERIES, MAX_POINTS // series_count)
+    parts = []
+    for name, rows in entity.groupby(entity, sort=True).groups.items():
+        for metric in metrics:
+            part = _bin_series(x.loc[rows], frame.loc[rows, metric],
+                               frame.loc[rows, "anomaly_score"], bins)
+            part["entity"], part["metric"] = str(name), metric
+            parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=list(SERIES_COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(SERIES_COLUMNS)]
+
+
+def series_bins(result: ScoredFrame) -> bytes:
+    """:func:`series_frame` as Parquet bytes (what the run stores)."""
+    buffer = io.BytesIO()
+    series_frame(result).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def read_series(data: bytes | None) -> pd.DataFrame:
+    if not data:
+        return pd.DataFrame(columns=list(SERIES_COLUMNS))
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def score_histogram(result: ScoredFrame) -> list[list[float]]:
+    """Rows per 1-point score bin, ``[[bin start, rows], ...]`` for non-empty bins."""
+    counts = np.bincount(np.clip(result.frame["anomaly_score"].to_numpy() // 1, 0, 99)
+                         .astype("int64"), minlength=100)
+    return [[float(i), int(c)] for i, c in enumerate(counts) if c]

@@ -1,0 +1,156 @@
+"""Query stored anomalies, review them, and count them for the overview."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy import Engine, Select, and_, func, select, update
+
+from storage.db import transaction
+from storage.errors import StorageError
+from storage.schema import CLOSED_STATUSES, REVIEW_STATUSES, Anomaly, DetectionRun
+
+ANOMALY_COLUMNS = ("id", "run_id", "row_number", "event_time", "entity", "anomaly_score",
+                   "severity", "reasons", "review_status", "reviewed_by", "reviewed_at", "note")
+
+
+@dataclass(frozen=True)
+class AnomalyFilter:
+    """What the dashboard and the CLI filter on; ``None`` or empty means any."""
+
+    run_ids: Sequence[int] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    severities: Sequence[str] = ()
+    entities: Sequence[str] = ()
+    min_score: float | None = None
+    max_score: float | None = None
+    review_statuses: Sequence[str] = ()
+    reason_text: str | None = None
+    ids: Sequence[int] = ()
+
+    def apply(self, query: Select) -> Select:
+        conditions = []
+        if self.run_ids:
+            conditions.append(Anomaly.run_id.in_(list(self.run_ids)))
+        if self.ids:
+            conditions.append(Anomaly.id.in_(list(self.ids)))
+        if self.since is not None:
+            conditions.append(Anomaly.event_time >= self.since)
+        if self.until is not None:
+            conditions.append(Anomaly.event_time <= self.until)
+        if self.severities:
+            conditions.append(Anomaly.severity.in_(list(self.severities)))
+        if self.entities:
+            conditions.append(Anomaly.entity.in_(list(self.entities)))
+        if self.min_score is not None:
+            conditions.append(Anomaly.anomaly_score >= self.min_score)
+        if self.max_score is not None:
+            conditions.append(Anomaly.anomaly_score <= self.max_score)
+        if self.review_statuses:
+            conditions.append(Anomaly.review_status.in_(list(self.review_statuses)))
+        if self.reason_text:
+            words = self.reason_text.strip().lower().split()
+            conditions.extend(func.lower(Anomaly.reasons).contains(w, autoescape=True)
+                              for w in words)
+        return query.where(and_(*conditions)) if conditions else query
+
+
+def query_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
+                    limit: int | None = 1000, offset: int = 0,
+                    with_data: bool = False) -> pd.DataFrame:
+    """Matching anomalies, worst first, as a frame with :data:`ANOMALY_COLUMNS`
+    (plus ``data``, the original row, when asked)."""
+    columns = [getattr(Anomaly, c) for c in ANOMALY_COLUMNS]
+    if with_data:
+        columns.append(Anomaly.data)
+    query = filters.apply(select(*columns)).order_by(Anomaly.anomaly_score.desc(),
+                                                     Anomaly.id)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    with transaction(engine) as session:
+        rows = session.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[c.key for c in columns])
+    for name in ("event_time", "reviewed_at"):
+        frame[name] = pd.to_datetime(frame[name], utc=True)
+    return frame
+
+
+def count_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter()) -> int:
+    with transaction(engine) as session:
+        return session.scalar(filters.apply(select(func.count(Anomaly.id)))) or 0
+
+
+def set_review_status(engine: Engine, *, anomaly_ids: Iterable[int], status: str,
+                      reviewed_by: str | None = None, note: str | None = None) -> int:
+    """Set the review status of one or many anomalies; returns how many changed."""
+    if status not in REVIEW_STATUSES:
+        raise StorageError(f"review status must be one of {', '.join(REVIEW_STATUSES)}; "
+                           f"got {status!r}")
+    ids = [int(i) for i in anomaly_ids]
+    if not ids:
+        return 0
+    values = {"review_status": status, "reviewed_by": reviewed_by,
+              "reviewed_at": datetime.now(UTC)}
+    if note is not None:
+        values["note"] = note
+    with transaction(engine) as session:
+        result = session.execute(update(Anomaly).where(Anomaly.id.in_(ids)).values(**values))
+        return result.rowcount
+
+
+def overview(engine: Engine, *, since: datetime) -> dict[str, pd.DataFrame]:
+    """Counts for the overview page, for runs stored since ``since``.
+
+    ``per_day``: anomalies per day of the run's storing time, severity and profile;
+    ``review``: open (``new``) versus reviewed per severity; ``runs``: runs per profile.
+    """
+    day = func.date(DetectionRun.created_at)
+    recent = DetectionRun.created_at >= since
+    with transaction(engine) as session:
+        per_day = session.execute(
+            select(day.label("day"), Anomaly.severity, DetectionRun.profile,
+                   func.count(Anomaly.id).label("anomalies"))
+            .join(DetectionRun, DetectionRun.id == Anomaly.run_id).where(recent)
+            .group_by(day, Anomaly.severity, DetectionRun.profile)).all()
+        review = session.execute(
+            select(Anomaly.severity, Anomaly.review_status,
+                   func.count(Anomaly.id).label("anomalies"))
+            .join(DetectionRun, DetectionRun.id == Anomaly.run_id).where(recent)
+            .group_by(Anomaly.severity, Anomaly.review_status)).all()
+        runs = session.execute(
+            select(DetectionRun.profile, func.count(DetectionRun.id).label("runs"),
+                   func.coalesce(func.sum(DetectionRun.total_rows), 0).label("rows"))
+            .where(recent).group_by(DetectionRun.profile)).all()
+    per_day_frame = pd.DataFrame(per_day, columns=["day", "severity", "profile", "anomalies"])
+    per_day_frame["day"] = pd.to_datetime(per_day_frame["day"])
+    review_frame = pd.DataFrame(review, columns=["severity", "review_status", "anomalies"])
+    review_frame["state"] = review_frame["review_status"].map(
+        lambda s: "open" if s == "new" else "reviewed")
+    return {"per_day": per_day_frame, "review": review_frame,
+            "runs": pd.DataFrame(runs, columns=["profile", "runs", "rows"])}
+
+
+def entity_counts(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
+                  limit: int = 20) -> pd.DataFrame:
+    """Anomalies per entity (user, elevator, sensor), most first."""
+    query = (filters.apply(select(Anomaly.entity, func.count(Anomaly.id).label("anomalies"),
+                                  func.max(Anomaly.anomaly_score).label("max_score")))
+             .where(Anomaly.entity.is_not(None)).group_by(Anomaly.entity)
+             .order_by(func.count(Anomaly.id).desc()).limit(limit))
+    with transaction(engine) as session:
+        return pd.DataFrame(session.execute(query).all(),
+                            columns=["entity", "anomalies", "max_score"])
+
+
+def open_anomaly_ids(engine: Engine, *, run_id: int, severities: Sequence[str]) -> list[int]:
+    """Anomalies of a run at the given severities that analysts have not closed."""
+    query = (select(Anomaly.id).where(Anomaly.run_id == run_id,
+                                      Anomaly.severity.in_(list(severities)),
+                                      Anomaly.review_status.not_in(CLOSED_STATUSES))
+             .order_by(Anomaly.anomaly_score.desc()))
+    with transaction(engine) as session:
+        return list(session.scalars(query))

@@ -1,0 +1,77 @@
+"""The fallback journal: runs that could not be stored wait here as files.
+
+One folder per run under the journal directory: ``run.json`` (the run's metadata),
+``anomalies.csv`` (the flagged rows, the original row as JSON text) and, when present,
+``chart.parquet``. A folder is written under a temporary name and renamed when
+complete, so a crash never leaves half a journal entry behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+
+from storage.runs import RunToSave
+
+META = "run.json"
+ROWS = "anomalies.csv"
+CHART = "chart.parquet"
+
+
+def write(folder: Path, run: RunToSave) -> Path:
+    """Journal ``run``; returns its entry's folder (the same one for the same run)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = folder / run.run_key
+    if entry.exists():
+        return entry
+    tmp = folder / f".{run.run_key}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    meta = {f.name: getattr(run, f.name) for f in fields(run)
+            if f.name not in ("anomalies", "chart_data")}
+    (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
+    rows = run.anomalies.copy()
+    rows["data"] = [json.dumps(d, default=str) for d in rows["data"]]
+    rows["event_time"] = pd.to_datetime(rows["event_time"], utc=True)
+    rows.to_csv(tmp / ROWS, index=False)
+    if run.chart_data is not None:
+        (tmp / CHART).write_bytes(run.chart_data)
+    tmp.rename(entry)
+    return entry
+
+
+def entries(folder: Path) -> list[Path]:
+    """Complete journal entries, oldest first."""
+    if not folder.exists():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def read(entry: Path) -> RunToSave:
+    meta = json.loads((entry / META).read_text())
+    rows = pd.read_csv(entry / ROWS, dtype={"entity": "string", "data": "string",
+                                            "reasons": "string", "severity": "string"},
+                       keep_default_na=False, na_values={"event_time": [""]})
+    anomalies = pd.DataFrame({
+        "row_number": rows["row_number"].astype("int64"),
+        "event_time": pd.to_datetime(rows["event_time"], utc=True, format="ISO8601")
+        .astype(object).where(rows["event_time"].notna(), None),
+        "entity": rows["entity"].astype(object).where(rows["entity"] != "", None),
+        "anomaly_score": rows["anomaly_score"].astype("float64"),
+        "severity": rows["severity"].astype(object),
+        "reasons": rows["reasons"].astype(object),
+        "data": [json.loads(d) for d in rows["data"]],
+    })
+    chart = entry / CHART
+    return RunToSave(**meta, anomalies=anomalies,
+                     chart_data=chart.read_bytes() if chart.exists() else None)
+
+
+def remove(entry: Path) -> None:
+    shutil.rmtree(entry)
+

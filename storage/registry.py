@@ -1,0 +1,107 @@
+"""The model registry: save, list, load, activate, roll back (table ``model_versions``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import defer
+
+from detection import Model
+from storage.db import transaction
+from storage.errors import ModelNotFoundError, StorageError
+from storage.schema import ModelVersion
+
+# What `vigil models` and the models page show; the serialised model stays in the table.
+MODEL_FIELDS = ("version", "created_at", "profile", "detector", "parameters", "features",
+                "training_rows", "training_hash", "libraries", "threshold", "source_name",
+                "is_active", "activated_at")
+
+
+def _as_dict(row: ModelVersion) -> dict:
+    return {name: getattr(row, name) for name in MODEL_FIELDS}
+
+
+def save_model(engine: Engine, *, model: Model, source_name: str | None = None,
+               activate: bool = False) -> dict:
+    """Register a fitted model; optionally make it the active one for its profile."""
+    meta = model.metadata
+    row = ModelVersion(
+        version=meta["version"], created_at=datetime.fromisoformat(meta["created"]),
+        profile=meta["profile"], detector=meta["detector"], parameters=meta["parameters"],
+        features=meta["features"], training_rows=meta["training_rows"],
+        training_hash=meta["training_hash"], libraries=meta["libraries"],
+        threshold=meta["threshold"], source_name=source_name, model=model.to_bytes(),
+        is_active=False,
+    )
+    with transaction(engine) as session:
+        session.add(row)
+    if activate:
+        activate_model(engine, version=row.version)
+    return describe_model(engine, version=row.version)
+
+
+def list_models(engine: Engine, *, profile: str | None = None) -> list[dict]:
+    """Metadata of every registered model, newest first."""
+    query = (select(ModelVersion).options(defer(ModelVersion.model))
+             .order_by(ModelVersion.created_at.desc(), ModelVersion.version.desc()))
+    if profile:
+        query = query.where(ModelVersion.profile == profile)
+    with transaction(engine) as session:
+        return [_as_dict(row) for row in session.scalars(query)]
+
+
+def _known(engine: Engine) -> str:
+    return ", ".join(m["version"] for m in list_models(engine)[:5]) or "none registered"
+
+
+def describe_model(engine: Engine, *, version: str) -> dict:
+    with transaction(engine) as session:
+        row = session.get(ModelVersion, version, options=[defer(ModelVersion.model)])
+        if row is None:
+            raise ModelNotFoundError(f"no model with version {version!r} (known: "
+                                     f"{_known(engine)})")
+        return _as_dict(row)
+
+
+def load_model(engine: Engine, *, version: str) -> Model:
+    with transaction(engine) as session:
+        data = session.scalar(select(ModelVersion.model).where(ModelVersion.version == version))
+    if data is None:
+        raise ModelNotFoundError(f"no model with version {version!r} (known: {_known(engine)})")
+    return Model.from_bytes(data)
+
+
+def active_version(engine: Engine, *, profile: str) -> str | None:
+    with transaction(engine) as session:
+        return session.scalar(select(ModelVersion.version).where(
+            ModelVersion.profile == profile, ModelVersion.is_active.is_(True)))
+
+
+def activate_model(engine: Engine, *, version: str) -> dict:
+    """Make ``version`` the active model of its profile (one active per profile)."""
+    with transaction(engine) as session:
+        row = session.get(ModelVersion, version, options=[defer(ModelVersion.model)])
+        if row is None:
+            raise ModelNotFoundError(f"no model with version {version!r} (known: "
+                                     f"{_known(engine)})")
+        session.execute(update(ModelVersion).where(ModelVersion.profile == row.profile)
+                        .values(is_active=False))
+        session.execute(update(ModelVersion).where(ModelVersion.version == version)
+                        .values(is_active=True, activated_at=datetime.now(UTC)))
+    return describe_model(engine, version=version)
+
+
+def rollback_model(engine: Engine, *, profile: str) -> dict:
+    """Re-activate the model that was active before the current one of ``profile``."""
+    current = active_version(engine, profile=profile)
+    with transaction(engine) as session:
+        previous = session.scalar(
+            select(ModelVersion.version)
+            .where(ModelVersion.profile == profile, ModelVersion.activated_at.is_not(None),
+                   ModelVersion.version != (current or ""))
+            .order_by(ModelVersion.activated_at.desc()).limit(1))
+    if previous is None:
+        raise StorageError(f"no earlier {profile} model to roll back to: activate a version "
+                           "first")
+    return activate_model(engine, version=previous)

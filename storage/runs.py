@@ -1,0 +1,221 @@
+"""Save scored runs exactly once, in bulk, in one transaction; list and read them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import psycopg2
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, defer
+
+from detection import SCORE_COLUMNS, ScoredFrame
+from storage.db import transaction
+from storage.schema import Anomaly, DetectionRun
+
+# Columns of RunToSave.anomalies, one per column of the anomalies table it fills.
+ANOMALY_FIELDS = ("row_number", "event_time", "entity", "anomaly_score", "severity", "reasons",
+                  "data")
+INSERT_BATCH = 20_000
+
+
+def json_safe(value: object) -> object:
+    """A cell as JSON: NaN and NaT become null, timestamps ISO text, numpy scalars Python."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
+@dataclass
+class RunToSave:
+    """Everything stored for one run; built from a scored file or read back from the journal.
+
+    ``anomalies`` holds the flagged rows with the columns in :data:`ANOMALY_FIELDS`
+    (``data`` is the original row as a dict).
+    """
+
+    source_name: str
+    file_sha256: str
+    profile: str
+    detector: str
+    model_version: str | None
+    parameters: dict
+    threshold: float
+    threshold_note: str
+    total_rows: int
+    anomalies: pd.DataFrame
+    entity_column: str | None = None
+    time_column: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    chart_data: bytes | None = None
+    score_histogram: list | None = None
+
+    @property
+    def run_key(self) -> str:
+        """Same file, same profile, detector, model and parameters: same key."""
+        identity = [self.file_sha256, self.profile, self.detector, self.model_version,
+                    self.parameters]
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()
+                              ).hexdigest()
+
+    @property
+    def severity_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.anomalies["severity"].value_counts().items()}
+
+    @classmethod
+    def from_result(cls, result: ScoredFrame, *, source_name: str, file_sha256: str,
+                    chart_data: bytes | None = None,
+                    score_histogram: list | None = None) -> RunToSave:
+        flagged = result.anomalies
+        inputs = flagged.drop(columns=list(SCORE_COLUMNS))
+        inputs = inputs.astype(object).where(inputs.notna(), None)
+        entity = result.entity_column
+        times = result.time.loc[flagged.index] if result.time is not None else None
+        anomalies = pd.DataFrame({
+            "row_number": flagged.index.to_numpy(dtype="int64"),
+            "event_time": (times.dt.tz_localize(UTC).to_numpy(dtype=object)
+                           if times is not None else None),
+            "entity": flagged[entity].astype("string").to_numpy(dtype=object)
+            if entity else None,
+            "anomaly_score": flagged["anomaly_score"].to_numpy(dtype="float64"),
+            "severity": flagged["severity"].to_numpy(dtype=object),
+            "reasons": flagged["reasons"].to_numpy(dtype=object),
+            "data": [{k: json_safe(v) for k, v in row.items()}
+                     for row in inputs.to_dict("records")],
+        })
+        return cls(
+            source_name=source_name, file_sha256=file_sha256, profile=result.profile,
+            detector=result.detector, model_version=result.model_version,
+            parameters={k: json_safe(v) for k, v in result.parameters.items()},
+            threshold=result.threshold, threshold_note=result.threshold_note,
+            total_rows=len(result.frame), anomalies=anomalies, entity_column=entity,
+            time_column=result.mapping.timestamp, warnings=list(result.warnings),
+            chart_data=chart_data, score_histogram=score_histogram,
+        )
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    run_id: int
+    created: bool  # False: the run was stored before and nothing was inserted
+
+
+def _insert_ignoring_duplicate(engine: Engine):
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[engine.dialect.name]
+    return dialect.insert(DetectionRun).on_conflict_do_nothing(index_elements=["run_key"])
+
+
+def _anomaly_rows(run_id: int, anomalies: pd.DataFrame) -> list[dict]:
+    """One dict per row for an executemany INSERT."""
+    columns = {name: anomalies[name].to_numpy(dtype=object) for name in ANOMALY_FIELDS}
+    columns["row_number"] = anomalies["row_number"].astype("int64").tolist()
+    columns["anomaly_score"] = anomalies["anomaly_score"].astype("float64").tolist()
+    rows = []
+    for i in range(len(anomalies)):
+        row = {name: values[i] for name, values in columns.items()}
+        row["run_id"] = run_id
+        if row["event_time"] is not None and pd.isna(row["event_time"]):
+            row["event_time"] = None
+        rows.append(row)
+    return rows
+
+
+def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
+    """Store a run and its flagged rows in one transaction, unless it is stored already.
+
+    The unique ``run_key`` decides between concurrent saves of the same run: the second
+    insert does nothing (on PostgreSQL it waits for the first to commit), and the
+    existing run is returned.
+    """
+    values = {
+        "run_key": run.run_key, "source_name": run.source_name[:255],
+        "file_sha256": run.file_sha256, "profile": run.profile, "detector": run.detector,
+        "model_version": run.model_version, "parameters": run.parameters,
+        "threshold": run.threshold, "threshold_note": run.threshold_note,
+        "total_rows": run.total_rows, "anomaly_count": len(run.anomalies),
+        "severity_counts": run.severity_counts, "entity_column": run.entity_column,
+        "time_column": run.time_column, "status": "complete", "warnings": run.warnings,
+        "chart_data": run.chart_data, "score_histogram": run.score_histogram,
+    }
+    with transaction(engine) as session:
+        run_id = session.execute(
+            _insert_ignoring_duplicate(engine).values(**values).returning(DetectionRun.id)
+        ).scalar()
+        if run_id is None:
+            existing = session.execute(
+                select(DetectionRun.id).where(DetectionRun.run_key == run.run_key)).scalar_one()
+            return SaveOutcome(existing, created=False)
+        insert_rows = _copy_rows if engine.dialect.name == "postgresql" else _insert_rows
+        for start in range(0, len(run.anomalies), INSERT_BATCH):
+            insert_rows(session, run_id, run.anomalies.iloc[start:start + INSERT_BATCH])
+    return SaveOutcome(run_id, created=True)
+
+
+def _insert_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
+    session.execute(insert(Anomaly), _anomaly_rows(run_id, anomalies))
+
+
+COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS)
+
+
+def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
+    """PostgreSQL: COPY the rows in, inside the session's transaction (an INSERT of many
+    rows costs several times more: bench/storage.py)."""
+    n = len(anomalies)
+    table = pa.table({
+        "run_id": np.full(n, run_id, dtype="int64"),
+        "row_number": anomalies["row_number"].to_numpy(dtype="int64"),
+        "event_time": pa.array(pd.to_datetime(anomalies["event_time"], utc=True)),
+        "entity": pa.array(anomalies["entity"].tolist(), type=pa.string()),
+        "anomaly_score": anomalies["anomaly_score"].to_numpy(dtype="float64"),
+        "severity": pa.array(anomalies["severity"].tolist(), type=pa.string()),
+        "reasons": pa.array(anomalies["reasons"].tolist(), type=pa.string()),
+        "data": pa.array([json.dumps(d) for d in anomalies["data"]], type=pa.string()),
+    })
+    buffer = io.BytesIO()
+    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False,
+                                                        quoting_style="needed"))
+    buffer.seek(0)
+    statement = f"COPY anomalies ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(statement, buffer)
+    except psycopg2.Error as exc:
+        # The same exception types as every other statement (IntegrityError, ...).
+        raise DBAPIError.instance(statement, None, exc, psycopg2.Error) from exc
+    finally:
+        cursor.close()
+
+
+def list_runs(engine: Engine, *, limit: int = 100, offset: int = 0,
+              profile: str | None = None) -> list[DetectionRun]:
+    """Stored runs, newest first (``chart_data`` is not loaded)."""
+    query = (select(DetectionRun).options(defer(DetectionRun.chart_data))
+             .order_by(DetectionRun.id.desc()).limit(limit).offset(offset))
+    if profile:
+        query = query.where(DetectionRun.profile == profile)
+    with transaction(engine) as session:
+        return list(session.scalars(query))
+
+
+def get_run(engine: Engine, *, run_id: int) -> DetectionRun | None:
+    with transaction(engine) as session:
+        return session.get(DetectionRun, run_id)
+
+
+def count_runs(engine: Engine) -> int:
+    with transaction(engine) as session:
+        return session.scalar(select(func.count()).select_from(DetectionRun)) or 0

@@ -1,0 +1,186 @@
+"""The tables, as SQLAlchemy 2 typed models.
+
+Every table and column carries a comment: staff read these tables in Adminer, and the
+comments are what they see there. Changing anything here needs an Alembic migration
+(`tests/storage/test_migrations.py` runs ``alembic check``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+REVIEW_STATUSES = ("new", "acknowledged", "confirmed", "false_positive", "dismissed")
+# Statuses an analyst sets when a row needs no more attention.
+CLOSED_STATUSES = ("false_positive", "dismissed")
+NOTIFICATION_STATUSES = ("queued", "sent", "failed")
+RUN_STATUSES = ("complete",)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class DetectionRun(Base):
+    __tablename__ = "detection_runs"
+    __table_args__ = {"comment": "One scored CSV file: what was read, how it was scored, totals."}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Run id.")
+    created_at: Mapped[datetime] = mapped_column(
+        Timestamp, server_default=func.current_timestamp(), index=True, comment="When the run was stored (UTC).")
+    run_key: Mapped[str] = mapped_column(
+        String(64), unique=True,
+        comment="sha256 of the file hash, profile, detector, model and parameters: a run "
+                "is stored once.")
+    source_name: Mapped[str] = mapped_column(String(255), comment="Uploaded file name.")
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True,
+                                             comment="sha256 of the file's bytes.")
+    profile: Mapped[str] = mapped_column(String(16), index=True,
+                                         comment="sensor, login or generic.")
+    detector: Mapped[str] = mapped_column(String(32),
+                                          comment="isolation_forest, zscore or robust_zscore.")
+    model_version: Mapped[str | None] = mapped_column(
+        String(40), comment="Registered model that scored the file; empty when fitted on it.")
+    parameters: Mapped[dict] = mapped_column(Json, comment="Detector parameters (JSON).")
+    threshold: Mapped[float] = mapped_column(
+        Float, comment="Flag cut-off on the 0-100 anomaly score.")
+    threshold_note: Mapped[str] = mapped_column(Text, comment="The cut-off in words.")
+    total_rows: Mapped[int] = mapped_column(Integer, comment="Rows scored.")
+    anomaly_count: Mapped[int] = mapped_column(Integer, comment="Rows flagged (stored in "
+                                                                "anomalies).")
+    severity_counts: Mapped[dict] = mapped_column(
+        Json, comment="Flagged rows per severity (JSON).")
+    entity_column: Mapped[str | None] = mapped_column(
+        String(255), comment="The file's column naming the user, sensor or elevator.")
+    time_column: Mapped[str | None] = mapped_column(String(255),
+                                                    comment="The file's timestamp column.")
+    status: Mapped[str] = mapped_column(String(16), default="complete",
+                                        comment="complete: every flagged row is stored.")
+    warnings: Mapped[list] = mapped_column(Json, comment="Validation warnings (JSON list).")
+    chart_data: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        comment="Binned normal rows of the whole file (Parquet) for the dashboard's charts.")
+    score_histogram: Mapped[list | None] = mapped_column(
+        Json, comment="Rows per 1-point score bin, [[bin start, rows], ...] (JSON).")
+
+
+class Anomaly(Base):
+    __tablename__ = "anomalies"
+    __table_args__ = (
+        CheckConstraint(_in("review_status", REVIEW_STATUSES), name="review_status"),
+        CheckConstraint(_in("severity", ("low", "medium", "high", "critical")),
+                        name="severity"),
+        Index("ix_anomalies_run_id_row_number", "run_id", "row_number", unique=True),
+        {"comment": "Flagged rows of each run, with their score, reasons and review."},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, comment="Anomaly id.")
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("detection_runs.id", ondelete="CASCADE"), comment="detection_runs.id")
+    row_number: Mapped[int] = mapped_column(
+        Integer, comment="Data row in the file (1 = first line after the header).")
+    event_time: Mapped[datetime | None] = mapped_column(
+        Timestamp, index=True, comment="The row's timestamp (UTC).")
+    entity: Mapped[str | None] = mapped_column(
+        String(255), index=True, comment="User, elevator or sensor the row is about.")
+    anomaly_score: Mapped[float] = mapped_column(
+        Float, index=True, comment="0-100, higher is more anomalous.")
+    severity: Mapped[str] = mapped_column(String(8), index=True,
+                                          comment="low, medium, high or critical.")
+    reasons: Mapped[str] = mapped_column(Text, comment="Why the row was flagged, in words.")
+    data: Mapped[dict] = mapped_column(Json, comment="The original row (JSON).")
+    review_status: Mapped[str] = mapped_column(
+        String(16), default="new", server_default="new", index=True,
+        comment="new, acknowledged, confirmed, false_positive or dismissed.")
+    reviewed_by: Mapped[str | None] = mapped_column(String(255), comment="Who reviewed it.")
+    reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp, comment="When (UTC).")
+    note: Mapped[str | None] = mapped_column(Text, comment="Reviewer's note.")
+
+
+class AlertNotification(Base):
+    __tablename__ = "alert_notifications"
+    __table_args__ = (
+        CheckConstraint(_in("status", NOTIFICATION_STATUSES), name="status"),
+        {"comment": "Alert digests: one per run and recipient group, sent at most once."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Notification id.")
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("detection_runs.id", ondelete="CASCADE"), index=True,
+        comment="detection_runs.id")
+    dedupe_key: Mapped[str] = mapped_column(
+        String(64), unique=True, comment="sha256 of run and recipients: never sent twice.")
+    recipients: Mapped[str] = mapped_column(Text, comment="Comma-separated addresses.")
+    subject: Mapped[str] = mapped_column(Text, comment="Email subject.")
+    anomaly_ids: Mapped[list] = mapped_column(
+        Json, comment="anomalies.id covered by this digest (JSON list).")
+    status: Mapped[str] = mapped_column(String(8), index=True, comment="queued, sent or failed.")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, comment="Delivery attempts.")
+    last_error: Mapped[str | None] = mapped_column(Text, comment="Last delivery error.")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.current_timestamp(),
+                                                 comment="When the digest was queued (UTC).")
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True,
+                                                     comment="When it was delivered (UTC).")
+    transport: Mapped[str | None] = mapped_column(
+        String(255), comment="smtp://host:port, or the outbox file it was written to.")
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = {"comment": "Registered models: fitted on a baseline, reused to score."}
+
+    version: Mapped[str] = mapped_column(String(40), primary_key=True, comment="Version id.")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, comment="When it was fitted (UTC).")
+    profile: Mapped[str] = mapped_column(String(16), index=True,
+                                         comment="sensor, login or generic.")
+    detector: Mapped[str] = mapped_column(String(32), comment="Detector name.")
+    parameters: Mapped[dict] = mapped_column(Json, comment="Detector parameters (JSON).")
+    features: Mapped[list] = mapped_column(Json, comment="Feature names (JSON list).")
+    training_rows: Mapped[int] = mapped_column(Integer, comment="Rows in the baseline.")
+    training_hash: Mapped[str] = mapped_column(String(64),
+                                               comment="sha256 of the baseline's content.")
+    libraries: Mapped[dict] = mapped_column(Json, comment="Library versions (JSON).")
+    threshold: Mapped[dict] = mapped_column(Json, comment="Flag cut-off, score and raw (JSON).")
+    source_name: Mapped[str | None] = mapped_column(String(255),
+                                                    comment="Baseline file name.")
+    model: Mapped[bytes] = mapped_column(LargeBinary, comment="The serialised model (joblib).")
+    is_active: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0", index=True,
+        comment="The model used for this profile when none is chosen.")
+    activated_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="When it was last made active (UTC).")

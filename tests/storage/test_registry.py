@@ -1,0 +1,57 @@
+"""The model registry in the database: save, list, load, activate, roll back."""
+
+import numpy as np
+import pytest
+
+from detection import fit, prepare
+from storage.errors import ModelNotFoundError, StorageError
+from storage.registry import (
+    activate_model,
+    active_version,
+    list_models,
+    load_model,
+    rollback_model,
+    save_model,
+)
+from tests.conftest import sensor_frame
+
+
+@pytest.fixture(scope="module")
+def models():
+    dataset = prepare(sensor_frame(300))
+    return [fit(dataset, contamination=c) for c in (0.01, 0.02, 0.05)]
+
+
+def test_saved_model_loads_and_scores_identically(engine, models):
+    meta = save_model(engine, model=models[0], source_name="normal.csv")
+    assert meta["training_rows"] == 300 and meta["source_name"] == "normal.csv"
+    assert meta["features"] == models[0].metadata["features"]
+    loaded = load_model(engine, version=meta["version"])
+    dataset = prepare(sensor_frame(200, seed=3))
+    np.testing.assert_array_equal(loaded.score(dataset).frame["anomaly_score"],
+                                  models[0].score(dataset).frame["anomaly_score"])
+
+
+def test_list_activate_and_roll_back(engine, models):
+    for model in models:
+        save_model(engine, model=model)
+    assert len(list_models(engine, profile="sensor")) == 3
+    assert list_models(engine, profile="login") == []
+    assert active_version(engine, profile="sensor") is None
+    first, second = models[0].version, models[1].version
+    activate_model(engine, version=first)
+    activate_model(engine, version=second)
+    assert active_version(engine, profile="sensor") == second
+    assert sum(m["is_active"] for m in list_models(engine)) == 1
+    assert rollback_model(engine, profile="sensor")["version"] == first
+    assert active_version(engine, profile="sensor") == first
+
+
+def test_unknown_versions_and_empty_rollback(engine, models):
+    save_model(engine, model=models[0])
+    with pytest.raises(ModelNotFoundError, match="no model with version 'nope'"):
+        load_model(engine, version="nope")
+    with pytest.raises(ModelNotFoundError):
+        activate_model(engine, version="nope")
+    with pytest.raises(StorageError, match="no earlier sensor model"):
+        rollback_model(engine, profile="sensor")
