@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from alerts.errors import AlertError, DeliveryError
 from app import services
 from detection import PROFILES, DetectionError
 from detection.detectors import DETECTORS
@@ -19,6 +20,7 @@ from detection.export import write_csv
 from storage.errors import StorageError
 
 EXIT_BAD_INPUT = 2
+EXIT_NOT_SENT = 1  # the mail server failed; the alert is recorded as failed
 EXIT_NOT_STORED = 3  # scored, but the database failed: the run waits in the journal
 
 
@@ -82,7 +84,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         if not report.stored:
             return EXIT_NOT_STORED
         if args.alert:
-            print(services.notify(report.run_id).message, file=sys.stderr)
+            alert = services.notify(report.run_id)
+            print(alert.message, file=sys.stderr)
+            if alert.status == "failed":
+                return EXIT_NOT_SENT
     return 0
 
 
@@ -142,6 +147,37 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alert_test(args: argparse.Namespace) -> int:
+    print(f"test message sent via {services.send_test_email(args.to)}")
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    if args.action == "send":
+        if args.run is None:
+            raise UsageError("`vigil alerts send` needs a run id: `vigil alerts send 12`")
+        report = services.notify(args.run)
+        print(report.message)
+        return EXIT_NOT_SENT if report.status == "failed" else 0
+    if args.action == "retry":
+        reports = services.retry_failed()
+        for report in reports:
+            print(report.message)
+        print(f"{len(reports)} failed alert(s) retried")
+        return EXIT_NOT_SENT if any(r.status == "failed" for r in reports) else 0
+    log = services.notification_log(limit=args.limit)
+    if log.empty:
+        print("no alerts yet")
+        return 0
+    print(f"{'id':>4} {'run':>5} {'status':7} {'tries':>5}  {'when':16}  subject / last error")
+    for row in log.itertuples():
+        when = row.sent_at or row.created_at
+        detail = row.last_error if row.status != "sent" else row.subject
+        print(f"{row.id:4} {row.run_id:5} {row.status:7} {row.attempts:5}  "
+              f"{when:%Y-%m-%d %H:%M}  {detail}")
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from sample_data.generate import generate
 
@@ -183,6 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(func=cmd_runs)
 
+    alerts = sub.add_parser("alerts", help="send a run's alert, retry failed ones, show the log")
+    alerts.add_argument("action", choices=("send", "retry", "log"))
+    alerts.add_argument("run", nargs="?", type=int, help="run id (send)")
+    alerts.add_argument("--limit", type=int, default=20)
+    alerts.set_defaults(func=cmd_alerts)
+
+    alert_test = sub.add_parser("alert-test", help="send a test email")
+    alert_test.add_argument("--to", required=True, help="address(es), comma-separated")
+    alert_test.set_defaults(func=cmd_alert_test)
+
     database = sub.add_parser("db", help="database: upgrade the schema, replay the journal")
     database.add_argument("action", choices=("upgrade", "replay"))
     database.set_defaults(func=cmd_db)
@@ -197,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DetectionError, StorageError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DeliveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_SENT
+    except AlertError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DBAPIError as exc:

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from alerts import policy
+from alerts.delivery import SmtpConfig, send_smtp, write_outbox
+from alerts.errors import AlertError, DeliveryError
+from alerts.message import Digest, RunSummary, build_message, probe_message, render_html, subject
 from app.chart_data import score_histogram, series_bins
 from app.settings import Settings, get_settings
 from detection import Dataset, ScoredFrame, fit, fit_score, prepare, read_csv
 from detection.reading import Source
-from storage import anomalies, db, journal, registry, runs
+from storage import anomalies, db, journal, notifications, registry, runs
 from storage.anomalies import AnomalyFilter
-from storage.errors import ModelNotFoundError
+from storage.errors import ModelNotFoundError, StorageError
 from storage.runs import RunToSave, SaveOutcome
 
 ACTIVE = "active"  # `--model active`: the profile's active registered model
@@ -181,3 +185,155 @@ def activate_model(version: str, *, settings: Settings | None = None) -> dict:
 
 def rollback_model(profile: str, *, settings: Settings | None = None) -> dict:
     return registry.rollback_model(engine(settings), profile=profile)
+
+
+# -- alerts ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlertReport:
+    """What happened to a run's alert, in words for the user."""
+
+    status: str  # sent, queued (held by the throttle), failed, skipped or duplicate
+    message: str
+    notification_id: int | None = None
+
+
+def _smtp_config(settings: Settings) -> SmtpConfig | None:
+    if not settings.smtp_host:
+        return None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port,
+                      security=settings.smtp_security, username=settings.smtp_username,
+                      password=password)
+
+
+def _deliver(message, settings: Settings, *, name: str) -> tuple[str, int]:
+    """SMTP when SMTP_HOST is set, else the outbox folder. Returns (transport, attempts)."""
+    config = _smtp_config(settings)
+    if config is None:
+        return "outbox:" + write_outbox(message, settings.alert_outbox_dir, name=name), 1
+    return send_smtp(message, config)
+
+
+def _digest(parts: list[tuple[int, list[int]]], settings: Settings) -> Digest:
+    """The digest of (run id, anomaly ids) parts, the run it is for first."""
+    ids = [i for _, part_ids in parts for i in part_ids]
+    found = anomalies.query_anomalies(engine(settings), filters=AnomalyFilter(ids=ids),
+                                      limit=None, with_data=True)
+    summaries = []
+    for run_id, _ in parts:
+        run = runs.get_run(engine(settings), run_id=run_id)
+        summaries.append(RunSummary(run.id, run.source_name, run.profile, run.created_at,
+                                    run.total_rows, run.anomaly_count, run.threshold_note))
+    notes = []
+    if len(parts) > 1:
+        notes.append(f"Includes {len(parts) - 1} digest(s) held back earlier: at most "
+                     f"{settings.alert_max_per_hour} emails per hour go to this team.")
+    return Digest(summaries, found, settings.dashboard_url, settings.alert_min_severity, notes)
+
+
+def notify(run_id: int, *, settings: Settings | None = None) -> AlertReport:
+    """Email a stored run's digest to its team, exactly once.
+
+    The dedupe key (run and recipients) makes a rerun or a second click a no-op; the
+    throttle holds a digest back (``queued``) when the team had ALERT_MAX_PER_HOUR emails
+    in the last hour, and the next digest includes it.
+    """
+    settings = settings or get_settings()
+    db_engine = engine(settings)
+    run = runs.get_run(db_engine, run_id=run_id)
+    if run is None:
+        raise StorageError(f"no stored run with id {run_id}")
+    team = policy.team_for(run.profile)
+    recipients = policy.recipients_for(run.profile, security=settings.alert_to_security,
+                                       maintenance=settings.alert_to_maintenance)
+    if not recipients:
+        variable = f"ALERT_TO_{team.upper()}"
+        return AlertReport("skipped", f"No alert sent: {variable} is empty, so nobody "
+                                      f"receives {run.profile} alerts.")
+    ids = anomalies.open_anomaly_ids(db_engine, run_id=run_id,
+                                     severities=policy.severities_from(
+                                         settings.alert_min_severity))
+    if not ids:
+        return AlertReport("skipped", f"No alert sent: run {run_id} has no open anomaly at "
+                                      f"{settings.alert_min_severity} severity or above.")
+    group = policy.group_key(recipients)
+    row, created = notifications.claim_notification(
+        db_engine, run_id=run_id, dedupe_key=policy.dedupe_key(run_id, recipients),
+        recipients=group, subject="", anomaly_ids=ids)
+    if not created:
+        when = f" on {row.sent_at:%Y-%m-%d %H:%M}" if row.sent_at else ""
+        return AlertReport("duplicate", f"Run {run_id}'s alert to the {team} team was "
+                           f"already handled ({row.status}{when}): nothing was sent again.",
+                           row.id)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    if policy.throttled(notifications.sent_since(db_engine, recipients=group, since=since),
+                        settings.alert_max_per_hour):
+        notifications.record_attempt(
+            db_engine, notification_id=row.id, status="queued", attempts=0,
+            error=f"held back: {settings.alert_max_per_hour} emails went to this team in the "
+                  "last hour; it joins the next digest")
+        return AlertReport("queued", f"Run {run_id}'s alert is held back: the {team} team had "
+                           f"{settings.alert_max_per_hour} emails in the last hour. It joins "
+                           "the next digest.", row.id)
+    held = notifications.held_back(db_engine, recipients=group, exclude_id=row.id)
+    return _send_digest([row, *held], recipients, team, settings)
+
+
+def _send_digest(rows, recipients: list[str], team: str, settings: Settings) -> AlertReport:
+    db_engine = engine(settings)
+    digest = _digest([(row.run_id, row.anomaly_ids) for row in rows], settings)
+    message = build_message(digest, sender=settings.smtp_from, recipients=recipients)
+    notifications.set_subject(db_engine, notification_id=rows[0].id,
+                              subject=str(message["Subject"]))
+    try:
+        transport, attempts = _deliver(message, settings, name=f"run-{digest.run.run_id}")
+    except DeliveryError as exc:
+        notifications.record_attempt(db_engine, notification_id=rows[0].id, status="failed",
+                                     error=str(exc), attempts=exc.attempts)
+        return AlertReport("failed", f"The alert for run {digest.run.run_id} was not sent: "
+                           f"{exc}. It is recorded; `vigil alerts retry` sends it again.",
+                           rows[0].id)
+    for row in rows:
+        notifications.record_attempt(
+            db_engine, notification_id=row.id, status="sent", transport=transport,
+            attempts=attempts if row is rows[0] else 0)
+    where = transport.removeprefix("outbox:") if transport.startswith("outbox:") else transport
+    return AlertReport("sent", f"Alert for run {digest.run.run_id} sent to the {team} team "
+                       f"({', '.join(recipients)}) via {where}: {message['Subject']}",
+                       rows[0].id)
+
+
+def retry_failed(*, settings: Settings | None = None) -> list[AlertReport]:
+    """Send each failed notification once more."""
+    settings = settings or get_settings()
+    reports = []
+    for row in notifications.notifications(engine(settings), status="failed"):
+        run = runs.get_run(engine(settings), run_id=row.run_id)
+        reports.append(_send_digest([row], row.recipients.split(","),
+                                    policy.team_for(run.profile), settings))
+    return reports
+
+
+def send_test_email(to: str, *, settings: Settings | None = None) -> str:
+    """Send a short test message; returns where it went. Raises DeliveryError."""
+    settings = settings or get_settings()
+    recipients = policy.parse_recipients(to)
+    if not recipients:
+        raise AlertError("give at least one address to send the test message to")
+    message = probe_message(sender=settings.smtp_from, recipients=recipients,
+                            dashboard_url=settings.dashboard_url)
+    return _deliver(message, settings, name="test")[0]
+
+
+def notification_log(*, limit: int = 200, settings: Settings | None = None):
+    return notifications.notifications_frame(engine(settings), limit=limit)
+
+
+def preview_digest(run_id: int, *, settings: Settings | None = None) -> tuple[str, str]:
+    """(subject, HTML) of the digest the run would send now, without sending it."""
+    settings = settings or get_settings()
+    ids = anomalies.open_anomaly_ids(engine(settings), run_id=run_id,
+                                     severities=policy.severities_from(
+                                         settings.alert_min_severity))
+    digest = _digest([(run_id, ids)], settings)
+    return subject(digest), render_html(digest)

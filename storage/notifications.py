@@ -96,3 +96,10 @@ def notifications_frame(engine: Engine, *, limit: int = 200) -> pd.DataFrame:
     rows = notifications(engine, limit=limit)
     return pd.DataFrame([{c: getattr(r, c) for c in NOTIFICATION_COLUMNS} for r in rows],
                         columns=list(NOTIFICATION_COLUMNS))
+
+
+def set_subject(engine: Engine, *, notification_id: int, subject: str) -> None:
+    with transaction(engine) as session:
+        session.execute(update(AlertNotification)
+                        .where(AlertNotification.id == notification_id)
+                        .values(subject=subject))

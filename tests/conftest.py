@@ -12,6 +12,8 @@ from sqlalchemy.engine import make_url
 from storage import db
 from storage.schema import Base
 
+pytest_plugins = ["tests.smtp"]
+
 
 def sensor_frame(n: int = 600, seed: int = 0, freq: str = "10min") -> pd.DataFrame:
     """A clean daily-cycle series of two metrics, no anomalies."""

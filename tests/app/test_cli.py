@@ -141,3 +141,23 @@ def test_unreachable_database_is_one_error_line(tmp_path):
     assert run.returncode == 2
     assert run.stderr.startswith("error: the database failed (OperationalError")
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_score_save_alert_writes_one_digest_to_the_outbox(tmp_path):
+    env = {"ALERT_TO_SECURITY": "soc@x.org"}
+    args = ("score", sample_path("logins.csv"), "--save", "--alert", "--out", tmp_path / "o.csv")
+    first = vigil(*args, tmp_path=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Alert for run 1 sent to the security team (soc@x.org)" in first.stderr
+    again = vigil(*args, tmp_path=tmp_path, env=env)
+    assert "nothing was sent again" in again.stderr
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    log = vigil("alerts", "log", tmp_path=tmp_path)
+    assert " sent " in log.stdout and "[Vigil]" in log.stdout
+    test = vigil("alert-test", "--to", "me@x.org", tmp_path=tmp_path)
+    assert test.returncode == 0 and "outbox:" in test.stdout
+    down = vigil("alert-test", "--to", "me@x.org", tmp_path=tmp_path,
+                 env={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": "1"})
+    assert down.returncode == 1
+    assert down.stderr.strip() == \
+        "error: smtp://127.0.0.1:1 refused the connection (is the mail server running?)"

@@ -1,0 +1,147 @@
+"""Alerting a stored run through the use case, against a real SMTP server."""
+
+import io
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from alerts import delivery
+from app import services
+from app.settings import Settings
+from storage.runs import save_run
+from tests.smtp import start_server
+from tests.storage.conftest import make_run
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    monkeypatch.setattr(delivery, "BACKOFF_S", 0.0)
+
+
+def settings_for(database_url, tmp_path, server=None, **overrides) -> Settings:
+    values = dict(database_url=database_url, journal_dir=tmp_path / "fallback",
+                  alert_outbox_dir=tmp_path / "outbox", alert_to_maintenance="ops@x.org",
+                  alert_to_security="soc@x.org", smtp_from="vigil@x.org",
+                  smtp_security="none", dashboard_url="https://vigil.example.org")
+    if server is not None:
+        values.update(smtp_host=server.host, smtp_port=server.port)
+    values.update(overrides)
+    return Settings(**values)
+
+
+def store(settings, n=10, sha="f" * 64, **kwargs) -> int:
+    run = make_run(n, file_sha256=sha, **kwargs)
+    run.anomalies.loc[n - 1, "entity"] = SCRIPT  # the worst row is about a hostile name
+    run.anomalies.at[n - 1, "data"] = {"user": SCRIPT, "device": "=HYPERLINK(\"x\")"}
+    return save_run(services.engine(settings), run=run).run_id
+
+
+def test_digest_reaches_the_team_with_attachment_and_safe_values(database_url, tmp_path,
+                                                                 smtp_server):
+    settings = settings_for(database_url, tmp_path, smtp_server)
+    run_id = store(settings)
+    report = services.notify(run_id, settings=settings)
+    assert report.status == "sent", report.message
+    (message,) = smtp_server.inbox.messages
+    assert smtp_server.inbox.recipients == [["ops@x.org"]]
+    assert message["Subject"] == "[Vigil] 1 critical, 2 high anomalies in readings.csv"
+    assert message.get_content_type() == "multipart/mixed"
+    assert [p.get_content_type() for p in message.get_payload()[0].iter_parts()] == \
+        ["text/plain", "text/html"]
+    html = message.get_body(("html",)).get_content()
+    assert SCRIPT not in html and "&lt;script&gt;" in html
+    assert f"https://vigil.example.org/explore?run={run_id}" in html
+    (part,) = list(message.iter_attachments())
+    rows = pd.read_csv(io.BytesIO(part.get_payload(decode=True)))
+    assert len(rows) == 3  # every anomaly at high or above
+    assert "'=HYPERLINK(\"x\")" in rows["device"].tolist()
+    log = services.notification_log(settings=settings)
+    assert log.loc[0, "status"] == "sent" and log.loc[0, "attempts"] == 1
+
+
+def test_second_call_sends_nothing(database_url, tmp_path, smtp_server):
+    settings = settings_for(database_url, tmp_path, smtp_server)
+    run_id = store(settings)
+    assert services.notify(run_id, settings=settings).status == "sent"
+    again = services.notify(run_id, settings=settings)
+    assert again.status == "duplicate" and "nothing was sent again" in again.message
+    assert len(smtp_server.inbox.messages) == 1
+
+
+def test_throttle_holds_the_seventh_digest_and_the_next_one_carries_it(database_url, tmp_path,
+                                                                        smtp_server):
+    settings = settings_for(database_url, tmp_path, smtp_server, alert_max_per_hour=6)
+    statuses = [services.notify(store(settings, sha=str(i) * 64), settings=settings).status
+                for i in range(7)]
+    assert statuses == ["sent"] * 6 + ["queued"]
+    assert len(smtp_server.inbox.messages) == 6
+    # an hour later (the sent ones age out), the next run's digest includes the held one
+    engine = services.engine(settings)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alert_notifications SET sent_at = :t WHERE status = 'sent'"),
+                     {"t": pd.Timestamp("2000-01-01", tz="UTC").to_pydatetime()})
+    assert services.notify(store(settings, sha="8" * 64), settings=settings).status == "sent"
+    last = smtp_server.inbox.messages[-1]
+    assert "and 1 earlier file(s)" in last["Subject"]
+    (part,) = list(last.iter_attachments())
+    assert len(pd.read_csv(io.BytesIO(part.get_payload(decode=True)))) == 6
+    log = services.notification_log(settings=settings)
+    assert set(log["status"]) == {"sent"}
+
+
+def test_server_down_is_recorded_failed_then_retried_once(database_url, tmp_path):
+    server = start_server()
+    port = server.port
+    server.stop()
+    settings = settings_for(database_url, tmp_path, server)
+    run_id = store(settings)
+    report = services.notify(run_id, settings=settings)
+    assert report.status == "failed" and "refused the connection" in report.message
+    log = services.notification_log(settings=settings)
+    assert log.loc[0, "status"] == "failed" and log.loc[0, "attempts"] == delivery.ATTEMPTS
+    assert "refused the connection" in log.loc[0, "last_error"]
+    back = start_server(port=port)
+    try:
+        assert [r.status for r in services.retry_failed(settings=settings)] == ["sent"]
+        assert services.retry_failed(settings=settings) == []
+        assert services.notify(run_id, settings=settings).status == "duplicate"
+        assert len(back.inbox.messages) == 1
+    finally:
+        back.stop()
+
+
+def test_analyst_closed_rows_are_not_alerted(database_url, tmp_path, smtp_server):
+    settings = settings_for(database_url, tmp_path, smtp_server)
+    run_id = store(settings)
+    rows = services.query_anomalies(settings=settings)
+    worst = rows.loc[rows["anomaly_score"] >= 85, "id"].tolist()
+    services.review(worst, "false_positive", settings=settings)
+    report = services.notify(run_id, settings=settings)
+    assert report.status == "skipped" and "no open anomaly at high" in report.message
+    assert smtp_server.inbox.messages == []
+
+
+def test_outbox_when_no_smtp_host(database_url, tmp_path):
+    settings = settings_for(database_url, tmp_path)
+    report = services.notify(store(settings), settings=settings)
+    assert report.status == "sent"
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    assert b"[Vigil] 1 critical, 2 high anomalies in readings.csv" in eml.read_bytes()
+
+
+def test_no_recipients_configured(database_url, tmp_path):
+    settings = settings_for(database_url, tmp_path, alert_to_maintenance="")
+    report = services.notify(store(settings), settings=settings)
+    assert report.status == "skipped" and "ALERT_TO_MAINTENANCE is empty" in report.message
+
+
+def test_password_never_leaks(database_url, tmp_path, tls_server):
+    settings = settings_for(database_url, tmp_path, tls_server, smtp_security="none",
+                            smtp_username="vigil", smtp_password="Pw-9f8e7d")
+    report = services.notify(store(settings), settings=settings)
+    assert report.status == "failed"
+    log = services.notification_log(settings=settings)
+    assert "Pw-9f8e7d" not in report.message + str(log.to_dict()) + repr(settings)
