@@ -7,21 +7,32 @@ for each thing Vigil does.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from alerts import policy
 from alerts.delivery import SmtpConfig, send_smtp, write_outbox
 from alerts.errors import AlertError, DeliveryError
-from alerts.message import Digest, RunSummary, build_message, probe_message, render_html, subject
-from app.chart_data import score_histogram, series_bins
+from alerts.message import (
+    Digest,
+    RunSummary,
+    attachment_frame,
+    build_message,
+    probe_message,
+    render_html,
+    subject,
+)
+from app.chart_data import read_series, score_histogram, series_bins
 from app.settings import Settings, get_settings
 from detection import Dataset, ScoredFrame, fit, fit_score, prepare, read_csv
+from detection.export import write_csv
 from detection.reading import Source
 from storage import anomalies, db, journal, notifications, registry, runs
 from storage.anomalies import AnomalyFilter
@@ -337,3 +348,47 @@ def preview_digest(run_id: int, *, settings: Settings | None = None) -> tuple[st
                                          settings.alert_min_severity))
     digest = _digest([(run_id, ids)], settings)
     return subject(digest), render_html(digest)
+
+
+# -- exploring stored runs -----------------------------------------------------------
+def count_anomalies(filters: AnomalyFilter, *, settings: Settings | None = None) -> int:
+    return anomalies.count_anomalies(engine(settings), filters=filters)
+
+
+def entity_counts(filters: AnomalyFilter, *, limit: int = 20,
+                  settings: Settings | None = None):
+    return anomalies.entity_counts(engine(settings), filters=filters, limit=limit)
+
+
+def run_series(run_ids: list[int], *, settings: Settings | None = None) -> pd.DataFrame:
+    """The binned rows of the runs' files, for the metric charts."""
+    parts = []
+    for run_id in run_ids:
+        run = runs.get_run(engine(settings), run_id=run_id)
+        if run is not None:
+            parts.append(read_series(run.chart_data).assign(run_id=run_id))
+    return pd.concat(parts, ignore_index=True) if parts else read_series(None)
+
+
+def run_histogram(run_ids: list[int], *, settings: Settings | None = None) -> pd.DataFrame:
+    """Rows per 1-point score bin over the runs' files: columns ``bin``, ``rows``."""
+    rows = []
+    for run_id in run_ids:
+        run = runs.get_run(engine(settings), run_id=run_id)
+        rows.extend((run.score_histogram or []) if run is not None else [])
+    frame = pd.DataFrame(rows, columns=["bin", "rows"])
+    return frame.groupby("bin", as_index=False)["rows"].sum()
+
+
+def anomalies_csv(filters: AnomalyFilter, *, settings: Settings | None = None) -> bytes:
+    """Every matching anomaly as formula-safe CSV: our columns, then the original row."""
+    found = anomalies.query_anomalies(engine(settings), filters=filters, limit=None,
+                                      with_data=True)
+    buffer = io.BytesIO()
+    write_csv(attachment_frame(found), buffer)
+    return buffer.getvalue()
+
+
+def result_anomalies(result: ScoredFrame) -> pd.DataFrame:
+    """A scored file's flagged rows in the shape stored anomalies have (for charts)."""
+    return RunToSave.from_result(result, source_name="", file_sha256="").anomalies

@@ -73,7 +73,8 @@ def query_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
         query = query.limit(limit).offset(offset)
     with transaction(engine) as session:
         rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[c.key for c in columns])
+    frame = pd.DataFrame(rows, columns=[c.key for c in columns]).astype(
+        {"id": "int64", "run_id": "int64", "row_number": "int64", "anomaly_score": "float64"})
     for name in ("event_time", "reviewed_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
     return frame

@@ -1,0 +1,47 @@
+"""Overview: what was found lately, what is still open, the latest runs."""
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, services, ui
+from app.settings import get_settings
+
+st.title("Overview")
+days = st.segmented_control("Period", [7, 30], default=7, format_func=lambda d: f"Last {d} days")
+since = datetime.now(UTC) - timedelta(days=days or 7)
+with ui.user_errors():
+    stats = services.overview(since=since)
+    latest = services.list_runs(limit=10)
+
+per_day, review, runs = stats["per_day"], stats["review"], stats["runs"]
+open_count = int(review.loc[review["state"] == "open", "anomalies"].sum())
+cells = st.columns(4)
+cells[0].metric("Runs", f"{int(runs['runs'].sum()):,}")
+cells[1].metric("Rows scored", f"{int(runs['rows'].sum()):,}")
+cells[2].metric("Anomalies", f"{int(per_day['anomalies'].sum()):,}")
+cells[3].metric("Open (not reviewed)", f"{open_count:,}")
+
+if per_day.empty:
+    st.info("Nothing stored in this period. Analyze a CSV (a bundled sample works) and save "
+            "the run.")
+    st.page_link("pages/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
+else:
+    st.subheader("Anomalies per day")
+    st.altair_chart(charts.per_day(per_day), width="content")
+    st.subheader("Open versus reviewed")
+    st.altair_chart(charts.review_state(review), width="stretch")
+
+if latest:
+    st.subheader("Latest runs")
+    base = get_settings().dashboard_url.rstrip("/")
+    table = pd.DataFrame([{
+        "run": f"{base}/explore?run={run.id}", "stored": run.created_at,
+        "file": run.source_name, "profile": run.profile, "rows": run.total_rows,
+        "flagged": run.anomaly_count,
+        **{s: (run.severity_counts or {}).get(s, 0) for s in ("critical", "high")},
+    } for run in latest])
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "run": st.column_config.LinkColumn("run", display_text=r"explore\?run=(\d+)"),
+        "stored": st.column_config.DatetimeColumn("stored", format="YYYY-MM-DD HH:mm")})

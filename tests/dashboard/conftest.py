@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.settings import get_settings
+
+MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+
+
+@pytest.fixture
+def dashboard_env(tmp_path, monkeypatch, database_url):
+    """The app's settings, pointing at a test database and outbox."""
+    values = {"DATABASE_URL": database_url, "ALERT_OUTBOX_DIR": str(tmp_path / "outbox"),
+              "JOURNAL_DIR": str(tmp_path / "fallback"), "ALERT_TO_SECURITY": "soc@x.org",
+              "ALERT_TO_MAINTENANCE": "ops@x.org", "SMTP_HOST": "",
+              "SMTP_PASSWORD": "Pw-never-shown"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def open_page(page: str | None = None, at: AppTest | None = None) -> AppTest:
+    """Run the app (and switch to ``pages/<page>.py``); fails on any exception."""
+    if at is None:
+        at = AppTest.from_file(str(MAIN), default_timeout=180)
+        at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

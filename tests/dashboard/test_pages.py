@@ -1,0 +1,175 @@
+"""Every page with Streamlit's AppTest, and the flows staff use."""
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy import func, select
+
+from app import services
+from sample_data import sample_path
+from storage.anomalies import AnomalyFilter
+from storage.schema import AlertNotification, Anomaly, DetectionRun
+from tests.dashboard.conftest import open_page
+
+PAGES = ["overview", "analyze", "explore", "alerts", "models"]
+
+
+def counts(database_url):
+    engine = services.engine()
+    with engine.connect() as conn:
+        return tuple(conn.scalar(select(func.count()).select_from(t))
+                     for t in (DetectionRun, Anomaly, AlertNotification))
+
+
+def analyze_sample(name: str):
+    at = open_page("analyze")
+    sample = next(s for s in at.selectbox if s.label == "Sample")
+    sample.set_value(name).run()
+    button(at, "Run detection").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_on_an_empty_database(dashboard_env, page):
+    at = open_page(page)
+    assert at.title[0].value
+
+
+def test_analyze_save_twice_alert_twice_stores_one_run_and_sends_one_email(dashboard_env,
+                                                                             database_url):
+    at = analyze_sample("logins.csv")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows scored"] == "10,111"
+    assert int(metrics["Critical"].replace(",", "")) > 0
+    assert len(at.dataframe) >= 1
+    button(at, "Save run").click().run()
+    assert any("Stored as run 1." in s.value for s in at.success)
+    button(at, "Save run").click().run()  # a second click
+    assert any("Already stored as run 1" in s.value for s in at.success)
+    at.run()  # a plain rerun
+    button(at, "Send alert").click().run()
+    assert any("sent to the security team" in i.value for i in at.info)
+    button(at, "Send alert").click().run()
+    assert any("nothing was sent again" in i.value for i in at.info)
+    for page in PAGES:  # page switches do not save or send either
+        open_page(page, at)
+    stored_runs, stored_anomalies, notifications = counts(database_url)
+    assert (stored_runs, notifications) == (1, 1)
+    assert stored_anomalies == services.count_anomalies(AnomalyFilter())
+    assert len(list((dashboard_env / "outbox").glob("*.eml"))) == 1
+
+
+def test_bad_upload_is_explained_not_a_traceback(dashboard_env):
+    at = open_page("analyze")
+    next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
+    at.file_uploader[0].set_value(("bad.csv", b"timestamp,value\n2025-01-01,1\nnope,2\n",
+                                   "text/csv")).run()
+    assert not at.exception
+    assert at.error[0].value.startswith("column 'timestamp': 1 value(s) are not dates (row 2)")
+
+
+def test_upload_a_csv(dashboard_env):
+    at = open_page("analyze")
+    next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
+    rows = "".join(f"2025-01-01 {h % 24:02d}:{h // 24:02d},{20 + (h % 24) / 10}\n"
+                   for h in range(24 * 40))
+    at.file_uploader[0].set_value(("t.csv", ("timestamp,value\n" + rows).encode(),
+                                   "text/csv")).run()
+    button(at, "Run detection").click().run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Rows scored"] == "960"
+
+
+@pytest.fixture
+def stored_run(dashboard_env):
+    at = analyze_sample("elevators.csv")
+    button(at, "Save run").click().run()
+    return services.list_runs()[0].id
+
+
+def chart_rows(at) -> list[int]:
+    """Rows of data each chart on the page sends to the browser."""
+    sizes = []
+    for chart in at.get("vega_lite_chart"):
+        datasets = [d.data.data for d in chart.proto.datasets]
+        if chart.proto.data.data:
+            datasets.append(chart.proto.data.data)
+        sizes.append(sum(pa.ipc.open_stream(blob).read_all().num_rows for blob in datasets))
+    return sizes
+
+
+def table_rows(at) -> int:
+    return len(at.dataframe[0].value)
+
+
+def test_explore_filters_change_the_table_and_the_charts(stored_run):
+    at = open_page("explore")
+    assert [m.value for m in at.multiselect if m.label == "Runs"] == [[stored_run]]
+    everything = table_rows(at)
+    before = chart_rows(at)
+    next(m for m in at.multiselect if m.label == "Severity").set_value(["critical"]).run()
+    assert not at.exception
+    critical = table_rows(at)
+    assert 0 < critical < everything
+    assert chart_rows(at) != before
+    assert set(at.dataframe[0].value["severity"]) == {"critical"}
+    next(t for t in at.text_input if t.label == "Reasons contain").set_value(
+        "no-such-reason").run()
+    assert table_rows(at) == 0
+
+
+def test_review_actions_persist(stored_run):
+    at = open_page("explore")
+    ids = at.dataframe[0].value["id"].tolist()[:2]
+    next(m for m in at.multiselect if m.label == "Rows").set_value(ids)
+    next(s for s in at.selectbox if s.label == "Mark as").set_value("false_positive")
+    next(t for t in at.text_input if t.label == "Reviewed by").set_value("ana")
+    next(b for b in at.button if b.label == "Apply").click().run()
+    assert not at.exception
+    stored = services.query_anomalies(AnomalyFilter(ids=ids))
+    assert set(stored["review_status"]) == {"false_positive"}
+    assert set(stored["reviewed_by"]) == {"ana"}
+    next(m for m in at.multiselect if m.label == "Review status").set_value(
+        ["false_positive"]).run()
+    assert sorted(at.dataframe[0].value["id"]) == sorted(ids)
+
+
+def test_csv_download_is_formula_safe(dashboard_env):
+    at = open_page("analyze")
+    next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
+    rows = "".join(f"2025-01-0{1 + i // 24} {i % 24:02d}:00,{5 if i != 30 else 500},"
+                   f"=HYPERLINK(\"x\")\n" for i in range(48 * 2))
+    at.file_uploader[0].set_value(("f.csv", ("timestamp,value,note\n" + rows).encode(),
+                                   "text/csv")).run()
+    button(at, "Run detection").click().run()
+    button(at, "Save run").click().run()
+    data = services.anomalies_csv(AnomalyFilter())
+    frame = pd.read_csv(io.BytesIO(data))
+    assert len(frame) > 0 and frame["note"].str.startswith("'=").all()
+
+
+def test_alerts_page_previews_escaped_html_and_never_shows_the_password(stored_run):
+    at = open_page("alerts")
+    text = " ".join(str(e.value) for e in at.markdown) + " ".join(
+        str(c.value) for c in at.caption)
+    assert "Pw-never-shown" not in text
+    assert "ops@x.org" in text
+    assert any("[Vigil]" in m.value for m in at.markdown)
+
+
+def test_models_page_lists_and_trains(dashboard_env):
+    at = open_page("models")
+    at.file_uploader[0].set_value(("base.csv", sample_path("temperature.csv").read_bytes(),
+                                   "text/csv"))
+    next(b for b in at.button if b.label == "Train").click().run()
+    assert not at.exception
+    assert any("Registered" in s.value for s in at.success)
+    assert len(services.list_models()) == 1
+
