@@ -164,7 +164,7 @@ def feature_scatter(anomalies: pd.DataFrame, x: str, y: str) -> alt.Chart:
 def per_day(counts: pd.DataFrame) -> alt.Chart:
     """Anomalies per day, stacked by severity, one column per profile."""
     return alt.Chart(counts).mark_bar().encode(
-        x=alt.X("yearmonthdate(day):T", title="day stored"),
+        x=alt.X("yearmonthdate(day):O", title="day stored"),
         y=alt.Y("sum(anomalies):Q", title="anomalies"),
         color=_severity_colour(),
         column=alt.Column("profile:N", title=None),

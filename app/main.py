@@ -5,14 +5,14 @@ import streamlit as st
 st.set_page_config(page_title="Vigil", page_icon=":material/radar:", layout="wide")
 
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:",
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:",
             url_path="overview", default=True),
-    st.Page("pages/analyze.py", title="Analyze", icon=":material/upload_file:",
+    st.Page("views/analyze.py", title="Analyze", icon=":material/upload_file:",
             url_path="analyze"),
-    st.Page("pages/explore.py", title="Explore", icon=":material/query_stats:",
+    st.Page("views/explore.py", title="Explore", icon=":material/query_stats:",
             url_path="explore"),
-    st.Page("pages/alerts.py", title="Alerts", icon=":material/mail:", url_path="alerts"),
-    st.Page("pages/models.py", title="Models", icon=":material/model_training:",
+    st.Page("views/alerts.py", title="Alerts", icon=":material/mail:", url_path="alerts"),
+    st.Page("views/models.py", title="Models", icon=":material/model_training:",
             url_path="models"),
 ]
 st.navigation(pages).run()

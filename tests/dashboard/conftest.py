@@ -25,12 +25,12 @@ def dashboard_env(tmp_path, monkeypatch, database_url):
 
 
 def open_page(page: str | None = None, at: AppTest | None = None) -> AppTest:
-    """Run the app (and switch to ``pages/<page>.py``); fails on any exception."""
+    """Run the app (and switch to ``views/<page>.py``); fails on any exception."""
     if at is None:
         at = AppTest.from_file(str(MAIN), default_timeout=180)
         at.run()
     if page:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -26,7 +26,7 @@ cells[3].metric("Open (not reviewed)", f"{open_count:,}")
 if per_day.empty:
     st.info("Nothing stored in this period. Analyze a CSV (a bundled sample works) and save "
             "the run.")
-    st.page_link("pages/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
+    st.page_link("views/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
 else:
     st.subheader("Anomalies per day")
     st.altair_chart(charts.per_day(per_day), width="content")

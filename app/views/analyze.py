@@ -136,5 +136,5 @@ if report is not None and report.stored:
     alert = st.session_state.get("alerted", {}).get(key)
     if alert is not None:
         (alert_col.error if alert.status == "failed" else alert_col.info)(alert.message)
-    st.page_link("pages/explore.py", label=f"Explore run {report.run_id}",
+    st.page_link("views/explore.py", label=f"Explore run {report.run_id}",
                  icon=":material/query_stats:", query_params={"run": str(report.run_id)})

@@ -17,7 +17,7 @@ with ui.user_errors():
     stored = services.list_runs(limit=500)
 if not stored:
     st.info("No stored runs yet: analyze a file and save it.")
-    st.page_link("pages/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
+    st.page_link("views/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
     st.stop()
 
 by_id = {run.id: run for run in stored}

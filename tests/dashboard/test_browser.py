@@ -1,0 +1,102 @@
+"""The real thing: `streamlit run` on loopback, driven by headless Chromium (Playwright)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from sample_data import sample_path
+from tests.conftest import require_server
+from tests.smtp import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"  # ignored by git
+PAGES = ["overview", "analyze", "explore", "alerts", "models"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",
+           "ALERT_OUTBOX_DIR": str(tmp_path / "outbox"), "JOURNAL_DIR": str(tmp_path / "j"),
+           "ALERT_TO_SECURITY": "soc@x.org", "SMTP_HOST": "",
+           "DASHBOARD_URL": f"http://127.0.0.1:{port}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start: " + server.stdout.read1().decode())
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture
+def page():
+    if not Path(CHROMIUM).exists():
+        require_server(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only with chromium
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached",
+                           timeout=120_000)
+    page.wait_for_timeout(300)
+
+
+def test_upload_score_save_explore_in_a_real_browser(app_url, page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{app_url}/analyze")
+    page.get_by_text("Upload a CSV").click()
+    page.locator('input[type="file"]').set_input_files(str(sample_path("logins.csv")))
+    page.get_by_role("button", name="Run detection").click()
+    page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=120_000)
+    page.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)
+    settle(page)
+    assert "Rows scored" in page.content()
+    page.get_by_role("button", name="Save run").click()
+    page.get_by_text("Stored as run 1.").wait_for(timeout=60_000)
+    page.screenshot(path=SCREENSHOTS / "analyze.png", full_page=True)
+
+    for name in ["explore", "overview", "alerts", "models"]:
+        page.locator('[data-testid="stSidebarNav"] a', has_text=name.capitalize()).click()
+        path = "" if name == "overview" else name  # the default page lives at /
+        expect(page).to_have_url(re.compile(rf":\d+/{path}(\?.*)?$"), timeout=30_000)
+        settle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+        if name in ("explore", "overview"):
+            page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
+            settle(page)
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    assert {p.stem for p in SCREENSHOTS.glob("*.png")} >= set(PAGES)
