@@ -19,8 +19,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	@if [ -f app/main.py ]; then $(BIN)/streamlit run app/main.py; \
-	else echo "The dashboard is not built yet: use '.venv/bin/vigil score sample_data/logins.csv' (see README)."; fi
+	$(BIN)/streamlit run app/main.py
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +29,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/dashboard.py
 
 sample: $(STAMP)
 	$(BIN)/vigil sample

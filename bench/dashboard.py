@@ -1,0 +1,106 @@
+"""Explore stays usable on a 1,000,000-row run.
+
+    .venv/bin/python bench/dashboard.py [--rows 1000000]
+
+Scores and stores a generated sensor file of ``--rows`` rows (three metrics, several
+elevators) in a scratch SQLite database, then measures with Streamlit's AppTest the
+time to render the Explore page for that run and the data its charts send to the
+browser. Beside it, in the same run: the same page for the 8,064-row elevators sample
+(the baseline), and what charts of every raw row would send.
+Targets: Explore renders in at most 5 s and sends at most 5 MB of chart data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.speed import sensor_csv  # noqa: E402
+
+
+def store(path: Path) -> int:
+    from app import services
+
+    dataset = services.read_dataset(path)
+    result = services.analyze(dataset)
+    report = services.save(result, source_name=path.name,
+                           file_sha256=services.file_sha256(path))
+    assert report.stored, report.message
+    return report.run_id
+
+
+def render_explore(run_id: int) -> tuple[float, int, int]:
+    """(seconds, chart rows, chart bytes) for Explore showing ``run_id``."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300)
+    at.run()
+    at.query_params["run"] = str(run_id)
+    at.switch_page("views/explore.py")
+    start = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - start
+    assert not at.exception, [e.value for e in at.exception]
+    rows = size = 0
+    for chart in at.get("vega_lite_chart"):
+        blobs = [d.data.data for d in chart.proto.datasets]
+        if chart.proto.data.data:
+            blobs.append(chart.proto.data.data)
+        size += len(chart.proto.spec) + sum(len(b) for b in blobs)
+        rows += sum(pa.ipc.open_stream(b).read_all().num_rows for b in blobs)
+    return seconds, rows, size
+
+
+def raw_chart_bytes(path: Path) -> int:
+    """What one chart of every raw row (time, elevator, three metrics) would send."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.environ.update(DATABASE_URL=f"sqlite:///{folder / 'vigil.db'}",
+                          ALERT_OUTBOX_DIR=str(folder / "outbox"),
+                          JOURNAL_DIR=str(folder / "journal"))
+        big = folder / "big.csv"
+        sensor_csv(big, args.rows)
+        start = time.perf_counter()
+        big_run = store(big)
+        print(f"scored and stored {args.rows:,} rows in {time.perf_counter() - start:.1f} s")
+        small_run = store(ROOT / "sample_data" / "elevators.csv")
+        render_explore(small_run)  # warm imports and caches once, for both
+        small = render_explore(small_run)
+        large = render_explore(big_run)
+        raw = raw_chart_bytes(big)
+
+    print(f"\n{'Explore for':24} {'seconds':>8} {'chart rows':>11} {'chart MB':>9}")
+    print(f"{'8,064-row sample':24} {small[0]:8.2f} {small[1]:11,} {small[2] / 1e6:9.2f}")
+    print(f"{f'{args.rows:,}-row run':24} {large[0]:8.2f} {large[1]:11,} {large[2] / 1e6:9.2f}")
+    print(f"{'every raw row, one chart':24} {'':>8} {args.rows:11,} {raw / 1e6:9.2f}")
+    print(f"\n{args.rows:,} rows render in {large[0]:.2f} s, {large[0] / small[0]:.1f}x the "
+          f"small sample (target <= 5 s: {'met' if large[0] <= 5 else 'MISSED'}); charts send "
+          f"{large[2] / 1e6:.2f} MB, {raw / large[2]:.0f}x less than the raw rows (target "
+          f"<= 5 MB: {'met' if large[2] <= 5e6 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
