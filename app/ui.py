@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import contextmanager
 
 import pandas as pd
@@ -43,10 +42,3 @@ def severity_styler(frame: pd.DataFrame) -> pd.io.formats.style.Styler:
     return frame.style.map(lambda v: f"background-color: {SEVERITY_BACKGROUND.get(v, '')}",
                            subset=["severity"])
 
-
-def once(key: str, action: Callable[[], object]) -> object:
-    """Remember an action's result in the session so a rerun shows it, not redoes it."""
-    done = st.session_state.setdefault("_done", {})
-    if key not in done:
-        done[key] = action()
-    return done[key]

@@ -79,7 +79,6 @@ left, right = st.columns(2)
 with left:
     st.subheader("Score distribution")
     histogram = services.run_histogram(run_ids)
-    histogram = histogram[(histogram["bin"] >= 0)]
     st.altair_chart(charts.score_distribution(histogram), width="stretch")
     st.caption(runs[0].threshold_note)
 with right:
