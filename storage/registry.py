@@ -55,13 +55,16 @@ def _known(engine: Engine) -> str:
     return ", ".join(m["version"] for m in list_models(engine)[:5]) or "none registered"
 
 
+def _metadata_row(session, engine: Engine, version: str) -> ModelVersion:
+    row = session.get(ModelVersion, version, options=[defer(ModelVersion.model)])
+    if row is None:
+        raise ModelNotFoundError(f"no model with version {version!r} (known: {_known(engine)})")
+    return row
+
+
 def describe_model(engine: Engine, *, version: str) -> dict:
     with transaction(engine) as session:
-        row = session.get(ModelVersion, version, options=[defer(ModelVersion.model)])
-        if row is None:
-            raise ModelNotFoundError(f"no model with version {version!r} (known: "
-                                     f"{_known(engine)})")
-        return _as_dict(row)
+        return _as_dict(_metadata_row(session, engine, version))
 
 
 def load_model(engine: Engine, *, version: str) -> Model:
@@ -81,10 +84,7 @@ def active_version(engine: Engine, *, profile: str) -> str | None:
 def activate_model(engine: Engine, *, version: str) -> dict:
     """Make ``version`` the active model of its profile (one active per profile)."""
     with transaction(engine) as session:
-        row = session.get(ModelVersion, version, options=[defer(ModelVersion.model)])
-        if row is None:
-            raise ModelNotFoundError(f"no model with version {version!r} (known: "
-                                     f"{_known(engine)})")
+        row = _metadata_row(session, engine, version)
         session.execute(update(ModelVersion).where(ModelVersion.profile == row.profile)
                         .values(is_active=False))
         session.execute(update(ModelVersion).where(ModelVersion.version == version)
