@@ -181,8 +181,3 @@ def review_state(review: pd.DataFrame) -> alt.Chart:
                                                    range=["#dc2626", "#16a34a"])),
         tooltip=["severity:N", "state:N", "sum(anomalies):Q"]).properties(height=160)
 
-
-def chart_rows(chart: alt.TopLevelMixin) -> int:
-    """Rows of data a chart sends to the browser (for tests and bench/dashboard.py)."""
-    spec = chart.to_dict()
-    return sum(len(values) for values in spec.get("datasets", {}).values())

@@ -38,6 +38,7 @@ from storage import anomalies, db, journal, notifications, registry, runs
 from storage.anomalies import AnomalyFilter
 from storage.errors import ModelNotFoundError, StorageError
 from storage.runs import RunToSave, SaveOutcome
+from storage.schema import REVIEW_STATUSES as REVIEW_STATUSES  # for the pages
 
 ACTIVE = "active"  # `--model active`: the profile's active registered model
 

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.speed import sensor_csv  # noqa: E402
+from tests.dashboard.conftest import chart_payload  # noqa: E402
 
 
 def store(path: Path) -> int:
@@ -50,14 +51,8 @@ def render_explore(run_id: int) -> tuple[float, int, int]:
     at.run()
     seconds = time.perf_counter() - start
     assert not at.exception, [e.value for e in at.exception]
-    rows = size = 0
-    for chart in at.get("vega_lite_chart"):
-        blobs = [d.data.data for d in chart.proto.datasets]
-        if chart.proto.data.data:
-            blobs.append(chart.proto.data.data)
-        size += len(chart.proto.spec) + sum(len(b) for b in blobs)
-        rows += sum(pa.ipc.open_stream(b).read_all().num_rows for b in blobs)
-    return seconds, rows, size
+    payload = chart_payload(at)
+    return seconds, sum(r for r, _ in payload), sum(b for _, b in payload)
 
 
 def raw_chart_bytes(path: Path) -> int:

@@ -13,7 +13,7 @@ import pandas as pd
 import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer
@@ -215,7 +215,3 @@ def get_run(engine: Engine, *, run_id: int) -> DetectionRun | None:
     with transaction(engine) as session:
         return session.get(DetectionRun, run_id)
 
-
-def count_runs(engine: Engine) -> int:
-    with transaction(engine) as session:
-        return session.scalar(select(func.count()).select_from(DetectionRun)) or 0

@@ -41,7 +41,6 @@ REVIEW_STATUSES = ("new", "acknowledged", "confirmed", "false_positive", "dismis
 # Statuses an analyst sets when a row needs no more attention.
 CLOSED_STATUSES = ("false_positive", "dismissed")
 NOTIFICATION_STATUSES = ("queued", "sent", "failed")
-RUN_STATUSES = ("complete",)
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Timestamp = DateTime(timezone=True)

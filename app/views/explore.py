@@ -7,8 +7,6 @@ import streamlit as st
 
 from app import charts, services, ui
 from detection.calibration import SEVERITIES
-from storage.anomalies import AnomalyFilter
-from storage.schema import REVIEW_STATUSES
 
 TABLE_ROWS = 1_000
 
@@ -32,7 +30,7 @@ profiles = {run.profile for run in runs}
 
 with ui.user_errors():
     series = services.run_series(run_ids)
-    entities = services.entity_counts(AnomalyFilter(run_ids=run_ids), limit=500)["entity"]
+    entities = services.entity_counts(services.AnomalyFilter(run_ids=run_ids), limit=500)["entity"]
 
 with st.sidebar:
     st.header("Filters")
@@ -48,9 +46,9 @@ with st.sidebar:
     chosen_entities = st.multiselect("Entity (user, elevator, sensor)", list(entities))
     low, high = st.slider("Score", 50.0, 100.0, (50.0, 100.0), step=0.5)
     reason_text = st.text_input("Reasons contain", placeholder="e.g. first login, vibration")
-    statuses = st.multiselect("Review status", REVIEW_STATUSES, default=list(REVIEW_STATUSES))
+    statuses = st.multiselect("Review status", services.REVIEW_STATUSES, default=list(services.REVIEW_STATUSES))
 
-filters = AnomalyFilter(run_ids=run_ids, since=since, until=until, severities=severities,
+filters = services.AnomalyFilter(run_ids=run_ids, since=since, until=until, severities=severities,
                         entities=chosen_entities, min_score=low, max_score=high,
                         review_statuses=statuses, reason_text=reason_text or None)
 with ui.user_errors():
@@ -130,7 +128,7 @@ with st.form("review"):
     selected = st.multiselect("Rows", list(labels), default=selected,
                               format_func=labels.get, key=f"review_rows_{hash(tuple(selected))}")
     cols = st.columns([2, 2, 4])
-    status = cols[0].selectbox("Mark as", REVIEW_STATUSES[1:],
+    status = cols[0].selectbox("Mark as", services.REVIEW_STATUSES[1:],
                                format_func=lambda s: s.replace("_", " "))
     reviewer = cols[1].text_input("Reviewed by")
     note = cols[2].text_input("Note")

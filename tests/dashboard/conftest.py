@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -34,3 +35,15 @@ def open_page(page: str | None = None, at: AppTest | None = None) -> AppTest:
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def chart_payload(at: AppTest) -> list[tuple[int, int]]:
+    """(rows, bytes) of data each chart on the page sends to the browser."""
+    payload = []
+    for chart in at.get("vega_lite_chart"):
+        blobs = [d.data.data for d in chart.proto.datasets]
+        if chart.proto.data.data:
+            blobs.append(chart.proto.data.data)
+        rows = sum(pa.ipc.open_stream(blob).read_all().num_rows for blob in blobs)
+        payload.append((rows, len(chart.proto.spec) + sum(len(b) for b in blobs)))
+    return payload

@@ -3,7 +3,6 @@
 import io
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
@@ -11,7 +10,7 @@ from app import services
 from sample_data import sample_path
 from storage.anomalies import AnomalyFilter
 from storage.schema import AlertNotification, Anomaly, DetectionRun
-from tests.dashboard.conftest import open_page
+from tests.dashboard.conftest import chart_payload, open_page
 
 PAGES = ["overview", "analyze", "explore", "alerts", "models"]
 
@@ -95,14 +94,7 @@ def stored_run(dashboard_env):
 
 
 def chart_rows(at) -> list[int]:
-    """Rows of data each chart on the page sends to the browser."""
-    sizes = []
-    for chart in at.get("vega_lite_chart"):
-        datasets = [d.data.data for d in chart.proto.datasets]
-        if chart.proto.data.data:
-            datasets.append(chart.proto.data.data)
-        sizes.append(sum(pa.ipc.open_stream(blob).read_all().num_rows for blob in datasets))
-    return sizes
+    return [rows for rows, _ in chart_payload(at)]
 
 
 def table_rows(at) -> int:
