@@ -8,12 +8,16 @@ window (a stuck sensor has none) and the recent mean (a sustained drift).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
 import bottleneck as bn
 import numpy as np
 import pandas as pd
 
 from detection.dataset import Dataset
 from detection.features.base import (
+    STATS_SAMPLE,
     FeatureSet,
     fmt,
     level_phrase,
@@ -22,14 +26,19 @@ from detection.features.base import (
     trained_metrics,
 )
 
-KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend")
+KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend", "repeat")
 FAMILY = {"level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
-          "step": "change", "spread": "spread"}
+          "step": "change", "spread": "spread", "repeat": "spread"}
 MIN_HISTORY = 5        # readings before the recent-window features say anything
 SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(std) finite when stuck
 LOCAL_FLOOR = 0.1      # smallest recent MAD, so a quiet window does not inflate z
-MIN_DAYS_FOR_TOD = 2
-STATS_SAMPLE = 100_000   # rows used for the features' reference spread   # fewer days cannot tell a daily cycle from a trend
+MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
+# A reading repeated more often in a row than twice the baseline's 99th percentile of
+# such runs, plus this many, counts as a repeat (quantised series repeat by nature).
+MIN_REPEATS = 3
+FLAT_SHARE = 0.1       # recent variation below this share of the usual reads as "flat"
+# Metrics are featurized in parallel threads: numpy and bottleneck release the GIL.
+THREADS = 2
 
 
 def _blocks(entity_sorted: np.ndarray) -> list[tuple[int, int]]:
@@ -65,6 +74,35 @@ def _shift(values: np.ndarray, blocks) -> np.ndarray:
     return out
 
 
+@dataclass
+class _Rolling:
+    """One metric in (entity, time) order: standardised values and their recent history."""
+
+    z: np.ndarray
+    previous: np.ndarray        # the reading before
+    recent_median: np.ndarray   # median and MAD of the window before this reading
+    recent_mad: np.ndarray
+    std: np.ndarray             # of the window ending at this reading
+
+    mean: np.ndarray
+    repeats: np.ndarray      # readings in a row before this one with exactly this value
+
+    @classmethod
+    def of(cls, z: np.ndarray, blocks, window: int) -> _Rolling:
+        previous = _shift(z, blocks)
+        median = _moving(bn.move_median, z, blocks, window, MIN_HISTORY)
+        index = np.arange(z.size)
+        last_change = np.maximum.accumulate(np.where(z == previous, 0, index))
+        return cls(
+            z=z, previous=previous, recent_median=_shift(median, blocks),
+            recent_mad=_shift(_moving(bn.move_median, np.abs(z - median), blocks, window,
+                                      MIN_HISTORY), blocks),
+            std=_moving(bn.move_std, z, blocks, window, window // 2),
+            mean=_moving(bn.move_mean, z, blocks, window, 1),
+            repeats=(index - last_change).astype("float64"),
+        )
+
+
 class SensorFeatures:
     """Featurizer for time series of one or more metrics, optionally per entity.
 
@@ -86,46 +124,56 @@ class SensorFeatures:
         metrics = dataset.metrics
         self.metrics_ = list(metrics.columns)
         codes, names = dataset.entity_codes
+        rows_of = pd.Series(np.arange(len(dataset))).groupby(codes).indices
         self.entity_stats_: dict[str, dict[str, tuple[float, float]]] = {}
         self.global_stats_: dict[str, tuple[float, float]] = {}
         for name in self.metrics_:
             values = metrics[name].to_numpy()
             self.global_stats_[name] = robust_center_scale(values)
             self.entity_stats_[name] = {
-                str(names[code]): robust_center_scale(values[idx])
-                for code, idx in pd.Series(np.arange(len(values))).groupby(codes).indices.items()
+                str(names[code]): robust_center_scale(values[idx]) for code, idx in rows_of.items()
             }
         span = dataset.time.max() - dataset.time.min()
         self.use_time_of_day_ = span >= pd.Timedelta(days=MIN_DAYS_FOR_TOD)
-        self.feature_names_ = [
-            f"{m}:{k}" for m in self.metrics_ for k in KINDS
-            if k != "time_of_day" or self.use_time_of_day_
-        ]
-        order, blocks, hours = self._order(dataset)
         self.tod_: dict[str, np.ndarray] = {}
         self.step_scale_: dict[str, float] = {}
         self.spread_typical_: dict[str, float] = {}
-        for name in self.metrics_:
-            z = self._standardise(dataset, name)[order]
+        self.repeat_allowance_: dict[str, float] = {}
+        order, blocks, hours = self._order(dataset)
+        rolling = self._rolling(dataset, order, blocks)
+        for name, r in rolling.items():
             if self.use_time_of_day_:
-                table = pd.Series(z).groupby(hours).agg(["median"])
-                tod = np.zeros((24, 2))
-                tod[:, 1] = 1.0
-                for hour, center in table["median"].items():
-                    c, s = robust_center_scale(z[hours == hour] - center)
-                    tod[int(hour)] = (center + c, s)
-                self.tod_[name] = tod
-            steps = z - _shift(z, blocks)
-            self.step_scale_[name] = max(robust_center_scale(steps)[1], 0.05)
-            std = _moving(bn.move_std, z, blocks, self.window, self.window // 2)
-            self.spread_typical_[name] = float(np.nanmedian(std)) if np.isfinite(std).any() else 1.0
-        features = self.transform(dataset)
-        # Reference spread of each feature, for ranking reasons: a sample is plenty.
-        X = features.X.to_numpy()[:: max(1, len(dataset) // STATS_SAMPLE)]
-        stats = [robust_center_scale(X[:, j]) for j in range(X.shape[1])]
+                self.tod_[name] = self._learn_time_of_day(r.z, hours)
+            self.step_scale_[name] = max(robust_center_scale(r.z - r.previous)[1], 0.05)
+            finite = np.isfinite(r.std)
+            self.spread_typical_[name] = float(np.median(r.std[finite])) if finite.any() else 1.0
+            usual = float(np.quantile(r.repeats[:: max(1, len(r.repeats) // STATS_SAMPLE)], 0.99))
+            self.repeat_allowance_[name] = 2 * usual + MIN_REPEATS
+        candidates = [f"{m}:{k}" for m in self.metrics_ for k in KINDS
+                      if k != "time_of_day" or self.use_time_of_day_]
+        ordered, context = self._assemble(dataset, candidates, order, rolling, hours)
+        # A feature with one value all through the baseline can never split a tree: leave
+        # it out (e.g. repeats, when no sensor in the baseline ever stuck).
+        varies = ordered.max(axis=1) > ordered.min(axis=1)
+        if not varies.any():
+            varies[:] = True
+        self.feature_names_ = [f for f, keep in zip(candidates, varies, strict=True) if keep]
+        ordered = ordered[varies]
+        # Reference spread of each feature, for ranking reasons.
+        stats = [robust_center_scale(values) for values in ordered]
         self.feature_center_ = np.array([c for c, _ in stats])
         self.feature_scale_ = np.array([max(s, 1e-6) for _, s in stats])
-        return features
+        return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
+
+    def _learn_time_of_day(self, z: np.ndarray, hours: np.ndarray) -> np.ndarray:
+        """Per hour of day: the usual standardised level and its robust spread."""
+        step = max(1, z.size // STATS_SAMPLE)
+        z, hours = z[::step], hours[::step]
+        tod = np.zeros((24, 2))
+        tod[:, 1] = 1.0
+        for hour in np.unique(hours):
+            tod[hour] = robust_center_scale(z[hours == hour])
+        return tod
 
     # -- transforming -----------------------------------------------------------
     def _order(self, dataset: Dataset):
@@ -140,8 +188,12 @@ class SensorFeatures:
         center, scale = self._center_scale(dataset, name)
         return (values - center) / scale
 
-    def _center_scale(self, dataset: Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def _center_scale(self, dataset: Dataset, name: str,
+                      rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's (or each of ``rows``') entity level and scale for metric ``name``."""
         inverse, keys = dataset.entity_codes
+        if rows is not None:
+            inverse = inverse[rows]
         known = self.entity_stats_[name]
         fallback = self.global_stats_[name]
         # An entity the model never saw is compared with all entities together.
@@ -151,43 +203,63 @@ class SensorFeatures:
     def transform(self, dataset: Dataset) -> FeatureSet:
         trained_metrics(dataset, self.metrics_)
         order, blocks, hours = self._order(dataset)
-        n = len(dataset)
-        columns: dict[str, np.ndarray] = {}
-        context: dict[str, np.ndarray] = {}
-        w = self.window
+        rolling = self._rolling(dataset, order, blocks)
+        ordered, context = self._assemble(dataset, self.feature_names_, order, rolling, hours)
+        return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
 
-        def unsort(values: np.ndarray) -> np.ndarray:
-            out = np.empty(n, dtype="float64")
-            out[order] = values
-            return out
+    def _rolling(self, dataset: Dataset, order: np.ndarray, blocks) -> dict[str, _Rolling]:
+        def one(name: str) -> _Rolling:
+            return _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
 
-        for name in self.metrics_:
-            z = self._standardise(dataset, name)[order]
-            median = _moving(bn.move_median, z, blocks, w, MIN_HISTORY)
-            mad = _moving(bn.move_median, np.abs(z - median), blocks, w, MIN_HISTORY)
-            prev_median, prev_mad = _shift(median, blocks), _shift(mad, blocks)
-            local = (z - prev_median) / np.maximum(1.4826 * prev_mad, LOCAL_FLOOR)
-            step = (z - _shift(z, blocks)) / self.step_scale_[name]
-            std = _moving(bn.move_std, z, blocks, w, w // 2)
-            spread = np.log(np.nan_to_num(std, nan=self.spread_typical_[name]) + SPREAD_FLOOR) - \
-                np.log(self.spread_typical_[name] + SPREAD_FLOOR)
-            trend = _moving(bn.move_mean, z, blocks, w, 1)
-            # asinh keeps the sign and order but tames the huge ratios a quiet window gives,
-            # which would otherwise dominate the forest's random splits.
-            kinds = {"level": z, "vs_recent": np.arcsinh(np.nan_to_num(local)),
-                     "step": np.arcsinh(np.nan_to_num(step)),
-                     "spread": spread, "trend": trend}
-            if self.use_time_of_day_:
-                tod = self.tod_[name]
-                kinds["time_of_day"] = (z - tod[hours, 0]) / tod[hours, 1]
-            for kind in KINDS:
-                if kind in kinds:
-                    columns[f"{name}:{kind}"] = unsort(kinds[kind])
-            context[f"{name}:recent_median"] = unsort(prev_median)
-            context[f"{name}:std"] = unsort(std)
-            context[f"{name}:previous"] = unsort(_shift(z, blocks))
-        X = pd.DataFrame(columns, index=dataset.frame.index)[self.feature_names_]
-        return FeatureSet(X=X.astype("float32"), context=context)
+        with ThreadPoolExecutor(THREADS) as pool:
+            return dict(zip(self.metrics_, pool.map(one, self.metrics_), strict=True))
+
+    def _kinds(self, name: str, r: _Rolling, hours: np.ndarray) -> dict[str, np.ndarray]:
+        """Every feature kind of one metric, in the rolling arrays' order."""
+        local = (r.z - r.recent_median) / np.maximum(1.4826 * r.recent_mad, LOCAL_FLOOR)
+        step = (r.z - r.previous) / self.step_scale_[name]
+        typical = self.spread_typical_[name]
+        # asinh keeps the sign and order but tames the huge ratios a quiet window gives,
+        # which would otherwise dominate the forest's random splits.
+        kinds = {
+            "level": r.z,
+            "vs_recent": np.arcsinh(np.nan_to_num(local)),
+            "step": np.arcsinh(np.nan_to_num(step)),
+            "spread": np.log(np.nan_to_num(r.std, nan=typical) + SPREAD_FLOOR)
+            - np.log(typical + SPREAD_FLOOR),
+            "trend": r.mean,
+            "repeat": np.log1p(np.maximum(r.repeats - self.repeat_allowance_[name], 0)),
+        }
+        if self.use_time_of_day_:
+            tod = self.tod_[name]
+            kinds["time_of_day"] = (r.z - tod[hours, 0]) / tod[hours, 1]
+        return kinds
+
+    def _assemble(self, dataset: Dataset, names: list[str], order: np.ndarray,
+                  rolling: dict[str, _Rolling], hours: np.ndarray):
+        """The features ``names`` in file order, and the context explanations quote.
+
+        Context arrays stay in (entity, time) order; ``context["position"]`` maps a file
+        position to its place in them.
+        """
+        row_of = {f: j for j, f in enumerate(names)}
+        # One contiguous row per feature while filling; pandas stores columns this way too.
+        ordered = np.empty((len(names), len(dataset)), dtype="float32")
+        context = {"position": np.empty_like(order)}
+        context["position"][order] = np.arange(order.size)
+        with ThreadPoolExecutor(THREADS) as pool:
+            kinds = pool.map(lambda name: self._kinds(name, rolling[name], hours), rolling)
+        for (name, r), metric_kinds in zip(rolling.items(), kinds, strict=True):
+            for kind, values in metric_kinds.items():
+                if f"{name}:{kind}" in row_of:
+                    ordered[row_of[f"{name}:{kind}"]] = values
+            context |= {f"{name}:recent_median": r.recent_median, f"{name}:std": r.std,
+                        f"{name}:previous": r.previous, f"{name}:repeats": r.repeats}
+        return ordered, context
+
+    def _frame(self, dataset: Dataset, ordered: np.ndarray, context: dict) -> pd.DataFrame:
+        X = ordered[:, context["position"]].T
+        return pd.DataFrame(X, index=dataset.frame.index, columns=self.feature_names_, copy=False)
 
     def level_columns(self, dataset: Dataset, features: FeatureSet) -> pd.DataFrame:
         return dataset.metrics[self.metrics_]
@@ -196,9 +268,9 @@ class SensorFeatures:
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         X = features.X.to_numpy()[rows]
         top = rank_features(X, self.feature_center_, self.feature_scale_, top=4)
-        hours = dataset.time.dt.hour.to_numpy()[rows]
-        centers = {m: self._center_scale(dataset, m) for m in self.metrics_}
-        actual = {m: dataset.metrics[m].to_numpy() for m in self.metrics_}
+        hours = dataset.time.iloc[rows].dt.hour.to_numpy()
+        centers = {m: self._center_scale(dataset, m, rows) for m in self.metrics_}
+        actual = {m: dataset.metrics[m].to_numpy()[rows] for m in self.metrics_}
         reasons = []
         for i, (row, picks) in enumerate(zip(rows, top, strict=True)):
             parts, said = [], set()
@@ -208,35 +280,44 @@ class SensorFeatures:
                 if (metric, FAMILY[kind]) in said or len(parts) == 2:
                     continue
                 said.add((metric, FAMILY[kind]))
-                center, scale = centers[metric][0][row], centers[metric][1][row]
-                parts.append(self._phrase(features, metric, kind, row, hours[i], actual[metric][row],
+                center, scale = centers[metric][0][i], centers[metric][1][i]
+                parts.append(self._phrase(features, metric, kind, row, hours[i], actual[metric][i],
                                           center, scale, X[i, j]))
             reasons.append("; ".join(dict.fromkeys(parts)))
         return reasons
 
     def _phrase(self, features, metric, kind, row, hour, actual, center, scale, value) -> str:
         ctx = features.context
+        at = ctx["position"][row]  # the row's place in the context arrays
         if kind == "time_of_day":
             tod_center, tod_scale = self.tod_[metric][hour]
             return level_phrase(metric, actual, center + tod_center * scale, tod_scale * scale,
                                 f" at {hour:02d}:00")
         if kind == "vs_recent":
-            recent = center + ctx[f"{metric}:recent_median"][row] * scale
+            recent = center + ctx[f"{metric}:recent_median"][at] * scale
             return f"{metric} {fmt(actual)} vs {fmt(recent)} over the previous {self.window} readings"
         if kind == "step":
-            previous = center + ctx[f"{metric}:previous"][row] * scale
+            previous = center + ctx[f"{metric}:previous"][at] * scale
             change = actual - previous
             return (f"{metric} {'jumped' if change > 0 else 'dropped'} from {fmt(previous)} to "
                     f"{fmt(actual)} (usual step ± {fmt(self.step_scale_[metric] * scale)})")
+        if kind == "repeat":
+            count = int(ctx[f"{metric}:repeats"][at]) + 1
+            return (f"{metric} flat at {fmt(actual)}: the same reading {count} times in a row "
+                    "(stuck sensor?)")
         if kind == "spread":
-            std = ctx[f"{metric}:std"][row] * scale
+            std = ctx[f"{metric}:std"][at] * scale
             typical = self.spread_typical_[metric] * scale
-            if value < 0:
+            if value < 0 and std < FLAT_SHARE * typical:
                 return (f"{metric} flat at {fmt(actual)}: variation {fmt(std)} over the last "
                         f"{self.window} readings, usual {fmt(typical)} (stuck sensor?)")
+            if value < 0:
+                return (f"{metric} unusually steady: variation {fmt(std)} over the last "
+                        f"{self.window} readings, usual {fmt(typical)}")
             return (f"{metric} erratic: variation {fmt(std)} over the last {self.window} "
                     f"readings, usual {fmt(typical)}")
         if kind == "trend":
             mean = center + value * scale
-            return f"{metric} averaged {fmt(mean)} over the last {self.window} readings, usual {fmt(center)} ± {fmt(scale)}"
+            return (f"{metric} averaged {fmt(mean)} over the last {self.window} readings, "
+                    f"usual {fmt(center)} ± {fmt(scale)}")
         return level_phrase(metric, actual, center, scale)

@@ -60,6 +60,44 @@ def test_raw_value_forest_misses_what_context_features_catch():
     assert ours & stuck
 
 
+def test_stuck_reading_is_flagged_with_how_long_it_repeated():
+    frame = series()
+    frame.loc[1400:1459, "value"] = frame.loc[1400, "value"]
+    result, flagged = flagged_rows(frame)
+    stuck = set(range(1405, 1461))
+    assert flagged & stuck
+    reasons = " ".join(result.loc[sorted(flagged & stuck), "reasons"])
+    assert "flat at" in reasons and "(stuck sensor?)" in reasons
+
+
+def test_repeats_a_series_shows_by_nature_are_not_stuck():
+    """Quantised readings repeat a few times in a row all the time; that is normal."""
+    frame = series()
+    frame["value"] = frame["value"].round(0)  # runs of 2-5 equal readings throughout
+    model, result = fit_score(prepare(read_csv(to_csv_bytes(frame))))
+    featurizer = model.featurizer
+    assert featurizer.repeat_allowance_["value"] >= 3
+    reasons = " ".join(result.frame["reasons"])
+    assert "times in a row" not in reasons and "stuck sensor" not in reasons
+
+
+def test_features_constant_on_the_baseline_are_left_out():
+    """No reading ever repeats in a clean float series: the repeat feature could not
+    split a tree, so the model does not carry it."""
+    model = fit(prepare(read_csv(to_csv_bytes(series()))))
+    assert "value:repeat" not in model.featurizer.feature_names_
+    assert "value:spread" in model.featurizer.feature_names_
+    assert model.metadata["features"] == model.featurizer.feature_names_
+
+
+def test_transform_matches_fit_transform():
+    dataset = prepare(read_csv(to_csv_bytes(series())))
+    model, result = fit_score(dataset)
+    again = model.score(dataset)
+    pd.testing.assert_frame_equal(again.features, result.features)
+    pd.testing.assert_series_equal(again.frame["anomaly_score"], result.frame["anomaly_score"])
+
+
 def test_time_of_day_reason_quotes_the_usual_level():
     frame = series()
     frame.loc[999, "value"] = frame.loc[999, "value"] + 30

@@ -35,3 +35,12 @@ def test_every_login_attack_is_caught_with_precision():
     caught = labels.groupby("incident")["row"].apply(lambda rows: bool(set(rows) & flagged))
     assert caught.all(), list(caught[~caught].index)
     assert len(flagged & set(labels["row"])) / len(flagged) >= 0.7
+
+
+def test_every_elevator_incident_is_caught():
+    """A spike, a drift and a stuck sensor: the three things maintenance staff ask for."""
+    result = fit_score(prepare(read_csv(sample_path("elevators.csv"))))[1].frame
+    labels = pd.read_csv(labels_path("elevators.csv"))
+    flagged = set(result.index[result["is_anomaly"] == 1])
+    caught = labels.groupby("incident")["row"].apply(lambda rows: bool(set(rows) & flagged))
+    assert caught.all(), list(caught[~caught].index)
