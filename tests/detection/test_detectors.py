@@ -90,3 +90,24 @@ def test_severity_bands():
     scores = np.array([10, 50, 50.1, 69.9, 70, 85, 95, 100])
     assert list(severity(scores)) == ["none", "none", "low", "low", "medium", "high", "critical",
                                       "critical"]
+
+
+def test_forest_score_is_sklearns_with_the_sign_flipped(data):
+    X, outliers = data
+    detector = IsolationForestDetector().fit(X)
+    both = np.concatenate([X, outliers]).astype("float32")
+    np.testing.assert_allclose(detector.score_samples(both),
+                               -detector.forest_.score_samples(both), rtol=1e-12)
+
+
+def test_forest_fits_large_baselines_on_a_sample(monkeypatch, data):
+    import detection.detectors as detectors
+
+    X, outliers = data
+    monkeypatch.setattr(detectors, "FIT_SAMPLE", 500)
+    sampled = IsolationForestDetector().fit(X)
+    assert sampled.forest_.n_features_in_ == 3
+    # The same seed draws the same sample: scores repeat, and outliers still stand out.
+    again = IsolationForestDetector().fit(X)
+    np.testing.assert_array_equal(sampled.score_samples(X), again.score_samples(X))
+    assert sampled.score_samples(outliers).min() > np.quantile(sampled.score_samples(X), 0.95)
