@@ -10,10 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
-
 from alerts.errors import AlertError, DeliveryError
-from app import services
+from app import scoring
 from detection import PROFILES, DetectionError
 from detection.detectors import DETECTORS
 from detection.export import write_csv
@@ -26,6 +24,14 @@ EXIT_NOT_STORED = 3  # scored, but the database failed: the run waits in the jou
 
 class UsageError(Exception):
     """A problem with the command line itself, reported like bad input."""
+
+
+def _services():
+    """The use cases that touch the database or send mail, imported on first use: they
+    pull in SQLAlchemy, Alembic and Jinja2, which a plain `vigil score` never needs."""
+    from app import services
+
+    return services
 
 
 def _detector_params(args: argparse.Namespace) -> dict:
@@ -63,9 +69,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.alert and not args.save:
         raise UsageError("--alert needs --save: an alert is sent for a stored run")
     path = _input(args.input)
-    dataset = services.read_dataset(path, profile=args.profile)
-    result = services.analyze(dataset, model_version=args.model, detector=args.detector,
-                              **params)
+    dataset = scoring.read_dataset(path, profile=args.profile)
+    model = _services().resolve_model(args.model, profile=dataset.profile) if args.model \
+        else None
+    result = scoring.analyze(dataset, model=model, detector=args.detector, **params)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.out:
@@ -78,13 +85,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     print(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
           f"{result.threshold_note}", file=sys.stderr)
     if args.save:
-        report = services.save(result, source_name=path.name,
-                               file_sha256=services.file_sha256(path))
+        report = _services().save(result, source_name=path.name,
+                               file_sha256=scoring.file_sha256(path))
         print(report.message, file=sys.stderr)
         if not report.stored:
             return EXIT_NOT_STORED
         if args.alert:
-            alert = services.notify(report.run_id)
+            alert = _services().notify(report.run_id)
             print(alert.message, file=sys.stderr)
             if alert.status == "failed":
                 return EXIT_NOT_SENT
@@ -94,8 +101,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     params = _detector_params(args)
     path = _input(args.baseline)
-    dataset = services.read_dataset(path, profile=args.profile)
-    meta = services.train(dataset, detector=args.detector, source_name=path.name,
+    dataset = scoring.read_dataset(path, profile=args.profile)
+    meta = _services().train(dataset, detector=args.detector, source_name=path.name,
                           activate=args.activate, **params)
     print(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
           f"{len(meta['features'])} features{' (active)' if meta['is_active'] else ''}")
@@ -105,14 +112,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     if args.activate:
-        meta = services.activate_model(args.activate)
+        meta = _services().activate_model(args.activate)
         print(f"{meta['version']} is now the active {meta['profile']} model")
         return 0
     if args.rollback:
-        meta = services.rollback_model(args.rollback)
+        meta = _services().rollback_model(args.rollback)
         print(f"rolled back: {meta['version']} is the active {meta['profile']} model again")
         return 0
-    models = services.list_models()
+    models = _services().list_models()
     if not models:
         print("no models registered yet: train one with `vigil train BASELINE.csv --profile P`")
         return 0
@@ -124,7 +131,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    found = services.list_runs(limit=args.limit)
+    found = _services().list_runs(limit=args.limit)
     if not found:
         print("no runs stored yet: `vigil score FILE.csv --save` stores one")
         return 0
@@ -137,10 +144,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "upgrade":
-        services.upgrade_database()
+        _services().upgrade_database()
         print("database schema is up to date")
         return 0
-    reports = services.replay()
+    reports = _services().replay()
     for report in reports:
         print(report.message)
     print(f"{len(reports)} journaled run(s) replayed; the journal is empty")
@@ -148,7 +155,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_alert_test(args: argparse.Namespace) -> int:
-    print(f"test message sent via {services.send_test_email(args.to)}")
+    print(f"test message sent via {_services().send_test_email(args.to)}")
     return 0
 
 
@@ -156,16 +163,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if args.action == "send":
         if args.run is None:
             raise UsageError("`vigil alerts send` needs a run id: `vigil alerts send 12`")
-        report = services.notify(args.run)
+        report = _services().notify(args.run)
         print(report.message)
         return EXIT_NOT_SENT if report.status == "failed" else 0
     if args.action == "retry":
-        reports = services.retry_failed()
+        reports = _services().retry_failed()
         for report in reports:
             print(report.message)
         print(f"{len(reports)} failed alert(s) retried")
         return EXIT_NOT_SENT if any(r.status == "failed" for r in reports) else 0
-    log = services.notification_log(limit=args.limit)
+    log = _services().notification_log(limit=args.limit)
     if log.empty:
         print("no alerts yet")
         return 0
@@ -251,11 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlertError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except DBAPIError as exc:
-        print(f"error: the database failed ({services.database_error(exc)}); check "
-              "DATABASE_URL, and run `vigil db upgrade` on a new database", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except BrokenPipeError:
         # `vigil score big.csv | head` closes the pipe early: not an error.
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        # A database driver error; sqlalchemy is imported only once a command needs the
+        # database, so its exception type is looked up here. Anything else propagates.
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(exc, DBAPIError):
+            raise
+        print(f"error: the database failed ({_services().database_error(exc)}); check "
+              "DATABASE_URL, and run `vigil db upgrade` on a new database", file=sys.stderr)
+        return EXIT_BAD_INPUT

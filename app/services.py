@@ -6,7 +6,6 @@ for each thing Vigil does.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,11 +28,13 @@ from alerts.message import (
     render_html,
     subject,
 )
+from app import scoring
 from app.chart_data import read_series, score_histogram, series_bins
+from app.scoring import file_sha256 as file_sha256  # for the pages
+from app.scoring import read_dataset as read_dataset
 from app.settings import Settings, get_settings
-from detection import Dataset, ScoredFrame, fit, fit_score, prepare, read_csv
+from detection import Dataset, Model, ScoredFrame, fit
 from detection.export import write_csv
-from detection.reading import Source
 from storage import anomalies, db, journal, notifications, registry, runs
 from storage.anomalies import AnomalyFilter
 from storage.errors import ModelNotFoundError, StorageError
@@ -68,15 +69,14 @@ def database_error(exc: DBAPIError) -> str:
 
 
 # -- reading and scoring -----------------------------------------------------------
-def file_sha256(source: Source) -> str:
-    data = Path(source).read_bytes() if isinstance(source, str | Path) else bytes(source)
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_dataset(source: Source, *, profile: str = "auto",
-                 columns: dict[str, str | None] | None = None) -> Dataset:
-    """Read and validate a CSV (path, bytes or binary file)."""
-    return prepare(read_csv(source), profile=profile, columns=columns)
+def resolve_model(version: str, *, profile: str, settings: Settings | None = None) -> Model:
+    """A registered model by version; ``"active"`` is the profile's active one."""
+    if version == ACTIVE:
+        version = registry.active_version(engine(settings), profile=profile)
+        if version is None:
+            raise ModelNotFoundError(f"no active {profile} model: train one, or activate a "
+                                     "registered version")
+    return load_model(version, settings=settings)
 
 
 def analyze(dataset: Dataset, *, model_version: str | None = None,
@@ -86,14 +86,9 @@ def analyze(dataset: Dataset, *, model_version: str | None = None,
 
     ``model_version="active"`` takes the active model of the dataset's profile.
     """
-    if model_version == ACTIVE:
-        model_version = registry.active_version(engine(settings), profile=dataset.profile)
-        if model_version is None:
-            raise ModelNotFoundError(f"no active {dataset.profile} model: train one, or "
-                                     "activate a registered version")
-    if model_version:
-        return load_model(model_version, settings=settings).score(dataset)
-    return fit_score(dataset, detector=detector, **params)[1]
+    model = resolve_model(model_version, profile=dataset.profile, settings=settings) \
+        if model_version else None
+    return scoring.analyze(dataset, model=model, detector=detector, **params)
 
 
 # -- saving ------------------------------------------------------------------------

@@ -161,3 +161,18 @@ def test_score_save_alert_writes_one_digest_to_the_outbox(tmp_path):
     assert down.returncode == 1
     assert down.stderr.strip() == \
         "error: smtp://127.0.0.1:1 refused the connection (is the mail server running?)"
+
+
+def test_plain_score_starts_without_the_database_and_mail_stack(tmp_path):
+    """`vigil score` without --save or --model never loads SQLAlchemy, Alembic or Jinja2:
+    they cost 0.7 s of startup on every run (bench/speed.py)."""
+    code = ("import sys; from app import cli; "
+            "assert cli.main(['score', sys.argv[1], '--out', sys.argv[2]]) == 0; "
+            "print(sorted({'sqlalchemy', 'alembic', 'jinja2', 'pydantic_settings'} "
+            "& set(sys.modules)))")
+    run = subprocess.run([sys.executable, "-c", code, str(sample_path("temperature.csv")),
+                          str(tmp_path / "out.csv")], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 720
