@@ -1,1 +1,2 @@
-"""Persistence: saved models (a folder for now), later runs and anomalies in a database."""
+"""Persistence: runs, anomalies, alert notifications and registered models in the database
+(PostgreSQL, or embedded SQLite), and the fallback journal for runs it could not take."""
