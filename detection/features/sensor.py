@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from detection.dataset import Dataset
+from detection.errors import ModelMismatchError
 from detection.features.base import (
     STATS_SAMPLE,
     FeatureSet,
@@ -82,10 +83,9 @@ class _Rolling:
     previous: np.ndarray        # the reading before
     recent_median: np.ndarray   # median and MAD of the window before this reading
     recent_mad: np.ndarray
-    std: np.ndarray             # of the window ending at this reading
-
+    std: np.ndarray             # std and mean of the window ending at this reading
     mean: np.ndarray
-    repeats: np.ndarray      # readings in a row before this one with exactly this value
+    repeats: np.ndarray         # readings in a row before this one with exactly this value
 
     @classmethod
     def of(cls, z: np.ndarray, blocks, window: int) -> _Rolling:
@@ -201,6 +201,9 @@ class SensorFeatures:
         return table[inverse, 0], table[inverse, 1]
 
     def transform(self, dataset: Dataset) -> FeatureSet:
+        if not hasattr(self, "repeat_allowance_"):
+            raise ModelMismatchError("this sensor model was saved by an earlier Vigil whose "
+                                     "features differ: train it again on its baseline")
         trained_metrics(dataset, self.metrics_)
         order, blocks, hours = self._order(dataset)
         rolling = self._rolling(dataset, order, blocks)

@@ -98,6 +98,16 @@ def test_transform_matches_fit_transform():
     pd.testing.assert_series_equal(again.frame["anomaly_score"], result.frame["anomaly_score"])
 
 
+def test_a_sensor_model_from_before_the_repeat_feature_asks_to_be_retrained():
+    from detection.errors import ModelMismatchError
+
+    dataset = prepare(read_csv(to_csv_bytes(series())))
+    model = fit(dataset)
+    del model.featurizer.repeat_allowance_  # as unpickled from an earlier version
+    with pytest.raises(ModelMismatchError, match="train it again"):
+        model.score(dataset)
+
+
 def test_time_of_day_reason_quotes_the_usual_level():
     frame = series()
     frame.loc[999, "value"] = frame.loc[999, "value"] + 30
