@@ -18,7 +18,9 @@ STATS_SAMPLE = 100_000  # values a reference statistic is estimated from, at mos
 class FeatureSet:
     """Features of a dataset in file order (index = data row number).
 
-    ``context`` holds intermediate arrays (file order) that explanations quote.
+    ``context`` holds intermediate arrays that only the featurizer's own ``explain``
+    quotes: in file order, unless the featurizer says otherwise (the sensor featurizer
+    keeps them in (entity, time) order with a ``position`` map).
     """
 
     X: pd.DataFrame
