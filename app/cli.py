@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr starting with ``error:``.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -272,3 +273,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the database failed ({_services().database_error(exc)}); check "
               "DATABASE_URL, and run `vigil db upgrade` on a new database", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def run() -> None:
+    """The `vigil` program: run :func:`main` and exit with its status."""
+    code = main()
+    # Everything is still referenced at exit, so the interpreter's final garbage
+    # collections find nothing to free, yet walk every object SciPy and pandas created
+    # (0.2 s); freezing them skips that walk. Files are closed and output flushed by then.
+    gc.freeze()
+    sys.exit(code)
