@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+CHUNK_ROWS = 100_000
+THREADS = 2  # chunks formatted at once: Arrow formats numbers without holding the GIL
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -42,9 +46,25 @@ def _arrow(chunk: pd.DataFrame) -> pa.Table:
                                     preserve_index=False)
 
 
-def write_csv(frame: pd.DataFrame, out: BinaryIO, chunk_rows: int = 100_000) -> None:
-    """Stream ``frame`` as UTF-8 CSV to a binary stream in chunks, formula-safe."""
-    for start in range(0, max(len(frame), 1), chunk_rows):
-        chunk = _arrow(safe_frame(frame.iloc[start:start + chunk_rows]))
-        options = pa_csv.WriteOptions(include_header=start == 0, quoting_style="needed")
-        pa_csv.write_csv(chunk, out, write_options=options)
+def _csv_bytes(chunk: pd.DataFrame, header: bool) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    options = pa_csv.WriteOptions(include_header=header, quoting_style="needed")
+    pa_csv.write_csv(_arrow(safe_frame(chunk)), sink, write_options=options)
+    return sink.getvalue()
+
+
+def write_csv(frame: pd.DataFrame, out: BinaryIO, chunk_rows: int = CHUNK_ROWS) -> None:
+    """Stream ``frame`` as UTF-8 CSV to a binary stream in chunks, formula-safe.
+
+    Chunks are formatted in ``THREADS`` threads (formatting numbers is most of the
+    work) and written in order as they are done; at most ``THREADS + 1`` wait in memory.
+    """
+    with ThreadPoolExecutor(THREADS) as pool:
+        pending: deque = deque()
+        for start in range(0, max(len(frame), 1), chunk_rows):
+            chunk = frame.iloc[start:start + chunk_rows]
+            pending.append(pool.submit(_csv_bytes, chunk, start == 0))
+            if len(pending) > THREADS:
+                out.write(pending.popleft().result())
+        while pending:
+            out.write(pending.popleft().result())
