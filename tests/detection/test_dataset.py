@@ -104,3 +104,29 @@ def test_epoch_seconds_are_timestamps():
     dataset = prepare(read_csv(data.encode()))
     assert dataset.profile == "sensor"
     assert dataset.time.iloc[0] == pd.Timestamp("2023-11-14 22:13:20")
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        (["2024-03-01 08:00:00", "2024-03-01 08:01:30"], ["2024-03-01 08:00:00", "2024-03-01 08:01:30"]),
+        (["2024-03-01T08:00:00.250", " 2024-03-01T08:01 "], ["2024-03-01 08:00:00.25", "2024-03-01 08:01:00"]),
+        (["2024-03-01", "2024-03-02"], ["2024-03-01", "2024-03-02"]),
+        # A zone is converted to UTC; the result is naive UTC like the rest.
+        (["2024-03-01T08:00:00Z", "2024-03-01 10:00:00+01:00"], ["2024-03-01 08:00:00", "2024-03-01 09:00:00"]),
+        (["03/01/2024 08:00", "03/02/2024 08:00"], ["2024-03-01 08:00:00", "2024-03-02 08:00:00"]),
+        (["2024-03-01 08:00:00", "2 March 2024 08:00"], ["2024-03-01 08:00:00", "2024-03-02 08:00:00"]),
+    ],
+    ids=["iso-space", "iso-t-fraction-spaces", "date-only", "zones", "us-slashes", "mixed-formats"],
+)
+def test_timestamp_formats_parse_to_naive_utc(cells, expected):
+    lines = "\n".join(f'"{cell}",{i}' for i, cell in enumerate(cells * 10))
+    dataset = prepare(read_csv(f"timestamp,value\n{lines}\n".encode()), profile="sensor")
+    assert str(dataset.time.dtype) == "datetime64[ns]"
+    assert dataset.time.iloc[:2].tolist() == [pd.Timestamp(e) for e in expected]
+
+
+def test_an_impossible_iso_date_is_named():
+    data = b"timestamp,value\n2025-01-01 00:00,1\n2025-02-30 00:00,2\n2025-01-03 00:00,3\n"
+    with pytest.raises(TimestampError, match=r"1 value\(s\) are not dates \(row 2\), for example '2025-02-30 00:00'"):
+        prepare(read_csv(data))
