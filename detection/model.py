@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sklearn
 
 from detection.calibration import FLAG_SCORE, Calibration, severity
@@ -30,11 +31,17 @@ DEFAULT_CONTAMINATION = {"sensor": 0.015, "generic": 0.015, "login": 0.02}
 
 
 def data_hash(frame: pd.DataFrame) -> str:
-    """sha256 of a frame's content (values and column names), independent of its index."""
-    digest = hashlib.sha256()
-    digest.update("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of a frame's content: column names, types and values, not its index.
+
+    The frame is hashed as one Arrow IPC stream with the pandas metadata left out, so
+    how pandas happened to split or index it does not change the hash.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata(None).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
 def new_version_id(created: datetime) -> str:

@@ -4,6 +4,7 @@ import pytest
 
 from detection import SCORE_COLUMNS, Model, fit, fit_score, prepare, read_csv
 from detection.errors import ModelMismatchError, TooFewRowsError
+from detection.model import data_hash
 from tests.conftest import sensor_frame, to_csv_bytes
 
 
@@ -39,6 +40,21 @@ def test_metadata_is_complete_and_round_trips():
     assert meta["training_rows"] == 400 and meta["profile"] == "sensor"
     loaded = Model.from_bytes(model.to_bytes())
     pd.testing.assert_frame_equal(loaded.score(base).frame, model.score(base).frame)
+
+
+def test_training_hash_follows_content_not_layout():
+    frame = sensor_frame(300)
+    frame["machine"] = "M1"
+    digest = data_hash(frame)
+    assert len(digest) == 64
+    # Split and joined again, re-indexed: the same content.
+    pieces = pd.concat([frame.iloc[:100], frame.iloc[100:]]).set_axis(range(5, 305))
+    assert data_hash(pieces) == digest
+    changed = frame.copy()
+    changed.loc[17, "vibration"] += 0.001
+    assert data_hash(changed) != digest
+    assert data_hash(frame.rename(columns={"machine": "asset"})) != digest
+    assert data_hash(frame.assign(machine="M2")) != digest
 
 
 def test_same_input_and_seed_same_scores():
