@@ -38,8 +38,10 @@ MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
 MIN_REPEATS = 3
 FLAT_SHARE = 0.1       # recent variation below this share of the usual reads as "flat"
-# Metrics are featurized in parallel threads: numpy and bottleneck release the GIL.
+# Features are computed over pieces of rows in threads: numpy and bottleneck release
+# the GIL. Pieces rather than metrics keep both cores busy whatever the metric count.
 THREADS = 2
+PIECE_ROWS = 131_072
 
 
 def _blocks(entity_sorted: np.ndarray) -> list[tuple[int, int]]:
@@ -47,23 +49,40 @@ def _blocks(entity_sorted: np.ndarray) -> list[tuple[int, int]]:
         return []
     change = np.flatnonzero(entity_sorted[1:] != entity_sorted[:-1]) + 1
     edges = np.concatenate([[0], change, [entity_sorted.size]])
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
-def _per_block(func, values: np.ndarray, blocks) -> np.ndarray:
-    out = np.empty_like(values)
-    for start, end in blocks:
-        out[start:end] = func(values[start:end])
-    return out
+def _pieces(n: int) -> list[slice]:
+    return [slice(lo, min(lo + PIECE_ROWS, n)) for lo in range(0, n, PIECE_ROWS)]
+
+
+def _in_threads(func, tasks) -> None:
+    with ThreadPoolExecutor(THREADS) as pool:
+        for _ in pool.map(func, tasks):
+            pass
 
 
 def _moving(func, values: np.ndarray, blocks, window: int, min_count: int) -> np.ndarray:
-    """A bottleneck moving statistic per entity block (short blocks get a short window)."""
-    def one(v: np.ndarray) -> np.ndarray:
-        w = max(1, min(window, v.size))
-        return func(v, w, min_count=max(1, min(min_count, w)))
+    """A bottleneck moving statistic per entity block (short blocks get a short window).
 
-    return _per_block(one, values, blocks)
+    Computed over pieces of rows in threads: a piece also reads the window - 1 readings
+    before it, so each reading sees the window it would see in one pass.
+    """
+    out = np.empty_like(values)
+    starts = np.array([start for start, _ in blocks])
+
+    def piece(rows: slice) -> None:
+        first = max(int(np.searchsorted(starts, rows.start, side="right")) - 1, 0)
+        for start, end in blocks[first:]:
+            if start >= rows.stop:
+                break
+            w = max(1, min(window, end - start))
+            lo, hi = max(start, rows.start), min(end, rows.stop)
+            lead = max(start, lo - (w - 1))
+            out[lo:hi] = func(values[lead:hi], w, min_count=max(1, min(min_count, w)))[lo - lead:]
+
+    _in_threads(piece, _pieces(values.size))
+    return out
 
 
 def _shift(values: np.ndarray, blocks) -> np.ndarray:
@@ -211,31 +230,30 @@ class SensorFeatures:
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
 
     def _rolling(self, dataset: Dataset, order: np.ndarray, blocks) -> dict[str, _Rolling]:
-        def one(name: str) -> _Rolling:
-            return _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
+        return {name: _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
+                for name in self.metrics_}
 
-        with ThreadPoolExecutor(THREADS) as pool:
-            return dict(zip(self.metrics_, pool.map(one, self.metrics_), strict=True))
-
-    def _kinds(self, name: str, r: _Rolling, hours: np.ndarray) -> dict[str, np.ndarray]:
-        """Every feature kind of one metric, in the rolling arrays' order."""
-        local = (r.z - r.recent_median) / np.maximum(1.4826 * r.recent_mad, LOCAL_FLOOR)
-        step = (r.z - r.previous) / self.step_scale_[name]
+    def _kinds(self, name: str, r: _Rolling, hours: np.ndarray,
+               rows: slice) -> dict[str, np.ndarray]:
+        """Every feature kind of one metric for ``rows`` of the rolling arrays."""
+        z, hours = r.z[rows], hours[rows]
+        local = (z - r.recent_median[rows]) / np.maximum(1.4826 * r.recent_mad[rows], LOCAL_FLOOR)
+        step = (z - r.previous[rows]) / self.step_scale_[name]
         typical = self.spread_typical_[name]
         # asinh keeps the sign and order but tames the huge ratios a quiet window gives,
         # which would otherwise dominate the forest's random splits.
         kinds = {
-            "level": r.z,
+            "level": z,
             "vs_recent": np.arcsinh(np.nan_to_num(local)),
             "step": np.arcsinh(np.nan_to_num(step)),
-            "spread": np.log(np.nan_to_num(r.std, nan=typical) + SPREAD_FLOOR)
+            "spread": np.log(np.nan_to_num(r.std[rows], nan=typical) + SPREAD_FLOOR)
             - np.log(typical + SPREAD_FLOOR),
-            "trend": r.mean,
-            "repeat": np.log1p(np.maximum(r.repeats - self.repeat_allowance_[name], 0)),
+            "trend": r.mean[rows],
+            "repeat": np.log1p(np.maximum(r.repeats[rows] - self.repeat_allowance_[name], 0)),
         }
         if self.use_time_of_day_:
             tod = self.tod_[name]
-            kinds["time_of_day"] = (r.z - tod[hours, 0]) / tod[hours, 1]
+            kinds["time_of_day"] = (z - tod[hours, 0]) / tod[hours, 1]
         return kinds
 
     def _assemble(self, dataset: Dataset, names: list[str], order: np.ndarray,
@@ -250,12 +268,15 @@ class SensorFeatures:
         ordered = np.empty((len(names), len(dataset)), dtype="float32")
         context = {"position": np.empty_like(order)}
         context["position"][order] = np.arange(order.size)
-        with ThreadPoolExecutor(THREADS) as pool:
-            kinds = pool.map(lambda name: self._kinds(name, rolling[name], hours), rolling)
-        for (name, r), metric_kinds in zip(rolling.items(), kinds, strict=True):
-            for kind, values in metric_kinds.items():
+
+        def fill(task: tuple[str, slice]) -> None:
+            name, rows = task
+            for kind, values in self._kinds(name, rolling[name], hours, rows).items():
                 if f"{name}:{kind}" in row_of:
-                    ordered[row_of[f"{name}:{kind}"]] = values
+                    ordered[row_of[f"{name}:{kind}"], rows] = values
+
+        _in_threads(fill, [(name, rows) for name in rolling for rows in _pieces(order.size)])
+        for name, r in rolling.items():
             context |= {f"{name}:recent_median": r.recent_median, f"{name}:std": r.std,
                         f"{name}:previous": r.previous, f"{name}:repeats": r.repeats}
         return ordered, context
