@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 FLAG_SCORE = 50.0
 MEDIAN_SCORE = 10.0
@@ -44,9 +45,9 @@ class Calibration:
         return 100.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
-def severity(scores: np.ndarray) -> np.ndarray:
+def severity(scores: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """``none`` below the flag score, then low / medium / high / critical by band."""
-    out = np.full(len(scores), "none", dtype=object)
-    for name, bound in reversed(SEVERITY_BANDS):
-        out[scores > bound if bound == FLAG_SCORE else scores >= bound] = name
-    return out
+    band = np.zeros(len(scores), dtype="int8")
+    for level, (_, bound) in enumerate(reversed(SEVERITY_BANDS), start=1):
+        band[scores > bound if bound == FLAG_SCORE else scores >= bound] = level
+    return pd.array(SEVERITIES, dtype="str").take(band)

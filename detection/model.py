@@ -112,15 +112,17 @@ class Model:
     def _result(self, dataset: Dataset, features, raw: np.ndarray) -> ScoredFrame:
         scores = self.calibration.transform(raw)
         flagged = scores > FLAG_SCORE
-        reasons = np.full(len(scores), "", dtype=object)
         rows = np.flatnonzero(flagged)
-        if rows.size:
-            reasons[rows] = self.featurizer.explain(dataset, features, rows)
+        reasons = self.featurizer.explain(dataset, features, rows) if rows.size else []
+        # Unflagged rows share the empty reason; text i + 1 is flagged row i's.
+        texts = pd.array(["", *reasons], dtype="str")
+        pick = np.zeros(len(scores), dtype="int64")
+        pick[rows] = np.arange(1, rows.size + 1)
         frame = dataset.frame.copy()
         frame["anomaly_score"] = np.round(scores, 2)
         frame["is_anomaly"] = flagged.astype("int8")
         frame["severity"] = severity(scores)
-        frame["reasons"] = reasons
+        frame["reasons"] = texts.take(pick)
         return ScoredFrame(
             frame=frame,
             profile=self.profile,
