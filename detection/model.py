@@ -118,7 +118,7 @@ class Model:
         texts = pd.array(["", *reasons], dtype="str")
         pick = np.zeros(len(scores), dtype="int64")
         pick[rows] = np.arange(1, rows.size + 1)
-        frame = dataset.frame.copy()
+        frame = dataset.frame.copy(deep=False)  # copy-on-write: the dataset stays as read
         frame["anomaly_score"] = np.round(scores, 2)
         frame["is_anomaly"] = flagged.astype("int8")
         frame["severity"] = severity(scores)

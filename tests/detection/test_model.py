@@ -99,3 +99,12 @@ def test_output_keeps_file_order_when_timestamps_are_unsorted():
     result = fit_score(dataset(frame))[1]
     assert list(result.frame["timestamp"]) == list(frame["timestamp"])
     assert any("not in time order" in w for w in result.warnings)
+
+
+def test_scoring_leaves_the_dataset_as_read():
+    data = dataset(sensor_frame(300))
+    before = data.frame.copy()
+    model, result = fit_score(data)
+    result.frame.loc[result.frame.index[0], "vibration"] = -1.0
+    model.score(data)
+    pd.testing.assert_frame_equal(data.frame, before)
