@@ -10,7 +10,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from detection.errors import ParameterError
 
@@ -69,6 +68,11 @@ class IsolationForestDetector:
         if len(X) > FIT_SAMPLE:
             rng = np.random.default_rng(self.random_state)
             X = X[np.sort(rng.choice(len(X), FIT_SAMPLE, replace=False))]
+        # Imported on first use: scikit-learn takes over a second to import (SciPy), and
+        # reading, checking and featurizing a file need none of it (`vigil` imports it
+        # on a thread meanwhile).
+        from sklearn.ensemble import IsolationForest
+
         # contamination="auto" keeps fit from scoring every training row a second time;
         # the threshold is taken from the scores the caller computes once anyway.
         self.forest_ = IsolationForest(

@@ -8,12 +8,12 @@ import platform
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version as installed_version
 
 import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import sklearn
 
 from detection.calibration import FLAG_SCORE, Calibration, severity
 from detection.columns import ColumnMapping
@@ -184,7 +184,9 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None):
         "features": list(featurizer.feature_names_),
         "training_rows": len(dataset),
         "training_hash": data_hash(dataset.frame),
-        "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+        # scikit-learn's version without importing it: a z-score model never needs it.
+        "libraries": {"python": platform.python_version(),
+                      "scikit-learn": installed_version("scikit-learn"),
                       "pandas": pd.__version__, "numpy": np.__version__},
     }
     model = Model(dataset.profile, featurizer, estimator, Calibration(0.0, 1.0, 1.0), metadata)

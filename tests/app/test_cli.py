@@ -176,3 +176,20 @@ def test_plain_score_starts_without_the_database_and_mail_stack(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
     assert len(pd.read_csv(tmp_path / "out.csv")) == 720
+
+
+@pytest.mark.parametrize(("detector", "loads_sklearn"),
+                         [("isolation_forest", True), ("zscore", False)])
+def test_scikit_learn_is_loaded_only_for_the_forest(tmp_path, detector, loads_sklearn):
+    """scikit-learn (over a second to import) loads on a thread while the file is read,
+    and only when the forest needs it; either way one run gives the same scores."""
+    code = ("import sys; from app import cli; "
+            "code = cli.main(['score', sys.argv[1], '--out', sys.argv[2], '--detector', "
+            "sys.argv[3]]); print(code, 'sklearn' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code, str(sample_path("temperature.csv")),
+                          str(tmp_path / "out.csv"), detector],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0", str(loads_sklearn)]
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert scored["is_anomaly"].sum() > 0
