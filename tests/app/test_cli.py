@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -193,3 +194,19 @@ def test_scikit_learn_is_loaded_only_for_the_forest(tmp_path, detector, loads_sk
     assert run.stdout.split() == ["0", str(loads_sklearn)]
     scored = pd.read_csv(tmp_path / "out.csv")
     assert scored["is_anomaly"].sum() > 0
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    """`vigil score big.csv | head` closes the pipe after a few lines: exit 0, no traceback."""
+    big = tmp_path / "big.csv"
+    n = 200_000  # scored output far beyond what a pipe buffers
+    pd.DataFrame({"timestamp": pd.date_range("2025-01-01", periods=n, freq="min"),
+                  "value": np.sin(np.arange(n) / 500)}).to_csv(big, index=False)
+    run = subprocess.Popen([sys.executable, "-m", "app", "score", str(big)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert run.stdout.readline().startswith(b'"timestamp"')
+    run.stdout.close()
+    assert run.wait(timeout=300) == 0
+    errors = run.stderr.read().decode()
+    run.stderr.close()
+    assert "Traceback" not in errors and "Error" not in errors, errors
