@@ -66,7 +66,9 @@ def _moving(func, values: np.ndarray, blocks, window: int, min_count: int) -> np
     """A bottleneck moving statistic per entity block (short blocks get a short window).
 
     Computed over pieces of rows in threads: a piece also reads the window - 1 readings
-    before it, so each reading sees the window it would see in one pass.
+    before it, so each reading sees the window it would see in one pass (and, where a
+    block starts just before a piece ends, the readings after it: bottleneck wants at
+    least a window of values, and later values never change earlier results).
     """
     out = np.empty_like(values)
     starts = np.array([start for start, _ in blocks])
@@ -79,7 +81,9 @@ def _moving(func, values: np.ndarray, blocks, window: int, min_count: int) -> np
             w = max(1, min(window, end - start))
             lo, hi = max(start, rows.start), min(end, rows.stop)
             lead = max(start, lo - (w - 1))
-            out[lo:hi] = func(values[lead:hi], w, min_count=max(1, min(min_count, w)))[lo - lead:]
+            stop = min(end, max(hi, lead + w))
+            moved = func(values[lead:stop], w, min_count=max(1, min(min_count, w)))
+            out[lo:hi] = moved[lo - lead:hi - lead]
 
     _in_threads(piece, _pieces(values.size))
     return out

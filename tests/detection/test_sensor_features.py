@@ -1,8 +1,10 @@
+import bottleneck as bn
 import numpy as np
 import pandas as pd
 import pytest
 
 from detection import fit, fit_score, prepare, read_csv
+from detection.features import sensor
 from tests.conftest import to_csv_bytes
 
 
@@ -123,3 +125,22 @@ def test_entities_are_featurized_separately():
     model = fit(prepare(read_csv(to_csv_bytes(frame))))
     result = model.score(prepare(read_csv(to_csv_bytes(frame))))
     assert result.frame["is_anomaly"].mean() < 0.05
+
+
+@pytest.mark.parametrize("piece_rows", [1, 2, 5, 13, 1000])
+@pytest.mark.parametrize("func", [bn.move_median, bn.move_mean, bn.move_std])
+def test_moving_statistics_over_pieces_equal_one_pass_per_entity(monkeypatch, func, piece_rows):
+    """Rows are cut into pieces for the threads; each reading must still see exactly the
+    preceding readings of its own entity, whatever the piece and block boundaries
+    (blocks shorter than the window, blocks starting just before a piece ends)."""
+    monkeypatch.setattr(sensor, "PIECE_ROWS", piece_rows)
+    rng = np.random.default_rng(piece_rows)
+    values = rng.normal(size=120)
+    edges = [0, 1, 3, 4, 11, 12, 40, 41, 45, 46, 100, 120]
+    blocks = list(zip(edges[:-1], edges[1:], strict=True))
+    window, min_count = 7, 3
+    expected = np.concatenate([
+        func(values[s:e], min(window, e - s), min_count=min(min_count, window, e - s))
+        for s, e in blocks])
+    got = sensor._moving(func, values, blocks, window, min_count)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
