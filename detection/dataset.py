@@ -137,6 +137,16 @@ def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str]
     return pd.DataFrame(numeric, index=frame.index)
 
 
+def _in_time_order(time: pd.Series, entity: pd.Series | None) -> bool:
+    """Whether each entity's rows (every row, without an entity) are in time order: a
+    file of one machine's readings after another's is in order."""
+    if time.is_monotonic_increasing:
+        return True
+    if entity is None:
+        return False
+    return bool(time.groupby(pd.factorize(entity)[0]).is_monotonic_increasing.all())
+
+
 def _fill_missing(metrics: pd.DataFrame, entity: pd.Series | None, warnings: list[str]) -> pd.DataFrame:
     missing = metrics.isna()
     if not missing.any().any():
@@ -219,17 +229,18 @@ def prepare(
         profile = detect_profile(mapping, metrics.shape[1])
     _check_profile_columns(profile, mapping, metrics.shape[1])
 
-    time = None
-    if mapping.timestamp is not None and profile != "generic":
-        time = parse_timestamps(frame[mapping.timestamp], mapping.timestamp)
-        if not time.is_monotonic_increasing:
-            warnings.append(
-                f"column {mapping.timestamp!r}: rows are not in time order; they were scored "
-                "in time order and are returned in file order"
-            )
     entity = None
     if mapping.entity is not None and profile == "sensor":
         entity = frame[mapping.entity].astype("string").fillna("(none)")
+    time = None
+    if mapping.timestamp is not None and profile != "generic":
+        time = parse_timestamps(frame[mapping.timestamp], mapping.timestamp)
+        if not _in_time_order(time, entity):
+            whose = "rows" if entity is None else f"rows of some {mapping.entity!r} values"
+            warnings.append(
+                f"column {mapping.timestamp!r}: {whose} are not in time order; they were "
+                "scored in time order and are returned in file order"
+            )
 
     if profile == "login":
         return Dataset(frame, profile, mapping, time=time, warnings=warnings)

@@ -130,3 +130,26 @@ def test_an_impossible_iso_date_is_named():
     data = b"timestamp,value\n2025-01-01 00:00,1\n2025-02-30 00:00,2\n2025-01-03 00:00,3\n"
     with pytest.raises(TimestampError, match=r"1 value\(s\) are not dates \(row 2\), for example '2025-02-30 00:00'"):
         prepare(read_csv(data))
+
+
+def _machines(order):
+    times = pd.date_range("2025-01-01", periods=30, freq="h").astype(str)
+    frames = [pd.DataFrame({"timestamp": times, "machine": m,
+                            "temperature": np.arange(30) % 7 + 20.0 + i})
+              for i, m in enumerate(["M1", "M2", "M3"])]
+    stacked = pd.concat(frames, ignore_index=True)  # one machine's readings after another's
+    return stacked if order == "stacked" else stacked.iloc[::-1]
+
+
+def test_one_machine_after_another_is_in_time_order():
+    assert _dataset_warnings(_machines("stacked")) == []
+
+
+def test_a_machine_with_unsorted_rows_is_reported():
+    warnings = _dataset_warnings(_machines("reversed"))
+    assert warnings == ["column 'timestamp': rows of some 'machine' values are not in time "
+                        "order; they were scored in time order and are returned in file order"]
+
+
+def _dataset_warnings(frame):
+    return prepare(read_csv(to_csv_bytes(frame))).warnings
