@@ -29,6 +29,10 @@ class EmptyFileError(DetectionError):
     """The file has no content at all, or a header and no data rows."""
 
 
+class MalformedCsvError(DetectionError):
+    """The text is not well-formed CSV: a line with extra values, an unclosed quote."""
+
+
 class DuplicateColumnError(DetectionError):
     """Two columns share one name."""
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
 
 import pandas as pd
 
-from detection.errors import DuplicateColumnError, EmptyFileError
+from detection.errors import DuplicateColumnError, EmptyFileError, MalformedCsvError
 
 DELIMITERS = ",;\t|"
 SAMPLE_BYTES = 64 * 1024
@@ -50,6 +51,25 @@ def sniff_delimiter(sample: str) -> str:
         return best if counts[best] else ","
 
 
+def _malformed(exc: pd.errors.ParserError, delimiter: str) -> MalformedCsvError:
+    """pandas' tokenizer error in the words of someone who exported the file."""
+    text = str(exc)
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if fields:
+        expected, line, saw = fields.groups()
+        return MalformedCsvError(
+            f"line {line} of the file has {saw} values but the header names {expected} "
+            f"columns: a value that contains {delimiter!r} must be in double quotes"
+        )
+    quote = re.search(r"EOF inside string starting at row (\d+)", text)
+    if quote:  # pandas counts lines from 0 here
+        return MalformedCsvError(
+            f"the quoted value that starts on line {int(quote.group(1)) + 1} of the file is "
+            'never closed: a double quote (") is missing'
+        )
+    return MalformedCsvError(f"the file is not well-formed CSV ({text})")
+
+
 def read_csv(source: Source) -> pd.DataFrame:
     """Read a CSV from a path, bytes or a binary file object.
 
@@ -61,6 +81,8 @@ def read_csv(source: Source) -> pd.DataFrame:
         The file is empty or has a header and no data rows.
     DuplicateColumnError
         Two columns share a name.
+    MalformedCsvError
+        A line has more values than the header, or a quote is never closed.
     """
     data = _read_bytes(source)
     text, encoding = _decode(data)
@@ -76,13 +98,16 @@ def read_csv(source: Source) -> pd.DataFrame:
             "header: rename one so every column has its own name"
         )
     # pandas decodes the bytes itself, faster than parsing the decoded text.
-    frame = pd.read_csv(
-        io.BytesIO(data),
-        encoding=encoding,
-        sep=delimiter,
-        skipinitialspace=True,
-        low_memory=False,
-    )
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            encoding=encoding,
+            sep=delimiter,
+            skipinitialspace=True,
+            low_memory=False,
+        )
+    except pd.errors.ParserError as exc:
+        raise _malformed(exc, delimiter) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     # The index is the data row number users see in messages: row 1 follows the header.
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")

@@ -59,6 +59,8 @@ def test_zscore_options(tmp_path):
         ("timestamp,value\n", (), "error: the file has a header but no data rows"),
         ("timestamp,value\n2025-01-01,1\nnope,2\n", (), "error: column 'timestamp': 1 value(s) are not dates (row 2)"),
         ("a,a\n1,2\n", (), "error: column 'a' appears 2 times"),
+        ("timestamp,value\n2025-01-01,1\n2025-01-02,2,3\n", (),
+         "error: line 3 of the file has 3 values but the header names 2 columns"),
         ("timestamp,value\n" + "".join(f"2025-01-0{i},{i}\n" for i in range(1, 6)), (),
          "error: the baseline has 5 row(s); at least 20 are needed"),
         ("a,b\n1,2\n3,5\n", ("--model", "missing-version"),

@@ -65,13 +65,20 @@ def test_analyze_save_twice_alert_twice_stores_one_run_and_sends_one_email(dashb
     assert len(list((dashboard_env / "outbox").glob("*.eml"))) == 1
 
 
-def test_bad_upload_is_explained_not_a_traceback(dashboard_env):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"timestamp,value\n2025-01-01,1\nnope,2\n",
+      "column 'timestamp': 1 value(s) are not dates (row 2)"),
+     (b'timestamp,value\n2025-01-01,1\n"2025-01-02,2\n',
+      "the quoted value that starts on line 3 of the file is never closed")],
+    ids=["bad-dates", "unclosed-quote"],
+)
+def test_bad_upload_is_explained_not_a_traceback(dashboard_env, content, message):
     at = open_page("analyze")
     next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
-    at.file_uploader[0].set_value(("bad.csv", b"timestamp,value\n2025-01-01,1\nnope,2\n",
-                                   "text/csv")).run()
+    at.file_uploader[0].set_value(("bad.csv", content, "text/csv")).run()
     assert not at.exception
-    assert at.error[0].value.startswith("column 'timestamp': 1 value(s) are not dates (row 2)")
+    assert at.error[0].value.startswith(message)
 
 
 def test_upload_a_csv(dashboard_env):

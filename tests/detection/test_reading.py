@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from detection import read_csv
-from detection.errors import DuplicateColumnError, EmptyFileError
+from detection.errors import DuplicateColumnError, EmptyFileError, MalformedCsvError
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
@@ -37,6 +37,12 @@ def test_index_is_the_data_row_number():
         (b"   \n\n", EmptyFileError, "the file is empty"),
         (b"timestamp,value\n", EmptyFileError, "header but no data rows"),
         (b"a,b,a\n1,2,3\n", DuplicateColumnError, "column 'a' appears 2 times"),
+        (b"a,b\n\n1,2\n3,4,5\n", MalformedCsvError,
+         r"line 4 of the file has 3 values but the header names 2 columns: a value that "
+         r"contains ',' must be in double quotes"),
+        (b"a;b\n1;2\n3;4;5\n", MalformedCsvError, "contains ';' must be in double quotes"),
+        (b'a,b\n1,2\n3,"x\n4,5\n', MalformedCsvError,
+         r'the quoted value that starts on line 3 of the file is never closed'),
     ],
 )
 def test_unreadable_files_say_what_is_wrong(data, error, message):
