@@ -72,7 +72,8 @@ def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
     center = float(np.median(values))
     scale = 1.4826 * float(np.median(np.abs(values - center)))
     if not scale > 0:
-        scale = float(np.std(values))
+        with np.errstate(over="ignore", invalid="ignore"):  # readings near 1e308: inf spread
+            scale = float(np.std(values))
     if not scale > 0:
         scale = 1.0
     return center, scale

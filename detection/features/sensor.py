@@ -275,9 +275,12 @@ class SensorFeatures:
 
         def fill(task: tuple[str, slice]) -> None:
             name, rows = task
-            for kind, values in self._kinds(name, rolling[name], hours, rows).items():
-                if f"{name}:{kind}" in row_of:
-                    ordered[row_of[f"{name}:{kind}"], rows] = values
+            # A reading beyond float32's range (1e308) becomes an infinite feature: the
+            # most extreme there is, which is what it should be; no warning for it.
+            with np.errstate(over="ignore", invalid="ignore"):
+                for kind, values in self._kinds(name, rolling[name], hours, rows).items():
+                    if f"{name}:{kind}" in row_of:
+                        ordered[row_of[f"{name}:{kind}"], rows] = values
 
         _in_threads(fill, [(name, rows) for name in rolling for rows in _pieces(order.size)])
         for name, r in rolling.items():
