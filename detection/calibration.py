@@ -30,7 +30,8 @@ class Calibration:
 
     @classmethod
     def fit(cls, train_scores: np.ndarray, threshold: float) -> Calibration:
-        fallback = float(np.std(train_scores)) or 1.0
+        with np.errstate(over="ignore", invalid="ignore"):  # scores near 1e308
+            fallback = float(np.std(train_scores)) or 1.0
         # Degenerate baselines (most rows tie at the threshold) fall back to the scores'
         # own spread: any positive slope keeps the map monotonic.
         below = (threshold - float(np.median(train_scores))) or fallback

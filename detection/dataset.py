@@ -119,21 +119,31 @@ def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str]
         if pd.api.types.is_bool_dtype(column):
             continue
         if pd.api.types.is_numeric_dtype(column):
-            numeric[name] = column.astype("float64")
-            continue
-        present = column.notna()
-        if not present.any():
-            continue
-        parsed = pd.to_numeric(column, errors="coerce")
-        ok = parsed.notna()
-        if ok[present].mean() >= NUMERIC_SHARE:
+            values = column.astype("float64")
+        else:
+            present = column.notna()
+            if not present.any():
+                continue
+            parsed = pd.to_numeric(column, errors="coerce")
+            ok = parsed.notna()
+            if ok[present].mean() < NUMERIC_SHARE:
+                continue
             bad = present & ~ok
             if bad.any():
                 warnings.append(
                     f"column {name!r}: {int(bad.sum())} non-numeric value(s) treated as missing "
                     f"({describe_rows(frame.index[bad])})"
                 )
-            numeric[name] = parsed.astype("float64")
+            values = parsed.astype("float64")
+        # "inf" is no reading, like a spreadsheet's #DIV/0!, and it would break the scales.
+        infinite = np.isinf(values.to_numpy())
+        if infinite.any():
+            warnings.append(
+                f"column {name!r}: {int(infinite.sum())} infinite value(s) treated as missing "
+                f"({describe_rows(frame.index[infinite])})"
+            )
+            values = values.mask(infinite)
+        numeric[name] = values
     return pd.DataFrame(numeric, index=frame.index)
 
 

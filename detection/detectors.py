@@ -153,7 +153,10 @@ class ZScoreDetector:
             center = np.median(X, axis=0)
             scale = 1.4826 * np.median(np.abs(X - center), axis=0)
         else:
-            center, scale = X.mean(axis=0), X.std(axis=0)
+            # A value near 1e308 overflows the variance: the band becomes infinitely wide,
+            # which is what the classic z-score says of such data (the robust one does not).
+            with np.errstate(over="ignore", invalid="ignore"):
+                center, scale = X.mean(axis=0), X.std(axis=0)
         self.center_ = np.full(X.shape[1], self.mean) if self.mean is not None else center
         if self.std is not None:
             scale = np.full(X.shape[1], self.std)

@@ -79,14 +79,26 @@ def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
     return center, scale
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def as_float32(values: np.ndarray) -> np.ndarray:
+    """Features at the forest's precision. A value beyond float32's range (a reading near
+    1e308) saturates at its largest number: still the most extreme, never infinite."""
+    return np.clip(values, -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
+
+
 # Reasons repeat the same few usual levels and spreads row after row: formatting each
 # number once makes explaining 15,000 flagged rows twice as fast.
 @lru_cache(maxsize=65_536)
 def fmt(value: float) -> str:
-    """A number as people write it: 3 significant digits, thousands kept whole."""
+    """A number as people write it: 3 significant digits, thousands kept whole (up to a
+    billion; beyond, 3 significant digits again)."""
     if not np.isfinite(value):
         return str(value)
     magnitude = abs(value)
+    if magnitude >= 1e9:  # no one reads a 300-digit number
+        return f"{value:.3g}"
     if magnitude >= 1000:
         return f"{value:,.0f}"
     if magnitude >= 100:

@@ -8,6 +8,7 @@ import pandas as pd
 from detection.dataset import Dataset
 from detection.features.base import (
     FeatureSet,
+    as_float32,
     level_phrase,
     rank_features,
     robust_center_scale,
@@ -35,9 +36,9 @@ class GenericFeatures:
 
     def transform(self, dataset: Dataset) -> FeatureSet:
         values = self.level_columns(dataset).to_numpy(dtype="float64")
-        X = pd.DataFrame((values - self.center_) / self.scale_, index=dataset.frame.index,
-                         columns=self.feature_names_)
-        return FeatureSet(X=X.astype("float32"))
+        X = as_float32((values - self.center_) / self.scale_)
+        return FeatureSet(X=pd.DataFrame(X, index=dataset.frame.index,
+                                         columns=self.feature_names_))
 
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         X = features.X.to_numpy()[rows]

@@ -20,6 +20,7 @@ from detection.errors import ModelMismatchError
 from detection.features.base import (
     STATS_SAMPLE,
     FeatureSet,
+    as_float32,
     fmt,
     level_phrase,
     rank_features,
@@ -275,12 +276,9 @@ class SensorFeatures:
 
         def fill(task: tuple[str, slice]) -> None:
             name, rows = task
-            # A reading beyond float32's range (1e308) becomes an infinite feature: the
-            # most extreme there is, which is what it should be; no warning for it.
-            with np.errstate(over="ignore", invalid="ignore"):
-                for kind, values in self._kinds(name, rolling[name], hours, rows).items():
-                    if f"{name}:{kind}" in row_of:
-                        ordered[row_of[f"{name}:{kind}"], rows] = values
+            for kind, values in self._kinds(name, rolling[name], hours, rows).items():
+                if f"{name}:{kind}" in row_of:
+                    ordered[row_of[f"{name}:{kind}"], rows] = as_float32(values)
 
         _in_threads(fill, [(name, rows) for name in rolling for rows in _pieces(order.size)])
         for name, r in rolling.items():

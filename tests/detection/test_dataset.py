@@ -153,3 +153,12 @@ def test_a_machine_with_unsorted_rows_is_reported():
 
 def _dataset_warnings(frame):
     return prepare(read_csv(to_csv_bytes(frame))).warnings
+
+
+def test_infinite_values_are_treated_as_missing():
+    rows = "\n".join(f"2025-01-01 {h:02d}:00,{h % 5}.5" for h in range(20))
+    data = f"timestamp,value\n{rows}\n2025-01-02 00:00,inf\n2025-01-02 01:00,-inf\n".encode()
+    dataset = prepare(read_csv(data))
+    assert dataset.warnings[0] == ("column 'value': 2 infinite value(s) treated as missing "
+                                   "(rows 21, 22)")
+    assert np.isfinite(dataset.metrics["value"]).all()
