@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from detection.errors import ParameterError
+from detection.threads import THREADS
 
 CHUNK_ROWS = 65_536
 # Each tree sees max_samples rows (256): 100 trees never use more than 25,600, so a
@@ -41,14 +42,14 @@ class IsolationForestDetector:
     n_estimators : int, default 100
     max_samples : int, default 256
     random_state : int, default 0
-    n_jobs : int, default 2
+    n_jobs : int, default detection.threads.THREADS
         Threads used to score; the trees release the GIL.
     """
 
     name = "isolation_forest"
 
     def __init__(self, contamination: float = 0.015, n_estimators: int = 100,
-                 max_samples: int = 256, random_state: int = 0, n_jobs: int = 2):
+                 max_samples: int = 256, random_state: int = 0, n_jobs: int = THREADS):
         self.contamination = contamination
         self.n_estimators = n_estimators
         self.max_samples = max_samples

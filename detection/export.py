@@ -10,8 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from detection.threads import THREADS
+
 CHUNK_ROWS = 100_000
-THREADS = 2  # chunks formatted at once: Arrow formats numbers without holding the GIL
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -27,6 +27,7 @@ from detection.features.base import (
     robust_center_scale,
     trained_metrics,
 )
+from detection.threads import THREADS
 
 KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend", "repeat")
 FAMILY = {"level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
@@ -39,9 +40,8 @@ MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
 MIN_REPEATS = 3
 FLAT_SHARE = 0.1       # recent variation below this share of the usual reads as "flat"
-# Features are computed over pieces of rows in threads: numpy and bottleneck release
-# the GIL. Pieces rather than metrics keep both cores busy whatever the metric count.
-THREADS = 2
+# Features are computed over pieces of rows in threads (detection.threads): pieces
+# rather than metrics keep both cores busy whatever the metric count.
 PIECE_ROWS = 131_072
 
 
