@@ -42,13 +42,22 @@ def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 
 def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """For rows sorted by (group, time): flagged rows of the same group in (t - 1h, t]."""
-    key_time = time - time.min()
-    span = key_time.max() + 2 * HOUR + 1
-    key = group.astype("int64") * span + key_time
-    start = np.searchsorted(key, key - HOUR, side="right")
+    """For rows sorted by (group, time): flagged rows of the same group in (t - 1h, t].
+
+    Times are replaced by their ranks among every time and every time minus an hour
+    (order and ties kept), so the combined (group, time) key stays below
+    groups × 2 × rows: nanosecond times times thousands of groups overflow int64.
+    """
+    n = len(time)
+    if n == 0:
+        return np.zeros(0, dtype="int64")
+    rank = np.unique(np.concatenate([time, time - HOUR]), return_inverse=True)[1]
+    width = np.int64(2 * n + 1)
+    base = group.astype("int64") * width
+    key = base + rank[:n]
+    start = np.searchsorted(key, base + rank[n:], side="right")
     cumulative = np.concatenate([[0], np.cumsum(flags, dtype="int64")])
-    return cumulative[np.arange(len(key)) + 1] - cumulative[start]
+    return cumulative[np.arange(n) + 1] - cumulative[start]
 
 
 class LoginFeatures:

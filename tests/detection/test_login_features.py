@@ -109,3 +109,61 @@ def test_success_words(value):
     from detection.dataset import parse_success
 
     assert parse_success(pd.Series([value]), "success").iloc[0]
+
+
+def test_failure_windows_stay_per_user_with_a_million_users_over_a_year():
+    """The per-user window must not overflow when users × time span exceeds int64 ns."""
+    import warnings
+
+    from detection.features.login import HOUR, _window_count
+
+    n_users = 1_000_000
+    rng = np.random.default_rng(3)
+    year = np.int64(365 * 24) * HOUR
+    start = np.int64(pd.Timestamp("2025-01-01").value)
+    group = np.arange(n_users, dtype="int64")
+    time = start + rng.integers(0, year, n_users)
+    flags = rng.random(n_users) < 0.3
+    # Two accounts under attack: 20 failures each within 7 minutes.
+    attacked = np.repeat([400_000, 900_000], 20)
+    attack_time = start + year // 2 + np.tile(np.arange(20) * 21 * 10**9, 2)
+    group = np.concatenate([group, attacked])
+    time = np.concatenate([time, attack_time])
+    flags = np.concatenate([flags, np.ones(40, dtype=bool)])
+    order = np.lexsort((time, group))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        counts = _window_count(group[order], time[order], flags[order])
+    counts = counts[np.argsort(order)]
+    lone = counts[:n_users]
+    assert (lone == flags[:n_users]).all()  # alone in their hour: only themselves
+    attack = counts[n_users:]
+    assert list(attack[:20]) == list(range(1, 21))
+    assert list(attack[20:]) == list(range(1, 21))
+
+
+def test_brute_force_is_caught_among_5000_users_over_a_year():
+    rng = np.random.default_rng(5)
+    users = [f"user{i:04d}" for i in range(5000)]
+    n = 6 * len(users)
+    who = rng.integers(0, len(users), n)
+    # Each user logs in around their own hour of day, on random days of the year.
+    seconds = (rng.integers(0, 365, n) * 86400 + (8 + who % 10) * 3600
+               + rng.integers(0, 1800, n))
+    frame = pd.DataFrame({
+        "timestamp": pd.Timestamp("2025-01-01") + pd.to_timedelta(seconds, unit="s"),
+        "user": np.array(users)[who],
+        "ip": "10.0.0.5", "country": "Norway", "device": "Firefox", "success": "true",
+    })
+    attack_start = pd.Timestamp("2025-07-01 03:00")
+    attack = pd.DataFrame({
+        "timestamp": [attack_start + pd.Timedelta(seconds=21 * i) for i in range(40)],
+        "user": ["user0042", "user4242"] * 20,
+        "ip": "66.6.6.6", "country": "Norway", "device": "Firefox", "success": "false",
+    })
+    frame = pd.concat([frame, attack]).sort_values("timestamp", kind="stable")
+    X, scored = features(frame.reset_index(drop=True))
+    attacked = scored[scored["ip"] == "66.6.6.6"]
+    assert int(np.expm1(X.loc[attacked.index, "user_failures_1h"]).round().max()) == 20
+    assert attacked["is_anomaly"].all()
+    assert attacked["reasons"].str.contains("failed logins for user0042 in the last hour").any()
