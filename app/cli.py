@@ -173,8 +173,11 @@ def cmd_db(args: argparse.Namespace) -> int:
     reports = _services().replay()
     for report in reports:
         print(report.message)
-    print(f"{len(reports)} journaled run(s) replayed; the journal is empty")
-    return 0
+    rejected = [r for r in reports if not r.stored]
+    print(f"{len(reports) - len(rejected)} journaled run(s) stored"
+          + (f", {len(rejected)} set aside (see the reasons above)" if rejected else
+             "; the journal is empty"))
+    return EXIT_BAD_INPUT if rejected else 0
 
 
 def cmd_alert_test(args: argparse.Namespace) -> int:

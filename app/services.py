@@ -37,7 +37,7 @@ from detection import Dataset, Model, ScoredFrame, fit
 from detection.export import write_csv
 from storage import anomalies, db, journal, notifications, registry, runs
 from storage.anomalies import AnomalyFilter
-from storage.errors import ModelNotFoundError, StorageError
+from storage.errors import JournalError, ModelNotFoundError, RefusedValueError, StorageError
 from storage.runs import RunToSave, SaveOutcome
 from storage.schema import REVIEW_STATUSES as REVIEW_STATUSES  # for the pages
 
@@ -116,7 +116,12 @@ def save(result: ScoredFrame, *, source_name: str, file_sha256: str,
     try:
         outcome = runs.save_run(engine(settings), run=run)
     except DBAPIError as exc:
-        entry = journal.write(settings.journal_dir, run)
+        try:
+            entry = journal.write(settings.journal_dir, run)
+        except JournalError as journal_exc:
+            return SaveReport(None, False, None, (
+                f"The run was NOT stored: the database failed ({database_error(exc)}) and "
+                f"{journal_exc}. Fix either one and save again."))
         return SaveReport(None, False, entry, (
             f"The database could not store the run ({database_error(exc)}). Nothing was "
             f"lost: it waits in {entry} and `vigil db replay` stores it once the database "
@@ -132,13 +137,28 @@ def _report(outcome: SaveOutcome) -> SaveReport:
 
 
 def replay(settings: Settings | None = None) -> list[SaveReport]:
-    """Store journaled runs; an entry is removed only after its run is committed."""
+    """Store journaled runs, oldest first; an entry is removed only after its run is
+    committed. An entry the database refuses (or that cannot be read) is set aside under
+    ``rejected/`` with its reason and the next one is stored: one bad entry never blocks
+    the others. A failing connection stops the replay and keeps every entry."""
     settings = settings or get_settings()
+    folder = settings.journal_dir
     reports = []
-    for entry in journal.entries(settings.journal_dir):
-        outcome = runs.save_run(engine(settings), run=journal.read(entry))
-        journal.remove(entry)
-        reports.append(_report(outcome))
+    with journal.lock(folder):
+        for entry in journal.entries(folder):
+            if not entry.exists():
+                continue  # stored by a replay that ran before this one took the lock
+            try:
+                outcome = runs.save_run(engine(settings), run=journal.read(entry))
+            except (RefusedValueError, OSError, ValueError, KeyError, TypeError) as exc:
+                reason = str(exc) if isinstance(exc, RefusedValueError) \
+                    else f"the journal entry cannot be read ({type(exc).__name__}: {exc})"
+                target = journal.set_aside(entry, reason)
+                reports.append(SaveReport(None, False, target,
+                                          f"Set aside {target}: {reason}"))
+                continue
+            journal.remove(entry)
+            reports.append(_report(outcome))
     return reports
 
 

@@ -7,3 +7,12 @@ class StorageError(Exception):
 
 class ModelNotFoundError(StorageError, LookupError):
     """No saved model has the requested version id."""
+
+
+class RefusedValueError(StorageError):
+    """The database refused a value of what was being stored (too long, invalid text):
+    the data's fault, not the connection's, so trying again cannot help."""
+
+
+class JournalError(StorageError):
+    """The fallback journal folder cannot be written."""

@@ -11,6 +11,7 @@ from detection import Model
 from storage.db import transaction
 from storage.errors import ModelNotFoundError, StorageError
 from storage.schema import ModelVersion
+from storage.text import NAME_CHARS, clean, clean_json
 
 # What `vigil models` and the models page show; the serialised model stays in the table.
 MODEL_FIELDS = ("version", "created_at", "profile", "detector", "parameters", "features",
@@ -28,10 +29,12 @@ def save_model(engine: Engine, *, model: Model, source_name: str | None = None,
     meta = model.metadata
     row = ModelVersion(
         version=meta["version"], created_at=datetime.fromisoformat(meta["created"]),
-        profile=meta["profile"], detector=meta["detector"], parameters=meta["parameters"],
-        features=meta["features"], training_rows=meta["training_rows"],
+        profile=meta["profile"], detector=meta["detector"],
+        parameters=clean_json(meta["parameters"]), features=clean_json(meta["features"]),
+        training_rows=meta["training_rows"],
         training_hash=meta["training_hash"], libraries=meta["libraries"],
-        threshold=meta["threshold"], source_name=source_name, model=model.to_bytes(),
+        threshold=meta["threshold"], source_name=clean(source_name, NAME_CHARS),
+        model=model.to_bytes(),
         is_active=False,
     )
     with transaction(engine) as session:

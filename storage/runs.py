@@ -15,12 +15,14 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from detection import SCORE_COLUMNS, ScoredFrame
 from storage.db import transaction
+from storage.errors import RefusedValueError
 from storage.schema import Anomaly, DetectionRun
+from storage.text import NAME_CHARS, clean, clean_column, clean_json
 
 # Columns of RunToSave.anomalies, one per column of the anomalies table it fills.
 ANOMALY_FIELDS = ("row_number", "event_time", "entity", "anomaly_score", "severity", "reasons",
@@ -29,7 +31,10 @@ INSERT_BATCH = 20_000
 
 
 def json_safe(value: object) -> object:
-    """A cell as JSON: NaN and NaT become null, timestamps ISO text, numpy scalars Python."""
+    """A cell as JSON: NaN and NaT become null, timestamps ISO text, numpy scalars Python,
+    text without NUL characters (PostgreSQL refuses them)."""
+    if isinstance(value, str):
+        return clean(value)
     if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, pd.Timestamp | datetime):
@@ -88,23 +93,30 @@ class RunToSave:
             "row_number": flagged.index.to_numpy(dtype="int64"),
             "event_time": (times.dt.tz_localize(UTC).to_numpy(dtype=object)
                            if times is not None else None),
-            "entity": flagged[entity].astype("string").to_numpy(dtype=object)
-            if entity else None,
+            "entity": _objects(clean_column(flagged[entity], NAME_CHARS)) if entity else None,
             "anomaly_score": flagged["anomaly_score"].to_numpy(dtype="float64"),
             "severity": flagged["severity"].to_numpy(dtype=object),
-            "reasons": flagged["reasons"].to_numpy(dtype=object),
-            "data": [{k: json_safe(v) for k, v in row.items()}
+            "reasons": _objects(clean_column(flagged["reasons"])),
+            "data": [{clean(str(k)): json_safe(v) for k, v in row.items()}
                      for row in inputs.to_dict("records")],
         })
         return cls(
-            source_name=source_name, file_sha256=file_sha256, profile=result.profile,
-            detector=result.detector, model_version=result.model_version,
-            parameters={k: json_safe(v) for k, v in result.parameters.items()},
-            threshold=result.threshold, threshold_note=result.threshold_note,
-            total_rows=len(result.frame), anomalies=anomalies, entity_column=entity,
-            time_column=result.mapping.timestamp, warnings=list(result.warnings),
+            source_name=clean(source_name, NAME_CHARS), file_sha256=file_sha256,
+            profile=result.profile, detector=result.detector,
+            model_version=result.model_version,
+            parameters={clean(str(k)): json_safe(v) for k, v in result.parameters.items()},
+            threshold=result.threshold, threshold_note=clean(result.threshold_note),
+            total_rows=len(result.frame), anomalies=anomalies,
+            entity_column=clean(entity, NAME_CHARS),
+            time_column=clean(result.mapping.timestamp, NAME_CHARS),
+            warnings=clean_json(list(result.warnings)),
             chart_data=chart_data, score_histogram=score_histogram,
         )
+
+
+def _objects(text: pd.Series) -> np.ndarray:
+    """A text column as Python strings, missing values as None."""
+    return text.astype(object).where(text.notna(), None).to_numpy(dtype=object)
 
 
 @dataclass(frozen=True)
@@ -141,7 +153,7 @@ def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
     existing run is returned.
     """
     values = {
-        "run_key": run.run_key, "source_name": run.source_name[:255],
+        "run_key": run.run_key, "source_name": run.source_name,
         "file_sha256": run.file_sha256, "profile": run.profile, "detector": run.detector,
         "model_version": run.model_version, "parameters": run.parameters,
         "threshold": run.threshold, "threshold_note": run.threshold_note,
@@ -150,6 +162,16 @@ def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
         "time_column": run.time_column, "status": "complete", "warnings": run.warnings,
         "chart_data": run.chart_data, "score_histogram": run.score_histogram,
     }
+    try:
+        return _save(engine, run, values)
+    except (DataError, IntegrityError, ValueError) as exc:
+        # psycopg2 refuses a NUL character with a plain ValueError before sending.
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise RefusedValueError(f"the database refused a value of run {run.source_name!r}: "
+                                f"{detail}") from None
+
+
+def _save(engine: Engine, run: RunToSave, values: dict) -> SaveOutcome:
     with transaction(engine) as session:
         run_id = session.execute(
             _insert_ignoring_duplicate(engine).values(**values).returning(DetectionRun.id)

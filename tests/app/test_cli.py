@@ -115,7 +115,7 @@ def test_database_down_exits_3_then_replay_stores(tmp_path):
     assert "Nothing was lost" in run.stderr and "Traceback" not in run.stderr
     replay = vigil("db", "replay", tmp_path=tmp_path)
     assert replay.returncode == 0, replay.stderr
-    assert "Stored as run 1." in replay.stdout and "1 journaled run(s) replayed" in replay.stdout
+    assert "Stored as run 1." in replay.stdout and "1 journaled run(s) stored; the journal is empty" in replay.stdout
     assert "temperature.csv" in vigil("runs", tmp_path=tmp_path).stdout
 
 
@@ -212,3 +212,16 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
     errors = run.stderr.read().decode()
     run.stderr.close()
     assert "Traceback" not in errors and "Error" not in errors, errors
+
+
+def test_replay_names_an_entry_it_sets_aside(tmp_path):
+    down = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/vigil"}
+    run = vigil("score", sample_path("temperature.csv"), "--save", "--out", tmp_path / "o.csv",
+                tmp_path=tmp_path, env=down)
+    assert run.returncode == 3, run.stderr
+    (entry,) = [p for p in (tmp_path / "fallback").iterdir() if not p.name.startswith(".")]
+    (entry / "anomalies.csv").unlink()
+    replay = vigil("db", "replay", tmp_path=tmp_path)
+    assert replay.returncode == 2 and "Traceback" not in replay.stderr
+    assert f"Set aside {tmp_path / 'fallback' / 'rejected' / entry.name}" in replay.stdout
+    assert "0 journaled run(s) stored, 1 set aside" in replay.stdout

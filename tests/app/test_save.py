@@ -119,3 +119,112 @@ def test_backend_terminated_mid_save(postgres_url, tmp_path, scored, monkeypatch
     rows = services.query_anomalies(limit=None, settings=settings)
     assert rows["row_number"].is_unique
     engine.dispose()
+
+
+def hostile_logins():
+    """The logins sample with a NUL in one user name and a 300-character other one."""
+    import pandas as pd
+
+    frame = pd.read_csv(LOGINS)
+    first, _ = scored_file(LOGINS)
+    users = first.anomalies["user"].value_counts().index  # renaming keeps them flagged
+    frame.loc[frame["user"] == users[0], "user"] = "nul\x00user"
+    frame.loc[frame["user"] == users[1], "user"] = "x" * 300
+    frame = frame.rename(columns={"device": "dev\x00ice"})
+    return scored_file(frame.to_csv(index=False).encode())
+
+
+def scored_file(source):
+    return services.analyze(services.read_dataset(source)), services.file_sha256(source)
+
+
+def test_nul_characters_and_long_names_are_stored_cleaned(database_url, tmp_path):
+    result, sha = hostile_logins()
+    flagged = result.anomalies
+    assert flagged["user"].str.contains("\x00").any() and (flagged["user"].str.len() > 255).any()
+    settings = settings_for(database_url, tmp_path)
+    report = services.save(result, source_name="in\x00put" + "y" * 300 + ".csv",
+                           file_sha256=sha, settings=settings)
+    assert report.stored, report.message
+    run = services.get_run(report.run_id, settings=settings)
+    assert len(run.source_name) == 255 and run.source_name.startswith("inputyyy")
+    assert run.source_name.endswith("…")
+    stored = services.query_anomalies(limit=None, with_data=True, settings=settings)
+    assert len(stored) == len(flagged)
+    assert "nuluser" in set(stored["entity"])
+    assert ("x" * 254 + "…") in set(stored["entity"])
+    assert not stored["reasons"].str.contains("\x00").any()
+    assert all("device" in row and "dev\x00ice" not in row for row in stored["data"])
+
+
+def journal_run(result, sha: str, name: str):
+    return runs.RunToSave.from_result(result, source_name=name, file_sha256=sha)
+
+
+@pytest.mark.postgres
+def test_replay_sets_aside_a_refused_entry_and_stores_the_rest(postgres_url, tmp_path, scored):
+    import os
+
+    result, _ = scored
+    settings = settings_for(postgres_url, tmp_path)
+    engine = db.make_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE detection_runs RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    first = journal_run(result, "a" * 64, "first.csv")
+    bad = journal_run(result, "b" * 64, "bad.csv")
+    bad.anomalies.loc[bad.anomalies.index[0], "entity"] = "z" * 300  # journaled before cleaning
+    last = journal_run(result, "c" * 64, "last.csv")
+    for age, run in enumerate((first, bad, last)):
+        entry = journal.write(settings.journal_dir, run)
+        os.utime(entry, (1_000_000 + age, 1_000_000 + age))
+
+    reports = services.replay(settings=settings)
+    assert [r.stored for r in reports] == [True, False, True]
+    assert "refused a value of run 'bad.csv'" in reports[1].message
+    assert "value too long" in reports[1].message
+    assert "database failed" not in reports[1].message
+    assert journal.entries(settings.journal_dir) == []
+    rejected = settings.journal_dir / journal.REJECTED / bad.run_key
+    assert "value too long" in (rejected / journal.REASON).read_text()
+    names = {run.source_name for run in services.list_runs(settings=settings)}
+    assert names == {"first.csv", "last.csv"}
+    assert services.replay(settings=settings) == []  # the rejected entry stays aside
+
+
+def test_replay_sets_aside_an_unreadable_entry(database_url, tmp_path, scored):
+    result, _ = scored
+    settings = settings_for(database_url, tmp_path)
+    broken = journal.write(settings.journal_dir, journal_run(result, "d" * 64, "broken.csv"))
+    (broken / journal.ROWS).unlink()
+    good = journal.write(settings.journal_dir, journal_run(result, "e" * 64, "good.csv"))
+    reports = services.replay(settings=settings)
+    assert sorted(r.stored for r in reports) == [False, True]
+    assert not broken.exists() and not good.exists()
+    assert "cannot be read" in next(r.message for r in reports if not r.stored)
+
+
+def test_two_replays_at_once_store_each_entry_once(tmp_path, scored):
+    from concurrent.futures import ThreadPoolExecutor
+
+    result, _ = scored
+    settings = settings_for(f"sqlite:///{tmp_path / 'vigil.db'}", tmp_path)
+    for i in range(4):
+        journal.write(settings.journal_dir, journal_run(result, f"{i}" * 64, f"f{i}.csv"))
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: services.replay(settings=settings), range(2)))
+    assert sorted(len(o) for o in outcomes) == [0, 4]
+    assert all(r.created for o in outcomes for r in o)
+    assert len(services.list_runs(settings=settings)) == 4
+
+
+def test_unwritable_journal_says_the_run_was_not_stored(tmp_path, scored):
+    result, sha = scored
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    down = Settings(database_url="postgresql://postgres@127.0.0.1:1/vigil",
+                    journal_dir=blocker / "fallback", alert_outbox_dir=tmp_path / "outbox")
+    report = services.save(result, source_name="logins.csv", file_sha256=sha, settings=down)
+    assert not report.stored and report.journal_entry is None
+    assert report.message.startswith("The run was NOT stored")
+    assert "Connection refused" in report.message and str(blocker / "fallback") in report.message

@@ -5,10 +5,10 @@ import multiprocessing
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from storage import db
 from storage.anomalies import query_anomalies
+from storage.errors import RefusedValueError
 from storage.runs import get_run, list_runs, save_run
 from storage.schema import Anomaly, DetectionRun
 from tests.storage.conftest import make_run
@@ -59,7 +59,7 @@ def test_a_different_file_or_settings_is_a_new_run(engine, change):
 def test_a_failing_save_leaves_nothing_behind(engine):
     bad = make_run()
     bad.anomalies.loc[5, "severity"] = "severe"  # violates the check constraint
-    with pytest.raises(IntegrityError):
+    with pytest.raises(RefusedValueError, match="refused a value of run"):
         save_run(engine, run=bad)
     assert counts(engine) == (0, 0)
     assert save_run(engine, run=make_run()).created  # and the run can be saved later
