@@ -6,6 +6,7 @@ import smtplib
 import socket
 import ssl
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -108,11 +109,26 @@ def send_smtp(message: EmailMessage, config: SmtpConfig, *,
 
 
 def write_outbox(message: EmailMessage, folder: Path, *, name: str) -> str:
-    """Write the message as ``.eml`` (openable in any mail client); returns its path."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the message as ``.eml`` (openable in any mail client); returns its path.
+
+    Names carry a random part, so two messages written in the same second never
+    overwrite each other.
+
+    Raises
+    ------
+    DeliveryError
+        The folder cannot be created or written.
+    """
+    folder = folder.expanduser()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = folder / f"{stamp}-{name}.eml"
+    path = folder / f"{stamp}-{name}-{uuid.uuid4().hex[:8]}.eml"
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(message.as_bytes())
-    tmp.replace(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(message.as_bytes())
+        tmp.replace(path)
+    except OSError as exc:
+        raise DeliveryError(f"the outbox folder {folder} cannot be written "
+                            f"({exc.strerror or exc}): set ALERT_OUTBOX_DIR to a writable "
+                            "folder, or SMTP_HOST to send by mail", temporary=False) from None
     return str(path)

@@ -8,6 +8,7 @@ cells a spreadsheet would run as a formula.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,10 +75,19 @@ class Digest:
         return f"{self.dashboard_url.rstrip('/')}/explore?run={run_id}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def header_text(value: str) -> str:
+    """A value fit for one email header line: control characters (CR, LF, tab...) from
+    a file name become one space, so a name can never break or add a header."""
+    return _CONTROL.sub(" ", value).strip()
+
+
 def subject(digest: Digest) -> str:
     """``[Vigil] 3 critical, 9 high anomalies in logins_2025-06.csv``."""
     counts = ", ".join(f"{n} {s}" for s, n in digest.severity_counts()) or "no"
-    where = digest.run.source_name
+    where = header_text(digest.run.source_name)
     if len(digest.runs) > 1:
         where += f" and {len(digest.runs) - 1} earlier file(s)"
     noun = "anomaly" if len(digest.anomalies) == 1 else "anomalies"

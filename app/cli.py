@@ -14,6 +14,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from alerts.errors import AlertError, DeliveryError
 from app import scoring
 from detection import PROFILES, DetectionError
@@ -204,7 +206,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 0
     print(f"{'id':>4} {'run':>5} {'status':7} {'tries':>5}  {'when':16}  subject / last error")
     for row in log.itertuples():
-        when = row.sent_at or row.created_at
+        when = row.sent_at if pd.notna(row.sent_at) else row.created_at
         detail = row.last_error if row.status != "sent" else row.subject
         print(f"{row.id:4} {row.run_id:5} {row.status:7} {row.attempts:5}  "
               f"{when:%Y-%m-%d %H:%M}  {detail}")

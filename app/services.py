@@ -309,10 +309,13 @@ def notify(run_id: int, *, settings: Settings | None = None) -> AlertReport:
 def _send_digest(rows, recipients: list[str], team: str, settings: Settings) -> AlertReport:
     db_engine = engine(settings)
     digest = _digest([(row.run_id, row.anomaly_ids) for row in rows], settings)
-    message = build_message(digest, sender=settings.smtp_from, recipients=recipients)
-    notifications.set_subject(db_engine, notification_id=rows[0].id,
-                              subject=str(message["Subject"]))
+    notifications.set_subject(db_engine, notification_id=rows[0].id, subject=subject(digest))
     try:
+        try:
+            message = build_message(digest, sender=settings.smtp_from, recipients=recipients)
+        except ValueError as exc:  # the email library refused a header (SMTP_FROM, ...)
+            raise DeliveryError(f"the message could not be built ({exc})", temporary=False,
+                                attempts=0) from None
         transport, attempts = _deliver(message, settings, name=f"run-{digest.run.run_id}")
     except DeliveryError as exc:
         notifications.record_attempt(db_engine, notification_id=rows[0].id, status="failed",

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     alert_max_per_hour: int = Field(default=6, ge=1)
     alert_outbox_dir: Path = DATA_DIR / "outbox"
     dashboard_url: str = "http://localhost:8501"
+
+    @field_validator("journal_dir", "alert_outbox_dir")
+    @classmethod
+    def _expand_home(cls, folder: Path) -> Path:
+        return folder.expanduser()  # `~/vigil/outbox` in .env means the home folder
 
 
 @lru_cache

@@ -1,5 +1,6 @@
 """Delivery against a real SMTP server on loopback."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,5 +71,10 @@ def test_server_down_fails_after_the_retries():
 
 def test_outbox_writes_an_eml_file(tmp_path):
     path = write_outbox(message(), tmp_path / "outbox", name="test")
-    assert path.endswith("-test.eml")
+    assert re.search(r"/\d{8}-\d{6}-test-[0-9a-f]{8}\.eml$", path)
     assert b"Subject: [Vigil] test message" in Path(path).read_bytes()
+
+
+def test_outbox_messages_written_in_the_same_second_are_all_kept(tmp_path):
+    paths = {write_outbox(message(), tmp_path, name="test") for _ in range(5)}
+    assert len(paths) == 5 and len(list(tmp_path.glob("*.eml"))) == 5

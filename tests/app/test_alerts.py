@@ -145,3 +145,45 @@ def test_password_never_leaks(database_url, tmp_path, tls_server):
     assert report.status == "failed"
     log = services.notification_log(settings=settings)
     assert "Pw-9f8e7d" not in report.message + str(log.to_dict()) + repr(settings)
+
+
+def test_line_breaks_in_a_file_name_cannot_add_headers(database_url, tmp_path, smtp_server):
+    settings = settings_for(database_url, tmp_path, smtp_server)
+    run_id = store(settings, source_name="evil.csv\r\nBcc: thief@x.org\r\n")
+    report = services.notify(run_id, settings=settings)
+    assert report.status == "sent", report.message
+    (message,) = smtp_server.inbox.messages
+    assert message["Subject"] == "[Vigil] 1 critical, 2 high anomalies in evil.csv Bcc: thief@x.org"
+    assert message["Bcc"] is None and smtp_server.inbox.recipients == [["ops@x.org"]]
+
+
+def test_a_message_that_cannot_be_built_is_recorded_failed(database_url, tmp_path, smtp_server):
+    settings = settings_for(database_url, tmp_path, smtp_server,
+                            smtp_from="vigil@x.org\r\nBcc: thief@x.org")
+    run_id = store(settings)
+    report = services.notify(run_id, settings=settings)
+    assert report.status == "failed" and "could not be built" in report.message
+    (row,) = services.notification_log(settings=settings).itertuples()
+    assert row.status == "failed" and row.subject.startswith("[Vigil] 1 critical")
+    fixed = settings_for(database_url, tmp_path, smtp_server)
+    assert [r.status for r in services.retry_failed(settings=fixed)] == ["sent"]
+    assert len(smtp_server.inbox.messages) == 1
+
+
+def test_an_outbox_that_is_a_file_fails_in_words(database_url, tmp_path):
+    blocker = tmp_path / "outbox-file"
+    blocker.write_text("")
+    settings = settings_for(database_url, tmp_path, alert_outbox_dir=blocker)
+    report = services.notify(store(settings), settings=settings)
+    assert report.status == "failed"
+    assert f"the outbox folder {blocker} cannot be written" in report.message
+    assert services.notification_log(settings=settings)["status"].tolist() == ["failed"]
+
+
+def test_outbox_folder_with_a_tilde_is_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ALERT_OUTBOX_DIR", "~/vigil-outbox")
+    monkeypatch.setenv("JOURNAL_DIR", "~/vigil-journal")
+    settings = Settings()
+    assert settings.alert_outbox_dir == tmp_path / "vigil-outbox"
+    assert settings.journal_dir == tmp_path / "vigil-journal"

@@ -225,3 +225,29 @@ def test_replay_names_an_entry_it_sets_aside(tmp_path):
     assert replay.returncode == 2 and "Traceback" not in replay.stderr
     assert f"Set aside {tmp_path / 'fallback' / 'rejected' / entry.name}" in replay.stdout
     assert "0 journaled run(s) stored, 1 set aside" in replay.stdout
+
+
+def test_alerts_log_lists_sent_and_failed_alerts(tmp_path):
+    env = {"ALERT_TO_SECURITY": "soc@x.org"}
+    sent = vigil("score", sample_path("logins.csv"), "--save", "--alert", "--out",
+                 tmp_path / "o.csv", tmp_path=tmp_path, env=env)
+    assert sent.returncode == 0, sent.stderr
+    failed = vigil("score", sample_path("logins.csv"), "--save", "--alert", "--contamination",
+                   "0.05", "--out", tmp_path / "o.csv", tmp_path=tmp_path,
+                   env={**env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": "1",
+                        "SMTP_SECURITY": "none"})
+    assert failed.returncode == 1, failed.stderr
+    log = vigil("alerts", "log", tmp_path=tmp_path)
+    assert log.returncode == 0, log.stderr
+    lines = log.stdout.strip().splitlines()
+    assert len(lines) == 3 and " failed " in lines[1] and " sent " in lines[2]
+
+
+def test_outbox_that_is_a_file_is_one_error_line(tmp_path):
+    (tmp_path / "blocker").write_text("")
+    run = vigil("alert-test", "--to", "me@x.org", tmp_path=tmp_path,
+                env={"ALERT_OUTBOX_DIR": str(tmp_path / "blocker")})
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"error: the outbox folder {tmp_path / 'blocker'} cannot be "
+                                 "written")
+    assert len(run.stderr.strip().splitlines()) == 1
