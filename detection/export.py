@@ -25,8 +25,9 @@ def neutralise(value: object) -> object:
 
 
 def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells cannot start a formula; numbers stay numbers."""
+    """A copy whose header and text cells cannot start a formula; numbers stay numbers."""
     out = frame.copy()
+    out.columns = [neutralise(str(name)) for name in out.columns]
     for name in out.columns:
         column = out[name]
         if column.dtype == object or pd.api.types.is_string_dtype(column):

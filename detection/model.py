@@ -118,11 +118,16 @@ class Model:
         texts = pd.array(["", *reasons], dtype="str")
         pick = np.zeros(len(scores), dtype="int64")
         pick[rows] = np.arange(1, rows.size + 1)
-        frame = dataset.frame.copy(deep=False)  # copy-on-write: the dataset stays as read
-        frame["anomaly_score"] = np.round(scores, 2)
-        frame["is_anomaly"] = flagged.astype("int8")
-        frame["severity"] = severity(scores)
-        frame["reasons"] = texts.take(pick)
+        columns = pd.DataFrame({
+            "anomaly_score": np.round(scores, 2),
+            "is_anomaly": flagged.astype("int8"),
+            "severity": severity(scores),
+            "reasons": texts.take(pick),
+        }, index=dataset.frame.index)
+        # One concat, not four inserts (a wide file would be fragmented block by block);
+        # copy-on-write keeps the dataset as read.
+        frame = pd.concat([dataset.frame.drop(columns=list(SCORE_COLUMNS), errors="ignore"),
+                           columns], axis=1)
         return ScoredFrame(
             frame=frame,
             profile=self.profile,

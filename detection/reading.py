@@ -70,6 +70,16 @@ def _malformed(exc: pd.errors.ParserError, delimiter: str) -> MalformedCsvError:
     return MalformedCsvError(f"the file is not well-formed CSV ({text})")
 
 
+def _header(text: str, delimiter: str) -> list[str]:
+    """The column names of the first record, however long it is (the csv module reads
+    the text lazily: only the header is parsed)."""
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as exc:  # a name beyond the csv module's field size limit
+        raise MalformedCsvError(f"the header line cannot be read: {exc}") from None
+    return [name.strip() for name in header]
+
+
 def read_csv(source: Source) -> pd.DataFrame:
     """Read a CSV from a path, bytes or a binary file object.
 
@@ -89,8 +99,7 @@ def read_csv(source: Source) -> pd.DataFrame:
     if not text.strip():
         raise EmptyFileError("the file is empty: expected a header line and data rows")
     delimiter = sniff_delimiter(text[:SAMPLE_BYTES])
-    header = next(csv.reader(io.StringIO(text[:SAMPLE_BYTES]), delimiter=delimiter))
-    header = [name.strip() for name in header]
+    header = _header(text, delimiter)
     duplicates = [name for name, n in Counter(header).items() if n > 1]
     if duplicates:
         raise DuplicateColumnError(

@@ -251,3 +251,23 @@ def test_outbox_that_is_a_file_is_one_error_line(tmp_path):
     assert run.stderr.startswith(f"error: the outbox folder {tmp_path / 'blocker'} cannot be "
                                  "written")
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_formula_headers_are_neutralised_in_the_output(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text('timestamp,"=HYPERLINK(""http://x"",""y"")",@SUM(A1)\n' +
+                      "".join(f"2025-01-01 00:{i:02d}:00,{i % 7},{i % 5}\n" for i in range(60)))
+    run = vigil("score", source, "--out", tmp_path / "out.csv", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    header = (tmp_path / "out.csv").read_text().splitlines()[0]
+    assert header.startswith('"timestamp","\'=HYPERLINK(""http://x"",""y"")","\'@SUM(A1)"')
+
+
+def test_a_file_of_5000_columns_prints_no_library_warnings(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 5000)), columns=[f"m{i}" for i in range(5000)])
+    frame.insert(0, "timestamp", pd.date_range("2025-01-01", periods=40, freq="min"))
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    run = vigil("score", tmp_path / "wide.csv", "--out", tmp_path / "out.csv", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Warning" not in run.stderr and len(run.stderr.strip().splitlines()) == 1

@@ -42,3 +42,21 @@ def test_formula_cells_are_neutralised_in_every_chunk():
 
 def test_an_empty_frame_writes_its_header():
     assert _written(pd.DataFrame({"a": [], "b": []}), 100).decode().strip() == '"a","b"'
+
+
+def test_formula_column_headers_are_neutralised():
+    frame = pd.DataFrame({'=HYPERLINK("http://x","y")': ["a"], "@SUM(A1)": [1.0], "-x": [2]})
+    header = _written(frame, 100).decode().splitlines()[0]
+    assert header == '"\'=HYPERLINK(""http://x"",""y"")","\'@SUM(A1)","\'-x"'
+
+
+def test_attachment_headers_from_the_original_row_are_neutralised():
+    from alerts.message import attachment_frame
+
+    anomalies = pd.DataFrame({"run_id": [1], "row_number": [1], "event_time": [None],
+                              "entity": ["u"], "anomaly_score": [90.0], "severity": ["high"],
+                              "reasons": ["r"], "data": [{"=cmd()": "v", "+evil": 1}]})
+    out = io.BytesIO()
+    write_csv(attachment_frame(anomalies), out)
+    header = out.getvalue().decode().splitlines()[0]
+    assert header.endswith('"\'=cmd()","\'+evil"')

@@ -56,3 +56,19 @@ def test_reads_from_path_and_file_object(tmp_path):
     assert read_csv(path).shape == (1, 2)
     with path.open("rb") as handle:
         pd.testing.assert_frame_equal(read_csv(handle), read_csv(path))
+
+
+def test_a_duplicate_name_far_into_a_wide_header_is_found():
+    names = [f"measurement_{i:05d}" for i in range(5000)] + ["measurement_00007"]
+    assert len(",".join(names)) > 64 * 1024
+    data = (",".join(names) + "\n" + ",".join(["1"] * len(names)) + "\n").encode()
+    with pytest.raises(DuplicateColumnError, match="'measurement_00007' appears 2 times"):
+        read_csv(data)
+
+
+def test_a_header_longer_than_the_sniffing_sample_is_read_whole():
+    # Cut at 64 KB, the second name would look like the first.
+    first = "p" * 32766
+    header = f"ab,{first},{first}zzz"
+    frame = read_csv(f"{header}\n1,2,3\n".encode())
+    assert list(frame.columns) == ["ab", first, first + "zzz"]
