@@ -18,6 +18,7 @@ import pandas as pd
 
 from alerts.errors import AlertError, DeliveryError
 from app import scoring
+from app.text import terminal
 from detection import PROFILES, DetectionError
 from detection.detectors import DETECTORS
 from detection.export import write_csv
@@ -26,6 +27,11 @@ from storage.errors import StorageError
 EXIT_BAD_INPUT = 2
 EXIT_NOT_SENT = 1  # the mail server failed; the alert is recorded as failed
 EXIT_NOT_STORED = 3  # scored, but the database failed: the run waits in the journal
+
+
+def echo(text: object, *, err: bool = False) -> None:
+    """Print a line; text from files (names, headers, values) cannot drive the terminal."""
+    print(terminal(text), file=sys.stderr if err else sys.stdout)
 
 
 class UsageError(Exception):
@@ -80,6 +86,17 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--multiplier", type=float, help="flag beyond this many std (zscore)")
 
 
+def _count(text: str) -> int:
+    """A ``--limit``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _input(path: str) -> Path:
     p = Path(path)
     if not p.is_file():
@@ -98,7 +115,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         else None
     result = scoring.analyze(dataset, model=model, detector=args.detector, **params)
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        echo(f"warning: {warning}", err=True)
     if args.out:
         with open(args.out, "wb") as out:
             write_csv(result.frame, out)
@@ -106,17 +123,17 @@ def cmd_score(args: argparse.Namespace) -> int:
         write_csv(result.frame, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     flagged = int(result.frame["is_anomaly"].sum())
-    print(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
-          f"{result.threshold_note}", file=sys.stderr)
+    echo(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
+          f"{result.threshold_note}", err=True)
     if args.save:
         report = _services().save(result, source_name=path.name,
                                file_sha256=scoring.file_sha256(path))
-        print(report.message, file=sys.stderr)
+        echo(report.message, err=True)
         if not report.stored:
             return EXIT_NOT_STORED
         if args.alert:
             alert = _services().notify(report.run_id)
-            print(alert.message, file=sys.stderr)
+            echo(alert.message, err=True)
             if alert.status == "failed":
                 return EXIT_NOT_SENT
     return 0
@@ -129,28 +146,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = scoring.read_dataset(path, profile=args.profile)
     meta = _services().train(dataset, detector=args.detector, source_name=path.name,
                           activate=args.activate, **params)
-    print(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
+    echo(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
           f"{len(meta['features'])} features{' (active)' if meta['is_active'] else ''}")
-    print(f"model version {meta['version']}")
+    echo(f"model version {meta['version']}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     if args.activate:
         meta = _services().activate_model(args.activate)
-        print(f"{meta['version']} is now the active {meta['profile']} model")
+        echo(f"{meta['version']} is now the active {meta['profile']} model")
         return 0
     if args.rollback:
         meta = _services().rollback_model(args.rollback)
-        print(f"rolled back: {meta['version']} is the active {meta['profile']} model again")
+        echo(f"rolled back: {meta['version']} is the active {meta['profile']} model again")
         return 0
     models = _services().list_models()
     if not models:
-        print("no models registered yet: train one with `vigil train BASELINE.csv --profile P`")
+        echo("no models registered yet: train one with `vigil train BASELINE.csv --profile P`")
         return 0
-    print(f"{'version':24} {'created':20} {'profile':8} {'detector':17} {'rows':>8} active")
+    echo(f"{'version':24} {'created':20} {'profile':8} {'detector':17} {'rows':>8} active")
     for m in models:
-        print(f"{m['version']:24} {m['created_at']:%Y-%m-%d %H:%M:%S}  {m['profile']:8} "
+        echo(f"{m['version']:24} {m['created_at']:%Y-%m-%d %H:%M:%S}  {m['profile']:8} "
               f"{m['detector']:17} {m['training_rows']:8} {'yes' if m['is_active'] else ''}")
     return 0
 
@@ -158,11 +175,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     found = _services().list_runs(limit=args.limit)
     if not found:
-        print("no runs stored yet: `vigil score FILE.csv --save` stores one")
+        echo("no runs stored yet: `vigil score FILE.csv --save` stores one")
         return 0
-    print(f"{'id':>5} {'stored':20} {'profile':8} {'rows':>9} {'flagged':>8}  file")
+    echo(f"{'id':>5} {'stored':20} {'profile':8} {'rows':>9} {'flagged':>8}  file")
     for run in found:
-        print(f"{run.id:5} {run.created_at:%Y-%m-%d %H:%M:%S}  {run.profile:8} "
+        echo(f"{run.id:5} {run.created_at:%Y-%m-%d %H:%M:%S}  {run.profile:8} "
               f"{run.total_rows:9} {run.anomaly_count:8}  {run.source_name}")
     return 0
 
@@ -170,20 +187,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "upgrade":
         _services().upgrade_database()
-        print("database schema is up to date")
+        echo("database schema is up to date")
         return 0
     reports = _services().replay()
     for report in reports:
-        print(report.message)
+        echo(report.message)
     rejected = [r for r in reports if not r.stored]
-    print(f"{len(reports) - len(rejected)} journaled run(s) stored"
+    echo(f"{len(reports) - len(rejected)} journaled run(s) stored"
           + (f", {len(rejected)} set aside (see the reasons above)" if rejected else
              "; the journal is empty"))
     return EXIT_BAD_INPUT if rejected else 0
 
 
 def cmd_alert_test(args: argparse.Namespace) -> int:
-    print(f"test message sent via {_services().send_test_email(args.to)}")
+    echo(f"test message sent via {_services().send_test_email(args.to)}")
     return 0
 
 
@@ -192,23 +209,23 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if args.run is None:
             raise UsageError("`vigil alerts send` needs a run id: `vigil alerts send 12`")
         report = _services().notify(args.run)
-        print(report.message)
+        echo(report.message)
         return EXIT_NOT_SENT if report.status == "failed" else 0
     if args.action == "retry":
         reports = _services().retry_failed()
         for report in reports:
-            print(report.message)
-        print(f"{len(reports)} failed alert(s) retried")
+            echo(report.message)
+        echo(f"{len(reports)} failed alert(s) retried")
         return EXIT_NOT_SENT if any(r.status == "failed" for r in reports) else 0
     log = _services().notification_log(limit=args.limit)
     if log.empty:
-        print("no alerts yet")
+        echo("no alerts yet")
         return 0
-    print(f"{'id':>4} {'run':>5} {'status':7} {'tries':>5}  {'when':16}  subject / last error")
+    echo(f"{'id':>4} {'run':>5} {'status':7} {'tries':>5}  {'when':16}  subject / last error")
     for row in log.itertuples():
         when = row.sent_at if pd.notna(row.sent_at) else row.created_at
         detail = row.last_error if row.status != "sent" else row.subject
-        print(f"{row.id:4} {row.run_id:5} {row.status:7} {row.attempts:5}  "
+        echo(f"{row.id:4} {row.run_id:5} {row.status:7} {row.attempts:5}  "
               f"{when:%Y-%m-%d %H:%M}  {detail}")
     return 0
 
@@ -217,7 +234,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from sample_data.generate import generate
 
     for path in generate():
-        print(path)
+        echo(path)
     return 0
 
 
@@ -251,13 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
 
     runs = sub.add_parser("runs", help="list stored runs, newest first")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_count, default=20)
     runs.set_defaults(func=cmd_runs)
 
     alerts = sub.add_parser("alerts", help="send a run's alert, retry failed ones, show the log")
     alerts.add_argument("action", choices=("send", "retry", "log"))
     alerts.add_argument("run", nargs="?", type=int, help="run id (send)")
-    alerts.add_argument("--limit", type=int, default=20)
+    alerts.add_argument("--limit", type=_count, default=20)
     alerts.set_defaults(func=cmd_alerts)
 
     alert_test = sub.add_parser("alert-test", help="send a test email")
@@ -278,13 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DetectionError, StorageError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
     except DeliveryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", err=True)
         return EXIT_NOT_SENT
     except AlertError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # `vigil score big.csv | head` closes the pipe early: not an error.
@@ -297,8 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(exc, DBAPIError):
             raise
-        print(f"error: the database failed ({_services().database_error(exc)}); check "
-              "DATABASE_URL, and run `vigil db upgrade` on a new database", file=sys.stderr)
+        echo(f"error: the database failed ({_services().database_error(exc)}); check "
+              "DATABASE_URL, and run `vigil db upgrade` on a new database", err=True)
         return EXIT_BAD_INPUT
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alerts.errors import AlertError
 from app import services
+from app.text import markdown
 from detection import DetectionError
 from storage.errors import StorageError
 
@@ -23,11 +24,11 @@ def user_errors():
     try:
         yield
     except (DetectionError, StorageError, AlertError) as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(markdown(exc), icon=":material/error:")
         st.stop()
     except DBAPIError as exc:
-        st.error(f"The database failed: {services.database_error(exc)}. Check DATABASE_URL; "
-                 "on a new PostgreSQL database run `vigil db upgrade`.",
+        st.error(f"The database failed: {markdown(services.database_error(exc))}. Check "
+                 "DATABASE_URL; on a new PostgreSQL database run `vigil db upgrade`.",
                  icon=":material/database:")
         st.stop()
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, Select, and_, func, select, update
 from storage.db import transaction
 from storage.errors import StorageError
 from storage.schema import CLOSED_STATUSES, REVIEW_STATUSES, Anomaly, DetectionRun
+from storage.text import NAME_CHARS, clean
 
 ANOMALY_COLUMNS = ("id", "run_id", "row_number", "event_time", "entity", "anomaly_score",
                    "severity", "reasons", "review_status", "reviewed_by", "reviewed_at", "note")
@@ -45,7 +46,7 @@ class AnomalyFilter:
         if self.severities:
             conditions.append(Anomaly.severity.in_(list(self.severities)))
         if self.entities:
-            conditions.append(Anomaly.entity.in_(list(self.entities)))
+            conditions.append(Anomaly.entity.in_([clean(e) for e in self.entities]))
         if self.min_score is not None:
             conditions.append(Anomaly.anomaly_score >= self.min_score)
         if self.max_score is not None:
@@ -53,7 +54,8 @@ class AnomalyFilter:
         if self.review_statuses:
             conditions.append(Anomaly.review_status.in_(list(self.review_statuses)))
         if self.reason_text:
-            words = self.reason_text.strip().lower().split()
+            # Stored text has no NUL (PostgreSQL refuses it): neither may a search.
+            words = clean(self.reason_text).strip().lower().split()
             conditions.extend(func.lower(Anomaly.reasons).contains(w, autoescape=True)
                               for w in words)
         return query.where(and_(*conditions)) if conditions else query
@@ -91,13 +93,17 @@ def set_review_status(engine: Engine, *, anomaly_ids: Iterable[int], status: str
     if status not in REVIEW_STATUSES:
         raise StorageError(f"review status must be one of {', '.join(REVIEW_STATUSES)}; "
                            f"got {status!r}")
+    reviewed_by = clean(reviewed_by)
+    if reviewed_by is not None and len(reviewed_by) > NAME_CHARS:
+        raise StorageError(f"'reviewed by' is at most {NAME_CHARS} characters; got "
+                           f"{len(reviewed_by)}")
     ids = [int(i) for i in anomaly_ids]
     if not ids:
         return 0
     values = {"review_status": status, "reviewed_by": reviewed_by,
               "reviewed_at": datetime.now(UTC)}
     if note is not None:
-        values["note"] = note
+        values["note"] = clean(note)
     with transaction(engine) as session:
         result = session.execute(update(Anomaly).where(Anomaly.id.in_(ids)).values(**values))
         return result.rowcount

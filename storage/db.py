@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import StorageError
@@ -28,13 +28,39 @@ def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; a SQLite file's folder is created when missing."""
+    """An engine for ``url``; a SQLite file's folder is created when missing.
+
+    Raises
+    ------
+    StorageError
+        The URL cannot be parsed, names a driver that is not installed, or a SQLite
+        folder that cannot be created. The message shows the URL without its password.
+    """
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StorageError(f"DATABASE_URL is not a database URL: {exc}") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise StorageError(f"DATABASE_URL is not a database URL ({exc}); expected "
+                           "postgresql://user:password@host:5432/name or "
+                           "sqlite:///path/to/file.db") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg2")  # the driver we install
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        return _engine(parsed)
+    except NoSuchModuleError:
+        raise StorageError(f"DATABASE_URL {shown}: unknown database {parsed.drivername!r}; "
+                           "Vigil stores to PostgreSQL (postgresql://) or SQLite "
+                           "(sqlite:///)") from None
+    except ImportError as exc:
+        raise StorageError(f"DATABASE_URL {shown}: the driver for {parsed.drivername!r} is "
+                           f"not installed ({exc.name}); Vigil stores to PostgreSQL or "
+                           "SQLite") from None
+    except OSError as exc:
+        raise StorageError(f"DATABASE_URL {shown}: the folder {exc.filename} cannot be "
+                           f"created ({exc.strerror})") from None
+
+
+def _engine(parsed) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from alerts.errors import AlertError
 from alerts.policy import parse_recipients
 from app import services, ui
 from app.settings import get_settings
+from app.text import markdown
 
 settings = get_settings()
 st.title("Alerts")
@@ -14,21 +15,21 @@ st.title("Alerts")
 st.subheader("Policy")
 cols = st.columns(3)
 cols[0].markdown("**Security team** (login runs)\n\n" +
-                 (", ".join(parse_recipients(settings.alert_to_security)) or
+                 (markdown(", ".join(parse_recipients(settings.alert_to_security))) or
                   "_nobody: set ALERT_TO_SECURITY_"))
 cols[1].markdown("**Maintenance team** (sensor and generic runs)\n\n" +
-                 (", ".join(parse_recipients(settings.alert_to_maintenance)) or
+                 (markdown(", ".join(parse_recipients(settings.alert_to_maintenance))) or
                   "_nobody: set ALERT_TO_MAINTENANCE_"))
 cols[2].markdown(f"**Minimum severity:** {settings.alert_min_severity}  \n"
                  f"**At most:** {settings.alert_max_per_hour} emails per team per hour")
 if settings.smtp_host:
     login = f", login as {settings.smtp_username}" if settings.smtp_username else ""
     password = " (password set)" if settings.smtp_password else ""
-    st.caption(f"Mail goes through {settings.smtp_host}:{settings.smtp_port} "
-               f"({settings.smtp_security}{login}{password}).")
+    st.caption(markdown(f"Mail goes through {settings.smtp_host}:{settings.smtp_port} "
+                        f"({settings.smtp_security}{login}{password})."))
 else:
     st.caption(f"SMTP_HOST is not set: messages are written as .eml files to "
-               f"{settings.alert_outbox_dir}.")
+               f"{markdown(settings.alert_outbox_dir)}.")
 
 with ui.user_errors():
     stored = services.list_runs(limit=200)
@@ -38,22 +39,22 @@ if stored:
     run_id = st.selectbox("Run", list(by_id), format_func=lambda i: ui.run_label(by_id[i]))
     with ui.user_errors():
         subject, html = services.preview_digest(run_id)
-    st.markdown(f"**Subject:** {subject}")
+    st.markdown(f"**Subject:** {markdown(subject)}")
     # A sandboxed frame: the preview shows exactly what mail clients get.
     components.html(html, height=520, scrolling=True)
     if st.button("Send this run's alert", help="Sent once per run and team."):
         with ui.user_errors():
             report = services.notify(run_id)
-        (st.error if report.status == "failed" else st.info)(report.message)
+        (st.error if report.status == "failed" else st.info)(markdown(report.message))
 
 st.subheader("Test message")
 with st.form("test_email"):
     to = st.text_input("Send a test email to")
     if st.form_submit_button("Send test email"):
         try:
-            st.success(f"Sent via {services.send_test_email(to)}")
+            st.success(f"Sent via {markdown(services.send_test_email(to))}")
         except AlertError as exc:  # shown in words; the rest of the page stays usable
-            st.error(str(exc))
+            st.error(markdown(exc))
 
 st.subheader("Notification log")
 with ui.user_errors():
@@ -66,4 +67,4 @@ else:
     if failed and st.button(f"Retry {failed} failed alert(s)"):
         with ui.user_errors():
             for report in services.retry_failed():
-                (st.error if report.status == "failed" else st.success)(report.message)
+                (st.error if report.status == "failed" else st.success)(markdown(report.message))

@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import charts, services, ui
 from app.chart_data import series_frame
+from app.text import markdown
 from detection import PROFILES
 from detection.columns import ROLES
 from detection.detectors import DETECTORS
@@ -57,7 +58,7 @@ with ui.user_errors():
     if overrides:
         dataset = read(data, profile, tuple(sorted(overrides.items())))
 for warning in dataset.warnings:
-    st.warning(warning, icon=":material/warning:")
+    st.warning(markdown(warning), icon=":material/warning:")
 
 left, right = st.columns(2)
 detector = left.radio("Detector", list(DETECTORS), format_func=DETECTOR_LABELS.get)
@@ -128,13 +129,13 @@ if save_col.button("Save run", help="Stores the run once: saving again changes n
     saved[key] = report
 report = saved.get(key)
 if report is not None:
-    (save_col.success if report.stored else save_col.error)(report.message)
+    (save_col.success if report.stored else save_col.error)(markdown(report.message))
 if report is not None and report.stored:
     if alert_col.button("Send alert", help="Emails the run's digest to its team, once."):
         with ui.user_errors():
             st.session_state.setdefault("alerted", {})[key] = services.notify(report.run_id)
     alert = st.session_state.get("alerted", {}).get(key)
     if alert is not None:
-        (alert_col.error if alert.status == "failed" else alert_col.info)(alert.message)
+        (alert_col.error if alert.status == "failed" else alert_col.info)(markdown(alert.message))
     st.page_link("views/explore.py", label=f"Explore run {report.run_id}",
                  icon=":material/query_stats:", query_params={"run": str(report.run_id)})

@@ -130,7 +130,7 @@ with st.form("review"):
     cols = st.columns([2, 2, 4])
     status = cols[0].selectbox("Mark as", services.REVIEW_STATUSES[1:],
                                format_func=lambda s: s.replace("_", " "))
-    reviewer = cols[1].text_input("Reviewed by")
+    reviewer = cols[1].text_input("Reviewed by", max_chars=255)
     note = cols[2].text_input("Note")
     if st.form_submit_button("Apply", disabled=False):
         if not selected:

@@ -271,3 +271,35 @@ def test_a_file_of_5000_columns_prints_no_library_warnings(tmp_path):
     run = vigil("score", tmp_path / "wide.csv", "--out", tmp_path / "out.csv", tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "Warning" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_runs_prints_control_characters_in_file_names_escaped(tmp_path):
+    name = "evil\x1b[2J\x1b]0;owned\x07\rname.csv"
+    (tmp_path / name).write_bytes(sample_path("temperature.csv").read_bytes())
+    saved = vigil("score", tmp_path / name, "--save", "--out", tmp_path / "o.csv",
+                  tmp_path=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    listed = vigil("runs", tmp_path=tmp_path)
+    assert "\x1b" not in listed.stdout and "\r" not in listed.stdout
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07\\rname.csv" in listed.stdout
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("foo://x/y", "error: DATABASE_URL foo://x/y: unknown database 'foo'"),
+    ("postgresql://u:secret@127.0.0.1:notaport/db",
+     "error: DATABASE_URL is not a database URL (invalid literal for int()"),
+    ("mysql://u:secret@127.0.0.1/db",
+     "error: DATABASE_URL mysql://u:***@127.0.0.1/db: the driver for 'mysql' is not installed"),
+])
+def test_a_bad_database_url_is_explained_without_its_password(tmp_path, url, message):
+    run = vigil("runs", tmp_path=tmp_path, env={"DATABASE_URL": url})
+    assert run.returncode == 2
+    assert run.stderr.startswith(message) and "secret" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_negative_limit_is_a_usage_error_not_a_database_failure(tmp_path):
+    run = vigil("runs", "--limit", "-1", tmp_path=tmp_path)
+    assert run.returncode == 2
+    assert "argument --limit: must be at least 1, got -1" in run.stderr
+    assert "database" not in run.stderr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +36,12 @@ def open_page(page: str | None = None, at: AppTest | None = None) -> AppTest:
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def shown(elements) -> list[str]:
+    """What the browser displays for markdown elements: untrusted text is sent
+    backslash-escaped (app.text.markdown), and shows without the backslashes."""
+    return [re.sub(r"\\(.)", r"\1", str(e.value)) for e in elements]
 
 
 def chart_payload(at: AppTest) -> list[tuple[int, int]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -30,7 +32,8 @@ def app_url(tmp_path):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",
            "ALERT_OUTBOX_DIR": str(tmp_path / "outbox"), "JOURNAL_DIR": str(tmp_path / "j"),
-           "ALERT_TO_SECURITY": "soc@x.org", "SMTP_HOST": "",
+           "ALERT_TO_SECURITY": "soc@x.org", "ALERT_TO_MAINTENANCE": "ops@x.org",
+           "SMTP_HOST": "",
            "DASHBOARD_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
@@ -100,3 +103,53 @@ def test_upload_score_save_explore_in_a_real_browser(app_url, page):
             settle(page)
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     assert {p.stem for p in SCREENSHOTS.glob("*.png")} >= set(PAGES)
+
+
+@pytest.fixture
+def beacon():
+    """An HTTP server on loopback that records every path a browser asks it for."""
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+
+
+def test_markdown_in_file_names_and_headers_is_shown_as_text(app_url, page, beacon, tmp_path):
+    """A file name and a column header written as markdown images must not make the
+    browser fetch anything, and must read as the text they are."""
+    beacon_url, hits = beacon
+    header = f"![b]({beacon_url}/header.png)"
+    rows = "".join(f"2025-01-0{1 + i // 24} {i % 24:02d}:00,{5 if i != 30 else 500},1\n"
+                   for i in range(48 * 2))
+    upload = tmp_path / "![x](name.png) **bold** :red[red].csv"
+    upload.write_text(f'timestamp,value,"{header}"\n{rows}')
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(f"{app_url}/analyze")
+    page.get_by_text("Upload a CSV").click()
+    page.locator('input[type="file"]').set_input_files(str(upload))
+    page.get_by_text(f"constant column(s) '{header}' ignored").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run detection").click()
+    page.get_by_role("button", name="Save run").click()
+    page.get_by_role("button", name="Send alert").click()
+    page.get_by_text("in ![x](name.png) **bold** :red[red].csv").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Alerts").click()
+    page.get_by_text("Subject:").wait_for(timeout=60_000)
+    settle(page)
+    assert "![x](name.png) **bold** :red[red].csv" in page.inner_text("body")
+
+    assert hits == []
+    assert [url for url in requested if url.endswith(("/name.png", "/header.png"))] == []
+    assert page.locator('[data-testid="stMarkdownContainer"] img').count() == 0

@@ -10,7 +10,7 @@ from app import services
 from sample_data import sample_path
 from storage.anomalies import AnomalyFilter
 from storage.schema import AlertNotification, Anomaly, DetectionRun
-from tests.dashboard.conftest import chart_payload, open_page
+from tests.dashboard.conftest import chart_payload, open_page, shown
 
 PAGES = ["overview", "analyze", "explore", "alerts", "models"]
 
@@ -49,14 +49,14 @@ def test_analyze_save_twice_alert_twice_stores_one_run_and_sends_one_email(dashb
     assert int(metrics["Critical"].replace(",", "")) > 0
     assert len(at.dataframe) >= 1
     button(at, "Save run").click().run()
-    assert any("Stored as run 1." in s.value for s in at.success)
+    assert any("Stored as run 1." in s for s in shown(at.success))
     button(at, "Save run").click().run()  # a second click
-    assert any("Already stored as run 1" in s.value for s in at.success)
+    assert any("Already stored as run 1" in s for s in shown(at.success))
     at.run()  # a plain rerun
     button(at, "Send alert").click().run()
-    assert any("sent to the security team" in i.value for i in at.info)
+    assert any("sent to the security team" in i for i in shown(at.info))
     button(at, "Send alert").click().run()
-    assert any("nothing was sent again" in i.value for i in at.info)
+    assert any("nothing was sent again" in i for i in shown(at.info))
     for page in PAGES:  # page switches do not save or send either
         open_page(page, at)
     stored_runs, stored_anomalies, notifications = counts(database_url)
@@ -78,7 +78,7 @@ def test_bad_upload_is_explained_not_a_traceback(dashboard_env, content, message
     next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
     at.file_uploader[0].set_value(("bad.csv", content, "text/csv")).run()
     assert not at.exception
-    assert at.error[0].value.startswith(message)
+    assert shown(at.error)[0].startswith(message)
 
 
 def test_upload_a_csv(dashboard_env):
@@ -156,11 +156,10 @@ def test_csv_download_is_formula_safe(dashboard_env):
 
 def test_alerts_page_previews_escaped_html_and_never_shows_the_password(stored_run):
     at = open_page("alerts")
-    text = " ".join(str(e.value) for e in at.markdown) + " ".join(
-        str(c.value) for c in at.caption)
+    text = " ".join(shown(at.markdown) + shown(at.caption))
     assert "Pw-never-shown" not in text
     assert "ops@x.org" in text
-    assert any("[Vigil]" in m.value for m in at.markdown)
+    assert any("[Vigil]" in m for m in shown(at.markdown))
 
 
 def test_models_page_lists_and_trains(dashboard_env):
@@ -169,6 +168,42 @@ def test_models_page_lists_and_trains(dashboard_env):
                                    "text/csv"))
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception
-    assert any("Registered" in s.value for s in at.success)
+    assert any("Registered" in s for s in shown(at.success))
     assert len(services.list_models()) == 1
 
+
+
+HOSTILE_NAME = "![x](http://h.example/a.png) **bold** :red[red].csv"
+HOSTILE_HEADER = "![b](http://h.example/b.png)"
+
+
+def test_markdown_in_names_and_headers_reaches_the_page_escaped(dashboard_env):
+    at = open_page("analyze")
+    next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
+    rows = "".join(f"2025-01-0{1 + i // 24} {i % 24:02d}:00,{5 if i != 30 else 500},1\n"
+                   for i in range(96))
+    at.file_uploader[0].set_value((HOSTILE_NAME, f'timestamp,value,"{HOSTILE_HEADER}"\n{rows}'
+                                   .encode(), "text/csv")).run()
+    button(at, "Run detection").click().run()
+    button(at, "Save run").click().run()
+    button(at, "Send alert").click().run()
+    assert any(HOSTILE_HEADER in w for w in shown(at.warning))
+    assert any(HOSTILE_NAME in i for i in shown(at.info))
+    raw = [e.value for e in [*at.warning, *at.info]]
+    at = open_page("alerts", at)
+    raw += [e.value for e in at.markdown]
+    assert any(HOSTILE_NAME in m for m in shown(at.markdown))
+    for value in raw:
+        assert "![" not in value and "**bold**" not in value and ":red[" not in value, value
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_bad_database_url_is_explained_on_every_page(dashboard_env, monkeypatch, page):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", "foo://u:secret@host/db")
+    get_settings.cache_clear()
+    at = open_page(page)
+    errors = shown(at.error)
+    assert any("unknown database 'foo'" in e for e in errors), errors
+    assert not any("secret" in e for e in errors)

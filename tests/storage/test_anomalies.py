@@ -38,6 +38,8 @@ def stored(engine):
     (AnomalyFilter(max_score=60), 4),
     (AnomalyFilter(reason_text="VIBRATION usual"), 9),
     (AnomalyFilter(reason_text="100%_"), 0),  # LIKE wildcards are literal text
+    (AnomalyFilter(reason_text="vibra\x00tion"), 9),  # PostgreSQL refuses NUL in queries
+    (AnomalyFilter(entities=["elevator-1\x00"]), 6),
     (AnomalyFilter(review_statuses=["new"]), 18),
     (AnomalyFilter(review_statuses=["confirmed"]), 0),
 ])
@@ -73,6 +75,16 @@ def test_review_one_and_many(stored):
     critical_and_high = open_anomaly_ids(engine, run_id=first,
                                          severities=["high", "critical"])
     assert ids[1] not in critical_and_high and ids[0] in critical_and_high
+
+
+def test_reviewer_names_over_255_characters_are_refused_in_words(stored):
+    engine, first, _ = stored
+    with pytest.raises(StorageError, match="'reviewed by' is at most 255 characters; got 300"):
+        set_review_status(engine, anomaly_ids=[1], status="confirmed", reviewed_by="a" * 300)
+    assert set_review_status(engine, anomaly_ids=[1], status="confirmed",
+                             reviewed_by="an\x00a", note="n\x00ote") == 1
+    row = query_anomalies(engine, filters=AnomalyFilter(ids=[1])).iloc[0]
+    assert (row["reviewed_by"], row["note"]) == ("ana", "note")
 
 
 def test_unknown_review_status_is_refused(stored):

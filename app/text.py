@@ -1,0 +1,30 @@
+"""Untrusted text made safe to show people.
+
+File names, column headers and cell values come from uploaded files, and messages quote
+them. Streamlit renders markdown (images that fetch remote URLs, links, colours) in
+``st.error``, ``st.warning``, ``st.markdown`` and labels; a terminal runs escape
+sequences. Every such string goes through one of these two functions.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Every ASCII punctuation mark: CommonMark lets each be backslash-escaped, which also
+# disarms Streamlit's own syntax (:red[...], :material/...:, $latex$).
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+# C0 and C1 controls (escape sequences, CR, LF, tab...) and bidirectional overrides.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def markdown(text: object) -> str:
+    """``text`` as Streamlit markdown that displays it literally, on one line."""
+    return _PUNCTUATION.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+
+
+def terminal(text: object) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``, ``\\n``), so
+    nothing a file carries can move the cursor, recolour or rewrite the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                        str(text))
