@@ -106,13 +106,23 @@ class SaveReport:
         return self.run_id is not None
 
 
+def prepare_run(result: ScoredFrame, *, source_name: str, file_sha256: str) -> RunToSave:
+    """What a save stores of a scored file: flagged rows, chart bins, score histogram."""
+    return RunToSave.from_result(result, source_name=source_name, file_sha256=file_sha256,
+                                 chart_data=series_bins(result),
+                                 score_histogram=score_histogram(result))
+
+
 def save(result: ScoredFrame, *, source_name: str, file_sha256: str,
          settings: Settings | None = None) -> SaveReport:
     """Store a scored run once. If the database fails, journal it so nothing is lost."""
+    return store(prepare_run(result, source_name=source_name, file_sha256=file_sha256),
+                 settings=settings)
+
+
+def store(run: RunToSave, *, settings: Settings | None = None) -> SaveReport:
+    """Store a prepared run once (see :func:`save`)."""
     settings = settings or get_settings()
-    run = RunToSave.from_result(result, source_name=source_name, file_sha256=file_sha256,
-                                chart_data=series_bins(result),
-                                score_histogram=score_histogram(result))
     try:
         outcome = runs.save_run(engine(settings), run=run)
     except DBAPIError as exc:
@@ -127,6 +137,44 @@ def save(result: ScoredFrame, *, source_name: str, file_sha256: str,
             f"lost: it waits in {entry} and `vigil db replay` stores it once the database "
             "is back."))
     return _report(outcome)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How a file was read, for the page to show before scoring (no rows)."""
+
+    profile: str
+    rows: int
+    columns: list[str]
+    mapping: dict[str, str | None]
+    warnings: list[str]
+
+
+def preview(dataset: Dataset) -> Preview:
+    return Preview(dataset.profile, len(dataset), [str(c) for c in dataset.frame.columns],
+                   dataset.mapping.as_dict(), list(dataset.warnings))
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A scored file as the dashboard keeps it: what it shows and what Save stores,
+    without the file's rows, so a 10M-row upload leaves megabytes behind, not gigabytes.
+    """
+
+    run: RunToSave  # flagged rows, chart bins and histogram, ready for :func:`store`
+    top: pd.DataFrame  # the worst rows, with the file's columns and the score columns
+    time_based: bool
+
+    @property
+    def series(self) -> pd.DataFrame:
+        return read_series(self.run.chart_data)
+
+
+def summarize(result: ScoredFrame, *, source_name: str, file_sha256: str,
+              top: int = 20) -> Analysis:
+    return Analysis(prepare_run(result, source_name=source_name, file_sha256=file_sha256),
+                    top=result.anomalies.nlargest(top, "anomaly_score"),
+                    time_based=result.time is not None)
 
 
 def _report(outcome: SaveOutcome) -> SaveReport:
@@ -406,8 +454,3 @@ def anomalies_csv(filters: AnomalyFilter, *, settings: Settings | None = None) -
     buffer = io.BytesIO()
     write_csv(attachment_frame(found), buffer)
     return buffer.getvalue()
-
-
-def result_anomalies(result: ScoredFrame) -> pd.DataFrame:
-    """A scored file's flagged rows in the shape stored anomalies have (for charts)."""
-    return RunToSave.from_result(result, source_name="", file_sha256="").anomalies

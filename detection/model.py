@@ -30,18 +30,40 @@ DEFAULT_DETECTOR = "isolation_forest"
 DEFAULT_CONTAMINATION = {"sensor": 0.015, "generic": 0.015, "login": 0.02}
 
 
+HASH_ROWS = 65_536  # rows converted to Arrow at a time while hashing
+
+
+class _HashSink:
+    """A write-only file that feeds sha256 (the IPC stream is never held whole)."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 def data_hash(frame: pd.DataFrame) -> str:
     """sha256 of a frame's content: column names, types and values, not its index.
 
-    The frame is hashed as one Arrow IPC stream with the pandas metadata left out, so
-    how pandas happened to split or index it does not change the hash.
+    The frame is hashed as an Arrow IPC stream of fixed-size row batches with the pandas
+    metadata left out, so how pandas happened to split or index it does not change the
+    hash; batches are converted and hashed one at a time, in bounded memory.
     """
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata(None).combine_chunks()
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return hashlib.sha256(sink.getvalue()).hexdigest()
+    # One schema for every batch: a text column empty in one batch keeps its type.
+    schema = pa.Schema.from_pandas(frame, preserve_index=False).remove_metadata()
+    sink = _HashSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), schema) as writer:
+        for start in range(0, len(frame), HASH_ROWS):
+            batch = frame.iloc[start:start + HASH_ROWS]
+            writer.write_table(pa.Table.from_pandas(batch, schema=schema, preserve_index=False)
+                               .replace_schema_metadata(None).combine_chunks())
+    return sink.digest.hexdigest()
 
 
 def new_version_id(created: datetime) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -15,6 +16,8 @@ from detection.errors import DuplicateColumnError, EmptyFileError, MalformedCsvE
 
 DELIMITERS = ",;\t|"
 SAMPLE_BYTES = 64 * 1024
+DECODE_SLICE = 8 * 1024 * 1024
+_VISIBLE = re.compile(rb"\S")
 
 Source = str | Path | bytes | BinaryIO
 
@@ -28,13 +31,26 @@ def _read_bytes(source: Source) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
-def _decode(data: bytes) -> tuple[str, str]:
-    """Return the text and the encoding used: UTF-8 (BOM or not), else latin-1."""
+def _encoding(data: bytes) -> str:
+    """UTF-8 (with or without BOM) when every byte decodes as UTF-8, else latin-1.
+
+    Checked in slices, so a file of hundreds of MB is never held a second time as text.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
     try:
-        return data.decode("utf-8-sig"), "utf-8-sig"
+        for start in range(0, len(view), DECODE_SLICE):
+            decoder.decode(view[start:start + DECODE_SLICE])
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         # latin-1 maps every byte, so it never fails; it is the usual spreadsheet export.
-        return data.decode("latin-1"), "latin-1"
+        return "latin-1"
+    return "utf-8-sig"
+
+
+def _head(data: bytes, encoding: str) -> str:
+    """The first SAMPLE_BYTES of the file as text (a character cut at the end dropped)."""
+    return data[:SAMPLE_BYTES].decode(encoding, errors="ignore")
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -70,11 +86,12 @@ def _malformed(exc: pd.errors.ParserError, delimiter: str) -> MalformedCsvError:
     return MalformedCsvError(f"the file is not well-formed CSV ({text})")
 
 
-def _header(text: str, delimiter: str) -> list[str]:
-    """The column names of the first record, however long it is (the csv module reads
-    the text lazily: only the header is parsed)."""
+def _header(data: bytes, encoding: str, delimiter: str) -> list[str]:
+    """The column names of the first record, however long it is (the bytes are decoded
+    lazily: only the header is read)."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
     try:
-        header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+        header = next(csv.reader(text, delimiter=delimiter))
     except csv.Error as exc:  # a name beyond the csv module's field size limit
         raise MalformedCsvError(f"the header line cannot be read: {exc}") from None
     return [name.strip() for name in header]
@@ -95,11 +112,12 @@ def read_csv(source: Source) -> pd.DataFrame:
         A line has more values than the header, or a quote is never closed.
     """
     data = _read_bytes(source)
-    text, encoding = _decode(data)
-    if not text.strip():
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if not _VISIBLE.search(data, start):
         raise EmptyFileError("the file is empty: expected a header line and data rows")
-    delimiter = sniff_delimiter(text[:SAMPLE_BYTES])
-    header = _header(text, delimiter)
+    encoding = _encoding(data)
+    delimiter = sniff_delimiter(_head(data, encoding))
+    header = _header(data, encoding, delimiter)
     duplicates = [name for name, n in Counter(header).items() if n > 1]
     if duplicates:
         raise DuplicateColumnError(

@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from app import charts, services, ui
-from app.chart_data import series_frame
+from app import charts, memory, services, ui
 from app.text import markdown
 from detection import PROFILES
 from detection.columns import ROLES
@@ -17,9 +16,34 @@ DETECTOR_LABELS = {"isolation_forest": "IsolationForest (default)",
                    "robust_zscore": "robust z-score (median, MAD, multiplier)"}
 
 
-@st.cache_data(max_entries=3, show_spinner="Reading the file…")
-def read(data: bytes, profile: str, overrides: tuple):
-    return services.read_dataset(data, profile=profile, columns=dict(overrides) or None)
+CACHE_SECONDS = 15 * 60
+
+
+# Big uploads: the caches are keyed by the file's sha256 (arguments starting with "_" are
+# not hashed) and hold shared objects (cache_resource hands out the object, not a copy),
+# so a second session on the same file costs nothing more; the rows themselves are
+# dropped once the file is scored, and only what the page shows stays (a few MB).
+@st.cache_resource(max_entries=2, ttl=CACHE_SECONDS, show_spinner="Reading the file…")
+def read(sha: str, profile: str, overrides: tuple, _data: bytes):
+    return services.read_dataset(_data, profile=profile, columns=dict(overrides) or None)
+
+
+@st.cache_resource(max_entries=8, ttl=CACHE_SECONDS, show_spinner=False)
+def inspect(sha: str, profile: str, overrides: tuple, _data: bytes) -> services.Preview:
+    return services.preview(read(sha, profile, overrides, _data))
+
+
+@st.cache_resource(max_entries=4, ttl=CACHE_SECONDS, show_spinner=False)
+def score(sha: str, name: str, profile: str, overrides: tuple, detector: str, params: dict,
+          model: str, _data: bytes) -> services.Analysis:
+    result = services.analyze(read(sha, profile, overrides, _data),
+                              model_version=None if model == "fit" else model,
+                              detector=detector, **({} if model != "fit" else params))
+    analysis = services.summarize(result, source_name=name, file_sha256=sha)
+    del result
+    read.clear(sha, profile, overrides, None)  # the rows are not needed any more
+    memory.release()
+    return analysis
 
 
 st.title("Analyze a CSV")
@@ -43,10 +67,10 @@ profile = st.selectbox("Profile", ["auto", *PROFILES], help="auto: login when th
                        "user, time and IP or location columns; sensor with a timestamp and "
                        "numbers; generic for numbers only.")
 with ui.user_errors():
-    dataset = read(data, profile, ())
-    with st.expander(f"Read as **{dataset.profile}**: {len(dataset):,} rows. Column mapping"):
-        columns = ["(none)", *map(str, dataset.frame.columns)]
-        detected = dataset.mapping.as_dict()
+    dataset = inspect(sha, profile, (), data)
+    with st.expander(f"Read as **{dataset.profile}**: {dataset.rows:,} rows. Column mapping"):
+        columns = ["(none)", *dataset.columns]
+        detected = dataset.mapping
         overrides = {}
         grid = st.columns(5)
         for i, role in enumerate(ROLES):
@@ -55,8 +79,9 @@ with ui.user_errors():
                                            key=f"role_{role}_{sha}")
             if chosen != current:
                 overrides[role] = None if chosen == "(none)" else chosen
+    overrides = tuple(sorted(overrides.items()))
     if overrides:
-        dataset = read(data, profile, tuple(sorted(overrides.items())))
+        dataset = inspect(sha, profile, overrides, data)
 for warning in dataset.warnings:
     st.warning(markdown(warning), icon=":material/warning:")
 
@@ -89,43 +114,42 @@ model = right.selectbox("Model", choices, index=active, format_func=labels.get,
                         help="A registered model was fitted on normal history (Models page); "
                              "fitting on this file judges each row against the file itself.")
 
-key = repr((sha, dataset.profile, sorted(overrides.items()), detector, params, model))
+arguments = (sha, name, profile, overrides, detector, params, model)
+key = repr(arguments)
 if st.button("Run detection", type="primary"):
     with ui.user_errors(), st.status("Scoring…", expanded=False) as status:
-        result = services.analyze(dataset, model_version=None if model == "fit" else model,
-                                  detector=detector, **({} if model != "fit" else params))
+        score(*arguments, data)
         status.update(label="Scored", state="complete")
-    st.session_state["analysis"] = {"key": key, "result": result, "name": name, "sha": sha}
+    st.session_state["analysis_key"] = key  # the page keeps a key, never the rows
 
-analysis = st.session_state.get("analysis")
-if not analysis or analysis["key"] != key:
+if st.session_state.get("analysis_key") != key:
     st.stop()
-result = analysis["result"]
+with ui.user_errors():
+    analysis = score(*arguments, data)
+run = analysis.run
 
 st.subheader("Result")
-counts = result.anomalies["severity"].value_counts()
+counts = run.severity_counts
 cells = st.columns(5)
-cells[0].metric("Rows scored", f"{len(result.frame):,}")
+cells[0].metric("Rows scored", f"{run.total_rows:,}")
 for cell, severity in zip(cells[1:], ["critical", "high", "medium", "low"], strict=True):
-    cell.metric(severity.capitalize(), f"{int(counts.get(severity, 0)):,}")
-st.caption(result.threshold_note)
+    cell.metric(severity.capitalize(), f"{counts.get(severity, 0):,}")
+st.caption(run.threshold_note)
 
-flagged = services.result_anomalies(result)
-series = series_frame(result)
+series = analysis.series
 metrics = sorted(series["metric"].unique())
 if metrics:
     metric = st.selectbox("Metric", metrics, key="analyze_metric")
-    st.altair_chart(charts.metric_over_time(series, flagged, metric,
-                                            time_based=result.time is not None),
+    st.altair_chart(charts.metric_over_time(series, run.anomalies, metric,
+                                            time_based=analysis.time_based),
                     width="stretch")
-top = result.anomalies.nlargest(20, "anomaly_score")
-st.dataframe(ui.severity_styler(top), width="stretch")
+st.dataframe(ui.severity_styler(analysis.top), width="stretch")
 
 save_col, alert_col = st.columns(2)
 saved = st.session_state.setdefault("saved", {})
 if save_col.button("Save run", help="Stores the run once: saving again changes nothing."):
     with ui.user_errors():
-        report = services.save(result, source_name=analysis["name"], file_sha256=sha)
+        report = services.store(run)
     saved[key] = report
 report = saved.get(key)
 if report is not None:

@@ -207,3 +207,44 @@ def test_a_bad_database_url_is_explained_on_every_page(dashboard_env, monkeypatc
     errors = shown(at.error)
     assert any("unknown database 'foo'" in e for e in errors), errors
     assert not any("secret" in e for e in errors)
+
+
+def test_a_second_session_on_the_same_upload_reads_and_scores_nothing_again(dashboard_env,
+                                                                            monkeypatch):
+    """Big uploads: the file is read and scored once for every session, and sessions
+    keep the result's summary, not the file's rows."""
+    import pandas as pd
+    import streamlit as st
+
+    from detection import Dataset, ScoredFrame
+
+    st.cache_resource.clear()  # the caches are the process's, shared with earlier tests
+    content = sample_path("temperature.csv").read_bytes() + b"\n"  # not the sample itself
+    calls = {"read": 0, "analyze": 0}
+    read, analyze = services.read_dataset, services.analyze
+
+    def counted_read(source, **kwargs):
+        calls["read"] += source == content
+        return read(source, **kwargs)
+
+    def counted_analyze(dataset, **kwargs):
+        calls["analyze"] += 1
+        return analyze(dataset, **kwargs)
+
+    monkeypatch.setattr(services, "read_dataset", counted_read)
+    monkeypatch.setattr(services, "analyze", counted_analyze)
+    sessions = []
+    for _ in range(2):
+        at = open_page("analyze")
+        next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
+        at.file_uploader[0].set_value(("shared.csv", content, "text/csv")).run()
+        button(at, "Run detection").click().run()
+        assert {m.label: m.value for m in at.metric}["Rows scored"] == "720"
+        sessions.append(at)
+    button(sessions[0], "Save run").click().run()  # a rerun after scoring
+    assert calls == {"read": 1, "analyze": 1}
+    for at in sessions:
+        values = list(at.session_state.values())
+        values += [v for d in values if isinstance(d, dict) for v in d.values()]
+        assert not [v for v in values
+                    if isinstance(v, Dataset | ScoredFrame | pd.DataFrame | bytes)]
