@@ -26,8 +26,10 @@ MAX_REASON_CHARS = 300
 ZIP_ABOVE_BYTES = 1_000_000  # attachments larger than this are zipped
 SEVERITY_COLOURS = {"critical": "#b91c1c", "high": "#ea580c", "medium": "#ca8a04",
                     "low": "#2563eb"}
-ATTACHMENT_COLUMNS = ("run_id", "row_number", "event_time", "entity", "anomaly_score",
-                      "severity", "reasons")
+ATTACHMENT_COLUMNS = ("run_id", "incident_id", "row_number", "event_time", "entity",
+                      "anomaly_score", "severity", "reasons")
+INCIDENT_FIELDS = ("entity", "started_at", "ended_at", "row_count", "peak_score", "severity",
+                   "summary")
 
 _templates = Environment(
     loader=PackageLoader("alerts", "templates"),
@@ -54,7 +56,9 @@ class Digest:
     """One email: the anomalies of ``runs[0]`` plus any held back from earlier runs.
 
     ``anomalies`` has :data:`ATTACHMENT_COLUMNS` and, optionally, ``data`` (the original
-    row as a dict) which the attachment spreads into columns.
+    row as a dict) which the attachment spreads into columns. ``incidents`` (``id`` and
+    :data:`INCIDENT_FIELDS`) are what the body lists; a row without an incident (stored
+    before incidents existed) is listed as one of its own.
     """
 
     runs: list[RunSummary]
@@ -62,13 +66,33 @@ class Digest:
     dashboard_url: str
     minimum_severity: str = "high"
     notes: list[str] = field(default_factory=list)
+    incidents: pd.DataFrame | None = None
 
     @property
     def run(self) -> RunSummary:
         return self.runs[0]
 
+    def items(self) -> pd.DataFrame:
+        """Incidents of the alerted rows, plus lone rows without one, worst first."""
+        known = self.incidents if self.incidents is not None else \
+            pd.DataFrame(columns=["id", *INCIDENT_FIELDS])
+        rows = self.anomalies
+        if "incident_id" in rows:
+            known = known[known["id"].isin(rows["incident_id"])]
+            rows = rows[~rows["incident_id"].isin(known["id"])]
+        lone = pd.DataFrame({
+            "entity": rows["entity"], "started_at": rows["event_time"],
+            "ended_at": rows["event_time"], "row_count": 1,
+            "peak_score": rows["anomaly_score"], "severity": rows["severity"],
+            "summary": rows["reasons"], "row_number": rows["row_number"]})
+        parts = [part for part in (known.drop(columns="id"), lone) if len(part)]
+        if not parts:
+            return lone
+        items = pd.concat(parts, ignore_index=True)
+        return items.sort_values("peak_score", ascending=False, kind="stable")
+
     def severity_counts(self) -> list[tuple[str, int]]:
-        counts = self.anomalies["severity"].value_counts()
+        counts = self.items()["severity"].value_counts()
         return [(s, int(counts[s])) for s in reversed(SEVERITIES[1:]) if counts.get(s, 0)]
 
     def run_link(self, run_id: int) -> str:
@@ -90,38 +114,49 @@ def subject(digest: Digest) -> str:
     where = header_text(digest.run.source_name)
     if len(digest.runs) > 1:
         where += f" and {len(digest.runs) - 1} earlier file(s)"
-    noun = "anomaly" if len(digest.anomalies) == 1 else "anomalies"
+    noun = "incident" if len(digest.items()) == 1 else "incidents"
     return f"[Vigil] {counts} {noun} in {where}"
 
 
-def _top(digest: Digest) -> list[dict]:
-    top = digest.anomalies.nlargest(TOP_IN_BODY, "anomaly_score")
+def _when(item) -> str:
+    if pd.isna(item.started_at):
+        return f"row {item.row_number}" if pd.notna(getattr(item, "row_number", None)) else ""
+    start, end = pd.Timestamp(item.started_at), pd.Timestamp(item.ended_at)
+    if end == start:
+        return f"{start:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} – {end:%H:%M}" if end.date() == start.date() \
+        else f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M}"
+
+
+def _top(items: pd.DataFrame) -> list[dict]:
     rows = []
-    for row in top.itertuples(index=False):
-        reasons = str(row.reasons or "")
-        if len(reasons) > MAX_REASON_CHARS:
-            reasons = reasons[:MAX_REASON_CHARS - 1] + "…"
-        time = pd.Timestamp(row.event_time) if pd.notna(row.event_time) else None
+    for item in items.head(TOP_IN_BODY).itertuples(index=False):
+        summary = str(item.summary or "")
+        if len(summary) > MAX_REASON_CHARS:
+            summary = summary[:MAX_REASON_CHARS - 1] + "…"
         rows.append({
-            "entity": row.entity if isinstance(row.entity, str) else "",
-            "time": f"{time:%Y-%m-%d %H:%M}" if time is not None else f"row {row.row_number}",
-            "score": f"{row.anomaly_score:.1f}",
-            "severity": row.severity,
-            "colour": SEVERITY_COLOURS.get(row.severity, "#6b7280"),
-            "reasons": reasons,
+            "entity": item.entity if isinstance(item.entity, str) else "",
+            "time": _when(item),
+            "rows": int(item.row_count),
+            "score": f"{item.peak_score:.1f}",
+            "severity": item.severity,
+            "colour": SEVERITY_COLOURS.get(item.severity, "#6b7280"),
+            "summary": summary,
         })
     return rows
 
 
 def _context(digest: Digest) -> dict:
+    items = digest.items()
     return {
         "digest": digest,
         "subject": subject(digest),
         "counts": digest.severity_counts(),
         "colours": SEVERITY_COLOURS,
-        "top": _top(digest),
-        "total": len(digest.anomalies),
-        "shown": min(TOP_IN_BODY, len(digest.anomalies)),
+        "top": _top(items),
+        "total": len(items),
+        "rows": len(digest.anomalies),
+        "shown": min(TOP_IN_BODY, len(items)),
     }
 
 
@@ -135,7 +170,7 @@ def render_text(digest: Digest) -> str:
 
 def attachment_frame(anomalies: pd.DataFrame) -> pd.DataFrame:
     """Our columns, then the original row's columns (prefixed when a name clashes)."""
-    ours = anomalies[list(ATTACHMENT_COLUMNS)].reset_index(drop=True)
+    ours = anomalies.reindex(columns=list(ATTACHMENT_COLUMNS)).reset_index(drop=True)
     if "data" not in anomalies:
         return ours
     original = pd.DataFrame(list(anomalies["data"]), index=ours.index)

@@ -35,9 +35,10 @@ from app.scoring import read_dataset as read_dataset
 from app.settings import Settings, get_settings
 from detection import Dataset, Model, ScoredFrame, fit
 from detection.export import write_csv
-from storage import anomalies, db, journal, notifications, registry, runs
+from storage import anomalies, db, incidents, journal, notifications, registry, runs
 from storage.anomalies import AnomalyFilter
 from storage.errors import JournalError, ModelNotFoundError, RefusedValueError, StorageError
+from storage.incidents import IncidentFilter
 from storage.runs import RunToSave, SaveOutcome
 from storage.schema import REVIEW_STATUSES as REVIEW_STATUSES  # for the pages
 
@@ -106,18 +107,22 @@ class SaveReport:
         return self.run_id is not None
 
 
-def prepare_run(result: ScoredFrame, *, source_name: str, file_sha256: str) -> RunToSave:
-    """What a save stores of a scored file: flagged rows, chart bins, score histogram."""
-    return RunToSave.from_result(result, source_name=source_name, file_sha256=file_sha256,
-                                 chart_data=series_bins(result),
-                                 score_histogram=score_histogram(result))
+def prepare_run(result: ScoredFrame, *, source_name: str, file_sha256: str,
+                settings: Settings | None = None) -> RunToSave:
+    """What a save stores of a scored file: flagged rows (grouped into incidents when
+    stored), chart bins, score histogram."""
+    settings = settings or get_settings()
+    return RunToSave.from_result(
+        result, source_name=source_name, file_sha256=file_sha256,
+        chart_data=series_bins(result), score_histogram=score_histogram(result),
+        incident_gap_minutes=settings.incident_gap_minutes(result.profile))
 
 
 def save(result: ScoredFrame, *, source_name: str, file_sha256: str,
          settings: Settings | None = None) -> SaveReport:
     """Store a scored run once. If the database fails, journal it so nothing is lost."""
-    return store(prepare_run(result, source_name=source_name, file_sha256=file_sha256),
-                 settings=settings)
+    return store(prepare_run(result, source_name=source_name, file_sha256=file_sha256,
+                             settings=settings), settings=settings)
 
 
 def store(run: RunToSave, *, settings: Settings | None = None) -> SaveReport:
@@ -171,8 +176,9 @@ class Analysis:
 
 
 def summarize(result: ScoredFrame, *, source_name: str, file_sha256: str,
-              top: int = 20) -> Analysis:
-    return Analysis(prepare_run(result, source_name=source_name, file_sha256=file_sha256),
+              top: int = 20, settings: Settings | None = None) -> Analysis:
+    return Analysis(prepare_run(result, source_name=source_name, file_sha256=file_sha256,
+                                settings=settings),
                     top=result.anomalies.nlargest(top, "anomaly_score"),
                     time_based=result.time is not None)
 
@@ -229,6 +235,19 @@ def query_anomalies(filters: AnomalyFilter | None = None, *, limit: int | None =
 def review(anomaly_ids, status: str, *, reviewed_by: str | None = None,
            note: str | None = None, settings: Settings | None = None) -> int:
     return anomalies.set_review_status(engine(settings), anomaly_ids=anomaly_ids,
+                                       status=status, reviewed_by=reviewed_by, note=note)
+
+
+def query_incidents(filters: IncidentFilter | None = None, *, limit: int | None = 1000,
+                    settings: Settings | None = None) -> pd.DataFrame:
+    return incidents.query_incidents(engine(settings), filters=filters or IncidentFilter(),
+                                     limit=limit)
+
+
+def review_incidents(incident_ids, status: str, *, reviewed_by: str | None = None,
+                     note: str | None = None, settings: Settings | None = None) -> int:
+    """Review incidents; every flagged row in them gets the same status."""
+    return incidents.set_review_status(engine(settings), incident_ids=incident_ids,
                                        status=status, reviewed_by=reviewed_by, note=note)
 
 
@@ -303,7 +322,11 @@ def _digest(parts: list[tuple[int, list[int]]], settings: Settings) -> Digest:
     if len(parts) > 1:
         notes.append(f"Includes {len(parts) - 1} digest(s) held back earlier: at most "
                      f"{settings.alert_max_per_hour} emails per hour go to this team.")
-    return Digest(summaries, found, settings.dashboard_url, settings.alert_min_severity, notes)
+    ids = found["incident_id"].dropna().unique().tolist()
+    found_incidents = incidents.query_incidents(
+        engine(settings), filters=IncidentFilter(ids=ids), limit=None)
+    return Digest(summaries, found, settings.dashboard_url, settings.alert_min_severity, notes,
+                  incidents=found_incidents)
 
 
 def notify(run_id: int, *, settings: Settings | None = None) -> AlertReport:

@@ -33,7 +33,15 @@ class Settings(BaseSettings):
     alert_min_severity: Literal["low", "medium", "high", "critical"] = "high"
     alert_max_per_hour: int = Field(default=6, ge=1)
     alert_outbox_dir: Path = DATA_DIR / "outbox"
+    # Flagged rows of one entity closer than this form one incident.
+    incident_gap_sensor_minutes: float = Field(default=30, gt=0)
+    incident_gap_login_minutes: float = Field(default=120, gt=0)
     dashboard_url: str = "http://localhost:8501"
+
+    def incident_gap_minutes(self, profile: str) -> float:
+        """Login incidents span hours (a slow brute force); sensor and generic ones less."""
+        return self.incident_gap_login_minutes if profile == "login" \
+            else self.incident_gap_sensor_minutes
 
     @field_validator("journal_dir", "alert_outbox_dir")
     @classmethod

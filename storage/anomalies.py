@@ -14,8 +14,9 @@ from storage.errors import StorageError
 from storage.schema import CLOSED_STATUSES, REVIEW_STATUSES, Anomaly, DetectionRun
 from storage.text import NAME_CHARS, clean
 
-ANOMALY_COLUMNS = ("id", "run_id", "row_number", "event_time", "entity", "anomaly_score",
-                   "severity", "reasons", "review_status", "reviewed_by", "reviewed_at", "note")
+ANOMALY_COLUMNS = ("id", "run_id", "incident_id", "row_number", "event_time", "entity",
+                   "anomaly_score", "severity", "reasons", "review_status", "reviewed_by",
+                   "reviewed_at", "note")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def query_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
     with transaction(engine) as session:
         rows = session.execute(query).all()
     frame = pd.DataFrame(rows, columns=[c.key for c in columns]).astype(
-        {"id": "int64", "run_id": "int64", "row_number": "int64", "anomaly_score": "float64"})
+        {"id": "int64", "run_id": "int64", "incident_id": "Int64", "row_number": "int64",
+         "anomaly_score": "float64"})
     for name in ("event_time", "reviewed_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
     return frame
@@ -90,6 +92,17 @@ def count_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter())
 def set_review_status(engine: Engine, *, anomaly_ids: Iterable[int], status: str,
                       reviewed_by: str | None = None, note: str | None = None) -> int:
     """Set the review status of one or many anomalies; returns how many changed."""
+    values = review_values(status, reviewed_by, note)
+    ids = [int(i) for i in anomaly_ids]
+    if not ids:
+        return 0
+    with transaction(engine) as session:
+        result = session.execute(update(Anomaly).where(Anomaly.id.in_(ids)).values(**values))
+        return result.rowcount
+
+
+def review_values(status: str, reviewed_by: str | None, note: str | None) -> dict:
+    """The columns a review sets (on anomalies and on incidents), checked."""
     if status not in REVIEW_STATUSES:
         raise StorageError(f"review status must be one of {', '.join(REVIEW_STATUSES)}; "
                            f"got {status!r}")
@@ -97,16 +110,11 @@ def set_review_status(engine: Engine, *, anomaly_ids: Iterable[int], status: str
     if reviewed_by is not None and len(reviewed_by) > NAME_CHARS:
         raise StorageError(f"'reviewed by' is at most {NAME_CHARS} characters; got "
                            f"{len(reviewed_by)}")
-    ids = [int(i) for i in anomaly_ids]
-    if not ids:
-        return 0
     values = {"review_status": status, "reviewed_by": reviewed_by,
               "reviewed_at": datetime.now(UTC)}
     if note is not None:
         values["note"] = clean(note)
-    with transaction(engine) as session:
-        result = session.execute(update(Anomaly).where(Anomaly.id.in_(ids)).values(**values))
-        return result.rowcount
+    return values
 
 
 def overview(engine: Engine, *, since: datetime) -> dict[str, pd.DataFrame]:

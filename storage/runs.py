@@ -18,10 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from detection import SCORE_COLUMNS, ScoredFrame
+from detection import SCORE_COLUMNS, ScoredFrame, incidents
 from storage.db import transaction
 from storage.errors import RefusedValueError
-from storage.schema import Anomaly, DetectionRun
+from storage.schema import Anomaly, DetectionRun, Incident
 from storage.text import NAME_CHARS, clean, clean_column, clean_json
 
 # Columns of RunToSave.anomalies, one per column of the anomalies table it fills.
@@ -67,6 +67,13 @@ class RunToSave:
     warnings: list[str] = field(default_factory=list)
     chart_data: bytes | None = None
     score_histogram: list | None = None
+    incident_gap_minutes: float | None = None  # None: the profile's default
+
+    @property
+    def incident_gap(self) -> pd.Timedelta:
+        if self.incident_gap_minutes is None:
+            return incidents.DEFAULT_GAP[self.profile]
+        return pd.Timedelta(minutes=self.incident_gap_minutes)
 
     @property
     def run_key(self) -> str:
@@ -82,8 +89,8 @@ class RunToSave:
 
     @classmethod
     def from_result(cls, result: ScoredFrame, *, source_name: str, file_sha256: str,
-                    chart_data: bytes | None = None,
-                    score_histogram: list | None = None) -> RunToSave:
+                    chart_data: bytes | None = None, score_histogram: list | None = None,
+                    incident_gap_minutes: float | None = None) -> RunToSave:
         flagged = result.anomalies
         inputs = flagged.drop(columns=list(SCORE_COLUMNS))
         inputs = inputs.astype(object).where(inputs.notna(), None)
@@ -111,6 +118,7 @@ class RunToSave:
             time_column=clean(result.mapping.timestamp, NAME_CHARS),
             warnings=clean_json(list(result.warnings)),
             chart_data=chart_data, score_histogram=score_histogram,
+            incident_gap_minutes=incident_gap_minutes,
         )
 
 
@@ -132,7 +140,9 @@ def _insert_ignoring_duplicate(engine: Engine):
 
 def _anomaly_rows(run_id: int, anomalies: pd.DataFrame) -> list[dict]:
     """One dict per row for an executemany INSERT."""
-    columns = {name: anomalies[name].to_numpy(dtype=object) for name in ANOMALY_FIELDS}
+    columns = {name: anomalies[name].to_numpy(dtype=object)
+               for name in (*ANOMALY_FIELDS, "incident_id")}
+    columns["incident_id"] = anomalies["incident_id"].astype("int64").tolist()
     columns["row_number"] = anomalies["row_number"].astype("int64").tolist()
     columns["anomaly_score"] = anomalies["anomaly_score"].astype("float64").tolist()
     rows = []
@@ -180,17 +190,36 @@ def _save(engine: Engine, run: RunToSave, values: dict) -> SaveOutcome:
             existing = session.execute(
                 select(DetectionRun.id).where(DetectionRun.run_key == run.run_key)).scalar_one()
             return SaveOutcome(existing, created=False)
+        rows = run.anomalies.assign(incident_id=_insert_incidents(session, run_id, run))
         insert_rows = _copy_rows if engine.dialect.name == "postgresql" else _insert_rows
-        for start in range(0, len(run.anomalies), INSERT_BATCH):
-            insert_rows(session, run_id, run.anomalies.iloc[start:start + INSERT_BATCH])
+        for start in range(0, len(rows), INSERT_BATCH):
+            insert_rows(session, run_id, rows.iloc[start:start + INSERT_BATCH])
     return SaveOutcome(run_id, created=True)
+
+
+def _insert_incidents(session: Session, run_id: int, run: RunToSave) -> np.ndarray:
+    """Group the run's flagged rows into incidents, store them, and return each row's
+    incident id."""
+    numbers = incidents.group(run.anomalies, run.incident_gap)
+    found = incidents.summarize(run.anomalies, numbers)
+    if found.empty:
+        return np.zeros(0, dtype="int64")
+    found["entity"] = [clean(e, NAME_CHARS) if isinstance(e, str) else None
+                       for e in found["entity"]]
+    found["started_at"] = found["started_at"].where(found["started_at"].notna(), None)
+    found["ended_at"] = found["ended_at"].where(found["ended_at"].notna(), None)
+    values = [{"run_id": run_id, **row} for row in found.to_dict("records")]
+    ids = session.scalars(insert(Incident).returning(Incident.id,
+                                                     sort_by_parameter_order=True),
+                          values).all()
+    return np.asarray(ids, dtype="int64")[numbers]
 
 
 def _insert_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
     session.execute(insert(Anomaly), _anomaly_rows(run_id, anomalies))
 
 
-COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS)
+COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS, "incident_id")
 
 
 def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
@@ -206,6 +235,7 @@ def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
         "severity": pa.array(anomalies["severity"].tolist(), type=pa.string()),
         "reasons": pa.array(anomalies["reasons"].tolist(), type=pa.string()),
         "data": pa.array([json.dumps(d) for d in anomalies["data"]], type=pa.string()),
+        "incident_id": anomalies["incident_id"].to_numpy(dtype="int64"),
     })
     buffer = io.BytesIO()
     pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False,

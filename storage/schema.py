@@ -123,9 +123,50 @@ class Anomaly(Base):
                                           comment="low, medium, high or critical.")
     reasons: Mapped[str] = mapped_column(Text, comment="Why the row was flagged, in words.")
     data: Mapped[dict] = mapped_column(Json, comment="The original row (JSON).")
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True,
+        comment="incidents.id: the incident the row belongs to.")
     review_status: Mapped[str] = mapped_column(
         String(16), default="new", server_default="new", index=True,
         comment="new, acknowledged, confirmed, false_positive or dismissed.")
+    reviewed_by: Mapped[str | None] = mapped_column(String(255), comment="Who reviewed it.")
+    reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp, comment="When (UTC).")
+    note: Mapped[str | None] = mapped_column(Text, comment="Reviewer's note.")
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        CheckConstraint(_in("review_status", REVIEW_STATUSES), name="review_status"),
+        CheckConstraint(_in("severity", ("low", "medium", "high", "critical")),
+                        name="severity"),
+        Index("ix_incidents_run_id_number", "run_id", "number", unique=True),
+        {"comment": "Flagged rows of one entity that follow each other within a gap "
+                    "(30 min sensors, 2 h logins): one event to review."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Incident id.")
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("detection_runs.id", ondelete="CASCADE"), comment="detection_runs.id")
+    number: Mapped[int] = mapped_column(Integer, comment="Incident number within the run, "
+                                                         "from 0 in (entity, time) order.")
+    entity: Mapped[str | None] = mapped_column(
+        String(255), index=True, comment="User, elevator or sensor; empty for the whole file.")
+    started_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, index=True, comment="Time of its first flagged row (UTC).")
+    ended_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="Time of its last flagged row (UTC).")
+    row_count: Mapped[int] = mapped_column(Integer, comment="Flagged rows in it.")
+    peak_score: Mapped[float] = mapped_column(Float, index=True,
+                                              comment="Highest anomaly score of its rows.")
+    severity: Mapped[str] = mapped_column(String(8), index=True,
+                                          comment="Highest severity of its rows.")
+    summary: Mapped[str] = mapped_column(Text, comment="The peak row's leading reason and "
+                                                       "the incident's extent, in words.")
+    review_status: Mapped[str] = mapped_column(
+        String(16), default="new", server_default="new", index=True,
+        comment="new, acknowledged, confirmed, false_positive or dismissed; reviewing "
+                "an incident sets its rows too.")
     reviewed_by: Mapped[str | None] = mapped_column(String(255), comment="Who reviewed it.")
     reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp, comment="When (UTC).")
     note: Mapped[str | None] = mapped_column(Text, comment="Reviewer's note.")

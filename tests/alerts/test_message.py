@@ -40,7 +40,8 @@ def digest(n: int = 12, **kwargs) -> Digest:
 
 
 def test_subject_counts_by_severity_and_names_the_file():
-    assert subject(digest()) == "[Vigil] 3 critical, 9 high anomalies in logins_2025-06.csv"
+    # Rows without an incident (stored before incidents) count as one each.
+    assert subject(digest()) == "[Vigil] 3 critical, 9 high incidents in logins_2025-06.csv"
 
 
 def test_html_escapes_values_from_the_upload():
@@ -52,7 +53,8 @@ def test_html_escapes_values_from_the_upload():
 
 def test_text_alternative_has_the_same_facts():
     text = render_text(digest())
-    assert "12 anomalies at high severity or above in logins_2025-06.csv" in text
+    assert "12 incidents (12 flagged rows) at high severity or above in logins_2025-06.csv" \
+        in text
     assert "3 critical, 9 high" in text and SCRIPT in text  # plain text: shown as text
     assert "https://vigil.example.org/explore?run=4" in text
 
@@ -93,3 +95,45 @@ def test_digest_with_held_back_runs(held):
                     notes=["Includes held back digests."])
     assert subject(joined).endswith(f"in logins_2025-06.csv and {held} earlier file(s)")
     assert "Includes held back digests." in render_html(joined)
+
+
+def incident_digest(incidents: int = 25, rows_each: int = 3) -> Digest:
+    """``incidents`` incidents of ``rows_each`` rows, incident i peaking at 60 + i."""
+    n = incidents * rows_each
+    number = [i // rows_each for i in range(n)]
+    anomalies = pd.DataFrame({
+        "id": range(1, n + 1), "run_id": 4, "incident_id": [100 + k for k in number],
+        "row_number": range(1, n + 1),
+        "event_time": pd.date_range("2025-06-01 08:00", periods=n, freq="min", tz="UTC"),
+        "entity": [f"elevator-{k}" for k in number],
+        "anomaly_score": [60.0 + k - (i % rows_each) for i, k in enumerate(number)],
+        "severity": ["critical" if k >= 35 else "high" for k in number],
+        "reasons": ["vibration 68.2, usual 20.1 ± 3.0"] * n,
+    })
+    found = pd.DataFrame({
+        "id": [100 + k for k in range(incidents)],
+        "entity": [f"elevator-{k}" for k in range(incidents)],
+        "started_at": pd.date_range("2025-06-01 08:00", periods=incidents, freq="3min", tz="UTC"),
+        "ended_at": pd.date_range("2025-06-01 08:02", periods=incidents, freq="3min", tz="UTC"),
+        "row_count": rows_each, "peak_score": [60.0 + k for k in range(incidents)],
+        "severity": ["critical" if k >= 35 else "high" for k in range(incidents)],
+        "summary": [f"incident {k}: vibration 68.2, usual 20.1 ± 3.0 (3 rows over 2 min)"
+                    for k in range(incidents)],
+    })
+    run = RunSummary(4, "elevators.csv", "sensor", datetime(2025, 6, 2, tzinfo=UTC), 8064, n)
+    return Digest([run], anomalies, "https://vigil.example.org", incidents=found)
+
+
+def test_the_digest_lists_the_top_incidents_by_peak_and_attaches_every_row():
+    found = incident_digest()
+    assert subject(found) == "[Vigil] 25 high incidents in elevators.csv"
+    html = render_html(found)
+    assert "25 incidents at high severity or above (75 flagged rows)" in html
+    listed = [k for k in range(25) if f"incident {k}:" in html]
+    assert listed == list(range(5, 25))  # the 20 with the highest peaks
+    assert "5 more in the attached CSV" in html
+    assert "2025-06-01 09:12 – 09:14" in html  # incident 24, the worst
+    (part,) = list(build_message(found, sender="v@x.org", recipients=["o@x.org"])
+                   .iter_attachments())
+    rows = pd.read_csv(io.BytesIO(part.get_payload(decode=True)))
+    assert len(rows) == 75 and rows["incident_id"].tolist() == found.anomalies["incident_id"].tolist()

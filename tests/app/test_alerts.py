@@ -47,7 +47,7 @@ def test_digest_reaches_the_team_with_attachment_and_safe_values(database_url, t
     assert report.status == "sent", report.message
     (message,) = smtp_server.inbox.messages
     assert smtp_server.inbox.recipients == [["ops@x.org"]]
-    assert message["Subject"] == "[Vigil] 1 critical, 2 high anomalies in readings.csv"
+    assert message["Subject"] == "[Vigil] 1 critical, 2 high incidents in readings.csv"
     assert message.get_content_type() == "multipart/mixed"
     assert [p.get_content_type() for p in message.get_payload()[0].iter_parts()] == \
         ["text/plain", "text/html"]
@@ -129,7 +129,7 @@ def test_outbox_when_no_smtp_host(database_url, tmp_path):
     report = services.notify(store(settings), settings=settings)
     assert report.status == "sent"
     (eml,) = (tmp_path / "outbox").glob("*.eml")
-    assert b"[Vigil] 1 critical, 2 high anomalies in readings.csv" in eml.read_bytes()
+    assert b"[Vigil] 1 critical, 2 high incidents in readings.csv" in eml.read_bytes()
 
 
 def test_no_recipients_configured(database_url, tmp_path):
@@ -153,7 +153,7 @@ def test_line_breaks_in_a_file_name_cannot_add_headers(database_url, tmp_path, s
     report = services.notify(run_id, settings=settings)
     assert report.status == "sent", report.message
     (message,) = smtp_server.inbox.messages
-    assert message["Subject"] == "[Vigil] 1 critical, 2 high anomalies in evil.csv Bcc: thief@x.org"
+    assert message["Subject"] == "[Vigil] 1 critical, 2 high incidents in evil.csv Bcc: thief@x.org"
     assert message["Bcc"] is None and smtp_server.inbox.recipients == [["ops@x.org"]]
 
 

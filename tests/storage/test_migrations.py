@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.schema import Base
 
-TABLES = {"detection_runs", "anomalies", "alert_notifications", "model_versions"}
+TABLES = {"detection_runs", "anomalies", "alert_notifications", "model_versions", "incidents"}
 
 
 def test_upgrade_from_empty_then_check_finds_no_drift(database_url):
