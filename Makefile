@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/upload.py
 
 sample: $(STAMP)
 	$(BIN)/vigil sample

@@ -244,6 +244,10 @@ def query_incidents(filters: IncidentFilter | None = None, *, limit: int | None 
                                      limit=limit)
 
 
+def count_incidents(filters: IncidentFilter, *, settings: Settings | None = None) -> int:
+    return incidents.count_incidents(engine(settings), filters=filters)
+
+
 def review_incidents(incident_ids, status: str, *, reviewed_by: str | None = None,
                      note: str | None = None, settings: Settings | None = None) -> int:
     """Review incidents; every flagged row in them gets the same status."""

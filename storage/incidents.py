@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, Select, and_, select, update
+from sqlalchemy import Engine, Select, and_, func, select, update
 
 from storage.anomalies import review_values
 from storage.db import transaction
@@ -65,6 +65,11 @@ def query_incidents(engine: Engine, *, filters: IncidentFilter = IncidentFilter(
     for name in ("started_at", "ended_at", "reviewed_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
     return frame
+
+
+def count_incidents(engine: Engine, *, filters: IncidentFilter = IncidentFilter()) -> int:
+    with transaction(engine) as session:
+        return session.scalar(filters.apply(select(func.count(Incident.id)))) or 0
 
 
 def set_review_status(engine: Engine, *, incident_ids: Iterable[int], status: str,

@@ -108,41 +108,58 @@ if len(numeric) >= 2:
     y = b.selectbox("y", numeric, index=1)
     st.altair_chart(charts.feature_scatter(found, x, y), width="stretch")
 
-st.subheader("Anomalies")
-table = found.head(TABLE_ROWS).drop(columns=["data"])
-if total > len(table):
-    st.caption(f"Showing the {len(table):,} highest scores of {total:,}; narrow the filters or "
-               "download them all.")
-selection = st.dataframe(
-    ui.severity_styler(table), width="stretch", hide_index=True, on_select="rerun",
-    selection_mode="multi-row", key="anomaly_table",
-    column_config={"anomaly_score": st.column_config.ProgressColumn(
-        "score", min_value=0, max_value=100, format="%.1f"),
-        "reasons": st.column_config.TextColumn("reasons", width="large")})
-selected = table.iloc[selection.selection.rows]["id"].tolist() if selection else []
+st.subheader("Incidents")
+incident_filters = services.IncidentFilter(run_ids=run_ids, severities=severities,
+                                           entities=chosen_entities, review_statuses=statuses)
+with ui.user_errors():
+    incident_count = services.count_incidents(incident_filters)
+    incident_table = services.query_incidents(incident_filters, limit=TABLE_ROWS)
+st.caption(f"{incident_count:,} incident(s): flagged rows of one entity that follow each "
+           "other closely are one incident. A review applies to every row in it."
+           + (f" Showing the {len(incident_table):,} with the highest peaks."
+              if incident_count > len(incident_table) else ""))
+picked = st.dataframe(
+    ui.severity_styler(incident_table), width="stretch", hide_index=True, on_select="rerun",
+    selection_mode="multi-row", key="incident_table",
+    column_config={"peak_score": st.column_config.ProgressColumn(
+        "peak", min_value=0, max_value=100, format="%.1f"),
+        "summary": st.column_config.TextColumn("summary", width="large")})
+selected = incident_table.iloc[picked.selection.rows]["id"].tolist() if picked else []
 
-labels = {row.id: f"#{row.id} {row.entity or ''} {row.anomaly_score:.1f}"
-          for row in table.itertuples()}
+labels = {row.id: f"#{row.id} {row.entity or ''} · {row.row_count} row(s) · peak "
+                  f"{row.peak_score:.1f} {row.severity}" for row in incident_table.itertuples()}
 with st.form("review"):
-    st.markdown("**Review**: select rows in the table, or pick them here")
-    selected = st.multiselect("Rows", list(labels), default=selected,
+    st.markdown("**Review**: select incidents in the table, or pick them here")
+    selected = st.multiselect("Incidents", list(labels), default=selected,
                               format_func=labels.get, key=f"review_rows_{hash(tuple(selected))}")
     cols = st.columns([2, 2, 4])
     status = cols[0].selectbox("Mark as", services.REVIEW_STATUSES[1:],
                                format_func=lambda s: s.replace("_", " "))
     reviewer = cols[1].text_input("Reviewed by", max_chars=255)
     note = cols[2].text_input("Note")
-    if st.form_submit_button("Apply", disabled=False):
+    if st.form_submit_button("Apply"):
         if not selected:
-            st.warning("Select rows in the table first.")
+            st.warning("Select incidents in the table first.")
         else:
             with ui.user_errors():
-                changed = services.review(selected, status, reviewed_by=reviewer or None,
-                                          note=note or None)
-            st.session_state["reviewed"] = f"{changed} anomaly(ies) marked {status}."
+                changed = services.review_incidents(selected, status,
+                                                    reviewed_by=reviewer or None,
+                                                    note=note or None)
+            st.session_state["reviewed"] = f"{changed} incident(s) marked {status}."
             st.rerun()
 if "reviewed" in st.session_state:
     st.success(st.session_state.pop("reviewed"))
+
+st.subheader("Anomalies")
+table = found.head(TABLE_ROWS).drop(columns=["data"])
+if total > len(table):
+    st.caption(f"Showing the {len(table):,} highest scores of {total:,}; narrow the filters or "
+               "download them all.")
+st.dataframe(
+    ui.severity_styler(table), width="stretch", hide_index=True, key="anomaly_table",
+    column_config={"anomaly_score": st.column_config.ProgressColumn(
+        "score", min_value=0, max_value=100, format="%.1f"),
+        "reasons": st.column_config.TextColumn("reasons", width="large")})
 
 if st.button("Prepare CSV of all matching rows"):
     with ui.user_errors():

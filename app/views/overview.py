@@ -11,17 +11,21 @@ from app.settings import get_settings
 st.title("Overview")
 days = st.segmented_control("Period", [7, 30], default=7, format_func=lambda d: f"Last {d} days")
 since = datetime.now(UTC) - timedelta(days=days or 7)
+open_incidents = services.IncidentFilter(stored_since=since, review_statuses=["new"])
 with ui.user_errors():
     stats = services.overview(since=since)
     latest = services.list_runs(limit=10)
+    open_count = services.count_incidents(open_incidents)
+    worst = services.query_incidents(open_incidents, limit=10)
 
 per_day, review, runs = stats["per_day"], stats["review"], stats["runs"]
-open_count = int(review.loc[review["state"] == "open", "anomalies"].sum())
-cells = st.columns(4)
+open_rows = int(review.loc[review["state"] == "open", "anomalies"].sum())
+cells = st.columns(5)
 cells[0].metric("Runs", f"{int(runs['runs'].sum()):,}")
 cells[1].metric("Rows scored", f"{int(runs['rows'].sum()):,}")
 cells[2].metric("Anomalies", f"{int(per_day['anomalies'].sum()):,}")
-cells[3].metric("Open (not reviewed)", f"{open_count:,}")
+cells[3].metric("Open (not reviewed)", f"{open_rows:,}")
+cells[4].metric("Open incidents", f"{open_count:,}")
 
 if per_day.empty:
     st.info("Nothing stored in this period. Analyze a CSV (a bundled sample works) and save "
@@ -33,9 +37,18 @@ else:
     st.subheader("Open versus reviewed")
     st.altair_chart(charts.review_state(review), width="stretch")
 
+base = get_settings().dashboard_url.rstrip("/")
+if not worst.empty:
+    st.subheader("Open incidents, worst first")
+    st.dataframe(ui.severity_styler(worst.assign(
+        run=[f"{base}/explore?run={r}" for r in worst["run_id"]])[
+        ["run", "entity", "started_at", "ended_at", "row_count", "peak_score", "severity",
+         "summary"]]), hide_index=True, width="stretch", column_config={
+        "run": st.column_config.LinkColumn("run", display_text=r"explore\?run=(\d+)"),
+        "peak_score": st.column_config.NumberColumn("peak", format="%.1f")})
+
 if latest:
     st.subheader("Latest runs")
-    base = get_settings().dashboard_url.rstrip("/")
     table = pd.DataFrame([{
         "run": f"{base}/explore?run={run.id}", "stored": run.created_at,
         "file": run.source_name, "profile": run.profile, "rows": run.total_rows,

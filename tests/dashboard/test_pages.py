@@ -104,8 +104,16 @@ def chart_rows(at) -> list[int]:
     return [rows for rows, _ in chart_payload(at)]
 
 
+def incident_table(at) -> pd.DataFrame:
+    return at.dataframe[0].value  # Explore: incidents first, then their rows
+
+
+def anomaly_table(at) -> pd.DataFrame:
+    return at.dataframe[1].value
+
+
 def table_rows(at) -> int:
-    return len(at.dataframe[0].value)
+    return len(anomaly_table(at))
 
 
 def test_explore_filters_change_the_table_and_the_charts(stored_run):
@@ -118,26 +126,33 @@ def test_explore_filters_change_the_table_and_the_charts(stored_run):
     critical = table_rows(at)
     assert 0 < critical < everything
     assert chart_rows(at) != before
-    assert set(at.dataframe[0].value["severity"]) == {"critical"}
+    assert set(anomaly_table(at)["severity"]) == {"critical"}
+    assert set(incident_table(at)["severity"]) == {"critical"}
     next(t for t in at.text_input if t.label == "Reasons contain").set_value(
         "no-such-reason").run()
     assert table_rows(at) == 0
 
 
-def test_review_actions_persist(stored_run):
+def test_reviewing_incidents_reviews_their_rows(stored_run):
     at = open_page("explore")
-    ids = at.dataframe[0].value["id"].tolist()[:2]
-    next(m for m in at.multiselect if m.label == "Rows").set_value(ids)
+    ids = incident_table(at)["id"].tolist()[:2]
+    next(m for m in at.multiselect if m.label == "Incidents").set_value(ids)
     next(s for s in at.selectbox if s.label == "Mark as").set_value("false_positive")
     next(t for t in at.text_input if t.label == "Reviewed by").set_value("ana")
     next(b for b in at.button if b.label == "Apply").click().run()
     assert not at.exception
-    stored = services.query_anomalies(AnomalyFilter(ids=ids))
-    assert set(stored["review_status"]) == {"false_positive"}
-    assert set(stored["reviewed_by"]) == {"ana"}
+    assert any("2 incident(s) marked false_positive" in s for s in shown(at.success))
+    reviewed = services.query_incidents(services.IncidentFilter(ids=ids))
+    assert set(reviewed["review_status"]) == {"false_positive"}
+    rows = services.query_anomalies(AnomalyFilter(run_ids=[stored_run]), limit=None)
+    mine = rows[rows["incident_id"].isin(ids)]
+    assert len(mine) == reviewed["row_count"].sum()
+    assert set(mine["review_status"]) == {"false_positive"} and set(mine["reviewed_by"]) == {"ana"}
+    assert set(rows.loc[~rows["incident_id"].isin(ids), "review_status"]) == {"new"}
     next(m for m in at.multiselect if m.label == "Review status").set_value(
         ["false_positive"]).run()
-    assert sorted(at.dataframe[0].value["id"]) == sorted(ids)
+    assert sorted(incident_table(at)["id"]) == sorted(ids)
+    assert len(anomaly_table(at)) == len(mine)
 
 
 def test_csv_download_is_formula_safe(dashboard_env):
@@ -248,3 +263,15 @@ def test_a_second_session_on_the_same_upload_reads_and_scores_nothing_again(dash
         values += [v for d in values if isinstance(d, dict) for v in d.values()]
         assert not [v for v in values
                     if isinstance(v, Dataset | ScoredFrame | pd.DataFrame | bytes)]
+
+
+def test_overview_shows_open_incidents(stored_run):
+    at = open_page("overview")
+    metrics = {m.label: m.value for m in at.metric}
+    stored = services.query_incidents(services.IncidentFilter(run_ids=[stored_run]),
+                                      limit=None)
+    assert metrics["Open incidents"] == f"{len(stored):,}" and len(stored) > 0
+    assert int(metrics["Anomalies"].replace(",", "")) > len(stored)  # rows group up
+    table = at.dataframe[0].value
+    assert len(table) == min(10, len(stored))
+    assert table["peak_score"].tolist() == sorted(table["peak_score"], reverse=True)
