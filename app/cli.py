@@ -230,6 +230,28 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from app.settings import get_settings
+    from app.watch import watch
+
+    try:
+        moved = watch(Path(args.folder), settings=get_settings(), once=args.once,
+                      interval=args.interval, say=echo)
+    except KeyboardInterrupt:  # Ctrl-C: a file in progress is finished on the next start
+        return 0
+    if args.once:
+        echo(f"{moved} file(s) processed")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from app.replay import replay
+
+    written = replay(_input(args.input), sys.stdout, speed=args.speed, rate=args.rate)
+    echo(f"{written} rows replayed", err=True)
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from sample_data.generate import generate
 
@@ -284,6 +306,24 @@ def build_parser() -> argparse.ArgumentParser:
     database = sub.add_parser("db", help="database: upgrade the schema, replay the journal")
     database.add_argument("action", choices=("upgrade", "replay"))
     database.set_defaults(func=cmd_db)
+    watch = sub.add_parser("watch", help="score, save and alert each CSV that lands in "
+                           "FOLDER, then move it to done/ or failed/")
+    watch.add_argument("folder")
+    watch.add_argument("--once", action="store_true",
+                       help="process the files that are ready, then exit")
+    watch.add_argument("--interval", type=float, default=1.0,
+                       help="seconds between looks at the folder (default 1)")
+    watch.set_defaults(func=cmd_watch)
+
+    replay = sub.add_parser("replay", help="write a file's rows to standard output at the "
+                            "pace they happened (pipe into `vigil stream -`)")
+    replay.add_argument("input")
+    pace = replay.add_mutually_exclusive_group(required=True)
+    pace.add_argument("--speed", type=float, metavar="K",
+                      help="K times real time, by the rows' timestamps")
+    pace.add_argument("--rate", type=float, metavar="R", help="R rows a second")
+    replay.set_defaults(func=cmd_replay)
+
     sub.add_parser("sample", help="regenerate the bundled sample CSVs").set_defaults(
         func=cmd_sample)
     return parser

@@ -1,0 +1,53 @@
+"""`vigil watch`: good files are stored and alerted once, bad ones explained, half-written
+ones left alone."""
+
+import os
+import time
+
+from sample_data import sample_path
+from tests.app.test_cli import vigil
+
+ENV = {"ALERT_TO_MAINTENANCE": "ops@x.org"}
+
+
+def land(folder, name, content: bytes, age_s: float = 60.0):
+    path = folder / name
+    path.write_bytes(content)
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
+
+
+def test_watch_sorts_files_into_done_and_failed(tmp_path):
+    trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor", "--activate",
+                    tmp_path=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    good = sample_path("elevators.csv").read_bytes()
+    land(inbox, "good.csv", good)
+    land(inbox, "bad.csv", b"timestamp,value\n2025-01-01,1\nnope,2\n")
+    land(inbox, "logins.csv", sample_path("logins.csv").read_bytes())  # no active login model
+    land(inbox, "half.csv", good[: len(good) // 2], age_s=0)  # still being written
+
+    run = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert run.returncode == 0, run.stderr
+    assert "3 file(s) processed" in run.stdout
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == ["good.csv"]
+    assert sorted(p.name for p in (inbox / "failed").iterdir()) == [
+        "bad.csv", "bad.csv.error.txt", "logins.csv", "logins.csv.error.txt"]
+    reason = (inbox / "failed" / "bad.csv.error.txt").read_text()
+    assert reason.startswith("error: column 'timestamp': 1 value(s) are not dates (row 2)")
+    assert reason.count("\n") == 1
+    assert "no active login model" in (inbox / "failed" / "logins.csv.error.txt").read_text()
+    assert [p.name for p in inbox.iterdir() if p.is_file()] == ["half.csv"]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+    # The same file landing again (a restart after saving, or a resend) adds nothing.
+    land(inbox, "good.csv", good)
+    os.utime(inbox / "half.csv")  # still being written
+    again = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert "Already stored as run 1" in again.stdout and "nothing was sent again" in again.stdout
+    assert len(list((inbox / "done").iterdir())) == 2
+    assert len(vigil("runs", tmp_path=tmp_path).stdout.strip().splitlines()) == 2
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
