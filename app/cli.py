@@ -59,6 +59,7 @@ def _preload_forest(args: argparse.Namespace) -> None:
     def load() -> None:
         with contextlib.suppress(Exception):
             importlib.import_module("sklearn.ensemble")
+            importlib.import_module("detection.forest")  # numba, and the cached kernel
 
     threading.Thread(target=load, name="import-sklearn").start()
 

@@ -1,9 +1,20 @@
 """How many threads detection works in: one knob for every parallel step.
 
 The steps that use it (moving statistics and feature kinds, the forest's trees, CSV
-formatting) run in numpy, bottleneck, scikit-learn's Cython and Arrow, which release
-the GIL, so threads use the cores without copying data to other processes. Two matches
-the 2-core machine Vigil is sized and benchmarked on (bench/speed.py).
+formatting) run in numpy, bottleneck, numba and Arrow code that releases the GIL, so
+threads use the cores without copying data to other processes. It follows the cores this
+process may run on (its CPU affinity, which containers and ``taskset`` narrow), not the
+machine's count.
 """
 
-THREADS = 2
+import os
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this platform (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+THREADS = available_cores()

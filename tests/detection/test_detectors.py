@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -96,8 +98,48 @@ def test_forest_score_is_sklearns_with_the_sign_flipped(data):
     X, outliers = data
     detector = IsolationForestDetector().fit(X)
     both = np.concatenate([X, outliers]).astype("float32")
-    np.testing.assert_allclose(detector.score_samples(both),
-                               -detector.forest_.score_samples(both), rtol=1e-12)
+    np.testing.assert_array_equal(detector.score_samples(both),
+                                  -detector.forest_.score_samples(both))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_forest_scores_equal_sklearn_bit_for_bit(seed):
+    """Random forests, shapes and data, NaNs (fitted on and scored), subsampled features:
+    the compiled walk gives scikit-learn's score_samples exactly."""
+    from sklearn.ensemble import IsolationForest
+
+    from detection.forest import FlatForest
+
+    rng = np.random.default_rng(seed)
+    rows, columns = int(rng.integers(50, 3000)), int(rng.integers(1, 25))
+    X = rng.normal(size=(rows, columns)) * rng.uniform(0.1, 1e4, size=columns)
+    X[rng.random(X.shape) < 0.05 * (seed % 2)] = np.nan  # odd seeds: missing values
+    X = X.astype("float32")
+    forest = IsolationForest(n_estimators=int(rng.integers(1, 150)),
+                             max_samples=int(rng.integers(2, 512)) if seed != 3 else "auto",
+                             max_features=[1.0, 0.5, 1][seed % 3], bootstrap=seed == 4,
+                             random_state=seed).fit(X)
+    fresh = rng.normal(size=(777, columns)).astype("float32") * 3
+    fresh[rng.random(fresh.shape) < 0.1] = np.nan
+    detector = IsolationForestDetector()
+    detector.forest_ = forest
+    for data in (X, fresh):
+        np.testing.assert_array_equal(detector.score_samples(data), -forest.score_samples(data))
+    assert FlatForest.of(forest).feature.shape[0] == len(forest.estimators_)
+
+
+def test_float32_thresholds_keep_every_comparison():
+    from detection.forest import _float32_below
+
+    rng = np.random.default_rng(0)
+    thresholds = np.concatenate([rng.normal(size=10_000) * 10.0 ** rng.integers(-30, 30, 10_000),
+                                 [np.inf, 1e39, -1e39, 0.0, 3.4028234663852886e38]])
+    below = _float32_below(thresholds)
+    with np.errstate(over="ignore"):
+        values = np.concatenate([below, np.nextafter(below, np.float32(np.inf)),
+                                 np.nextafter(below, np.float32(-np.inf))]).astype(np.float32)
+    against = np.tile(thresholds, 3)
+    np.testing.assert_array_equal(values <= np.tile(below, 3), values.astype(np.float64) <= against)
 
 
 def test_forest_fits_large_baselines_on_a_sample(monkeypatch, data):
@@ -111,3 +153,17 @@ def test_forest_fits_large_baselines_on_a_sample(monkeypatch, data):
     again = IsolationForestDetector().fit(X)
     np.testing.assert_array_equal(sampled.score_samples(X), again.score_samples(X))
     assert sampled.score_samples(outliers).min() > np.quantile(sampled.score_samples(X), 0.95)
+
+
+def test_threads_follow_the_cores_the_process_may_use():
+    import subprocess
+    import sys
+
+    from detection.threads import THREADS
+
+    assert len(os.sched_getaffinity(0)) == THREADS
+    pinned = subprocess.run(
+        [sys.executable, "-c", "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
+         "from detection.threads import THREADS; print(THREADS)"],
+        capture_output=True, text=True, check=True)
+    assert pinned.stdout.strip() == "1"
