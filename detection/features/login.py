@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from detection.dataset import Dataset, parse_success
 from detection.features.base import FeatureSet, fmt, rank_features
@@ -25,12 +27,19 @@ BURST = 3                    # failures in an hour that reasons call an attack
 
 
 def _network(ip: pd.Series) -> pd.Series:
-    """The /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number)."""
-    ip = ip.astype("string").str.strip()
-    v6 = ip.str.contains(":", regex=False).fillna(False)
-    v4_net = ip.str.rsplit(".", n=1).str[0] + ".0/24"
-    v6_net = ip.str.split(":").str[:3].str.join(":") + "::/48"
-    return v4_net.where(~v6, v6_net)
+    """The /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number).
+
+    Arrow's regular expressions work on the whole column at once: the first three
+    dot-separated parts plus ``.0/24``, or the first three colon groups plus ``::/48``.
+    """
+    text = pa.array(ip.astype("string").str.strip().array, type=pa.string())
+    v6 = pc.match_substring(text, ":")
+    v4_net = pc.binary_join_element_wise(
+        pc.replace_substring_regex(text, r"\.[^.]*$", ""), ".0/24", "")
+    v6_net = pc.binary_join_element_wise(
+        pc.replace_substring_regex(text, r"^([^:]*(?::[^:]*){0,2}).*$", r"\1"), "::/48", "")
+    network = pc.if_else(pc.fill_null(v6, False), v6_net, v4_net)
+    return pd.Series(pd.array(network, dtype="string"), index=ip.index)
 
 
 def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -60,6 +69,19 @@ def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.
     return cumulative[np.arange(n) + 1] - cumulative[start]
 
 
+def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each position i: the flagged positions j < i whose ``key`` is ``wanted[i]``.
+
+    Keys and positions are combined into one sorted array searched twice per row, so it
+    costs a sort, not a column per key value.
+    """
+    n = np.int64(len(key))
+    positions = np.flatnonzero(flags)
+    combined = np.sort(key[positions] * n + positions)
+    return (np.searchsorted(combined, wanted * n + np.arange(n))
+            - np.searchsorted(combined, wanted * n))
+
+
 class LoginFeatures:
     """Featurizer for login events.
 
@@ -77,27 +99,35 @@ class LoginFeatures:
         self.history_per_user = history_per_user
 
     # -- events -------------------------------------------------------------------
-    def _events(self, dataset: Dataset) -> pd.DataFrame:
-        def text(role):
+    def _events(self, dataset: Dataset, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The events of the dataset, or of ``rows`` (positions) only."""
+        pick = slice(None) if rows is None else rows
+        index = dataset.frame.index[pick]
+
+        def column_of(role):
             column = dataset.column(role)
+            return None if column is None else column.iloc[pick]
+
+        def text(role):
+            column = column_of(role)
             if column is None:
-                return pd.Series(pd.NA, index=dataset.frame.index, dtype="string")
+                return pd.Series(pd.NA, index=index, dtype="string")
             return column.astype("string").str.strip().replace("", pd.NA)
 
         events = pd.DataFrame({
             "user": text("user").fillna("(unknown)"),
-            "time": dataset.time.astype("int64"),
+            "time": dataset.time.iloc[pick].astype("int64"),
             "ip": text("ip"),
             "country": text("country"),
             "city": text("city"),
             "device": text("device"),
-        }, index=dataset.frame.index)
+        }, index=index)
         events["network"] = _network(events["ip"])
         for role in ("latitude", "longitude"):
-            column = dataset.column(role)
+            column = column_of(role)
             events[role] = (np.nan if column is None
                             else pd.to_numeric(column, errors="coerce").astype("float64"))
-        success = dataset.column("success")
+        success = column_of("success")
         events["failed"] = (np.zeros(len(events), dtype=bool) if success is None
                             else ~parse_success(success, dataset.mapping.success).to_numpy())
         return events
@@ -166,11 +196,10 @@ class LoginFeatures:
         out: dict[str, np.ndarray] = {}
         context: dict[str, np.ndarray] = {"learning": learning, "earlier_ok": earlier_ok}
 
-        hours = pd.to_datetime(time).hour.to_numpy()
-        onehot = np.zeros((len(ev), 24), dtype="int32")
-        onehot[np.arange(len(ev)), hours] = ok
-        seen = pd.DataFrame(onehot).groupby(user_code).cumsum().to_numpy() - onehot
-        near = sum(seen[np.arange(len(ev)), (hours + d) % 24] for d in (-1, 0, 1))
+        hours = pd.to_datetime(time).hour.to_numpy().astype("int64")
+        user_hour = user_code.astype("int64") * 24 + hours
+        near = sum(_earlier_count(user_hour, ok, user_code.astype("int64") * 24
+                                  + (hours + d) % 24) for d in (-1, 0, 1))
         out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1))
 
         for key in self.novelty_:
@@ -243,12 +272,13 @@ class LoginFeatures:
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         X = features.X.to_numpy(dtype="float64")[rows]
         top = rank_features(X, self.feature_center_, self.feature_scale_, top=3)
-        events = self._events(dataset)
+        events = self._events(dataset, rows).to_dict("records")
         ctx = features.context
+        by_user = self.history_.groupby("user", sort=False).indices
         reasons = []
         for i, row in enumerate(rows):
-            event = events.iloc[row]
-            parts = [self._phrase(self.feature_names_[j], event, ctx, row, dataset)
+            event = events[i]
+            parts = [self._phrase(self.feature_names_[j], event, ctx, row, by_user)
                      for j in top[i] if X[i, j] != self.feature_center_[j] and X[i, j] > 0]
             if ctx["learning"][row]:
                 parts.append(f"{event['user']} is new (learning: "
@@ -257,15 +287,16 @@ class LoginFeatures:
                            or "unusual combination of features")
         return reasons
 
-    def _usual(self, user: str, key: str, before: int) -> str:
-        history = self.history_
-        known = history.loc[(history["user"] == user) & ~history["failed"]
-                            & (history["time"] < before), key]
+    def _usual(self, user: str, key: str, before: int, by_user: dict) -> str:
+        """The user's most frequent earlier values of ``key``; ``by_user`` maps each user
+        to their rows of the history (grouped once per explanation, not per phrase)."""
+        history = self.history_.iloc[by_user.get(user, [])]
+        known = history.loc[~history["failed"] & (history["time"] < before), key]
         if known.dropna().empty:
             return ""
         return f" (usual: {', '.join(known.value_counts().index[:2].astype(str))})"
 
-    def _phrase(self, name: str, event: pd.Series, ctx: dict, row: int, dataset: Dataset) -> str:
+    def _phrase(self, name: str, event: dict, ctx: dict, row: int, by_user: dict) -> str:
         user = event["user"]
         when = pd.Timestamp(event["time"])
         if name == "hour_rarity":
@@ -276,7 +307,7 @@ class LoginFeatures:
                      "ip": "new IP", "network": "new network", "device": "new device"}[key]
             value = str(event[key])
             value = value if len(value) <= 60 else value[:57] + "..."
-            return f"{label} {value} for {user}{self._usual(user, key, event['time'])}"
+            return f"{label} {value} for {user}{self._usual(user, key, event['time'], by_user)}"
         if name in ("impossible_travel", "travel_speed"):
             if not ctx.get("travel_minutes", np.array([np.nan]))[row] >= 0:
                 return ""
