@@ -24,6 +24,8 @@ TRAVEL_MIN_KM = 500.0        # nearby cities can look fast with coarse geolocati
 COUNTRY_HOP = 2 * HOUR       # a country change within this is travel no one makes
 EARTH_KM = 6371.0
 BURST = 3                    # failures in an hour that reasons call an attack
+TEXT = ("user", "ip", "country", "city", "device", "network")
+NUMERIC = ("time", "failed", "latitude", "longitude")
 
 
 def _network(ip: pd.Series) -> pd.Series:
@@ -72,10 +74,12 @@ def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.
 def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """For each position i: the flagged positions j < i whose ``key`` is ``wanted[i]``.
 
-    Keys and positions are combined into one sorted array searched twice per row, so it
-    costs a sort, not a column per key value.
+    Keys (made dense first, so key x rows fits int64) and positions are combined into one
+    sorted array searched twice per row: a sort, not a column per key value.
     """
     n = np.int64(len(key))
+    dense = np.unique(np.concatenate([key, wanted]), return_inverse=True)[1].astype("int64")
+    key, wanted = dense[:n], dense[n:]
     positions = np.flatnonzero(flags)
     combined = np.sort(key[positions] * n + positions)
     return (np.searchsorted(combined, wanted * n + np.arange(n))
@@ -182,11 +186,18 @@ class LoginFeatures:
         own = np.zeros(len(events), dtype=bool)
         own[len(events) - n_new:] = True
 
+        # Text becomes codes (-1 where missing) before sorting: a sorted copy of a million
+        # events' strings would cost more than all the features.
+        uniques = {}
+        codes = {}
+        for key in TEXT:
+            codes[key], uniques[key] = pd.factorize(events[key])
         # Per user, in time order (history first on ties: it happened before the file).
-        order = np.lexsort((np.arange(len(events)), events["time"].to_numpy(),
-                            pd.factorize(events["user"])[0]))
-        ev = events.iloc[order].reset_index(drop=True)
-        user_code = pd.factorize(ev["user"])[0]
+        order = np.lexsort((np.arange(len(events)), events["time"].to_numpy(), codes["user"]))
+        ev = pd.DataFrame({key: codes[key][order] for key in TEXT}
+                          | {key: events[key].to_numpy()[order] for key in NUMERIC})
+        del events
+        user_code = pd.factorize(ev["user"])[0]  # numbered in this order: groups ascend
         time = ev["time"].to_numpy()
         failed = ev["failed"].to_numpy()
         ok = ~failed
@@ -203,18 +214,18 @@ class LoginFeatures:
         out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1))
 
         for key in self.novelty_:
-            value = ev[key]
-            known = pd.Series(ok.astype("int64")).groupby([user_code, value.fillna("")]).cumsum()
-            earlier_same = known.to_numpy() - ok
-            out[f"new_{key}"] = ((earlier_same == 0) & ~learning & value.notna().to_numpy()
+            value = ev[key].to_numpy()
+            pair = user_code.astype("int64") * (len(uniques[key]) + 1) + value + 1
+            earlier_same = _earlier_count(pair, ok, pair)
+            out[f"new_{key}"] = ((earlier_same == 0) & ~learning & (value >= 0)
                                  ).astype("float64")
 
         if "impossible_travel" in self.feature_names_:
-            self._travel(ev, user_code, time, ok, out, context)
+            self._travel(ev, uniques["country"], user_code, time, ok, out, context)
 
         if self.has_outcome_:
-            out["user_failures_1h"] = np.log1p(_window_count(user_code, time, failed))
             context["user_failures_1h"] = _window_count(user_code, time, failed)
+            out["user_failures_1h"] = np.log1p(context["user_failures_1h"])
             if "ip_failed_users_1h" in self.feature_names_:
                 context["ip_failed_users_1h"] = self._spray(ev, time, failed)
                 out["ip_failed_users_1h"] = np.log1p(context["ip_failed_users_1h"])
@@ -232,7 +243,7 @@ class LoginFeatures:
         masked = values.where(ok)
         return masked.groupby(user_code).shift(1).groupby(user_code).ffill().to_numpy()
 
-    def _travel(self, ev, user_code, time, ok, out, context) -> None:
+    def _travel(self, ev, countries, user_code, time, ok, out, context) -> None:
         prev_time = self._previous_ok(pd.Series(time.astype("float64")), user_code, ok)
         minutes = (time - prev_time) / 6e10
         context["travel_minutes"] = minutes
@@ -246,17 +257,20 @@ class LoginFeatures:
             out["travel_speed"] = np.log1p(np.nan_to_num(np.where(ok, speed, 0.0)))
             context["travel_km"] = km
         else:
-            prev_country = self._previous_ok(ev["country"].astype("object"), user_code, ok)
-            country = ev["country"].astype("object").to_numpy()
-            changed = pd.notna(prev_country) & pd.notna(country) & (prev_country != country)
+            country = ev["country"].to_numpy()
+            prev = self._previous_ok(pd.Series(np.where(country >= 0, country, np.nan)),
+                                     user_code, ok)
+            changed = ~np.isnan(prev) & (country >= 0) & (prev != country)
             impossible = changed & (minutes * 6e10 < COUNTRY_HOP) & ok
-            context["previous_country"] = prev_country
+            names = np.asarray(countries, dtype=object)
+            context["previous_country"] = np.where(
+                np.isnan(prev), None, names[np.nan_to_num(prev).astype("int64")])
         out["impossible_travel"] = np.nan_to_num(impossible).astype("float64")
 
     def _spray(self, ev: pd.DataFrame, time: np.ndarray, failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:
         a user whose failures began more than an hour earlier is not counted)."""
-        ip_code = pd.factorize(ev["ip"].fillna(""))[0]
+        ip_code = pd.factorize(ev["ip"])[0]  # a missing IP (-1) is one group, as before
         user_code = pd.factorize(ev["user"])[0]
         order = np.lexsort((time, ip_code))
         t, ip, user, fail = time[order], ip_code[order], user_code[order], failed[order]
@@ -265,7 +279,7 @@ class LoginFeatures:
         first_in_hour = fail & ~(t - prev < HOUR)
         counts = _window_count(ip, t, first_in_hour)
         result = np.empty(len(t), dtype="int64")
-        result[order] = np.where(ev["ip"].isna().to_numpy()[order], 0, counts)
+        result[order] = np.where(ev["ip"].to_numpy()[order] < 0, 0, counts)
         return result
 
     # -- explaining -----------------------------------------------------------------
