@@ -159,8 +159,13 @@ class LoginFeatures:
             if m.ip:
                 names.append("ip_failed_users_1h")
         self.feature_names_ = names
-        self.history_ = events.sort_values("time", kind="stable") \
-            .groupby("user", sort=False).tail(self.history_per_user).reset_index(drop=True)
+        # Each user's last events, in time order, copied once (not the whole file sorted
+        # and then cut).
+        order = np.argsort(events["time"].to_numpy(), kind="stable")
+        users = pd.Series(pd.factorize(events["user"])[0][order])
+        recent = users.groupby(users.to_numpy()).cumcount(ascending=False).to_numpy() \
+            < self.history_per_user
+        self.history_ = events.iloc[order[recent]].reset_index(drop=True)
         features = self._features(events, history=None)
         X = features.X.to_numpy(dtype="float64")
         # Mean and std (not median/MAD): most features are rare 0/1 flags.
