@@ -54,6 +54,24 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _checked_review_and_severity() -> tuple[CheckConstraint, CheckConstraint]:
+    """The allowed values of the columns every reviewable table has."""
+    return (CheckConstraint(_in("review_status", REVIEW_STATUSES), name="review_status"),
+            CheckConstraint(_in("severity", ("low", "medium", "high", "critical")),
+                            name="severity"))
+
+
+class Reviewed:
+    """The review columns of anomalies and incidents (reviewing an incident sets its rows)."""
+
+    review_status: Mapped[str] = mapped_column(
+        String(16), default="new", server_default="new", index=True,
+        comment="new, acknowledged, confirmed, false_positive or dismissed.")
+    reviewed_by: Mapped[str | None] = mapped_column(String(255), comment="Who reviewed it.")
+    reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp, comment="When (UTC).")
+    note: Mapped[str | None] = mapped_column(Text, comment="Reviewer's note.")
+
+
 class DetectionRun(Base):
     __tablename__ = "detection_runs"
     __table_args__ = {"comment": "One scored CSV file: what was read, how it was scored, totals."}
@@ -97,12 +115,10 @@ class DetectionRun(Base):
         Json, comment="Rows per 1-point score bin, [[bin start, rows], ...] (JSON).")
 
 
-class Anomaly(Base):
+class Anomaly(Reviewed, Base):
     __tablename__ = "anomalies"
     __table_args__ = (
-        CheckConstraint(_in("review_status", REVIEW_STATUSES), name="review_status"),
-        CheckConstraint(_in("severity", ("low", "medium", "high", "critical")),
-                        name="severity"),
+        *_checked_review_and_severity(),
         Index("ix_anomalies_run_id_row_number", "run_id", "row_number", unique=True),
         {"comment": "Flagged rows of each run, with their score, reasons and review."},
     )
@@ -126,20 +142,12 @@ class Anomaly(Base):
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True,
         comment="incidents.id: the incident the row belongs to.")
-    review_status: Mapped[str] = mapped_column(
-        String(16), default="new", server_default="new", index=True,
-        comment="new, acknowledged, confirmed, false_positive or dismissed.")
-    reviewed_by: Mapped[str | None] = mapped_column(String(255), comment="Who reviewed it.")
-    reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp, comment="When (UTC).")
-    note: Mapped[str | None] = mapped_column(Text, comment="Reviewer's note.")
 
 
-class Incident(Base):
+class Incident(Reviewed, Base):
     __tablename__ = "incidents"
     __table_args__ = (
-        CheckConstraint(_in("review_status", REVIEW_STATUSES), name="review_status"),
-        CheckConstraint(_in("severity", ("low", "medium", "high", "critical")),
-                        name="severity"),
+        *_checked_review_and_severity(),
         Index("ix_incidents_run_id_number", "run_id", "number", unique=True),
         {"comment": "Flagged rows of one entity that follow each other within a gap "
                     "(30 min sensors, 2 h logins): one event to review."},
@@ -163,13 +171,6 @@ class Incident(Base):
                                           comment="Highest severity of its rows.")
     summary: Mapped[str] = mapped_column(Text, comment="The peak row's leading reason and "
                                                        "the incident's extent, in words.")
-    review_status: Mapped[str] = mapped_column(
-        String(16), default="new", server_default="new", index=True,
-        comment="new, acknowledged, confirmed, false_positive or dismissed; reviewing "
-                "an incident sets its rows too.")
-    reviewed_by: Mapped[str | None] = mapped_column(String(255), comment="Who reviewed it.")
-    reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp, comment="When (UTC).")
-    note: Mapped[str | None] = mapped_column(Text, comment="Reviewer's note.")
 
 
 class AlertNotification(Base):

@@ -40,8 +40,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False,
                   comment="The peak row's leading reason and the incident's extent, in words."),
         sa.Column("review_status", sa.String(length=16), server_default="new", nullable=False,
-                  comment="new, acknowledged, confirmed, false_positive or dismissed; "
-                          "reviewing an incident sets its rows too."),
+                  comment="new, acknowledged, confirmed, false_positive or dismissed."),
         sa.Column("reviewed_by", sa.String(length=255), nullable=True, comment="Who reviewed it."),
         sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True, comment="When (UTC)."),
         sa.Column("note", sa.Text(), nullable=True, comment="Reviewer's note."),
