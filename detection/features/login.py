@@ -55,18 +55,20 @@ def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
 def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """For rows sorted by (group, time): flagged rows of the same group in (t - 1h, t].
 
-    Times are replaced by their ranks among every time and every time minus an hour
-    (order and ties kept), so the combined (group, time) key stays below
-    groups × 2 × rows: nanosecond times times thousands of groups overflow int64.
+    Times are replaced by ranks (how many times are earlier), so the combined
+    (group, rank) key stays below groups x rows: nanosecond times times thousands of
+    groups overflow int64. A row j of the group is inside the window exactly when its
+    rank reaches the count of times at or before t - 1h.
     """
     n = len(time)
     if n == 0:
         return np.zeros(0, dtype="int64")
-    rank = np.unique(np.concatenate([time, time - HOUR]), return_inverse=True)[1]
-    width = np.int64(2 * n + 1)
+    ordered = np.sort(time)
+    width = np.int64(n + 1)
     base = group.astype("int64") * width
-    key = base + rank[:n]
-    start = np.searchsorted(key, base + rank[n:], side="right")
+    key = base + np.searchsorted(ordered, time, side="left")
+    start = np.searchsorted(key, base + np.searchsorted(ordered, time - HOUR, side="right"),
+                            side="left")
     cumulative = np.concatenate([[0], np.cumsum(flags, dtype="int64")])
     return cumulative[np.arange(n) + 1] - cumulative[start]
 
@@ -78,7 +80,7 @@ def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray) -> np
     sorted array searched twice per row: a sort, not a column per key value.
     """
     n = np.int64(len(key))
-    dense = np.unique(np.concatenate([key, wanted]), return_inverse=True)[1].astype("int64")
+    dense = pd.factorize(np.concatenate([key, wanted]))[0]
     key, wanted = dense[:n], dense[n:]
     positions = np.flatnonzero(flags)
     combined = np.sort(key[positions] * n + positions)
@@ -170,7 +172,8 @@ class LoginFeatures:
         X = features.X.to_numpy(dtype="float64")
         # Mean and std (not median/MAD): most features are rare 0/1 flags.
         self.feature_center_ = X.mean(axis=0)
-        self.feature_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+        spread = X.std(axis=0)
+        self.feature_scale_ = np.where(spread > 0, spread, 1.0)
         return features
 
     def transform(self, dataset: Dataset) -> FeatureSet:
@@ -235,13 +238,17 @@ class LoginFeatures:
                 context["ip_failed_users_1h"] = self._spray(ev, time, failed)
                 out["ip_failed_users_1h"] = np.log1p(context["ip_failed_users_1h"])
 
-        # Back to the input's order, keeping only the rows of the file being scored.
+        # Back to the input's order, keeping only the rows of the file being scored; each
+        # full-length array is let go as soon as its rows are taken.
+        del ev, user_code, time, failed, ok
         back = np.empty(len(order), dtype="int64")
         back[order] = np.arange(len(order))
         keep = back[own]
-        X = pd.DataFrame({k: out[k][keep] for k in self.feature_names_}, index=index)
+        del back, order, own
+        X = pd.DataFrame({k: out.pop(k)[keep].astype("float32") for k in self.feature_names_},
+                         index=index)
         context = {k: v[keep] for k, v in context.items()}
-        return FeatureSet(X=X.astype("float32"), context=context)
+        return FeatureSet(X=X, context=context)
 
     def _previous_ok(self, values: pd.Series, user_code: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """The value at the user's previous successful login (NaN for none)."""
@@ -279,8 +286,9 @@ class LoginFeatures:
         user_code = pd.factorize(ev["user"])[0]
         order = np.lexsort((time, ip_code))
         t, ip, user, fail = time[order], ip_code[order], user_code[order], failed[order]
-        prev = pd.Series(np.where(fail, t, np.nan)).groupby([ip, user]).shift(1)
-        prev = prev.groupby([ip, user]).ffill().to_numpy()
+        pair = pd.factorize(ip.astype("int64") * (user.max() + 1) + user)[0]  # (IP, user)
+        prev = pd.Series(np.where(fail, t, np.nan)).groupby(pair).shift(1)
+        prev = prev.groupby(pair).ffill().to_numpy()
         first_in_hour = fail & ~(t - prev < HOUR)
         counts = _window_count(ip, t, first_in_hour)
         result = np.empty(len(t), dtype="int64")
