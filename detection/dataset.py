@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -41,6 +41,9 @@ class Dataset:
     entity: pd.Series | None = None
     metrics: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
+    # Metric columns with one value throughout: nothing to learn from when fitting, but a
+    # model trained where they varied still scores them (a sensor stuck all file long).
+    constant: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -53,9 +56,25 @@ class Dataset:
         codes, names = pd.factorize(self.entity)
         return codes, names.to_numpy(dtype=object)
 
+    def with_constant_metrics(self) -> Dataset:
+        """This dataset with its constant columns back among the metrics (in file order),
+        for scoring with a model fitted where they varied."""
+        if self.constant is None or self.constant.empty:
+            return self
+        both = pd.concat([self.metrics, self.constant], axis=1)
+        metrics = both[[c for c in self.frame.columns if c in both.columns]]
+        names = ", ".join(repr(c) for c in self.constant.columns)
+        warnings = [CONSTANT_NOTE.format(names=names) if w.startswith("constant column(s)")
+                    else w for w in self.warnings]
+        return replace(self, metrics=metrics, constant=None, warnings=warnings)
+
     def column(self, role: str) -> pd.Series | None:
         name = getattr(self.mapping, role)
         return None if name is None else self.frame[name]
+
+
+CONSTANT_NOTE = ("constant column(s) {names}: the same value throughout, scored against the "
+                 "model's baseline")
 
 
 def _naive_iso(text: pd.Series) -> pd.Series | None:
@@ -257,16 +276,14 @@ def prepare(
 
     # max > min fails for one distinct value and for no value at all.
     constant = [c for c in metrics.columns if not metrics[c].max() > metrics[c].min()]
+    kept = None
     if constant:
         warnings.append(
             f"constant column(s) {', '.join(repr(c) for c in constant)} ignored: "
             "a value that never changes cannot be unusual"
         )
+        kept = _fill_missing(metrics[constant], entity, [])
         metrics = metrics.drop(columns=constant)
-        if metrics.shape[1] == 0:
-            raise NoNumericColumnError(
-                "every numeric column is constant: there is nothing to score"
-            )
     metrics = _fill_missing(metrics, entity, warnings)
     return Dataset(frame, profile, mapping, time=time, entity=entity, metrics=metrics,
-                   warnings=warnings)
+                   warnings=warnings, constant=kept)

@@ -19,7 +19,7 @@ from detection.calibration import FLAG_SCORE, Calibration, severity
 from detection.columns import ColumnMapping
 from detection.dataset import Dataset
 from detection.detectors import make_detector
-from detection.errors import ModelMismatchError, TooFewRowsError
+from detection.errors import ModelMismatchError, NoNumericColumnError, TooFewRowsError
 from detection.features import FEATURIZERS
 
 MIN_FIT_ROWS = 20
@@ -127,6 +127,7 @@ class Model:
                 f"model {self.version} scores {self.profile} files; this file was read as "
                 f"{dataset.profile} (choose a {dataset.profile} model, or fit on the file)"
             )
+        dataset = dataset.with_constant_metrics()
         features = self.featurizer.transform(dataset)
         raw = self.detector.score_samples(self._detector_input(dataset, features))
         return self._result(dataset, features, raw)
@@ -189,6 +190,9 @@ def _threshold_note(detector, params: dict) -> str:
 
 
 def _fit(dataset: Dataset, detector: str, params: dict, window: int | None):
+    if dataset.metrics is not None and dataset.metrics.shape[1] == 0:
+        raise NoNumericColumnError("every numeric column is constant: there is nothing to "
+                                   "learn from (a registered model can still score this file)")
     if len(dataset) < MIN_FIT_ROWS:
         raise TooFewRowsError(
             f"the baseline has {len(dataset)} row(s); at least {MIN_FIT_ROWS} are needed to fit "

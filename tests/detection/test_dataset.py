@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detection import map_columns, prepare, read_csv
+from detection import fit, map_columns, prepare, read_csv
 from detection.errors import (
     ColumnMappingError,
     NoNumericColumnError,
@@ -71,9 +71,27 @@ def test_no_numeric_column_is_an_error():
         prepare(read_csv(b"name,colour\na,red\nb,blue\n"))
 
 
-def test_every_constant_column_is_an_error():
+def test_a_file_of_constant_columns_cannot_be_fitted_on():
+    dataset = prepare(read_csv(b"timestamp,value\n2025-01-01,1\n2025-01-02,1\n"))
     with pytest.raises(NoNumericColumnError, match="every numeric column is constant"):
-        prepare(read_csv(b"timestamp,value\n2025-01-01,1\n2025-01-02,1\n"))
+        fit(dataset)
+
+
+@pytest.mark.parametrize("stuck", [["vibration"], ["temperature", "vibration"]])
+def test_a_model_scores_a_file_whose_sensor_is_stuck_throughout(stuck):
+    """Constant columns say nothing when fitting, but a model that saw them vary flags
+    them (was: "this file lacks 'vibration'", or "nothing to score")."""
+    model = fit(prepare(read_csv(to_csv_bytes(sensor_frame(2000)))))
+    frame = sensor_frame(300, seed=3)
+    frame[stuck] = 30.0 if len(stuck) == 1 else [45.0, 30.0]  # far from their usual levels
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    result = model.score(dataset)
+    assert result.frame["is_anomaly"].sum() > 200
+    flagged = result.frame[result.frame["is_anomaly"] == 1]
+    assert flagged["reasons"].str.contains("vibration averaged 30.0").all()
+    assert any("the same value throughout, scored against the model's baseline" in w
+               for w in result.warnings)
+    assert not any("ignored" in w for w in result.warnings)
 
 
 def test_tolerated_problems_become_warnings():
