@@ -64,27 +64,31 @@ def _in_threads(func, tasks) -> None:
 
 
 def _moving(func, values: np.ndarray, blocks, window: int, min_count: int) -> np.ndarray:
-    """A bottleneck moving statistic per entity block (short blocks get a short window).
+    """A bottleneck moving statistic per entity block: each reading's value depends only
+    on the ``window`` readings up to it in its block, never on how long the block is or
+    what follows, so a file scored in pieces (with the readings before each piece) gets
+    what one pass gets.
 
     Computed over pieces of rows in threads: a piece also reads the window - 1 readings
-    before it, so each reading sees the window it would see in one pass (and, where a
-    block starts just before a piece ends, the readings after it: bottleneck wants at
-    least a window of values, and later values never change earlier results).
+    before it; near a block's start, NaN stands for the readings that do not exist
+    (bottleneck skips NaN and wants a full window of values).
     """
     out = np.empty_like(values)
     starts = np.array([start for start, _ in blocks])
+    least = max(1, min(min_count, window))
 
     def piece(rows: slice) -> None:
         first = max(int(np.searchsorted(starts, rows.start, side="right")) - 1, 0)
         for start, end in blocks[first:]:
             if start >= rows.stop:
                 break
-            w = max(1, min(window, end - start))
             lo, hi = max(start, rows.start), min(end, rows.stop)
-            lead = max(start, lo - (w - 1))
-            stop = min(end, max(hi, lead + w))
-            moved = func(values[lead:stop], w, min_count=max(1, min(min_count, w)))
-            out[lo:hi] = moved[lo - lead:hi - lead]
+            lead = max(start, lo - (window - 1))
+            segment = values[lead:hi]
+            missing = window - 1 - (lo - lead)
+            if missing:
+                segment = np.concatenate([np.full(missing, np.nan), segment])
+            out[lo:hi] = func(segment, window, min_count=least)[window - 1:]
 
     _in_threads(piece, _pieces(values.size))
     return out

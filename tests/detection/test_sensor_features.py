@@ -139,11 +139,23 @@ def test_moving_statistics_over_pieces_equal_one_pass_per_entity(monkeypatch, fu
     edges = [0, 1, 3, 4, 11, 12, 40, 41, 45, 46, 100, 120]
     blocks = list(zip(edges[:-1], edges[1:], strict=True))
     window, min_count = 7, 3
+    lead = np.full(window - 1, np.nan)  # no readings before an entity's first
     expected = np.concatenate([
-        func(values[s:e], min(window, e - s), min_count=min(min_count, window, e - s))
+        func(np.concatenate([lead, values[s:e]]), window, min_count=min_count)[window - 1:]
         for s, e in blocks])
     got = sensor._moving(func, values, blocks, window, min_count)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("func", [bn.move_median, bn.move_mean, bn.move_std])
+def test_a_moving_statistic_never_depends_on_later_readings(func):
+    """What a reading gets depends on it and the readings before it, not on how many
+    follow: the ground for scoring a file in pieces."""
+    values = np.random.default_rng(0).normal(size=50)
+    whole = sensor._moving(func, values, [(0, 50)], 30, 15)
+    for end in (1, 3, 14, 15, 29, 31):
+        part = sensor._moving(func, values[:end], [(0, end)], 30, 15)
+        np.testing.assert_array_equal(part, whole[:end])
 
 
 def test_infinite_readings_are_missing_and_huge_ones_flagged_without_numpy_warnings(recwarn):
