@@ -1,0 +1,87 @@
+"""Scoring in pieces with carried rows equals scoring the whole file in one pass."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detection import fit, prepare, read_csv
+from detection.errors import ParameterError
+from detection.stream import StreamScorer
+from sample_data import sample_path
+from tests.conftest import sensor_frame, to_csv_bytes
+
+SCORES = ["anomaly_score", "is_anomaly", "severity", "reasons"]
+
+
+def machines(n_per: int = 400, seed: int = 1, faults: bool = True) -> pd.DataFrame:
+    """Three machines' readings interleaved in time, with a spike, a stuck run that
+    outlasts the window, missing values and a machine that appears late."""
+    parts = []
+    for k, name in enumerate(["m1", "m2", "m3"]):
+        frame = sensor_frame(n_per, seed=seed + k)
+        frame.insert(1, "machine", name)
+        if name == "m3":
+            frame = frame.iloc[n_per // 2:]
+        parts.append(frame)
+    frame = pd.concat(parts).sort_values("timestamp", kind="stable").reset_index(drop=True)
+    if not faults:  # a normal history, where a reading sometimes repeats a few times
+        frame.loc[frame.index[frame["machine"] == "m1"][100:108], "vibration"] = 10.0
+        return frame
+    frame.loc[300, "temperature"] = 90.0
+    stuck = frame.index[(frame["machine"] == "m2")][150:260]  # 110 readings: > 2 x window
+    frame.loc[stuck, "vibration"] = 10.25
+    frame.loc[[17, 18, 640], "vibration"] = np.nan
+    return frame
+
+
+def pieces(frame: pd.DataFrame, size: int):
+    whole = read_csv(to_csv_bytes(frame))
+    for start in range(0, len(whole), size):
+        yield whole.iloc[start:start + size]
+
+
+@pytest.mark.parametrize(("size", "rows"), [(1, 200), (7, 1000), (64, 1000), (333, 1000),
+                                            (5000, 1000)])
+def test_pieces_score_as_one_pass(size, rows):
+    model = fit(prepare(read_csv(to_csv_bytes(machines(seed=11, faults=False)))))
+    frame = machines(seed=5).head(rows)
+    expected = model.score(prepare(read_csv(to_csv_bytes(frame)))).frame
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(piece).frame for piece in pieces(frame, size)])
+    pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
+    if rows == 1000:
+        assert expected["reasons"].str.contains("the same reading").any()  # the stuck run
+        assert expected.loc[301, "is_anomaly"] == 1  # the spike
+
+
+def test_the_carried_rows_stay_bounded():
+    model = fit(prepare(read_csv(to_csv_bytes(machines(seed=11, faults=False)))))
+    scorer = StreamScorer(model)
+    for piece in pieces(machines(n_per=2000, seed=3), 500):
+        scorer.score(piece)
+        assert len(scorer.carried) <= 3 * 2 * model.featurizer.window
+
+
+def test_a_single_series_and_generic_files_too():
+    series = sample_path("temperature.csv")
+    model = fit(prepare(read_csv(series)))
+    whole = read_csv(series)
+    expected = model.score(prepare(whole)).frame
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(whole.iloc[i:i + 50]).frame for i in range(0, 720, 50)])
+    pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
+
+    table = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=list("abc"))
+    table.loc[[120, 121], "b"] = np.nan
+    generic = read_csv(to_csv_bytes(table))
+    model = fit(prepare(generic, profile="generic"))
+    expected = model.score(prepare(generic, profile="generic")).frame
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(generic.iloc[i:i + 40]).frame for i in range(0, 300, 40)])
+    pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
+
+
+def test_login_files_are_scored_whole():
+    model = fit(prepare(read_csv(sample_path("logins.csv"))))
+    with pytest.raises(ParameterError, match="login files are scored whole"):
+        StreamScorer(model)
