@@ -111,9 +111,14 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError("--alert needs --save: an alert is sent for a stored run")
     path = _input(args.input)
     _preload_forest(args)
+    model = None
+    if args.model:
+        first = scoring.first_piece(path, profile=args.profile)
+        model = _services().resolve_model(args.model, profile=first.profile)
+        model.check_profile(first.profile)
+        if not args.save and scoring.scores_in_pieces(model, first.profile):
+            return _score_in_pieces(path, model, args.out)  # bounded memory
     dataset = scoring.read_dataset(path, profile=args.profile)
-    model = _services().resolve_model(args.model, profile=dataset.profile) if args.model \
-        else None
     result = scoring.analyze(dataset, model=model, detector=args.detector, **params)
     for warning in result.warnings:
         echo(f"warning: {warning}", err=True)
@@ -137,6 +142,20 @@ def cmd_score(args: argparse.Namespace) -> int:
             echo(alert.message, err=True)
             if alert.status == "failed":
                 return EXIT_NOT_SENT
+    return 0
+
+
+def _score_in_pieces(path: Path, model, out_path: str | None) -> int:
+    if out_path:
+        with open(out_path, "wb") as out:
+            done = scoring.score_in_pieces(path, model, out)
+    else:
+        done = scoring.score_in_pieces(path, model, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    for warning in done.warnings:
+        echo(f"warning: {warning}", err=True)
+    echo(f"{done.rows} rows scored ({done.profile}), {done.flagged} flagged. "
+         f"{done.threshold_note}", err=True)
     return 0
 
 

@@ -8,10 +8,18 @@ Kept apart from ``app.services`` so that ``vigil score`` without ``--save`` or
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from detection import Dataset, Model, ScoredFrame, fit_score, prepare, read_csv
-from detection.reading import Source
+from detection.export import write_csv
+from detection.reading import Source, read_pieces
+from detection.stream import PIECEWISE_PROFILES, StreamScorer
+
+# Rows read, scored and written at a time when a registered model scores a sensor or
+# generic file: the memory of a quarter-million-row file, whatever the file's size.
+PIECE_ROWS = 250_000
 
 
 def file_sha256(source: Source) -> str:
@@ -31,3 +39,41 @@ def analyze(dataset: Dataset, *, model: Model | None = None,
     if model is not None:
         return model.score(dataset)
     return fit_score(dataset, detector=detector, **params)[1]
+
+
+@dataclass
+class PiecesScored:
+    """What scoring a file in pieces found, for the closing lines."""
+
+    profile: str = ""
+    rows: int = 0
+    flagged: int = 0
+    threshold_note: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def first_piece(path: Path, *, profile: str = "auto", rows: int = PIECE_ROWS) -> Dataset:
+    """The file's first piece, read and checked: its profile is the file's."""
+    return prepare(next(read_pieces(path, rows)), profile=profile)
+
+
+def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
+                    rows: int = PIECE_ROWS) -> PiecesScored:
+    """Score a sensor or generic file with a registered model ``rows`` rows at a time,
+    writing each piece's rows with their score columns to ``out`` as CSV: the scores of
+    one pass (detection.stream), in the memory of one piece."""
+    scorer = StreamScorer(model)
+    done = PiecesScored(profile=model.profile)
+    for piece in read_pieces(path, rows):
+        result = scorer.score(piece)
+        write_csv(result.frame, out, header=done.rows == 0)
+        done.rows += len(result.frame)
+        done.flagged += int(result.frame["is_anomaly"].sum())
+        done.threshold_note = result.threshold_note
+        done.warnings.extend(w for w in result.warnings if w not in done.warnings)
+    return done
+
+
+def scores_in_pieces(model: Model | None, profile: str) -> bool:
+    """Whether a file is scored in pieces: by a registered sensor or generic model."""
+    return model is not None and model.profile == profile and profile in PIECEWISE_PROFILES

@@ -55,8 +55,10 @@ def _csv_bytes(chunk: pd.DataFrame, header: bool) -> pa.Buffer:
     return sink.getvalue()
 
 
-def write_csv(frame: pd.DataFrame, out: BinaryIO, chunk_rows: int = CHUNK_ROWS) -> None:
-    """Stream ``frame`` as UTF-8 CSV to a binary stream in chunks, formula-safe.
+def write_csv(frame: pd.DataFrame, out: BinaryIO, chunk_rows: int = CHUNK_ROWS, *,
+              header: bool = True) -> None:
+    """Stream ``frame`` as UTF-8 CSV to a binary stream in chunks, formula-safe
+    (``header=False``: rows only, to continue a file).
 
     Chunks are formatted in ``THREADS`` threads (formatting numbers is most of the
     work) and written in order as they are done; at most ``THREADS + 1`` wait in memory.
@@ -65,7 +67,7 @@ def write_csv(frame: pd.DataFrame, out: BinaryIO, chunk_rows: int = CHUNK_ROWS) 
         pending: deque = deque()
         for start in range(0, max(len(frame), 1), chunk_rows):
             chunk = frame.iloc[start:start + chunk_rows]
-            pending.append(pool.submit(_csv_bytes, chunk, start == 0))
+            pending.append(pool.submit(_csv_bytes, chunk, header and start == 0))
             if len(pending) > THREADS:
                 out.write(pending.popleft().result())
         while pending:

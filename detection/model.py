@@ -120,13 +120,17 @@ class Model:
             return features.X.to_numpy()
         return self.featurizer.level_columns(dataset, features).to_numpy(dtype="float64")
 
-    def score(self, dataset: Dataset) -> ScoredFrame:
-        """Score every row of ``dataset`` with this model."""
-        if dataset.profile != self.profile:
+    def check_profile(self, profile: str) -> None:
+        """Refuse a file read as another profile than the model's."""
+        if profile != self.profile:
             raise ModelMismatchError(
                 f"model {self.version} scores {self.profile} files; this file was read as "
-                f"{dataset.profile} (choose a {dataset.profile} model, or fit on the file)"
+                f"{profile} (choose a {profile} model, or fit on the file)"
             )
+
+    def score(self, dataset: Dataset) -> ScoredFrame:
+        """Score every row of ``dataset`` with this model."""
+        self.check_profile(dataset.profile)
         dataset = dataset.with_constant_metrics()
         features = self.featurizer.transform(dataset)
         raw = self.detector.score_samples(self._detector_input(dataset, features))

@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,16 +32,15 @@ def _read_bytes(source: Source) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
-def _encoding(data: bytes) -> str:
+def _encoding(slices: Iterable[bytes]) -> str:
     """UTF-8 (with or without BOM) when every byte decodes as UTF-8, else latin-1.
 
     Checked in slices, so a file of hundreds of MB is never held a second time as text.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(data)
     try:
-        for start in range(0, len(view), DECODE_SLICE):
-            decoder.decode(view[start:start + DECODE_SLICE])
+        for piece in slices:
+            decoder.decode(piece)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         # latin-1 maps every byte, so it never fails; it is the usual spreadsheet export.
@@ -86,10 +86,10 @@ def _malformed(exc: pd.errors.ParserError, delimiter: str) -> MalformedCsvError:
     return MalformedCsvError(f"the file is not well-formed CSV ({text})")
 
 
-def _header(data: bytes, encoding: str, delimiter: str) -> list[str]:
+def _header(raw: BinaryIO, encoding: str, delimiter: str) -> list[str]:
     """The column names of the first record, however long it is (the bytes are decoded
     lazily: only the header is read)."""
-    text = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+    text = io.TextIOWrapper(raw, encoding=encoding, newline="")
     try:
         header = next(csv.reader(text, delimiter=delimiter))
     except csv.Error as exc:  # a name beyond the csv module's field size limit
@@ -115,30 +115,74 @@ def read_csv(source: Source) -> pd.DataFrame:
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     if not _VISIBLE.search(data, start):
         raise EmptyFileError("the file is empty: expected a header line and data rows")
-    encoding = _encoding(data)
-    delimiter = sniff_delimiter(_head(data, encoding))
-    header = _header(data, encoding, delimiter)
+    view = memoryview(data)
+    encoding = _encoding(view[i:i + DECODE_SLICE] for i in range(0, len(view), DECODE_SLICE))
+    delimiter = _layout(io.BytesIO(data), data[:SAMPLE_BYTES], encoding)
+    # pandas decodes the bytes itself, faster than parsing the decoded text.
+    try:
+        frame = pd.read_csv(io.BytesIO(data), encoding=encoding, sep=delimiter,
+                            skipinitialspace=True, low_memory=False)
+    except pd.errors.ParserError as exc:
+        raise _malformed(exc, delimiter) from None
+    frame = _numbered(frame, 0)
+    if frame.empty:
+        raise EmptyFileError("the file has a header but no data rows")
+    return frame
+
+
+def read_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """Read a CSV file ``rows`` rows at a time, as :func:`read_csv` would read it whole
+    (same checks and messages; row numbers continue from piece to piece), never
+    holding more than a piece: for files larger than memory.
+
+    Type inference works per piece: a column that is numbers in one piece and text in
+    another is read as each piece has it (the scoring treats text in a numeric column
+    as missing either way).
+    """
+    with open(path, "rb") as raw:
+        head = raw.read(SAMPLE_BYTES)
+        start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        if not _VISIBLE.search(head, start) and not _has_visible(raw):
+            raise EmptyFileError("the file is empty: expected a header line and data rows")
+        raw.seek(0)
+        encoding = _encoding(iter(lambda: raw.read(DECODE_SLICE), b""))
+        raw.seek(0)
+        delimiter = _layout(raw, head, encoding)
+    done = 0
+    try:
+        with pd.read_csv(path, encoding=encoding, sep=delimiter, skipinitialspace=True,
+                         low_memory=False, chunksize=rows) as reader:
+            for piece in reader:
+                done += len(piece)
+                piece = _numbered(piece, done - len(piece))
+                if not piece.empty:
+                    yield piece
+    except pd.errors.ParserError as exc:
+        raise _malformed(exc, delimiter) from None
+    if done == 0:
+        raise EmptyFileError("the file has a header but no data rows")
+
+
+def _has_visible(raw: BinaryIO) -> bool:
+    return any(_VISIBLE.search(piece) for piece in iter(lambda: raw.read(DECODE_SLICE), b""))
+
+
+def _layout(raw: BinaryIO, head: bytes, encoding: str) -> str:
+    """The delimiter, once the header is checked for duplicate names."""
+    delimiter = sniff_delimiter(_head(head, encoding))
+    header = _header(raw, encoding, delimiter)
     duplicates = [name for name, n in Counter(header).items() if n > 1]
     if duplicates:
         raise DuplicateColumnError(
             f"column {duplicates[0]!r} appears {Counter(header)[duplicates[0]]} times in the "
             "header: rename one so every column has its own name"
         )
-    # pandas decodes the bytes itself, faster than parsing the decoded text.
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            encoding=encoding,
-            sep=delimiter,
-            skipinitialspace=True,
-            low_memory=False,
-        )
-    except pd.errors.ParserError as exc:
-        raise _malformed(exc, delimiter) from None
+    return delimiter
+
+
+def _numbered(frame: pd.DataFrame, before: int) -> pd.DataFrame:
+    """Names stripped, the index the data row numbers users see in messages (row 1
+    follows the header), rows with no value at all left out."""
     frame.columns = [str(c).strip() for c in frame.columns]
-    # The index is the data row number users see in messages: row 1 follows the header.
-    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
-    frame = frame.dropna(how="all")
-    if frame.empty:
-        raise EmptyFileError("the file has a header but no data rows")
-    return frame
+    frame.index = pd.RangeIndex(before + 1, before + len(frame) + 1, name="row")
+    return frame.dropna(how="all")

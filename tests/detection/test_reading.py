@@ -72,3 +72,38 @@ def test_a_header_longer_than_the_sniffing_sample_is_read_whole():
     header = f"ab,{first},{first}zzz"
     frame = read_csv(f"{header}\n1,2,3\n".encode())
     assert list(frame.columns) == ["ab", first, first + "zzz"]
+
+
+@pytest.mark.parametrize("content", [
+    "timestamp,value\n" + "".join(f"2025-01-01 00:{i % 60:02d}:00,{i}\n" for i in range(250)),
+    "\ufeffa;b\n" + "".join(f"{i};x{i}\n" for i in range(97)) + ";\n5;y\n",
+    "user,city\n" + "åse,Tromsø\n" * 30,
+])
+@pytest.mark.parametrize("rows", [1, 10, 1000])
+def test_reading_in_pieces_gives_the_whole_file(tmp_path, content, rows):
+    from detection.reading import read_pieces
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(content.encode("latin-1" if "å" in content else "utf-8"))
+    whole = read_csv(path)
+    pieces = list(read_pieces(path, rows))
+    assert all(len(p) <= rows for p in pieces)
+    pd.testing.assert_frame_equal(pd.concat(pieces), whole, check_dtype=False)
+
+
+@pytest.mark.parametrize(("content", "error", "message"), [
+    (b"", EmptyFileError, "the file is empty"),
+    (b"  \n\n", EmptyFileError, "the file is empty"),
+    (b"a,b\n", EmptyFileError, "header but no data rows"),
+    (b"a,a\n1,2\n", DuplicateColumnError, "'a' appears 2 times"),
+    (b"a,b\n1,2\n3,4,5\n", MalformedCsvError, "line 3 of the file has 3 values"),
+])
+def test_reading_in_pieces_refuses_what_reading_whole_refuses(tmp_path, content, error, message):
+    from detection.reading import read_pieces
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    with pytest.raises(error, match=message):
+        read_csv(path)
+    with pytest.raises(error, match=message):
+        list(read_pieces(path, 1))

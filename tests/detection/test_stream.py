@@ -85,3 +85,20 @@ def test_login_files_are_scored_whole():
     model = fit(prepare(read_csv(sample_path("logins.csv"))))
     with pytest.raises(ParameterError, match="login files are scored whole"):
         StreamScorer(model)
+
+
+def test_a_file_scored_in_pieces_writes_the_bytes_one_pass_writes(tmp_path):
+    import io
+
+    from app import scoring
+    from detection.export import write_csv
+
+    path = tmp_path / "machines.csv"
+    path.write_bytes(to_csv_bytes(machines(seed=5)))
+    model = fit(prepare(read_csv(to_csv_bytes(machines(seed=11, faults=False)))))
+    whole = io.BytesIO()
+    write_csv(scoring.analyze(scoring.read_dataset(path), model=model).frame, whole)
+    pieces = io.BytesIO()
+    done = scoring.score_in_pieces(path, model, pieces, rows=97)
+    assert pieces.getvalue() == whole.getvalue()
+    assert done.rows == 1000 and done.flagged > 0
