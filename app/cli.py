@@ -250,6 +250,28 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    from app.stream import lines, stream
+
+    source = sys.stdin.buffer if args.input == "-" else _input(args.input)
+    if args.follow and args.input == "-":
+        raise UsageError("--follow goes with a file: standard input is read until it closes")
+
+    def model_for(profile: str):
+        return _services().resolve_model(args.model, profile=profile)
+
+    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    try:
+        done = stream(lines(source, follow=args.follow), model_for, out, profile=args.profile)
+    except KeyboardInterrupt:  # Ctrl-C ends a followed stream; what was scored is written
+        return 0
+    finally:
+        if args.out:
+            out.close()
+    echo(f"{done.rows} rows scored as they arrived, {done.flagged} flagged", err=True)
+    return 0
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from app.settings import get_settings
     from app.watch import watch
@@ -326,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     database = sub.add_parser("db", help="database: upgrade the schema, replay the journal")
     database.add_argument("action", choices=("upgrade", "replay"))
     database.set_defaults(func=cmd_db)
+    live = sub.add_parser("stream", help="score rows as they arrive (a file, a growing file "
+                          "with --follow, or - for standard input) with a registered model")
+    live.add_argument("input", help="a CSV file, or - for standard input")
+    live.add_argument("--model", required=True,
+                      help="a registered model's version, or 'active'")
+    live.add_argument("--profile", default="auto", choices=("auto", *PROFILES))
+    live.add_argument("--follow", action="store_true",
+                      help="keep reading what is appended to the file (across rotation)")
+    live.add_argument("--out", help="output CSV (default: standard output)")
+    live.set_defaults(func=cmd_stream)
+
     watch = sub.add_parser("watch", help="score, save and alert each CSV that lands in "
                            "FOLDER, then move it to done/ or failed/")
     watch.add_argument("folder")

@@ -1,0 +1,133 @@
+"""`vigil stream`: score rows as they arrive, with a registered model.
+
+Rows come from standard input, a file, or a file that keeps growing (``follow``: new
+lines are picked up as they are written, and a rotated file, renamed away and created
+anew, is followed from its start). They are scored in micro-batches (what has arrived
+within ``wait`` seconds, at most ``batch`` rows) by detection.stream, which carries each
+entity's recent rows from batch to batch: the rows get the scores ``vigil score --model``
+gives the whole file. A record must fit on one line (no line breaks inside quotes).
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pandas as pd
+
+from detection import Model, prepare
+from detection.export import write_csv
+from detection.reading import read_csv
+from detection.stream import StreamScorer
+
+BATCH_ROWS = 5_000
+WAIT_S = 0.2
+POLL_S = 0.1
+
+
+@dataclass
+class Streamed:
+    rows: int = 0
+    flagged: int = 0
+
+
+def lines(source: BinaryIO | Path, *, follow: bool = False,
+          wait: float = WAIT_S) -> Iterator[list[bytes]]:
+    """Batches of complete lines, each batch what arrived within ``wait`` seconds.
+
+    ``source`` is a pipe or terminal (read until it closes) or a file path (read to its
+    end; with ``follow``, then kept open for what is appended, across rotation).
+    """
+    if isinstance(source, Path):
+        yield from _file_lines(source, follow=follow, wait=wait)
+    else:
+        yield from _pipe_lines(source, wait=wait)
+
+
+def _pipe_lines(pipe: BinaryIO, *, wait: float) -> Iterator[list[bytes]]:
+    selector = selectors.DefaultSelector()
+    selector.register(pipe, selectors.EVENT_READ)
+    partial, batch, since = b"", [], None
+    while True:
+        timeout = None if since is None else max(0.0, since + wait - time.monotonic())
+        ready = selector.select(timeout)
+        if ready:
+            data = os.read(pipe.fileno(), 1 << 16)
+            if not data:  # closed
+                if partial:
+                    batch.append(partial)
+                if batch:
+                    yield batch
+                return
+            *complete, partial = (partial + data).split(b"\n")
+            batch.extend(complete)
+            since = since or time.monotonic()
+        if since is not None and (not ready or time.monotonic() - since >= wait):
+            if batch:
+                yield batch
+            batch, since = [], None
+
+
+def _file_lines(path: Path, *, follow: bool, wait: float) -> Iterator[list[bytes]]:
+    handle = open(path, "rb")  # noqa: SIM115 - reopened on rotation, closed at the end
+    inode = os.fstat(handle.fileno()).st_ino
+    partial = b""
+    try:
+        while True:
+            data = handle.read()
+            if data:
+                *complete, partial = (partial + data).split(b"\n")
+                if complete:
+                    yield complete
+                continue
+            if not follow:
+                if partial:
+                    yield [partial]
+                return
+            time.sleep(min(POLL_S, wait))
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                continue  # between the rename and the new file
+            if current.st_ino != inode or current.st_size < handle.tell():
+                handle.close()  # rotated or truncated: the new file from its start
+                handle = open(path, "rb")  # noqa: SIM115
+                inode = os.fstat(handle.fileno()).st_ino
+                partial = b""
+    finally:
+        handle.close()
+
+
+def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], out: BinaryIO,
+           *, profile: str = "auto", batch_rows: int = BATCH_ROWS) -> Streamed:
+    """Score each batch of lines (the first line is the header) and write the scored
+    rows to ``out`` as CSV as soon as they are scored. ``model_for(profile)`` gives the
+    model once the first rows tell the profile (or ``profile`` is given)."""
+    scorer = None
+    done, header = Streamed(), None
+    for batch in batches:
+        batch = [line for line in batch if line.strip()]
+        if header is None and batch:
+            header = batch[0]
+        # A rotated file starts with the header again: it is no row.
+        batch = [line for line in batch if line != header]
+        for start in range(0, len(batch), batch_rows):
+            rows = batch[start:start + batch_rows]
+            frame = read_csv(b"\n".join([header, *rows]) + b"\n")
+            frame.index = pd.RangeIndex(done.rows + 1, done.rows + len(frame) + 1, name="row")
+            if scorer is None:
+                found = prepare(frame, profile=profile).profile
+                model = model_for(found)
+                model.check_profile(found)
+                scorer = StreamScorer(model)
+            result = scorer.score(frame).frame
+            write_csv(result, out, header=done.rows == 0)
+            out.flush()
+            done.rows += len(result)
+            done.flagged += int(result["is_anomaly"].sum())
+    return done
