@@ -257,12 +257,21 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.follow and args.input == "-":
         raise UsageError("--follow goes with a file: standard input is read until it closes")
 
-    def model_for(profile: str):
-        return _services().resolve_model(args.model, profile=profile)
+    if args.model == _services().ACTIVE:  # the first rows tell whose active model
+        profile = args.profile
+
+        def model_for(found: str):
+            return _services().resolve_model(args.model, profile=found)
+    else:  # a version says its profile: the first rows need not
+        model = _services().load_model(args.model)
+        profile = model.profile
+
+        def model_for(found: str):
+            return model
 
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
-        done = stream(lines(source, follow=args.follow), model_for, out, profile=args.profile)
+        done = stream(lines(source, follow=args.follow), model_for, out, profile=profile)
     except KeyboardInterrupt:  # Ctrl-C ends a followed stream; what was scored is written
         return 0
     finally:

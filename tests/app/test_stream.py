@@ -70,3 +70,19 @@ def test_a_followed_file_is_scored_as_lines_arrive_and_across_rotation(tmp_path)
     whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
     expected = pd.read_csv(io.StringIO(whole.stdout))
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_stream_whose_first_batch_is_one_row(tmp_path):
+    version = trained(tmp_path)
+    lines = ELEVATORS.read_text().splitlines(keepends=True)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
+    process = subprocess.Popen([sys.executable, "-m", "app", "stream", "-", "--model", version],
+                               env=env, cwd=tmp_path, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdin.write(lines[0] + lines[1])
+    process.stdin.flush()
+    time.sleep(1.0)  # a batch of its own
+    out, err = process.communicate("".join(lines[2:]), timeout=120)
+    assert process.returncode == 0, err
+    whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    assert out == whole.stdout
