@@ -269,9 +269,22 @@ def cmd_stream(args: argparse.Namespace) -> int:
         def model_for(found: str):
             return model
 
+    skip, carried, keep = 0, None, None
+    if args.save:
+        name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
+        skip, carried = _services().stream_checkpoint(name)
+        if skip:
+            echo(f"stream {name}: {skip} rows were stored before; continuing after them",
+                 err=True)
+
+        def keep(result, start, end, rows):
+            _services().store_stream_batch(result, source=name, start=start, end=end,
+                                           carried=rows)
+
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
-        done = stream(lines(source, follow=args.follow), model_for, out, profile=profile)
+        done = stream(lines(source, follow=args.follow), model_for, out, profile=profile,
+                      skip=skip, carried=carried, keep=keep)
     except KeyboardInterrupt:  # Ctrl-C ends a followed stream; what was scored is written
         return 0
     finally:
@@ -366,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--follow", action="store_true",
                       help="keep reading what is appended to the file (across rotation)")
     live.add_argument("--out", help="output CSV (default: standard output)")
+    live.add_argument("--save", action="store_true",
+                      help="store the rows in the live run of --source, batch by batch with "
+                           "a checkpoint: a restart on the same input continues after it")
+    live.add_argument("--source", help="the stream's name (default: the file name, or stdin)")
     live.set_defaults(func=cmd_stream)
 
     watch = sub.add_parser("watch", help="score, save and alert each CSV that lands in "

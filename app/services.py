@@ -35,7 +35,7 @@ from app.scoring import read_dataset as read_dataset
 from app.settings import Settings, get_settings
 from detection import Dataset, Model, ScoredFrame, fit
 from detection.export import write_csv
-from storage import anomalies, db, incidents, journal, notifications, registry, runs
+from storage import anomalies, db, incidents, journal, live, notifications, registry, runs
 from storage.anomalies import AnomalyFilter
 from storage.errors import JournalError, ModelNotFoundError, RefusedValueError, StorageError
 from storage.incidents import IncidentFilter
@@ -214,6 +214,29 @@ def replay(settings: Settings | None = None) -> list[SaveReport]:
             journal.remove(entry)
             reports.append(_report(outcome))
     return reports
+
+
+# -- live streams ----------------------------------------------------------------------
+def stream_checkpoint(source: str, *, settings: Settings | None = None
+                      ) -> tuple[int, pd.DataFrame | None]:
+    """(rows stored, rows carried) where the stream ``source`` stopped; (0, None) new."""
+    found = live.checkpoint(engine(settings), source=source)
+    if found is None:
+        return 0, None
+    return found.position, pd.read_pickle(io.BytesIO(found.carried))
+
+
+def store_stream_batch(result: ScoredFrame, *, source: str, start: int, end: int,
+                       carried: pd.DataFrame, settings: Settings | None = None):
+    """Store one scored batch of a live stream with its checkpoint, exactly once."""
+    settings = settings or get_settings()
+    batch = RunToSave.from_result(
+        result, source_name=source, file_sha256="",
+        incident_gap_minutes=settings.incident_gap_minutes(result.profile))
+    buffer = io.BytesIO()
+    carried.to_pickle(buffer)
+    return live.append(engine(settings), source=source, batch=batch, start=start, end=end,
+                       carried=buffer.getvalue())
 
 
 def list_runs(*, limit: int = 100, settings: Settings | None = None):

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from detection import Model, prepare
+from detection import Model, ScoredFrame, prepare
 from detection.export import write_csv
 from detection.reading import read_csv
 from detection.stream import StreamScorer
@@ -103,29 +103,47 @@ def _file_lines(path: Path, *, follow: bool, wait: float) -> Iterator[list[bytes
         handle.close()
 
 
+Keep = Callable[[ScoredFrame, int, int, pd.DataFrame], None]
+
+
 def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], out: BinaryIO,
-           *, profile: str = "auto", batch_rows: int = BATCH_ROWS) -> Streamed:
+           *, profile: str = "auto", batch_rows: int = BATCH_ROWS, skip: int = 0,
+           carried: pd.DataFrame | None = None, keep: Keep | None = None) -> Streamed:
     """Score each batch of lines (the first line is the header) and write the scored
     rows to ``out`` as CSV as soon as they are scored. ``model_for(profile)`` gives the
-    model once the first rows tell the profile (or ``profile`` is given)."""
+    model once the first rows tell the profile (or ``profile`` is given).
+
+    A restart passes the checkpoint: ``skip`` rows were scored before (they are read
+    and passed over) and ``carried`` is what they left for the next batch. ``keep``
+    (the result, first and last row position, the rows carried on) stores each batch
+    before its rows are written out.
+    """
     scorer = None
-    done, header = Streamed(), None
+    done, header, position = Streamed(), None, 0
     for batch in batches:
         batch = [line for line in batch if line.strip()]
         if header is None and batch:
             header = batch[0]
         # A rotated file starts with the header again: it is no row.
         batch = [line for line in batch if line != header]
+        passed = min(len(batch), max(0, skip - position))
+        position += passed
+        batch = batch[passed:]
         for start in range(0, len(batch), batch_rows):
             rows = batch[start:start + batch_rows]
             frame = read_csv(b"\n".join([header, *rows]) + b"\n")
-            frame.index = pd.RangeIndex(done.rows + 1, done.rows + len(frame) + 1, name="row")
+            frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
             if scorer is None:
                 found = prepare(frame, profile=profile).profile
                 model = model_for(found)
                 model.check_profile(found)
                 scorer = StreamScorer(model)
-            result = scorer.score(frame).frame
+                scorer.carried = carried
+            scored = scorer.score(frame)
+            if keep is not None:
+                keep(scored, position, position + len(frame), scorer.carried)
+            position += len(frame)
+            result = scored.frame
             write_csv(result, out, header=done.rows == 0)
             out.flush()
             done.rows += len(result)

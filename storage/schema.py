@@ -173,6 +173,24 @@ class Incident(Reviewed, Base):
                                                        "the incident's extent, in words.")
 
 
+class StreamCheckpoint(Base):
+    __tablename__ = "stream_checkpoints"
+    __table_args__ = {"comment": "Where each live stream (vigil stream --save) has got to: "
+                                 "written with its rows, so a restart neither loses nor "
+                                 "repeats any."}
+
+    source: Mapped[str] = mapped_column(String(255), primary_key=True,
+                                        comment="The stream's name (--source).")
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("detection_runs.id", ondelete="CASCADE"), comment="detection_runs.id of "
+                                                                     "the live run.")
+    position: Mapped[int] = mapped_column(BigInteger, comment="Data rows scored and stored.")
+    carried: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="The rows the next batch needs (each entity's recent readings), "
+                             "pickled.")
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, comment="Last batch (UTC).")
+
+
 class AlertNotification(Base):
     __tablename__ = "alert_notifications"
     __table_args__ = (

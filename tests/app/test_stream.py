@@ -8,6 +8,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from sample_data import sample_path
 from tests.app.test_cli import vigil
@@ -86,3 +87,102 @@ def test_a_stream_whose_first_batch_is_one_row(tmp_path):
     assert process.returncode == 0, err
     whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
     assert out == whole.stdout
+
+
+def stored(url: str, run_id: int | None = None):
+    """The stored anomalies and incidents of a database's one run."""
+    from app import services
+    from app.settings import Settings
+
+    settings = Settings(database_url=url)
+    (run,) = services.list_runs(settings=settings)
+    rows = services.query_anomalies(services.AnomalyFilter(run_ids=[run.id]), limit=None,
+                                    settings=settings)
+    found = services.query_incidents(services.IncidentFilter(run_ids=[run.id]), limit=None,
+                                     settings=settings)
+    rows = rows.sort_values("row_number").reset_index(drop=True)
+    columns = ["entity", "started_at", "ended_at", "row_count", "peak_score", "severity",
+               "summary"]
+    found = found.sort_values(["entity", "started_at"])[columns].reset_index(drop=True)
+    return run, rows[["row_number", "entity", "anomaly_score", "severity", "reasons"]], found
+
+
+def saved_whole(tmp_path, version) -> tuple:
+    """What `vigil score --model --save` stores for the whole file, for comparison."""
+    whole_db = tmp_path / "whole"
+    whole_db.mkdir()
+    import shutil
+
+    shutil.copy(tmp_path / "vigil.db", whole_db / "vigil.db")  # the same registered model
+    run = vigil("score", ELEVATORS, "--model", version, "--save", "--out", tmp_path / "o.csv",
+                tmp_path=whole_db)
+    assert run.returncode == 0, run.stderr
+    return stored(f"sqlite:///{whole_db / 'vigil.db'}")
+
+
+def test_a_saved_stream_stopped_and_restarted_stores_what_saving_the_file_stores(tmp_path):
+    version = trained(tmp_path)
+    _, expected_rows, expected_incidents = saved_whole(tmp_path, version)
+    lines = ELEVATORS.read_text().splitlines(keepends=True)
+    first = vigil("stream", "-", "--model", version, "--save", "--source", "lift-feed",
+                  "--out", tmp_path / "a.csv", tmp_path=tmp_path, stdin="".join(lines[:5001]))
+    assert first.returncode == 0, first.stderr
+    again = vigil("stream", "-", "--model", version, "--save", "--source", "lift-feed",
+                  "--out", tmp_path / "b.csv", tmp_path=tmp_path, stdin="".join(lines))
+    assert again.returncode == 0, again.stderr
+    assert "5000 rows were stored before; continuing after them" in again.stderr
+    run, rows, found = stored(f"sqlite:///{tmp_path / 'vigil.db'}")
+    assert (run.source_name, run.status, run.total_rows) == ("lift-feed", "live", 8064)
+    pd.testing.assert_frame_equal(rows, expected_rows)
+    pd.testing.assert_frame_equal(found, expected_incidents)
+
+
+@pytest.mark.postgres
+def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres_url):
+    from sqlalchemy import text
+
+    from storage import db
+
+    engine = db.make_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE detection_runs, model_versions RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    version = trained(tmp_path)  # SQLite: for the whole-file comparison
+    _, expected_rows, expected_incidents = saved_whole(tmp_path, version)
+    env = {**os.environ, "DATABASE_URL": postgres_url}
+    app = [sys.executable, "-m", "app"]
+    model = subprocess.run([*app, "train", str(ELEVATORS), "--profile", "sensor"], env=env,
+                           capture_output=True, text=True, check=True)
+    version = model.stdout.strip().splitlines()[-1].split()[-1]
+    replay = subprocess.Popen([*app, "replay", str(ELEVATORS), "--rate", "4000"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    live = subprocess.Popen([*app, "stream", "-", "--model", version, "--save", "--source",
+                             "lifts", "--out", str(tmp_path / "live.csv")], env=env,
+                            stdin=replay.stdout, stderr=subprocess.PIPE)
+    replay.stdout.close()
+    from app import services
+    from app.settings import Settings
+
+    settings = Settings(database_url=postgres_url)
+    deadline = time.monotonic() + 60
+    while services.stream_checkpoint("lifts", settings=settings)[0] < 2000:
+        assert time.monotonic() < deadline and live.poll() is None, live.stderr.read()
+        time.sleep(0.05)
+    live.kill()  # kill -9, mid-stream
+    live.wait()
+    replay.kill()
+    replay.wait()
+    position = services.stream_checkpoint("lifts", settings=settings)[0]
+    assert 2000 <= position < 8064
+
+    restart = subprocess.run([*app, "stream", str(ELEVATORS), "--model", version, "--save",
+                              "--source", "lifts", "--out", str(tmp_path / "rest.csv")],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert restart.returncode == 0, restart.stderr
+    assert f"{position} rows were stored before" in restart.stderr
+    run, rows, found = stored(postgres_url)
+    assert run.total_rows == 8064
+    assert services.stream_checkpoint("lifts", settings=settings)[0] == 8064
+    assert rows["row_number"].is_unique
+    pd.testing.assert_frame_equal(rows, expected_rows)
+    pd.testing.assert_frame_equal(found, expected_incidents)

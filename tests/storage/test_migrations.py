@@ -7,7 +7,8 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.schema import Base
 
-TABLES = {"detection_runs", "anomalies", "alert_notifications", "model_versions", "incidents"}
+TABLES = {"detection_runs", "anomalies", "alert_notifications", "model_versions", "incidents",
+          "stream_checkpoints"}
 
 
 def test_upgrade_from_empty_then_check_finds_no_drift(database_url):

@@ -1,0 +1,152 @@
+"""Live runs: a stream's rows stored batch by batch, exactly once.
+
+Each batch goes in one transaction with the stream's checkpoint (``stream_checkpoints``:
+how many rows are stored, and the rows the next batch needs): a batch that starts
+anywhere but at the checkpoint was stored before (a restart resent it) and changes
+nothing. Flagged rows join their entity's incident while they come within its gap,
+as they would in a file stored whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from detection import incidents
+from storage.db import transaction
+from storage.errors import RefusedValueError
+from storage.runs import RunToSave, _copy_rows, _insert_rows
+from storage.schema import Anomaly, DetectionRun, Incident, StreamCheckpoint
+from storage.text import NAME_CHARS, clean
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    run_id: int
+    position: int
+    carried: bytes
+
+
+@dataclass(frozen=True)
+class Appended:
+    run_id: int
+    stored: bool  # False: the batch was stored before (nothing changed)
+    incident_ids: list[int]  # incidents the batch opened or extended
+
+
+def checkpoint(engine: Engine, *, source: str) -> Checkpoint | None:
+    with transaction(engine) as session:
+        row = session.get(StreamCheckpoint, clean(source, NAME_CHARS))
+        return None if row is None else Checkpoint(row.run_id, row.position, row.carried)
+
+
+def live_run_key(source: str, model_version: str | None) -> str:
+    return hashlib.sha256(f"stream\0{source}\0{model_version}".encode()).hexdigest()
+
+
+def append(engine: Engine, *, source: str, batch: RunToSave, start: int, end: int,
+           carried: bytes) -> Appended:
+    """Store one scored batch of the stream ``source`` (rows ``start`` + 1 to ``end``):
+    its flagged rows in ``batch.anomalies``, its row count in ``batch.total_rows``."""
+    source = clean(source, NAME_CHARS)
+    try:
+        with transaction(engine) as session:
+            run_id = _live_run(session, engine, source, batch)
+            stored = session.execute(select(StreamCheckpoint).where(
+                StreamCheckpoint.source == source).with_for_update()).scalar_one_or_none()
+            if (stored.position if stored else 0) != start:
+                return Appended(run_id, False, [])
+            rows = batch.anomalies
+            ids = _join_incidents(session, run_id, rows, batch.incident_gap)
+            rows = rows.assign(incident_id=ids)
+            insert_rows = _copy_rows if engine.dialect.name == "postgresql" else _insert_rows
+            if len(rows):
+                insert_rows(session, run_id, rows)
+            _add_totals(session, run_id, batch)
+            now = datetime.now(UTC)
+            if stored is None:
+                session.add(StreamCheckpoint(source=source, run_id=run_id, position=end,
+                                             carried=carried, updated_at=now))
+            else:
+                stored.position, stored.carried, stored.updated_at = end, carried, now
+            return Appended(run_id, True, sorted(set(ids.tolist())))
+    except (DataError, IntegrityError, ValueError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise RefusedValueError(f"the database refused a value of stream {source!r}: "
+                                f"{detail}") from None
+
+
+def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -> int:
+    key = live_run_key(source, batch.model_version)
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[engine.dialect.name]
+    session.execute(dialect.insert(DetectionRun).values(
+        run_key=key, source_name=source,
+        file_sha256=hashlib.sha256(source.encode()).hexdigest(), profile=batch.profile,
+        detector=batch.detector, model_version=batch.model_version,
+        parameters=batch.parameters, threshold=batch.threshold,
+        threshold_note=batch.threshold_note, total_rows=0, anomaly_count=0,
+        severity_counts={}, entity_column=batch.entity_column, time_column=batch.time_column,
+        status="live", warnings=[],
+    ).on_conflict_do_nothing(index_elements=["run_key"]))
+    return session.execute(select(DetectionRun.id).where(DetectionRun.run_key == key)
+                           ).scalar_one()
+
+
+def _add_totals(session: Session, run_id: int, batch: RunToSave) -> None:
+    run = session.get(DetectionRun, run_id)
+    counts = dict(run.severity_counts or {})
+    for severity, n in batch.severity_counts.items():
+        counts[severity] = counts.get(severity, 0) + n
+    session.execute(update(DetectionRun).where(DetectionRun.id == run_id).values(
+        total_rows=DetectionRun.total_rows + batch.total_rows,
+        anomaly_count=DetectionRun.anomaly_count + len(batch.anomalies),
+        severity_counts=counts))
+
+
+def _join_incidents(session: Session, run_id: int, rows: pd.DataFrame,
+                    gap: pd.Timedelta) -> np.ndarray:
+    """Each new flagged row's incident id: its entity's latest incident while the row
+    comes within the gap, else a new one. The grouping is the stored-file one, run over
+    the open incidents' rows and the new rows together."""
+    if rows.empty:
+        return np.zeros(0, dtype="int64")
+    open_ids = []
+    for entity in rows["entity"].drop_duplicates():
+        same = Incident.entity.is_(None) if pd.isna(entity) else Incident.entity == entity
+        last = session.scalar(select(func.max(Incident.id)).where(Incident.run_id == run_id,
+                                                                  same))
+        if last is not None:
+            open_ids.append(last)
+    columns = ["incident_id", "row_number", "event_time", "entity", "anomaly_score",
+               "severity", "reasons"]
+    old = pd.DataFrame(session.execute(
+        select(*(getattr(Anomaly, c) for c in columns)).where(Anomaly.incident_id.in_(open_ids))
+    ).all(), columns=columns)
+    both = pd.concat([old, rows.assign(incident_id=pd.NA)[columns]], ignore_index=True)
+    numbers = incidents.group(both, gap)
+    found = incidents.summarize(both, numbers).set_index("number")
+    next_number = session.scalar(select(func.coalesce(func.max(Incident.number), -1)).where(
+        Incident.run_id == run_id)) + 1
+    id_of: dict[int, int] = {}
+    for number, incident in found.iterrows():
+        members = both.loc[numbers == number, "incident_id"].dropna()
+        values = {k: (None if pd.isna(v) else v) for k, v in incident.items()}
+        values["entity"] = clean(values["entity"], NAME_CHARS) \
+            if isinstance(values["entity"], str) else None
+        if len(members):
+            id_of[number] = int(members.iloc[0])
+            session.execute(update(Incident).where(Incident.id == id_of[number])
+                            .values(**values))
+        else:
+            id_of[number] = session.execute(insert(Incident).values(
+                run_id=run_id, number=next_number, **values).returning(Incident.id)).scalar()
+            next_number += 1
+    return np.array([id_of[n] for n in numbers[len(old):]], dtype="int64")
