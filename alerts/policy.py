@@ -47,5 +47,12 @@ def dedupe_key(run_id: int, recipients: list[str]) -> str:
     return hashlib.sha256(f"run:{run_id}|to:{group}".encode()).hexdigest()
 
 
+def incident_dedupe_key(incident_id: int, severity: str, recipients: list[str]) -> str:
+    """One email per incident and severity: it goes out when the incident opens at the
+    minimum severity, and once more only when the severity rises."""
+    group = group_key(recipients).lower()
+    return hashlib.sha256(f"incident:{incident_id}|{severity}|to:{group}".encode()).hexdigest()
+
+
 def throttled(sent_last_hour: int, max_per_hour: int) -> bool:
     return sent_last_hour >= max_per_hour

@@ -269,6 +269,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         def model_for(found: str):
             return model
 
+    if args.alert and not args.save:
+        raise UsageError("--alert needs --save: alerts are sent for stored incidents")
     skip, carried, keep = 0, None, None
     if args.save:
         name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
@@ -276,10 +278,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
         if skip:
             echo(f"stream {name}: {skip} rows were stored before; continuing after them",
                  err=True)
+            if args.alert:  # what a stop between storing and alerting left unsent
+                _say_alerts(_services().alert_stream(name))
 
         def keep(result, start, end, rows):
-            _services().store_stream_batch(result, source=name, start=start, end=end,
-                                           carried=rows)
+            appended = _services().store_stream_batch(result, source=name, start=start,
+                                                      end=end, carried=rows)
+            if args.alert and appended.incident_ids:
+                _say_alerts(_services().alert_stream(name, appended.incident_ids))
 
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
@@ -292,6 +298,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
             out.close()
     echo(f"{done.rows} rows scored as they arrived, {done.flagged} flagged", err=True)
     return 0
+
+
+def _say_alerts(reports) -> None:
+    for report in reports:
+        if report.status in ("sent", "queued", "failed"):
+            echo(report.message, err=True)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -383,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="store the rows in the live run of --source, batch by batch with "
                            "a checkpoint: a restart on the same input continues after it")
     live.add_argument("--source", help="the stream's name (default: the file name, or stdin)")
+    live.add_argument("--alert", action="store_true",
+                      help="email each incident at ALERT_MIN_SEVERITY or above when it "
+                           "opens, and once more if it escalates (with --save)")
     live.set_defaults(func=cmd_stream)
 
     watch = sub.add_parser("watch", help="score, save and alert each CSV that lands in "

@@ -40,6 +40,7 @@ from storage.anomalies import AnomalyFilter
 from storage.errors import JournalError, ModelNotFoundError, RefusedValueError, StorageError
 from storage.incidents import IncidentFilter
 from storage.runs import RunToSave, SaveOutcome
+from storage.schema import CLOSED_STATUSES
 from storage.schema import REVIEW_STATUSES as REVIEW_STATUSES  # for the pages
 
 ACTIVE = "active"  # `--model active`: the profile's active registered model
@@ -226,6 +227,18 @@ def stream_checkpoint(source: str, *, settings: Settings | None = None
     return found.position, pd.read_pickle(io.BytesIO(found.carried))
 
 
+def alert_stream(source: str, incident_ids: list[int] | None = None, *,
+                 settings: Settings | None = None) -> list[AlertReport]:
+    """Alert the live stream's incidents (``None``: every incident of its run, which a
+    restart does in case it stopped between storing a batch and alerting it)."""
+    settings = settings or get_settings()
+    if incident_ids is None:
+        found = live.checkpoint(engine(settings), source=source)
+        incident_ids = [] if found is None else query_incidents(
+            IncidentFilter(run_ids=[found.run_id]), limit=None, settings=settings)["id"].tolist()
+    return [notify_incident(i, settings=settings) for i in incident_ids]
+
+
 def store_stream_batch(result: ScoredFrame, *, source: str, start: int, end: int,
                        carried: pd.DataFrame, settings: Settings | None = None):
     """Store one scored batch of a live stream with its checkpoint, exactly once."""
@@ -364,10 +377,44 @@ def notify(run_id: int, *, settings: Settings | None = None) -> AlertReport:
     in the last hour, and the next digest includes it.
     """
     settings = settings or get_settings()
-    db_engine = engine(settings)
-    run = runs.get_run(db_engine, run_id=run_id)
+    run = runs.get_run(engine(settings), run_id=run_id)
     if run is None:
         raise StorageError(f"no stored run with id {run_id}")
+    ids = anomalies.open_anomaly_ids(engine(settings), run_id=run_id,
+                                     severities=policy.severities_from(
+                                         settings.alert_min_severity))
+    if not ids:
+        return AlertReport("skipped", f"No alert sent: run {run_id} has no open anomaly at "
+                                      f"{settings.alert_min_severity} severity or above.")
+    return _claim_and_send(run, ids, f"Run {run_id}'s alert",
+                           lambda to: policy.dedupe_key(run_id, to), settings)
+
+
+def notify_incident(incident_id: int, *, settings: Settings | None = None) -> AlertReport:
+    """Email one incident of a live run to its team: once when it reaches
+    ALERT_MIN_SEVERITY, once more if its severity rises, never twice for the same."""
+    settings = settings or get_settings()
+    found = incidents.query_incidents(engine(settings),
+                                      filters=IncidentFilter(ids=[incident_id]), limit=1)
+    if found.empty:
+        raise StorageError(f"no stored incident with id {incident_id}")
+    incident = found.iloc[0]
+    if incident["severity"] not in policy.severities_from(settings.alert_min_severity) \
+            or incident["review_status"] in CLOSED_STATUSES:
+        return AlertReport("skipped", f"No alert sent: incident {incident_id} is "
+                                      f"{incident['severity']}, {incident['review_status']}.")
+    run = runs.get_run(engine(settings), run_id=int(incident["run_id"]))
+    ids = anomalies.query_anomalies(engine(settings), filters=AnomalyFilter(
+        incident_ids=[incident_id]), limit=None)["id"].tolist()
+    return _claim_and_send(
+        run, ids, f"Incident {incident_id}'s alert",
+        lambda to: policy.incident_dedupe_key(incident_id, incident["severity"], to), settings)
+
+
+def _claim_and_send(run, ids: list[int], what: str, dedupe, settings: Settings) -> AlertReport:
+    """Send the digest of ``ids`` (anomalies of ``run``) unless its dedupe key was claimed
+    before, or hold it back when the team's hourly limit is reached."""
+    db_engine = engine(settings)
     team = policy.team_for(run.profile)
     recipients = policy.recipients_for(run.profile, security=settings.alert_to_security,
                                        maintenance=settings.alert_to_maintenance)
@@ -375,21 +422,14 @@ def notify(run_id: int, *, settings: Settings | None = None) -> AlertReport:
         variable = f"ALERT_TO_{team.upper()}"
         return AlertReport("skipped", f"No alert sent: {variable} is empty, so nobody "
                                       f"receives {run.profile} alerts.")
-    ids = anomalies.open_anomaly_ids(db_engine, run_id=run_id,
-                                     severities=policy.severities_from(
-                                         settings.alert_min_severity))
-    if not ids:
-        return AlertReport("skipped", f"No alert sent: run {run_id} has no open anomaly at "
-                                      f"{settings.alert_min_severity} severity or above.")
     group = policy.group_key(recipients)
     row, created = notifications.claim_notification(
-        db_engine, run_id=run_id, dedupe_key=policy.dedupe_key(run_id, recipients),
-        recipients=group, subject="", anomaly_ids=ids)
+        db_engine, run_id=run.id, dedupe_key=dedupe(recipients), recipients=group,
+        subject="", anomaly_ids=ids)
     if not created:
         when = f" on {row.sent_at:%Y-%m-%d %H:%M}" if row.sent_at else ""
-        return AlertReport("duplicate", f"Run {run_id}'s alert to the {team} team was "
-                           f"already handled ({row.status}{when}): nothing was sent again.",
-                           row.id)
+        return AlertReport("duplicate", f"{what} to the {team} team was already handled "
+                           f"({row.status}{when}): nothing was sent again.", row.id)
     since = datetime.now(UTC) - timedelta(hours=1)
     if policy.throttled(notifications.sent_since(db_engine, recipients=group, since=since),
                         settings.alert_max_per_hour):
@@ -397,7 +437,7 @@ def notify(run_id: int, *, settings: Settings | None = None) -> AlertReport:
             db_engine, notification_id=row.id, status="queued", attempts=0,
             error=f"held back: {settings.alert_max_per_hour} emails went to this team in the "
                   "last hour; it joins the next digest")
-        return AlertReport("queued", f"Run {run_id}'s alert is held back: the {team} team had "
+        return AlertReport("queued", f"{what} is held back: the {team} team had "
                            f"{settings.alert_max_per_hour} emails in the last hour. It joins "
                            "the next digest.", row.id)
     held = notifications.held_back(db_engine, recipients=group, exclude_id=row.id)

@@ -33,6 +33,7 @@ class AnomalyFilter:
     review_statuses: Sequence[str] = ()
     reason_text: str | None = None
     ids: Sequence[int] = ()
+    incident_ids: Sequence[int] = ()
 
     def apply(self, query: Select) -> Select:
         conditions = []
@@ -40,6 +41,8 @@ class AnomalyFilter:
             conditions.append(Anomaly.run_id.in_(list(self.run_ids)))
         if self.ids:
             conditions.append(Anomaly.id.in_(list(self.ids)))
+        if self.incident_ids:
+            conditions.append(Anomaly.incident_id.in_(list(self.incident_ids)))
         if self.since is not None:
             conditions.append(Anomaly.event_time >= self.since)
         if self.until is not None:

@@ -186,3 +186,29 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
     assert rows["row_number"].is_unique
     pd.testing.assert_frame_equal(rows, expected_rows)
     pd.testing.assert_frame_equal(found, expected_incidents)
+
+
+def test_stream_alerts_each_incident_once_across_a_restart(tmp_path):
+    from app import services
+    from app.settings import Settings
+
+    version = trained(tmp_path)
+    env = {"ALERT_TO_MAINTENANCE": "ops@x.org", "ALERT_MAX_PER_HOUR": "1000"}
+    lines = ELEVATORS.read_text().splitlines(keepends=True)
+    args = ("stream", "-", "--model", version, "--save", "--alert", "--source", "lifts",
+            "--out", tmp_path / "o.csv")
+    first = vigil(*args, tmp_path=tmp_path, env=env, stdin="".join(lines[:4001]))
+    assert first.returncode == 0, first.stderr
+    for _ in range(2):  # the rest, then the whole input once more: nothing new to send
+        again = vigil(*args, tmp_path=tmp_path, env=env, stdin="".join(lines))
+        assert again.returncode == 0, again.stderr
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}")
+    found = services.query_incidents(limit=None, settings=settings)
+    alerted = found[found["severity"].isin(["high", "critical"])]
+    assert len(alerted) > 0
+    log = services.notification_log(settings=settings)
+    emails = list((tmp_path / "outbox").glob("*.eml"))
+    assert (log["status"] == "sent").all() and len(emails) == len(log)
+    # One email per incident at high or above, and one more for each that escalated.
+    assert len(alerted) <= len(log) <= 2 * len(alerted)
+    assert "Alert for run" in first.stderr
