@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_DATABASE_URL
 
-.PHONY: run test lint bench sample clean
+.PHONY: run test lint bench sample demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/stream.py
+
+# A live stream to watch: the elevators sample replayed at 20 rows a second into
+# `vigil stream --save --alert`, and the dashboard; the Live page shows it.
+demo: $(STAMP)
+	$(BIN)/vigil train sample_data/elevators.csv --profile sensor --activate | tail -n 1
+	@echo "Streaming sample_data/elevators.csv at 20 rows/s: open http://localhost:8501/live"
+	$(BIN)/vigil replay sample_data/elevators.csv --rate 20 \
+	  | $(BIN)/vigil stream - --model active --save --alert \
+	    --source "demo-$$(date +%Y%m%d-%H%M%S)" --out /dev/null & \
+	  pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/streamlit run app/main.py --server.headless true
 
 sample: $(STAMP)
 	$(BIN)/vigil sample

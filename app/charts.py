@@ -181,3 +181,22 @@ def review_state(review: pd.DataFrame) -> alt.Chart:
                                                    range=["#dc2626", "#16a34a"])),
         tooltip=["severity:N", "state:N", "sum(anomalies):Q"]).properties(height=160)
 
+
+
+def live_scores(anomalies: pd.DataFrame) -> alt.LayerChart:
+    """Flagged rows of a live stream over time, by score and severity, above the flag
+    threshold and the severity bands."""
+    points = anomalies.nlargest(MAX_ANOMALY_POINTS, "anomaly_score").assign(
+        time=lambda f: f["event_time"].dt.tz_convert(None),
+        entity=lambda f: f["entity"].fillna(""))
+    bands = pd.DataFrame({"from": [FLAG_SCORE, 70, 85, 95], "to": [70, 85, 95, 100],
+                          "severity": SEVERITY_ORDER})
+    band = alt.Chart(bands).mark_rect(opacity=0.08).encode(
+        y=alt.Y("from:Q", title="score", scale=alt.Scale(domain=[FLAG_SCORE - 5, 100])),
+        y2="to:Q", color=alt.Color("severity:N", scale=SEVERITY_SCALE, legend=None))
+    marks = alt.Chart(points).mark_circle(size=55, opacity=0.9).encode(
+        x=alt.X("time:T", title="time"), y=alt.Y("anomaly_score:Q"),
+        color=_severity_colour(),
+        tooltip=["entity:N", alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S"),
+                 alt.Tooltip("anomaly_score:Q", format=".1f"), "severity:N", "reasons:N"])
+    return alt.layer(band, marks).properties(height=300)

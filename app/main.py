@@ -11,6 +11,7 @@ pages = [
             url_path="analyze"),
     st.Page("views/explore.py", title="Explore", icon=":material/query_stats:",
             url_path="explore"),
+    st.Page("views/live.py", title="Live", icon=":material/monitor_heart:", url_path="live"),
     st.Page("views/alerts.py", title="Alerts", icon=":material/mail:", url_path="alerts"),
     st.Page("views/models.py", title="Models", icon=":material/model_training:",
             url_path="models"),

@@ -227,6 +227,11 @@ def stream_checkpoint(source: str, *, settings: Settings | None = None
     return found.position, pd.read_pickle(io.BytesIO(found.carried))
 
 
+def live_streams(*, settings: Settings | None = None) -> pd.DataFrame:
+    """Every live stream with its rows stored and its last batch's time."""
+    return live.streams(engine(settings))
+
+
 def alert_stream(source: str, incident_ids: list[int] | None = None, *,
                  settings: Settings | None = None) -> list[AlertReport]:
     """Alert the live stream's incidents (``None``: every incident of its run, which a

@@ -28,6 +28,7 @@ from detection.stream import StreamScorer
 BATCH_ROWS = 5_000
 WAIT_S = 0.2
 POLL_S = 0.1
+READ_BYTES = 1 << 20  # a big file is read a megabyte at a time, not held whole
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _file_lines(path: Path, *, follow: bool, wait: float) -> Iterator[list[bytes
     partial = b""
     try:
         while True:
-            data = handle.read()
+            data = handle.read(READ_BYTES)
             if data:
                 *complete, partial = (partial + data).split(b"\n")
                 if complete:

@@ -48,6 +48,20 @@ def checkpoint(engine: Engine, *, source: str) -> Checkpoint | None:
         return None if row is None else Checkpoint(row.run_id, row.position, row.carried)
 
 
+def streams(engine: Engine) -> pd.DataFrame:
+    """Every live stream: source, run id, rows stored, flagged rows, last batch time."""
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(StreamCheckpoint.source, StreamCheckpoint.run_id, StreamCheckpoint.position,
+                   DetectionRun.anomaly_count, StreamCheckpoint.updated_at)
+            .join(DetectionRun, DetectionRun.id == StreamCheckpoint.run_id)
+            .order_by(StreamCheckpoint.updated_at.desc())).all()
+    frame = pd.DataFrame(rows, columns=["source", "run_id", "position", "flagged",
+                                        "updated_at"])
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+    return frame
+
+
 def live_run_key(source: str, model_version: str | None) -> str:
     return hashlib.sha256(f"stream\0{source}\0{model_version}".encode()).hexdigest()
 

@@ -22,7 +22,7 @@ from tests.smtp import free_port
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"  # ignored by git
-PAGES = ["overview", "analyze", "explore", "alerts", "models"]
+PAGES = ["overview", "analyze", "explore", "live", "alerts", "models"]
 
 pytestmark = pytest.mark.browser
 
@@ -92,7 +92,7 @@ def test_upload_score_save_explore_in_a_real_browser(app_url, page):
     page.get_by_text("Stored as run 1.").wait_for(timeout=60_000)
     page.screenshot(path=SCREENSHOTS / "analyze.png", full_page=True)
 
-    for name in ["explore", "overview", "alerts", "models"]:
+    for name in ["explore", "overview", "live", "alerts", "models"]:
         page.locator('[data-testid="stSidebarNav"] a', has_text=name.capitalize()).click()
         path = "" if name == "overview" else name  # the default page lives at /
         expect(page).to_have_url(re.compile(rf":\d+/{path}(\?.*)?$"), timeout=30_000)

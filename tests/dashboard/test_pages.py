@@ -12,7 +12,7 @@ from storage.anomalies import AnomalyFilter
 from storage.schema import AlertNotification, Anomaly, DetectionRun
 from tests.dashboard.conftest import chart_payload, open_page, shown
 
-PAGES = ["overview", "analyze", "explore", "alerts", "models"]
+PAGES = ["overview", "analyze", "explore", "live", "alerts", "models"]
 
 
 def counts(database_url):
@@ -275,3 +275,38 @@ def test_overview_shows_open_incidents(stored_run):
     table = at.dataframe[0].value
     assert len(table) == min(10, len(stored))
     assert table["peak_score"].tolist() == sorted(table["peak_score"], reverse=True)
+
+
+def test_live_page_shows_a_stream_and_reviews_its_incidents(dashboard_env):
+    import os
+    import subprocess
+    import sys
+
+    app = [sys.executable, "-m", "app"]
+    trained = subprocess.run([*app, "train", str(sample_path("elevators.csv")), "--profile",
+                              "sensor", "--activate"], capture_output=True, text=True,
+                             env=os.environ, check=True)
+    assert "model version" in trained.stdout
+    streamed = subprocess.run([*app, "stream", "-", "--model", "active", "--save", "--source",
+                               "lifts", "--out", os.devnull],
+                              input=sample_path("elevators.csv").read_text(),
+                              capture_output=True, text=True, env=os.environ)
+    assert streamed.returncode == 0, streamed.stderr
+    at = open_page("live")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows stored"] == "8,064"
+    assert int(metrics["Open incidents"].replace(",", "")) > 0
+    assert len(chart_payload(at)) == 1
+    before = services.query_incidents(services.IncidentFilter(review_statuses=["new"]),
+                                      limit=None)
+    next(b for b in at.button if b.label == "False positive").click().run()
+    assert not at.exception
+    after = services.query_incidents(services.IncidentFilter(review_statuses=["new"]),
+                                     limit=None)
+    assert len(after) == len(before) - 1
+    reviewed = services.query_incidents(
+        services.IncidentFilter(review_statuses=["false_positive"]), limit=None)
+    rows = services.query_anomalies(services.AnomalyFilter(incident_ids=reviewed["id"].tolist()),
+                                    limit=None)
+    assert len(rows) == reviewed["row_count"].sum() and \
+        set(rows["review_status"]) == {"false_positive"}

@@ -1,0 +1,84 @@
+"""Live: what the streams (`vigil stream --save`) find now, refreshed every few seconds."""
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, services, ui
+from app.text import markdown
+
+REFRESH_S = 3
+WINDOWS = {"5 minutes": 5, "15 minutes": 15, "1 hour": 60, "4 hours": 240, "1 day": 1440}
+OPEN = ["new", "acknowledged"]
+ACTIONS = {"acknowledged": "Acknowledge", "confirmed": "Confirm",
+           "false_positive": "False positive"}
+
+st.title("Live")
+with ui.user_errors():
+    streams = services.live_streams()
+if streams.empty:
+    st.info("No live stream yet. Start one, for example:")
+    st.code("vigil replay sample_data/elevators.csv --rate 50 \\\n"
+            "  | vigil stream - --model active --save --alert --source lifts", language="bash")
+    st.stop()
+
+left, right = st.columns([2, 1])
+source = left.selectbox("Stream", streams["source"].tolist())
+window = right.select_slider("Last", list(WINDOWS), value="1 hour")
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_view(source: str, minutes: int) -> None:
+    with ui.user_errors():
+        stream = services.live_streams().set_index("source").loc[source]
+        run_id = int(stream["run_id"])
+        open_incidents = services.query_incidents(
+            services.IncidentFilter(run_ids=[run_id], review_statuses=OPEN), limit=50)
+        latest = services.query_anomalies(services.AnomalyFilter(run_ids=[run_id]), limit=1)
+    # The window ends at the stream's newest flagged row: a replayed stream has old times.
+    seen = st.session_state.setdefault("live_seen", {})
+    now = datetime.now(UTC)
+    before = seen.get(source)
+    rate = ((stream["position"] - before[0]) / max((now - before[1]).total_seconds(), 1e-9)
+            if before else None)
+    seen[source] = (int(stream["position"]), now)
+    age = (now - stream["updated_at"]).total_seconds()
+    cells = st.columns(5)
+    cells[0].metric("Rows stored", f"{int(stream['position']):,}")
+    cells[1].metric("Rows/s", "…" if rate is None else f"{rate:,.0f}")
+    cells[2].metric("Flagged rows", f"{int(stream['flagged']):,}")
+    cells[3].metric("Open incidents", f"{len(open_incidents):,}")
+    cells[4].metric("Last batch", f"{age:,.0f} s ago")
+    if not latest.empty and latest["event_time"].notna().any():
+        end = latest["event_time"].max()
+        with ui.user_errors():
+            recent = services.query_anomalies(services.AnomalyFilter(
+                run_ids=[run_id], since=end - timedelta(minutes=minutes)), limit=None)
+        st.altair_chart(charts.live_scores(recent), width="stretch")
+        st.caption(f"Flagged rows in the {minutes} minutes up to the newest one "
+                   f"({end:%Y-%m-%d %H:%M:%S}); every row above 50 is flagged, the bands "
+                   "are the severities.")
+    st.subheader("Open incidents")
+    if open_incidents.empty:
+        st.caption("None open.")
+    for incident in open_incidents.itertuples():
+        cols = st.columns([5, 1, 1, 1])
+        when = f"{incident.started_at:%H:%M:%S}–{incident.ended_at:%H:%M:%S}" \
+            if pd.notna(incident.started_at) else ""
+        cols[0].markdown(f"**{incident.severity}** · peak {incident.peak_score:.1f} · "
+                         f"{markdown(incident.entity or '')} · {when} · "
+                         f"{incident.row_count} row(s) · {incident.review_status}  \n"
+                         f"{markdown(incident.summary)}")
+        for col, (status, label) in zip(cols[1:], ACTIONS.items(), strict=True):
+            # Applied in the click's callback, before the view reads the incidents again.
+            col.button(label, key=f"{status}-{incident.id}", on_click=review,
+                       args=(incident.id, status))
+
+
+def review(incident_id: int, status: str) -> None:
+    with ui.user_errors():
+        services.review_incidents([incident_id], status)
+
+
+live_view(source, WINDOWS[window])
