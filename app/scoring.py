@@ -15,7 +15,7 @@ from typing import BinaryIO
 from detection import Dataset, Model, ScoredFrame, fit_score, prepare, read_csv
 from detection.export import write_csv
 from detection.reading import Source, read_pieces
-from detection.stream import PIECEWISE_PROFILES, StreamScorer
+from detection.stream import StreamScorer
 
 # Rows read, scored and written at a time when a registered model scores a sensor or
 # generic file: the memory of a quarter-million-row file, whatever the file's size.
@@ -75,5 +75,6 @@ def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
 
 
 def scores_in_pieces(model: Model | None, profile: str) -> bool:
-    """Whether a file is scored in pieces: by a registered sensor or generic model."""
-    return model is not None and model.profile == profile and profile in PIECEWISE_PROFILES
+    """Whether a file is scored in pieces: by a registered sensor or generic model (login
+    files are read whole: their users' histories are most of the memory anyway)."""
+    return model is not None and model.profile == profile and profile in ("sensor", "generic")

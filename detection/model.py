@@ -128,11 +128,13 @@ class Model:
                 f"{profile} (choose a {profile} model, or fit on the file)"
             )
 
-    def score(self, dataset: Dataset) -> ScoredFrame:
-        """Score every row of ``dataset`` with this model."""
+    def score(self, dataset: Dataset, features=None) -> ScoredFrame:
+        """Score every row of ``dataset`` with this model (``features``: the featurizer's
+        output for it, when the caller computed them, e.g. after a stream's state)."""
         self.check_profile(dataset.profile)
         dataset = dataset.with_constant_metrics()
-        features = self.featurizer.transform(dataset)
+        if features is None:
+            features = self.featurizer.transform(dataset)
         raw = self.detector.score_samples(self._detector_input(dataset, features))
         return self._result(dataset, features, raw)
 

@@ -11,7 +11,9 @@ difference remains: a value missing before an entity's first reading is filled w
 median of the piece it arrives in, where one pass takes the whole file's.)
 
 Generic files carry their last row (a missing value is filled from the previous one).
-Login features count a user's whole history, so login files are scored whole.
+Login features count a user's whole history: a login stream carries it as a few
+weighted rows per user (LoginFeatures.stream_state), which score later events as the
+whole history would.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from detection.dataset import prepare
 from detection.errors import ParameterError
 from detection.model import Model, ScoredFrame
 
-PIECEWISE_PROFILES = ("sensor", "generic")
+PIECEWISE_PROFILES = ("sensor", "generic", "login")
 
 
 class StreamScorer:
@@ -41,16 +43,17 @@ class StreamScorer:
 
     def __init__(self, model: Model, columns: dict[str, str | None] | None = None):
         if model.profile not in PIECEWISE_PROFILES:
-            raise ParameterError(f"{model.profile} files are scored whole: a user's features "
-                                 "count their whole history (pieces work for sensor and "
-                                 "generic files)")
+            raise ParameterError(f"{model.profile} files are scored whole")
         self.model = model
         self.columns = columns
-        self.carried: pd.DataFrame | None = None  # rows as read, metrics as filled
+        # Sensor and generic: rows as read, metrics as filled; login: the history state.
+        self.carried: pd.DataFrame | None = None
 
     def score(self, piece: pd.DataFrame) -> ScoredFrame:
         """Score the next rows (as :func:`detection.read_csv` returns them: index = data
         row numbers, continuing from the previous piece)."""
+        if self.model.profile == "login":
+            return self._score_logins(piece)
         rows = piece if self.carried is None else pd.concat([self.carried, piece])
         dataset = prepare(rows, profile=self.model.profile, columns=self.columns)
         result = self.model.score(dataset)
@@ -59,6 +62,13 @@ class StreamScorer:
         return replace(result, frame=result.frame.loc[index],
                        features=result.features.loc[index],
                        time=None if result.time is None else result.time.loc[index])
+
+    def _score_logins(self, piece: pd.DataFrame) -> ScoredFrame:
+        featurizer = self.model.featurizer
+        state = featurizer.stream_state() if self.carried is None else self.carried
+        dataset = prepare(piece, profile="login", columns=self.columns)
+        features, self.carried = featurizer.transform_after(dataset, state)
+        return self.model.score(dataset, features)
 
     def _carry(self, dataset) -> pd.DataFrame:
         """The rows the next piece needs, as read but with their metrics as filled."""

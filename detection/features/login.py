@@ -73,8 +73,10 @@ def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.
     return cumulative[np.arange(n) + 1] - cumulative[start]
 
 
-def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """For each position i: the flagged positions j < i whose ``key`` is ``wanted[i]``.
+def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray,
+                   weight: np.ndarray | None = None) -> np.ndarray:
+    """For each position i: the flagged positions j < i whose ``key`` is ``wanted[i]``
+    (with ``weight``: the sum of their weights).
 
     Keys (made dense first, so key x rows fits int64) and positions are combined into one
     sorted array searched twice per row: a sort, not a column per key value.
@@ -83,9 +85,14 @@ def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray) -> np
     dense = pd.factorize(np.concatenate([key, wanted]))[0]
     key, wanted = dense[:n], dense[n:]
     positions = np.flatnonzero(flags)
-    combined = np.sort(key[positions] * n + positions)
-    return (np.searchsorted(combined, wanted * n + np.arange(n))
-            - np.searchsorted(combined, wanted * n))
+    combined = key[positions] * n + positions
+    order = np.argsort(combined, kind="stable")
+    combined = combined[order]
+    counted = np.ones(len(positions), dtype="int64") if weight is None \
+        else weight[positions][order]
+    total = np.concatenate([[0], np.cumsum(counted)])
+    return (total[np.searchsorted(combined, wanted * n + np.arange(n))]
+            - total[np.searchsorted(combined, wanted * n)])
 
 
 class LoginFeatures:
@@ -183,6 +190,45 @@ class LoginFeatures:
         # Login events have no plain value: a z-score compares the features themselves.
         return features.X
 
+    # -- streaming ----------------------------------------------------------------
+    def stream_state(self, events: pd.DataFrame | None = None) -> pd.DataFrame:
+        """What later events need of ``events`` (the model's history when None; or a
+        state and the events after it), in a few rows per user: one row per hour of day
+        weighted by the successful logins at that hour, one row per value each novelty
+        key has had, the last successful login (travel) and every failure of the last two
+        hours (the failure windows). Scoring events after this state gives what scoring
+        them after all the events it stands for gives."""
+        events = self.history_ if events is None else events
+        weight = (events["weight"].fillna(1).astype("int64") if "weight" in events
+                  else pd.Series(1, index=events.index, dtype="int64"))
+        ok = ~events["failed"].to_numpy(dtype=bool)
+        good = events[ok]
+        blank = {key: pd.NA for key in TEXT if key != "user"} | {
+            "latitude": np.nan, "longitude": np.nan, "failed": False}
+        hours = (good["time"] // HOUR) % 24
+        counts = weight[ok].groupby([good["user"].to_numpy(), hours.to_numpy()]).sum()
+        parts = [pd.DataFrame({**blank, "user": counts.index.get_level_values(0),
+                               "time": counts.index.get_level_values(1) * HOUR,
+                               "weight": counts.to_numpy()})]
+        for key in NOVELTY:
+            known = good[["user", key]].dropna().drop_duplicates()
+            parts.append(pd.DataFrame({**blank, "user": known["user"].to_numpy(),
+                                       key: known[key].to_numpy(), "time": 0, "weight": 0}))
+        last = good.sort_values("time", kind="stable").groupby("user").tail(1)
+        recent = events[~ok & (events["time"] > events["time"].max() - 2 * HOUR)]
+        parts += [last.assign(weight=0), recent.assign(weight=0)]
+        state = pd.concat([p for p in parts if len(p)], ignore_index=True)
+        return state[[*TEXT, *NUMERIC, "weight"]].astype({"time": "int64", "weight": "int64"})
+
+    def transform_after(self, dataset: Dataset, state: pd.DataFrame
+                        ) -> tuple[FeatureSet, pd.DataFrame]:
+        """Features of ``dataset``'s events after a stream ``state``, and the state
+        after them."""
+        events = self._events(dataset)
+        features = self._features(events, history=state)
+        return features, self.stream_state(pd.concat([state, events.reset_index(drop=True)],
+                                                     ignore_index=True))
+
     # -- features -----------------------------------------------------------------
     def _features(self, events: pd.DataFrame, history: pd.DataFrame | None) -> FeatureSet:
         n_new = len(events)
@@ -202,6 +248,9 @@ class LoginFeatures:
             codes[key], uniques[key] = pd.factorize(events[key])
         # Per user, in time order (history first on ties: it happened before the file).
         order = np.lexsort((np.arange(len(events)), events["time"].to_numpy(), codes["user"]))
+        # A carried stream state stands for many earlier logins with one weighted row.
+        weight = (events["weight"].fillna(1).to_numpy(dtype="int64") if "weight" in events
+                  else np.ones(len(events), dtype="int64"))[order]
         ev = pd.DataFrame({key: codes[key][order] for key in TEXT}
                           | {key: events[key].to_numpy()[order] for key in NUMERIC})
         del events
@@ -209,8 +258,9 @@ class LoginFeatures:
         time = ev["time"].to_numpy()
         failed = ev["failed"].to_numpy()
         ok = ~failed
-        by_user = pd.Series(ok.astype("int64")).groupby(user_code)
-        earlier_ok = (by_user.cumsum() - ok).to_numpy()
+        counted = ok * weight
+        by_user = pd.Series(counted).groupby(user_code)
+        earlier_ok = (by_user.cumsum() - counted).to_numpy()
         learning = earlier_ok < self.min_history
         out: dict[str, np.ndarray] = {}
         context: dict[str, np.ndarray] = {"learning": learning, "earlier_ok": earlier_ok}
@@ -218,7 +268,7 @@ class LoginFeatures:
         hours = pd.to_datetime(time).hour.to_numpy().astype("int64")
         user_hour = user_code.astype("int64") * 24 + hours
         near = sum(_earlier_count(user_hour, ok, user_code.astype("int64") * 24
-                                  + (hours + d) % 24) for d in (-1, 0, 1))
+                                  + (hours + d) % 24, weight) for d in (-1, 0, 1))
         out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1))
 
         for key in self.novelty_:
@@ -240,7 +290,7 @@ class LoginFeatures:
 
         # Back to the input's order, keeping only the rows of the file being scored; each
         # full-length array is let go as soon as its rows are taken.
-        del ev, user_code, time, failed, ok
+        del ev, user_code, time, failed, ok, counted
         back = np.empty(len(order), dtype="int64")
         back[order] = np.arange(len(order))
         keep = back[own]

@@ -212,3 +212,21 @@ def test_stream_alerts_each_incident_once_across_a_restart(tmp_path):
     # One email per incident at high or above, and one more for each that escalated.
     assert len(alerted) <= len(log) <= 2 * len(alerted)
     assert "Alert for run" in first.stderr
+
+
+def test_a_login_stream_scores_as_the_whole_file(tmp_path):
+    lines = sample_path("logins.csv").read_text().splitlines(keepends=True)
+    cut = int(len(lines) * 0.6)
+    (tmp_path / "baseline.csv").write_text("".join(lines[:cut]))
+    (tmp_path / "later.csv").write_text(lines[0] + "".join(lines[cut:]))
+    run = vigil("train", tmp_path / "baseline.csv", "--profile", "login", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    version = run.stdout.strip().splitlines()[-1].split()[-1]
+    whole = vigil("score", tmp_path / "later.csv", "--model", version, tmp_path=tmp_path)
+    streamed = vigil("stream", "-", "--model", version, tmp_path=tmp_path,
+                     stdin=(tmp_path / "later.csv").read_text())
+    assert streamed.returncode == 0, streamed.stderr
+    expected = pd.read_csv(io.StringIO(whole.stdout))
+    got = pd.read_csv(io.StringIO(streamed.stdout))
+    pd.testing.assert_frame_equal(got, expected)
+    assert expected["is_anomaly"].sum() > 20

@@ -81,9 +81,28 @@ def test_a_single_series_and_generic_files_too():
     pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
 
 
-def test_login_files_are_scored_whole():
+@pytest.mark.parametrize("size", [1, 37, 500, 100_000])
+def test_login_pieces_score_as_one_pass(size):
+    """The user's whole history rides along as a few weighted rows per user: new places,
+    unusual hours, travel, failure bursts and sprays come out as in one pass."""
+    logins = read_csv(sample_path("logins.csv"))
+    cut = int(len(logins) * 0.6)
+    model = fit(prepare(logins.iloc[:cut]))
+    later = logins.iloc[cut:] if size > 1 else logins.iloc[cut:cut + 400]
+    expected = model.score(prepare(later)).frame
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(later.iloc[i:i + size]).frame
+                     for i in range(0, len(later), size)])
+    pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
+    if size > 1:
+        assert expected["is_anomaly"].sum() > 20
+    assert len(scorer.carried) < 40 * later["user"].nunique()  # bounded by users, not rows
+
+
+def test_a_profile_without_pieces_is_refused():
     model = fit(prepare(read_csv(sample_path("logins.csv"))))
-    with pytest.raises(ParameterError, match="login files are scored whole"):
+    model.profile = "other"
+    with pytest.raises(ParameterError, match="other files are scored whole"):
         StreamScorer(model)
 
 
@@ -102,3 +121,28 @@ def test_a_file_scored_in_pieces_writes_the_bytes_one_pass_writes(tmp_path):
     done = scoring.score_in_pieces(path, model, pieces, rows=97)
     assert pieces.getvalue() == whole.getvalue()
     assert done.rows == 1000 and done.flagged > 0
+
+
+def test_login_pieces_without_coordinates_score_as_one_pass(tmp_path):
+    """Country-hop travel, brute force and spray windows across piece boundaries."""
+    from bench.speed import login_csv
+
+    path = tmp_path / "logins.csv"
+    login_csv(path, 20_000)
+    logins = read_csv(path)
+    hop = logins.iloc[15_000].copy()  # a user in another country minutes later
+    hop["country"] = "Brazil"
+    burst = pd.DataFrame([hop] * 12).assign(success=False, ip_address="66.6.6.6")
+    logins = pd.concat([logins.iloc[:15_001], pd.DataFrame([hop]), burst,
+                        logins.iloc[15_001:]], ignore_index=True)
+    logins.index = pd.RangeIndex(1, len(logins) + 1, name="row")
+    model = fit(prepare(logins.iloc[:12_000]))
+    later = logins.iloc[12_000:]
+    whole = model.score(prepare(later))
+    scorer = StreamScorer(model)
+    pieces = [scorer.score(later.iloc[i:i + 333]) for i in range(0, len(later), 333)]
+    pd.testing.assert_frame_equal(pd.concat([p.frame for p in pieces])[SCORES],
+                                  whole.frame[SCORES])
+    pd.testing.assert_frame_equal(pd.concat([p.features for p in pieces]), whole.features)
+    assert whole.features["impossible_travel"].max() == 1  # the hop was seen
+    assert np.expm1(whole.features["user_failures_1h"].max()).round() >= 12  # the burst
