@@ -184,16 +184,20 @@ def review_state(review: pd.DataFrame) -> alt.Chart:
 
 
 def live_scores(anomalies: pd.DataFrame) -> alt.LayerChart:
-    """Flagged rows of a live stream over time, by score and severity, above the flag
-    threshold and the severity bands."""
+    """Flagged rows of a live stream over time by score and severity, over the usual
+    band (scores up to the flag threshold, where normal rows lie) and the severity
+    bands above it."""
     points = anomalies.nlargest(MAX_ANOMALY_POINTS, "anomaly_score").assign(
         time=lambda f: f["event_time"].dt.tz_convert(None),
         entity=lambda f: f["entity"].fillna(""))
-    bands = pd.DataFrame({"from": [FLAG_SCORE, 70, 85, 95], "to": [70, 85, 95, 100],
-                          "severity": SEVERITY_ORDER})
-    band = alt.Chart(bands).mark_rect(opacity=0.08).encode(
-        y=alt.Y("from:Q", title="score", scale=alt.Scale(domain=[FLAG_SCORE - 5, 100])),
-        y2="to:Q", color=alt.Color("severity:N", scale=SEVERITY_SCALE, legend=None))
+    bands = pd.DataFrame({"from": [0, FLAG_SCORE, 70, 85, 95],
+                          "to": [FLAG_SCORE, 70, 85, 95, 100],
+                          "band": ["usual", *SEVERITY_ORDER]})
+    band = alt.Chart(bands).mark_rect(opacity=0.1).encode(
+        y=alt.Y("from:Q", title="score", scale=alt.Scale(domain=[0, 100])), y2="to:Q",
+        color=alt.Color("band:N", legend=None, scale=alt.Scale(
+            domain=["usual", *SEVERITY_ORDER], range=["#9ca3af", *SEVERITY_COLOURS])),
+        tooltip=[alt.Tooltip("band:N", title="band")])
     marks = alt.Chart(points).mark_circle(size=55, opacity=0.9).encode(
         x=alt.X("time:T", title="time"), y=alt.Y("anomaly_score:Q"),
         color=_severity_colour(),

@@ -57,8 +57,8 @@ def live_view(source: str, minutes: int) -> None:
                 run_ids=[run_id], since=end - timedelta(minutes=minutes)), limit=None)
         st.altair_chart(charts.live_scores(recent), width="stretch")
         st.caption(f"Flagged rows in the {minutes} minutes up to the newest one "
-                   f"({end:%Y-%m-%d %H:%M:%S}); every row above 50 is flagged, the bands "
-                   "are the severities.")
+                   f"({end:%Y-%m-%d %H:%M:%S}). Grey: the usual band, where the stream's "
+                   "normal rows score (up to 50); above it, the severity bands.")
     st.subheader("Open incidents")
     if open_incidents.empty:
         st.caption("None open.")
