@@ -227,6 +227,10 @@ def stream_checkpoint(source: str, *, settings: Settings | None = None
     return found.position, pd.read_pickle(io.BytesIO(found.carried))
 
 
+def latest_event_time(run_id: int, *, settings: Settings | None = None):
+    return anomalies.latest_event_time(engine(settings), run_id=run_id)
+
+
 def live_streams(*, settings: Settings | None = None) -> pd.DataFrame:
     """Every live stream with its rows stored and its last batch's time."""
     return live.streams(engine(settings))

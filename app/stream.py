@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,8 +47,21 @@ def lines(source: BinaryIO | Path, *, follow: bool = False,
     """
     if isinstance(source, Path):
         yield from _file_lines(source, follow=follow, wait=wait)
+    elif stat.S_ISREG(os.fstat(source.fileno()).st_mode):  # `vigil stream - < file`
+        yield from _read_lines(source)
     else:
         yield from _pipe_lines(source, wait=wait)
+
+
+def _read_lines(handle: BinaryIO) -> Iterator[list[bytes]]:
+    """A file's complete lines a megabyte at a time, to its end."""
+    partial = b""
+    while data := handle.read(READ_BYTES):
+        *complete, partial = (partial + data).split(b"\n")
+        if complete:
+            yield complete
+    if partial:
+        yield [partial]
 
 
 def _pipe_lines(pipe: BinaryIO, *, wait: float) -> Iterator[list[bytes]]:

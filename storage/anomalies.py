@@ -87,6 +87,15 @@ def query_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
     return frame
 
 
+def latest_event_time(engine: Engine, *, run_id: int) -> datetime | None:
+    """The time of a run's newest flagged row."""
+    with transaction(engine) as session:
+        found = session.scalar(select(func.max(Anomaly.event_time))
+                               .where(Anomaly.run_id == run_id))
+    return None if found is None else pd.Timestamp(found).tz_convert(UTC) \
+        if pd.Timestamp(found).tzinfo else pd.Timestamp(found, tz=UTC)
+
+
 def count_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter()) -> int:
     with transaction(engine) as session:
         return session.scalar(filters.apply(select(func.count(Anomaly.id)))) or 0

@@ -35,7 +35,7 @@ def live_view(source: str, minutes: int) -> None:
         run_id = int(stream["run_id"])
         open_incidents = services.query_incidents(
             services.IncidentFilter(run_ids=[run_id], review_statuses=OPEN), limit=50)
-        latest = services.query_anomalies(services.AnomalyFilter(run_ids=[run_id]), limit=1)
+        end = services.latest_event_time(run_id)
     # The window ends at the stream's newest flagged row: a replayed stream has old times.
     seen = st.session_state.setdefault("live_seen", {})
     now = datetime.now(UTC)
@@ -50,8 +50,7 @@ def live_view(source: str, minutes: int) -> None:
     cells[2].metric("Flagged rows", f"{int(stream['flagged']):,}")
     cells[3].metric("Open incidents", f"{len(open_incidents):,}")
     cells[4].metric("Last batch", f"{age:,.0f} s ago")
-    if not latest.empty and latest["event_time"].notna().any():
-        end = latest["event_time"].max()
+    if end is not None:
         with ui.user_errors():
             recent = services.query_anomalies(services.AnomalyFilter(
                 run_ids=[run_id], since=end - timedelta(minutes=minutes)), limit=None)
@@ -64,8 +63,7 @@ def live_view(source: str, minutes: int) -> None:
         st.caption("None open.")
     for incident in open_incidents.itertuples():
         cols = st.columns([5, 1, 1, 1])
-        when = f"{incident.started_at:%H:%M:%S}–{incident.ended_at:%H:%M:%S}" \
-            if pd.notna(incident.started_at) else ""
+        when = _span(incident.started_at, incident.ended_at)
         cols[0].markdown(f"**{incident.severity}** · peak {incident.peak_score:.1f} · "
                          f"{markdown(incident.entity or '')} · {when} · "
                          f"{incident.row_count} row(s) · {incident.review_status}  \n"
@@ -74,6 +72,14 @@ def live_view(source: str, minutes: int) -> None:
             # Applied in the click's callback, before the view reads the incidents again.
             col.button(label, key=f"{status}-{incident.id}", on_click=review,
                        args=(incident.id, status))
+
+
+def _span(start, end) -> str:
+    if pd.isna(start):
+        return ""
+    if start.date() == end.date():
+        return f"{start:%Y-%m-%d %H:%M:%S}–{end:%H:%M:%S}"
+    return f"{start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M}"
 
 
 def review(incident_id: int, status: str) -> None:

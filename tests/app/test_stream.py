@@ -230,3 +230,16 @@ def test_a_login_stream_scores_as_the_whole_file(tmp_path):
     got = pd.read_csv(io.StringIO(streamed.stdout))
     pd.testing.assert_frame_equal(got, expected)
     assert expected["is_anomaly"].sum() > 20
+
+
+def test_standard_input_redirected_from_a_file(tmp_path):
+    """`vigil stream - < file`: standard input is a regular file, not a pipe."""
+    version = trained(tmp_path)
+    whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
+    with ELEVATORS.open("rb") as handle:
+        run = subprocess.run([sys.executable, "-m", "app", "stream", "-", "--model", version],
+                             stdin=handle, capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == whole.stdout
