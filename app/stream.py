@@ -26,10 +26,10 @@ from detection.export import write_csv
 from detection.reading import read_csv
 from detection.stream import StreamScorer
 
-BATCH_ROWS = 5_000
+BATCH_ROWS = 25_000  # a batch that arrives at once (a file read through) is scored in these
 WAIT_S = 0.2
 POLL_S = 0.1
-READ_BYTES = 1 << 20  # a big file is read a megabyte at a time, not held whole
+READ_BYTES = 4 << 20  # a big file is read four megabytes at a time, not held whole
 
 
 @dataclass

@@ -191,13 +191,15 @@ class LoginFeatures:
         return features.X
 
     # -- streaming ----------------------------------------------------------------
-    def stream_state(self, events: pd.DataFrame | None = None) -> pd.DataFrame:
+    def stream_state(self, events: pd.DataFrame | None = None,
+                     latest: int | None = None) -> pd.DataFrame:
         """What later events need of ``events`` (the model's history when None; or a
         state and the events after it), in a few rows per user: one row per hour of day
         weighted by the successful logins at that hour, one row per value each novelty
         key has had, the last successful login (travel) and every failure of the last two
         hours (the failure windows). Scoring events after this state gives what scoring
-        them after all the events it stands for gives."""
+        them after all the events it stands for gives. ``latest`` is the stream's newest
+        time, from which the two hours of failures count (default: the events')."""
         events = self.history_ if events is None else events
         weight = (events["weight"].fillna(1).astype("int64") if "weight" in events
                   else pd.Series(1, index=events.index, dtype="int64"))
@@ -215,7 +217,8 @@ class LoginFeatures:
             parts.append(pd.DataFrame({**blank, "user": known["user"].to_numpy(),
                                        key: known[key].to_numpy(), "time": 0, "weight": 0}))
         last = good.sort_values("time", kind="stable").groupby("user").tail(1)
-        recent = events[~ok & (events["time"] > events["time"].max() - 2 * HOUR)]
+        latest = events["time"].max() if latest is None else latest
+        recent = events[~ok & (events["time"] > latest - 2 * HOUR)]
         parts += [last.assign(weight=0), recent.assign(weight=0)]
         state = pd.concat([p for p in parts if len(p)], ignore_index=True)
         return state[[*TEXT, *NUMERIC, "weight"]].astype({"time": "int64", "weight": "int64"})
@@ -225,9 +228,17 @@ class LoginFeatures:
         """Features of ``dataset``'s events after a stream ``state``, and the state
         after them."""
         events = self._events(dataset)
-        features = self._features(events, history=state)
-        return features, self.stream_state(pd.concat([state, events.reset_index(drop=True)],
-                                                     ignore_index=True))
+        # A user's features read only that user's rows, and the spray count everyone's
+        # recent failures: the other users' summaries are neither read nor rewritten.
+        mine = state["user"].isin(events["user"].unique()).to_numpy()
+        failed = state["failed"].to_numpy(dtype=bool)
+        features = self._features(events, history=state[mine | failed])
+        latest = max(int(state["time"].max()) if len(state) else 0,
+                     int(events["time"].max()))
+        others = state[~mine & (~failed | (state["time"] > latest - 2 * HOUR).to_numpy())]
+        updated = self.stream_state(pd.concat([state[mine], events.reset_index(drop=True)],
+                                              ignore_index=True), latest=latest)
+        return features, pd.concat([others, updated], ignore_index=True)
 
     # -- features -----------------------------------------------------------------
     def _features(self, events: pd.DataFrame, history: pd.DataFrame | None) -> FeatureSet:
