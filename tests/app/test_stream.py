@@ -149,15 +149,16 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
     engine.dispose()
     version = trained(tmp_path)  # SQLite: for the whole-file comparison
     _, expected_rows, expected_incidents = saved_whole(tmp_path, version)
-    env = {**os.environ, "DATABASE_URL": postgres_url}
+    env = {**os.environ, "DATABASE_URL": postgres_url, "ALERT_TO_MAINTENANCE": "ops@x.org",
+           "ALERT_MAX_PER_HOUR": "1000", "ALERT_OUTBOX_DIR": str(tmp_path / "outbox")}
     app = [sys.executable, "-m", "app"]
     model = subprocess.run([*app, "train", str(ELEVATORS), "--profile", "sensor"], env=env,
                            capture_output=True, text=True, check=True)
     version = model.stdout.strip().splitlines()[-1].split()[-1]
     replay = subprocess.Popen([*app, "replay", str(ELEVATORS), "--rate", "4000"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    live = subprocess.Popen([*app, "stream", "-", "--model", version, "--save", "--source",
-                             "lifts", "--out", str(tmp_path / "live.csv")], env=env,
+    live = subprocess.Popen([*app, "stream", "-", "--model", version, "--save", "--alert",
+                             "--source", "lifts", "--out", str(tmp_path / "live.csv")], env=env,
                             stdin=replay.stdout, stderr=subprocess.PIPE)
     replay.stdout.close()
     from app import services
@@ -176,7 +177,7 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
     assert 2000 <= position < 8064
 
     restart = subprocess.run([*app, "stream", str(ELEVATORS), "--model", version, "--save",
-                              "--source", "lifts", "--out", str(tmp_path / "rest.csv")],
+                              "--alert", "--source", "lifts", "--out", str(tmp_path / "rest.csv")],
                              env=env, capture_output=True, text=True, timeout=300)
     assert restart.returncode == 0, restart.stderr
     assert f"{position} rows were stored before" in restart.stderr
@@ -186,6 +187,12 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
     assert rows["row_number"].is_unique
     pd.testing.assert_frame_equal(rows, expected_rows)
     pd.testing.assert_frame_equal(found, expected_incidents)
+    # Alerts: every incident at high or above was alerted, none twice, kill or not.
+    log = services.notification_log(settings=settings)
+    emails = list((tmp_path / "outbox").glob("*.eml"))
+    alerted = found[found["severity"].isin(["high", "critical"])]
+    assert len(emails) == (log["status"] == "sent").sum() >= len(alerted) > 0
+    assert (log["status"] != "failed").all()
 
 
 def test_stream_alerts_each_incident_once_across_a_restart(tmp_path):
