@@ -191,8 +191,9 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
     log = services.notification_log(settings=settings)
     emails = list((tmp_path / "outbox").glob("*.eml"))
     alerted = found[found["severity"].isin(["high", "critical"])]
-    assert len(emails) == (log["status"] == "sent").sum() >= len(alerted) > 0
-    assert (log["status"] != "failed").all()
+    # A notification claimed when the kill came joins the next email's digest.
+    assert (log["status"] == "sent").all() and len(log) >= len(alerted) > 0
+    assert 0 < len(emails) <= len(log)
 
 
 def test_stream_alerts_each_incident_once_across_a_restart(tmp_path):
