@@ -17,13 +17,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from detection import incidents
 from storage.db import transaction
-from storage.errors import RefusedValueError
-from storage.runs import RunToSave, _copy_rows, _insert_rows
+from storage.runs import RunToSave, insert_anomalies, refused_values
 from storage.schema import Anomaly, DetectionRun, Incident, StreamCheckpoint
 from storage.text import NAME_CHARS, clean
 
@@ -71,31 +69,25 @@ def append(engine: Engine, *, source: str, batch: RunToSave, start: int, end: in
     """Store one scored batch of the stream ``source`` (rows ``start`` + 1 to ``end``):
     its flagged rows in ``batch.anomalies``, its row count in ``batch.total_rows``."""
     source = clean(source, NAME_CHARS)
-    try:
-        with transaction(engine) as session:
-            run_id = _live_run(session, engine, source, batch)
-            stored = session.execute(select(StreamCheckpoint).where(
-                StreamCheckpoint.source == source).with_for_update()).scalar_one_or_none()
-            if (stored.position if stored else 0) != start:
-                return Appended(run_id, False, [])
-            rows = batch.anomalies
-            ids = _join_incidents(session, run_id, rows, batch.incident_gap)
-            rows = rows.assign(incident_id=ids)
-            insert_rows = _copy_rows if engine.dialect.name == "postgresql" else _insert_rows
-            if len(rows):
-                insert_rows(session, run_id, rows)
-            _add_totals(session, run_id, batch)
-            now = datetime.now(UTC)
-            if stored is None:
-                session.add(StreamCheckpoint(source=source, run_id=run_id, position=end,
-                                             carried=carried, updated_at=now))
-            else:
-                stored.position, stored.carried, stored.updated_at = end, carried, now
-            return Appended(run_id, True, sorted(set(ids.tolist())))
-    except (DataError, IntegrityError, ValueError) as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise RefusedValueError(f"the database refused a value of stream {source!r}: "
-                                f"{detail}") from None
+    with refused_values(f"stream {source!r}"), transaction(engine) as session:
+        run_id = _live_run(session, engine, source, batch)
+        stored = session.execute(select(StreamCheckpoint).where(
+            StreamCheckpoint.source == source).with_for_update()).scalar_one_or_none()
+        if (stored.position if stored else 0) != start:
+            return Appended(run_id, False, [])
+        rows = batch.anomalies
+        ids = _join_incidents(session, run_id, rows, batch.incident_gap)
+        rows = rows.assign(incident_id=ids)
+        insert_anomalies(session, run_id, rows)
+        _add_totals(session, run_id, batch)
+        now = datetime.now(UTC)
+        if stored is None:
+            session.add(StreamCheckpoint(source=source, run_id=run_id, position=end,
+                                         carried=carried, updated_at=now))
+        else:
+            stored.position, stored.carried, stored.updated_at = end, carried, now
+        return Appended(run_id, True, sorted(set(ids.tolist())))
+
 
 
 def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -> int:

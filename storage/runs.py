@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -172,13 +174,20 @@ def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
         "time_column": run.time_column, "status": "complete", "warnings": run.warnings,
         "chart_data": run.chart_data, "score_histogram": run.score_histogram,
     }
-    try:
+    with refused_values(f"run {run.source_name!r}"):
         return _save(engine, run, values)
+
+
+@contextmanager
+def refused_values(what: str) -> Iterator[None]:
+    """A value the database refuses (too long, invalid text) as a RefusedValueError: the
+    data's fault, never reported as a failing connection."""
+    try:
+        yield
     except (DataError, IntegrityError, ValueError) as exc:
         # psycopg2 refuses a NUL character with a plain ValueError before sending.
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise RefusedValueError(f"the database refused a value of run {run.source_name!r}: "
-                                f"{detail}") from None
+        raise RefusedValueError(f"the database refused a value of {what}: {detail}") from None
 
 
 def _save(engine: Engine, run: RunToSave, values: dict) -> SaveOutcome:
@@ -190,11 +199,17 @@ def _save(engine: Engine, run: RunToSave, values: dict) -> SaveOutcome:
             existing = session.execute(
                 select(DetectionRun.id).where(DetectionRun.run_key == run.run_key)).scalar_one()
             return SaveOutcome(existing, created=False)
-        rows = run.anomalies.assign(incident_id=_insert_incidents(session, run_id, run))
-        insert_rows = _copy_rows if engine.dialect.name == "postgresql" else _insert_rows
-        for start in range(0, len(rows), INSERT_BATCH):
-            insert_rows(session, run_id, rows.iloc[start:start + INSERT_BATCH])
+        insert_anomalies(session, run_id, run.anomalies.assign(
+            incident_id=_insert_incidents(session, run_id, run)))
     return SaveOutcome(run_id, created=True)
+
+
+def insert_anomalies(session: Session, run_id: int, rows: pd.DataFrame) -> None:
+    """Insert flagged rows (with ``incident_id``) in batches: COPY on PostgreSQL."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    insert_rows = _copy_rows if postgres else _insert_rows
+    for start in range(0, len(rows), INSERT_BATCH):
+        insert_rows(session, run_id, rows.iloc[start:start + INSERT_BATCH])
 
 
 def _insert_incidents(session: Session, run_id: int, run: RunToSave) -> np.ndarray:
