@@ -32,6 +32,8 @@ def _bin_series(x: pd.Series, values: pd.Series, scores: pd.Series, bins: int) -
     n = len(order)
     bin_of = np.empty(n, dtype="int64")
     bin_of[order] = np.arange(n) * min(bins, n) // max(n, 1)
+    # Text cells in a metric column (`ERR`) were missing values to the detector too.
+    values = pd.to_numeric(values, errors="coerce")
     grouped = pd.DataFrame({"x": x.to_numpy(), "value": values.to_numpy(dtype="float64"),
                             "score": scores.to_numpy()}).groupby(bin_of, sort=True)
     out = grouped.agg(x=("x", "min"), value=("value", "mean"), score=("score", "max"),
@@ -66,11 +68,40 @@ def series_frame(result: ScoredFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[list(SERIES_COLUMNS)]
 
 
+def merge_series(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The :func:`series_frame` of successive pieces of one file as one: each series'
+    adjacent bins merged down to its share of :data:`MAX_POINTS` (mean and band weighted
+    by rows: the band of merged bins is the rows' average band, not a new quantile)."""
+    frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if parts else None
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=list(SERIES_COLUMNS))
+    groups = frame.groupby(["entity", "metric"], sort=True)
+    bins = max(MIN_BINS_PER_SERIES, MAX_POINTS // groups.ngroups)
+    merged = []
+    for (entity, metric), part in groups:
+        part = part.sort_values("x", kind="stable")
+        n = len(part)
+        weights = part["rows"].to_numpy(dtype="float64")
+        weighted = part[["value", "lo", "hi"]].mul(weights, axis=0)
+        weighted[["x", "score", "rows"]] = part[["x", "score", "rows"]]
+        grouped = weighted.groupby(np.arange(n) * min(bins, n) // n)
+        out = grouped.agg(x=("x", "min"), value=("value", "sum"), lo=("lo", "sum"),
+                          hi=("hi", "sum"), score=("score", "max"), rows=("rows", "sum"))
+        out[["value", "lo", "hi"]] = out[["value", "lo", "hi"]].div(out["rows"], axis=0)
+        out["entity"], out["metric"] = entity, metric
+        merged.append(out)
+    return pd.concat(merged, ignore_index=True)[list(SERIES_COLUMNS)]
+
+
+def to_parquet(series: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    series.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
 def series_bins(result: ScoredFrame) -> bytes:
     """:func:`series_frame` as Parquet bytes (what the run stores)."""
-    buffer = io.BytesIO()
-    series_frame(result).to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    return to_parquet(series_frame(result))
 
 
 def read_series(data: bytes | None) -> pd.DataFrame:
@@ -79,8 +110,16 @@ def read_series(data: bytes | None) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(data))
 
 
-def score_histogram(result: ScoredFrame) -> list[list[float]]:
-    """Rows per 1-point score bin, ``[[bin start, rows], ...]`` for non-empty bins."""
-    counts = np.bincount(np.clip(result.frame["anomaly_score"].to_numpy() // 1, 0, 99)
-                         .astype("int64"), minlength=100)
+def score_counts(result: ScoredFrame) -> np.ndarray:
+    """Rows per 1-point score bin, 100 bins (pieces of a file add up)."""
+    return np.bincount(np.clip(result.frame["anomaly_score"].to_numpy() // 1, 0, 99)
+                       .astype("int64"), minlength=100)
+
+
+def histogram(counts: np.ndarray) -> list[list[float]]:
+    """``[[bin start, rows], ...]`` for the non-empty bins (what the run stores)."""
     return [[float(i), int(c)] for i, c in enumerate(counts) if c]
+
+
+def score_histogram(result: ScoredFrame) -> list[list[float]]:
+    return histogram(score_counts(result))

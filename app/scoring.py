@@ -8,11 +8,15 @@ Kept apart from ``app.services`` so that ``vigil score`` without ``--save`` or
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from detection import Dataset, Model, ScoredFrame, fit_score, prepare, read_csv
+import numpy as np
+import pandas as pd
+
+from detection import Dataset, Model, ScoredFrame, fit, fit_score, prepare, read_csv
 from detection.export import write_csv
 from detection.reading import Source, read_pieces
 from detection.stream import StreamScorer
@@ -41,6 +45,16 @@ def analyze(dataset: Dataset, *, model: Model | None = None,
     return fit_score(dataset, detector=detector, **params)[1]
 
 
+def scored_pieces(source: Source, model: Model, *, columns: dict[str, str | None] | None = None,
+                  rows: int | None = None) -> Iterator[ScoredFrame]:
+    """A sensor or generic file (path or bytes) scored by ``model`` ``rows`` rows at a
+    time (default :data:`PIECE_ROWS`): the scores of one pass (detection.stream), in the
+    memory of one piece."""
+    scorer = StreamScorer(model, columns)
+    for piece in read_pieces(source, rows or PIECE_ROWS):
+        yield scorer.score(piece)
+
+
 @dataclass
 class PiecesScored:
     """What scoring a file in pieces found, for the closing lines."""
@@ -52,20 +66,20 @@ class PiecesScored:
     warnings: list[str] = field(default_factory=list)
 
 
-def first_piece(path: Path, *, profile: str = "auto", rows: int = PIECE_ROWS) -> Dataset:
+def first_piece(source: Source, *, profile: str = "auto",
+                columns: dict[str, str | None] | None = None, rows: int | None = None
+                ) -> Dataset:
     """The file's first piece, read and checked: its profile is the file's."""
-    return prepare(next(read_pieces(path, rows)), profile=profile)
+    return prepare(next(read_pieces(source, rows or PIECE_ROWS)), profile=profile,
+                   columns=columns)
 
 
 def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
-                    rows: int = PIECE_ROWS) -> PiecesScored:
+                    rows: int | None = None) -> PiecesScored:
     """Score a sensor or generic file with a registered model ``rows`` rows at a time,
-    writing each piece's rows with their score columns to ``out`` as CSV: the scores of
-    one pass (detection.stream), in the memory of one piece."""
-    scorer = StreamScorer(model)
+    writing each piece's rows with their score columns to ``out`` as CSV."""
     done = PiecesScored(profile=model.profile)
-    for piece in read_pieces(path, rows):
-        result = scorer.score(piece)
+    for result in scored_pieces(path, model, rows=rows):
         write_csv(result.frame, out, header=done.rows == 0)
         done.rows += len(result.frame)
         done.flagged += int(result.frame["is_anomaly"].sum())
@@ -78,3 +92,33 @@ def scores_in_pieces(model: Model | None, profile: str) -> bool:
     """Whether a file is scored in pieces: by a registered sensor or generic model (login
     files are read whole: their users' histories are most of the memory anyway)."""
     return model is not None and model.profile == profile and profile in ("sensor", "generic")
+
+
+# -- big uploads (the Analyze page) ---------------------------------------------------
+# An upload of more rows than this is read, fitted and scored in pieces: reading and
+# featurizing a file whole takes about 7 times its size, in pieces a bounded amount.
+WHOLE_ROWS = 1_000_000
+# "Fit on this file" for a big file: the model learns from this many of its rows, in
+# stretches spread evenly over the file (each stretch long enough for the windowed
+# features; many stretches, so that a file sorted by machine gives every machine some).
+FIT_ROWS = 1_000_000
+FIT_STRETCHES = 20
+
+
+def estimated_rows(data: bytes) -> int:
+    """The data rows of an upload, counted as lines (a quoted line break counts twice:
+    this decides how to read a file, it is not a figure to show as exact)."""
+    return max(data.count(b"\n") - 1 + (not data.endswith(b"\n")), 0)
+
+
+def fit_on_stretches(source: Source, *, rows: int, profile: str,
+                     columns: dict[str, str | None] | None = None,
+                     detector: str = "isolation_forest", **params) -> Model:
+    """A model fitted on :data:`FIT_ROWS` of a big file's ``rows`` (about) rows, read as
+    :data:`FIT_STRETCHES` stretches spread evenly from its first rows to its last."""
+    size = max(FIT_ROWS // FIT_STRETCHES, 1)
+    count = -(-rows // size)
+    wanted = set(np.linspace(0, count - 1, min(FIT_STRETCHES, count)).round().astype(int))
+    stretches = [piece for i, piece in enumerate(read_pieces(source, size)) if i in wanted]
+    return fit(prepare(pd.concat(stretches), profile=profile, columns=columns),
+               detector=detector, **params)

@@ -7,7 +7,7 @@ for each thing Vigil does.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +29,16 @@ from alerts.message import (
     subject,
 )
 from app import scoring
-from app.chart_data import read_series, score_histogram, series_bins
+from app.chart_data import (
+    histogram,
+    merge_series,
+    read_series,
+    score_counts,
+    score_histogram,
+    series_bins,
+    series_frame,
+    to_parquet,
+)
 from app.scoring import file_sha256 as file_sha256  # for the pages
 from app.scoring import read_dataset as read_dataset
 from app.settings import Settings, get_settings
@@ -154,11 +163,29 @@ class Preview:
     columns: list[str]
     mapping: dict[str, str | None]
     warnings: list[str]
+    approximate: bool = False  # a big file: rows counted as lines, its first piece checked
 
 
 def preview(dataset: Dataset) -> Preview:
     return Preview(dataset.profile, len(dataset), [str(c) for c in dataset.frame.columns],
                    dataset.mapping.as_dict(), list(dataset.warnings))
+
+
+def _big(data: bytes, first: Dataset) -> int:
+    """The rows (about) of an upload read and scored in pieces; 0 for one read whole."""
+    rows = scoring.estimated_rows(data)
+    return rows if rows > scoring.WHOLE_ROWS and first.profile in ("sensor", "generic") else 0
+
+
+def inspect_upload(data: bytes, *, profile: str = "auto",
+                   columns: dict[str, str | None] | None = None) -> Preview:
+    """How an upload reads: a big sensor or generic file from its first piece (its later
+    rows are checked while scoring), any other whole."""
+    first = scoring.first_piece(data, profile=profile, columns=columns)
+    rows = _big(data, first)
+    if not rows:
+        return preview(read_dataset(data, profile=profile, columns=columns))
+    return replace(preview(first), rows=rows, approximate=True)
 
 
 @dataclass(frozen=True)
@@ -181,6 +208,58 @@ def summarize(result: ScoredFrame, *, source_name: str, file_sha256: str,
     return Analysis(prepare_run(result, source_name=source_name, file_sha256=file_sha256,
                                 settings=settings),
                     top=result.anomalies.nlargest(top, "anomaly_score"),
+                    time_based=result.time is not None)
+
+
+MAX_WARNINGS = 20  # a big file's pieces each warn of their own rows
+
+
+def analyze_upload(data: bytes, *, source_name: str, file_sha256: str, profile: str = "auto",
+                   columns: dict[str, str | None] | None = None,
+                   model_version: str | None = None, detector: str = "isolation_forest",
+                   settings: Settings | None = None, top: int = 20, **params) -> Analysis:
+    """Score an upload and summarize it for the page. A big sensor or generic file is
+    read and scored in pieces, in memory bounded by a piece whatever its size; fitted on
+    itself, its model learns from :data:`app.scoring.FIT_ROWS` of its rows."""
+    first = scoring.first_piece(data, profile=profile, columns=columns)
+    rows = _big(data, first)
+    if not rows:
+        dataset = read_dataset(data, profile=profile, columns=columns)
+        result = analyze(dataset, model_version=model_version, detector=detector,
+                         settings=settings, **params)
+        return summarize(result, source_name=source_name, file_sha256=file_sha256,
+                         top=top, settings=settings)
+    notes = []
+    if model_version:
+        model = resolve_model(model_version, profile=first.profile, settings=settings)
+    else:
+        model = scoring.fit_on_stretches(data, rows=rows, profile=first.profile,
+                                         columns=columns, detector=detector, **params)
+        notes.append(f"This file has about {rows:,} rows: the model fitted on it learned "
+                     f"from {scoring.FIT_ROWS:,} of them, in {scoring.FIT_STRETCHES} "
+                     "stretches spread over the file, and then scored every row.")
+    parts, series, counts, tops, warnings = [], [], 0, [], []
+    for result in scoring.scored_pieces(data, model, columns=columns):
+        if not model_version:
+            result.model_version = None  # the model exists only for this file
+        parts.append(RunToSave.from_result(result, source_name=source_name,
+                                           file_sha256=file_sha256))
+        series.append(series_frame(result))
+        counts = counts + score_counts(result)
+        tops.append(result.anomalies.nlargest(top, "anomaly_score"))
+        warnings += [w for w in result.warnings if w not in warnings]
+    if len(warnings) > MAX_WARNINGS:
+        warnings = [*warnings[:MAX_WARNINGS], f"… and {len(warnings) - MAX_WARNINGS:,} "
+                    "more warnings about later rows of the file."]
+    settings = settings or get_settings()
+    # Pieces with no flagged row are left out: their empty columns have no type to join.
+    flagged = [p.anomalies for p in parts if len(p.anomalies)] or [parts[0].anomalies]
+    run = replace(
+        parts[0], anomalies=pd.concat(flagged, ignore_index=True),
+        total_rows=sum(p.total_rows for p in parts), warnings=notes + warnings,
+        chart_data=to_parquet(merge_series(series)), score_histogram=histogram(counts),
+        incident_gap_minutes=settings.incident_gap_minutes(parts[0].profile))
+    return Analysis(run, top=pd.concat(tops).nlargest(top, "anomaly_score"),
                     time_based=result.time is not None)
 
 

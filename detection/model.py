@@ -48,6 +48,20 @@ class _HashSink:
         pass
 
 
+def _text_where_mixed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns holding numbers and text (pieces of a file read apart and joined: one read
+    a column as numbers, another as text) with the numbers as text, which Arrow takes."""
+    mixed = [i for i, (_, column) in enumerate(frame.items()) if column.dtype == object
+             and pd.api.types.infer_dtype(column, skipna=True).startswith("mixed")]
+    if not mixed:
+        return frame
+    frame = frame.copy(deep=False)
+    for i in mixed:
+        column = frame.iloc[:, i]
+        frame.isetitem(i, column.where(column.isna(), column.astype(str)))
+    return frame
+
+
 def data_hash(frame: pd.DataFrame) -> str:
     """sha256 of a frame's content: column names, types and values, not its index.
 
@@ -55,6 +69,7 @@ def data_hash(frame: pd.DataFrame) -> str:
     metadata left out, so how pandas happened to split or index it does not change the
     hash; batches are converted and hashed one at a time, in bounded memory.
     """
+    frame = _text_where_mixed(frame)
     # One schema for every batch: a text column empty in one batch keeps its type.
     schema = pa.Schema.from_pandas(frame, preserve_index=False).remove_metadata()
     sink = _HashSink()

@@ -130,16 +130,20 @@ def read_csv(source: Source) -> pd.DataFrame:
     return frame
 
 
-def read_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    """Read a CSV file ``rows`` rows at a time, as :func:`read_csv` would read it whole
-    (same checks and messages; row numbers continue from piece to piece), never
-    holding more than a piece: for files larger than memory.
+def read_pieces(source: str | Path | bytes, rows: int) -> Iterator[pd.DataFrame]:
+    """Read a CSV file (a path, or bytes already in memory) ``rows`` rows at a time, as
+    :func:`read_csv` would read it whole (same checks and messages; row numbers continue
+    from piece to piece), never holding more than a piece of parsed rows: for files
+    larger than memory, and uploads many times smaller than what reading them whole takes.
 
     Type inference works per piece: a column that is numbers in one piece and text in
     another is read as each piece has it (the scoring treats text in a numeric column
     as missing either way).
     """
-    with open(path, "rb") as raw:
+    def opened() -> BinaryIO:
+        return io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+
+    with opened() as raw:
         head = raw.read(SAMPLE_BYTES)
         start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
         if not _VISIBLE.search(head, start) and not _has_visible(raw):
@@ -150,8 +154,9 @@ def read_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         delimiter = _layout(raw, head, encoding)
     done = 0
     try:
-        with pd.read_csv(path, encoding=encoding, sep=delimiter, skipinitialspace=True,
-                         low_memory=False, chunksize=rows) as reader:
+        with opened() as raw, pd.read_csv(raw, encoding=encoding, sep=delimiter,
+                                          skipinitialspace=True, low_memory=False,
+                                          chunksize=rows) as reader:
             for piece in reader:
                 done += len(piece)
                 piece = _numbered(piece, done - len(piece))

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import charts, memory, services, ui
+from app import charts, memory, scoring, services, ui
 from app.text import markdown
 from detection import PROFILES
 from detection.columns import ROLES
@@ -21,27 +21,20 @@ CACHE_SECONDS = 15 * 60
 
 # Big uploads: the caches are keyed by the file's sha256 (arguments starting with "_" are
 # not hashed) and hold shared objects (cache_resource hands out the object, not a copy),
-# so a second session on the same file costs nothing more; the rows themselves are
-# dropped once the file is scored, and only what the page shows stays (a few MB).
-@st.cache_resource(max_entries=2, ttl=CACHE_SECONDS, show_spinner="Reading the file…")
-def read(sha: str, profile: str, overrides: tuple, _data: bytes):
-    return services.read_dataset(_data, profile=profile, columns=dict(overrides) or None)
-
-
-@st.cache_resource(max_entries=8, ttl=CACHE_SECONDS, show_spinner=False)
+# so a second session on the same file costs nothing more. They hold what the page shows
+# (a few MB), never the rows: a big file is read and scored in pieces.
+@st.cache_resource(max_entries=8, ttl=CACHE_SECONDS, show_spinner="Reading the file…")
 def inspect(sha: str, profile: str, overrides: tuple, _data: bytes) -> services.Preview:
-    return services.preview(read(sha, profile, overrides, _data))
+    return services.inspect_upload(_data, profile=profile, columns=dict(overrides) or None)
 
 
 @st.cache_resource(max_entries=4, ttl=CACHE_SECONDS, show_spinner=False)
 def score(sha: str, name: str, profile: str, overrides: tuple, detector: str, params: dict,
           model: str, _data: bytes) -> services.Analysis:
-    result = services.analyze(read(sha, profile, overrides, _data),
-                              model_version=None if model == "fit" else model,
-                              detector=detector, **({} if model != "fit" else params))
-    analysis = services.summarize(result, source_name=name, file_sha256=sha)
-    del result
-    read.clear(sha, profile, overrides, None)  # the rows are not needed any more
+    analysis = services.analyze_upload(
+        _data, source_name=name, file_sha256=sha, profile=profile,
+        columns=dict(overrides) or None, model_version=None if model == "fit" else model,
+        detector=detector, **({} if model != "fit" else params))
     memory.release()
     return analysis
 
@@ -68,7 +61,9 @@ profile = st.selectbox("Profile", ["auto", *PROFILES], help="auto: login when th
                        "numbers; generic for numbers only.")
 with ui.user_errors():
     dataset = inspect(sha, profile, (), data)
-    with st.expander(f"Read as **{dataset.profile}**: {dataset.rows:,} rows. Column mapping"):
+    rows = f"about {dataset.rows:,} rows (the first {scoring.PIECE_ROWS:,} checked; the " \
+        "rest are checked while scoring)" if dataset.approximate else f"{dataset.rows:,} rows"
+    with st.expander(f"Read as **{dataset.profile}**: {rows}. Column mapping"):
         columns = ["(none)", *dataset.columns]
         detected = dataset.mapping
         overrides = {}
@@ -135,6 +130,9 @@ cells[0].metric("Rows scored", f"{run.total_rows:,}")
 for cell, severity in zip(cells[1:], ["critical", "high", "medium", "low"], strict=True):
     cell.metric(severity.capitalize(), f"{counts.get(severity, 0):,}")
 st.caption(run.threshold_note)
+for warning in run.warnings:
+    if warning not in dataset.warnings:  # what scoring found beyond the reading
+        st.warning(markdown(warning), icon=":material/warning:")
 
 series = analysis.series
 metrics = sorted(series["metric"].unique())

@@ -86,9 +86,10 @@ def test_reading_in_pieces_gives_the_whole_file(tmp_path, content, rows):
     path = tmp_path / "f.csv"
     path.write_bytes(content.encode("latin-1" if "å" in content else "utf-8"))
     whole = read_csv(path)
-    pieces = list(read_pieces(path, rows))
-    assert all(len(p) <= rows for p in pieces)
-    pd.testing.assert_frame_equal(pd.concat(pieces), whole, check_dtype=False)
+    for source in (path, path.read_bytes()):  # a file, or an upload held in memory
+        pieces = list(read_pieces(source, rows))
+        assert all(len(p) <= rows for p in pieces)
+        pd.testing.assert_frame_equal(pd.concat(pieces), whole, check_dtype=False)
 
 
 @pytest.mark.parametrize(("content", "error", "message"), [
@@ -107,3 +108,5 @@ def test_reading_in_pieces_refuses_what_reading_whole_refuses(tmp_path, content,
         read_csv(path)
     with pytest.raises(error, match=message):
         list(read_pieces(path, 1))
+    with pytest.raises(error, match=message):
+        list(read_pieces(content, 1))
