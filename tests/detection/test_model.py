@@ -57,6 +57,15 @@ def test_training_hash_follows_content_not_layout():
     assert data_hash(frame.assign(machine="M2")) != digest
 
 
+def test_training_hash_takes_a_column_of_numbers_and_text():
+    """Pieces of a file read apart: one reads a column as numbers, one (with `ERR`) as
+    text; joined, the column holds both."""
+    joined = pd.concat([pd.DataFrame({"value": [1.5, 2.0]}),
+                        pd.DataFrame({"value": ["ERR", None]})])
+    assert data_hash(joined) != data_hash(joined.iloc[:3])
+    assert data_hash(joined) == data_hash(joined.set_axis(range(4)))
+
+
 def test_same_input_and_seed_same_scores():
     frame = sensor_frame(500)
     a = fit_score(dataset(frame))[1].frame
