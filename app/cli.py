@@ -328,6 +328,57 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokens(args: argparse.Namespace) -> int:
+    services = _services()
+    if args.action == "add":
+        if not args.name or not args.role:
+            raise UsageError("tokens add needs NAME and --role viewer|analyst|admin")
+        token = services.add_token(args.name, role=args.role)
+        echo(f"token for {args.name} ({args.role}); it is shown this once, keep it safe:",
+             err=True)
+        echo(token)
+    elif args.action == "revoke":
+        if not args.name:
+            raise UsageError("tokens revoke needs NAME")
+        if not services.revoke_token(args.name):
+            raise UsageError(f"no valid token named {args.name!r} (see `vigil tokens list`)")
+        echo(f"revoked the token {args.name}")
+    else:
+        listed = services.list_tokens()
+        if listed.empty:
+            echo("no tokens: `vigil tokens add NAME --role viewer|analyst|admin` makes one")
+        for row in listed.itertuples():
+            state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if pd.notna(row.revoked_at) \
+                else "valid"
+            echo(f"{row.name}\t{row.role}\t{row.prefix}…\tcreated "
+                 f"{row.created_at:%Y-%m-%d %H:%M}\t{state}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from app.metrics import MULTIPROCESS_ENV
+
+    if args.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
+        # Each worker counts into files here; a scrape of any worker adds them up.
+        folder = tempfile.mkdtemp(prefix="vigil-metrics-")
+        os.environ[MULTIPROCESS_ENV] = folder
+    else:
+        folder = None
+    try:
+        uvicorn.run("app.api:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level="warning")
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from sample_data.generate import generate
 
@@ -417,6 +468,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="K times real time, by the rows' timestamps")
     pace.add_argument("--rate", type=float, metavar="R", help="R rows a second")
     replay.set_defaults(func=cmd_replay)
+
+    tokens = sub.add_parser("tokens", help="HTTP API tokens: add NAME --role R, list, "
+                            "revoke NAME")
+    tokens.add_argument("action", choices=("add", "list", "revoke"))
+    tokens.add_argument("name", nargs="?", help="who or what uses the token")
+    tokens.add_argument("--role", choices=("viewer", "analyst", "admin"),
+                        help="viewer reads; analyst also scores, uploads and reviews; "
+                             "admin may do everything")
+    tokens.set_defaults(func=cmd_tokens)
+
+    serve = sub.add_parser("serve", help="the HTTP API (OpenAPI at /docs) and /metrics")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_count, default=1,
+                       help="processes (one per core; metrics add up across them)")
+    serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("sample", help="regenerate the bundled sample CSVs").set_defaults(
         func=cmd_sample)

@@ -42,9 +42,20 @@ from app.chart_data import (
 from app.scoring import file_sha256 as file_sha256  # for the pages
 from app.scoring import read_dataset as read_dataset
 from app.settings import Settings, get_settings
-from detection import Dataset, Model, ScoredFrame, fit
+from detection import PROFILES, Dataset, Model, ScoredFrame, fit, prepare, read_csv
 from detection.export import write_csv
-from storage import anomalies, db, incidents, journal, live, notifications, registry, runs
+from detection.stream import StreamScorer
+from storage import (
+    anomalies,
+    db,
+    incidents,
+    journal,
+    live,
+    notifications,
+    registry,
+    runs,
+    tokens,
+)
 from storage.anomalies import AnomalyFilter
 from storage.errors import JournalError, ModelNotFoundError, RefusedValueError, StorageError
 from storage.incidents import IncidentFilter
@@ -340,8 +351,9 @@ def store_stream_batch(result: ScoredFrame, *, source: str, start: int, end: int
                        carried=buffer.getvalue())
 
 
-def list_runs(*, limit: int = 100, settings: Settings | None = None):
-    return runs.list_runs(engine(settings), limit=limit)
+def list_runs(*, limit: int = 100, before_id: int | None = None,
+              settings: Settings | None = None):
+    return runs.list_runs(engine(settings), limit=limit, before_id=before_id)
 
 
 def get_run(run_id: int, *, settings: Settings | None = None):
@@ -349,11 +361,11 @@ def get_run(run_id: int, *, settings: Settings | None = None):
 
 
 def query_anomalies(filters: AnomalyFilter | None = None, *, limit: int | None = 1000,
-                    offset: int = 0, with_data: bool = False,
+                    offset: int = 0, with_data: bool = False, oldest_first: bool = False,
                     settings: Settings | None = None):
     return anomalies.query_anomalies(engine(settings), filters=filters or AnomalyFilter(),
-                                     limit=limit,
-                                     offset=offset, with_data=with_data)
+                                     limit=limit, offset=offset, with_data=with_data,
+                                     oldest_first=oldest_first)
 
 
 def review(anomaly_ids, status: str, *, reviewed_by: str | None = None,
@@ -363,9 +375,10 @@ def review(anomaly_ids, status: str, *, reviewed_by: str | None = None,
 
 
 def query_incidents(filters: IncidentFilter | None = None, *, limit: int | None = 1000,
-                    settings: Settings | None = None) -> pd.DataFrame:
+                    oldest_first: bool = False, settings: Settings | None = None
+                    ) -> pd.DataFrame:
     return incidents.query_incidents(engine(settings), filters=filters or IncidentFilter(),
-                                     limit=limit)
+                                     limit=limit, oldest_first=oldest_first)
 
 
 def count_incidents(filters: IncidentFilter, *, settings: Settings | None = None) -> int:
@@ -397,8 +410,15 @@ def list_models(*, profile: str | None = None, settings: Settings | None = None)
     return registry.list_models(engine(settings), profile=profile)
 
 
-def load_model(version: str, *, settings: Settings | None = None):
-    return registry.load_model(engine(settings), version=version)
+def load_model(version: str, *, settings: Settings | None = None) -> Model:
+    return _loaded((settings or get_settings()).database_url, version)
+
+
+@lru_cache(maxsize=16)
+def _loaded(url: str, version: str) -> Model:
+    """A registered version never changes: each process loads it once (the API scores
+    hundreds of small bodies a second with it)."""
+    return registry.load_model(_engine_for(url), version=version)
 
 
 def activate_model(version: str, *, settings: Settings | None = None) -> dict:
@@ -632,3 +652,79 @@ def anomalies_csv(filters: AnomalyFilter, *, settings: Settings | None = None) -
     buffer = io.BytesIO()
     write_csv(attachment_frame(found), buffer)
     return buffer.getvalue()
+
+
+# -- the HTTP API ------------------------------------------------------------------------
+def health(*, settings: Settings | None = None) -> dict[str, str | None]:
+    """Each profile's active model version (None: no active model); raises
+    :class:`StorageError` or ``DBAPIError`` when the database cannot answer."""
+    active = {m["profile"]: m["version"] for m in list_models(settings=settings)
+              if m["is_active"]}
+    return {profile: active.get(profile) for profile in PROFILES}
+
+
+def add_token(name: str, *, role: str, settings: Settings | None = None) -> str:
+    """A new API token (shown once: only its hash is stored)."""
+    return tokens.add(engine(settings), name=name, role=role)
+
+
+def token_holder(token: str, *, settings: Settings | None = None) -> tokens.Holder | None:
+    return tokens.holder(engine(settings), token)
+
+
+def revoke_token(name: str, *, settings: Settings | None = None) -> bool:
+    return tokens.revoke(engine(settings), name=name)
+
+
+def list_tokens(*, settings: Settings | None = None) -> pd.DataFrame:
+    return tokens.listed(engine(settings))
+
+
+def score_rows(data: bytes, *, profile: str = "auto", model_version: str = ACTIVE,
+               settings: Settings | None = None) -> ScoredFrame:
+    """Score CSV rows with a registered model: what `vigil score --model` does."""
+    dataset = read_dataset(data, profile=profile)
+    model = resolve_model(model_version, profile=dataset.profile, settings=settings)
+    model.check_profile(dataset.profile)
+    return scoring.analyze(dataset, model=model)
+
+
+class StreamConflictError(StorageError):
+    """Another batch of the same stream was stored first: send this one again."""
+
+
+@dataclass(frozen=True)
+class Ingested:
+    source: str
+    run_id: int
+    result: ScoredFrame
+    position: int  # the stream's rows stored, this batch's included
+    incident_ids: list[int]
+    alerts: list[AlertReport]
+
+
+def ingest(source: str, data: bytes, *, model_version: str = ACTIVE, profile: str = "auto",
+           alert: bool = False, settings: Settings | None = None) -> Ingested:
+    """One batch of CSV rows (with their header) into the live stream ``source``: scored
+    after the rows stored before (what `vigil stream --save` does with each batch),
+    stored with the stream's checkpoint, alerted when asked."""
+    settings = settings or get_settings()
+    position, carried = stream_checkpoint(source, settings=settings)
+    frame = read_csv(data)
+    frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
+    found = prepare(frame, profile=profile).profile
+    model = resolve_model(model_version, profile=found, settings=settings)
+    model.check_profile(found)
+    scorer = StreamScorer(model)
+    scorer.carried = carried
+    result = scorer.score(frame)
+    appended = store_stream_batch(result, source=source, start=position,
+                                  end=position + len(frame), carried=scorer.carried,
+                                  settings=settings)
+    if not appended.stored:
+        raise StreamConflictError(f"another batch of stream {source!r} was stored while this "
+                                  "one was scored: send it again")
+    reports = alert_stream(source, appended.incident_ids, settings=settings) \
+        if alert and appended.incident_ids else []
+    return Ingested(source, appended.run_id, result, position + len(frame),
+                    appended.incident_ids, reports)

@@ -37,11 +37,20 @@ class Settings(BaseSettings):
     incident_gap_sensor_minutes: float = Field(default=30, gt=0)
     incident_gap_login_minutes: float = Field(default=120, gt=0)
     dashboard_url: str = "http://localhost:8501"
+    # HTTP API (`vigil serve`): request bodies above this are refused (413); with a
+    # metrics token, /health and /metrics need `Authorization: Bearer <it>` too.
+    api_max_body_mb: float = Field(default=100, gt=0)
+    metrics_token: SecretStr | None = None
 
     def incident_gap_minutes(self, profile: str) -> float:
         """Login incidents span hours (a slow brute force); sensor and generic ones less."""
         return self.incident_gap_login_minutes if profile == "login" \
             else self.incident_gap_sensor_minutes
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _unset_when_empty(cls, token: SecretStr | None) -> SecretStr | None:
+        return token if token and token.get_secret_value() else None
 
     @field_validator("journal_dir", "alert_outbox_dir")
     @classmethod

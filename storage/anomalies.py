@@ -34,9 +34,12 @@ class AnomalyFilter:
     reason_text: str | None = None
     ids: Sequence[int] = ()
     incident_ids: Sequence[int] = ()
+    after_id: int | None = None  # a page's cursor: ids above the previous page's last
 
     def apply(self, query: Select) -> Select:
         conditions = []
+        if self.after_id is not None:
+            conditions.append(Anomaly.id > self.after_id)
         if self.run_ids:
             conditions.append(Anomaly.run_id.in_(list(self.run_ids)))
         if self.ids:
@@ -67,14 +70,15 @@ class AnomalyFilter:
 
 def query_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
                     limit: int | None = 1000, offset: int = 0,
-                    with_data: bool = False) -> pd.DataFrame:
-    """Matching anomalies, worst first, as a frame with :data:`ANOMALY_COLUMNS`
-    (plus ``data``, the original row, when asked)."""
+                    with_data: bool = False, oldest_first: bool = False) -> pd.DataFrame:
+    """Matching anomalies, worst first (or in the order they were stored, for paging by
+    ``after_id``), as a frame with :data:`ANOMALY_COLUMNS` (plus ``data``, the original
+    row, when asked)."""
     columns = [getattr(Anomaly, c) for c in ANOMALY_COLUMNS]
     if with_data:
         columns.append(Anomaly.data)
-    query = filters.apply(select(*columns)).order_by(Anomaly.anomaly_score.desc(),
-                                                     Anomaly.id)
+    order = (Anomaly.id,) if oldest_first else (Anomaly.anomaly_score.desc(), Anomaly.id)
+    query = filters.apply(select(*columns)).order_by(*order)
     if limit is not None:
         query = query.limit(limit).offset(offset)
     with transaction(engine) as session:

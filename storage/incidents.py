@@ -30,9 +30,12 @@ class IncidentFilter:
     entities: Sequence[str] = ()
     since: datetime | None = None  # incidents still going on at or after this time
     stored_since: datetime | None = None  # incidents of runs stored since this time
+    after_id: int | None = None  # a page's cursor: ids above the previous page's last
 
     def apply(self, query: Select) -> Select:
         conditions = []
+        if self.after_id is not None:
+            conditions.append(Incident.id > self.after_id)
         if self.run_ids:
             conditions.append(Incident.run_id.in_(list(self.run_ids)))
         if self.ids:
@@ -52,10 +55,12 @@ class IncidentFilter:
 
 
 def query_incidents(engine: Engine, *, filters: IncidentFilter = IncidentFilter(),
-                    limit: int | None = 1000) -> pd.DataFrame:
-    """Matching incidents, worst first, with :data:`INCIDENT_COLUMNS`."""
+                    limit: int | None = 1000, oldest_first: bool = False) -> pd.DataFrame:
+    """Matching incidents, worst first (or in the order they were stored), with
+    :data:`INCIDENT_COLUMNS`."""
     columns = [getattr(Incident, c) for c in INCIDENT_COLUMNS]
-    query = filters.apply(select(*columns)).order_by(Incident.peak_score.desc(), Incident.id)
+    order = (Incident.id,) if oldest_first else (Incident.peak_score.desc(), Incident.id)
+    query = filters.apply(select(*columns)).order_by(*order)
     if limit is not None:
         query = query.limit(limit)
     with transaction(engine) as session:

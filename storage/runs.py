@@ -268,12 +268,15 @@ def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
 
 
 def list_runs(engine: Engine, *, limit: int = 100, offset: int = 0,
-              profile: str | None = None) -> list[DetectionRun]:
-    """Stored runs, newest first (``chart_data`` is not loaded)."""
+              profile: str | None = None, before_id: int | None = None) -> list[DetectionRun]:
+    """Stored runs, newest first (``chart_data`` is not loaded); ``before_id`` is a
+    page's cursor (ids below the previous page's last)."""
     query = (select(DetectionRun).options(defer(DetectionRun.chart_data))
              .order_by(DetectionRun.id.desc()).limit(limit).offset(offset))
     if profile:
         query = query.where(DetectionRun.profile == profile)
+    if before_id is not None:
+        query = query.where(DetectionRun.id < before_id)
     with transaction(engine) as session:
         return list(session.scalars(query))
 

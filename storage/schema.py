@@ -41,6 +41,7 @@ REVIEW_STATUSES = ("new", "acknowledged", "confirmed", "false_positive", "dismis
 # Statuses an analyst sets when a row needs no more attention.
 CLOSED_STATUSES = ("false_positive", "dismissed")
 NOTIFICATION_STATUSES = ("queued", "sent", "failed")
+ROLES = ("viewer", "analyst", "admin")  # each may do what the ones before it may
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Timestamp = DateTime(timezone=True)
@@ -243,3 +244,23 @@ class ModelVersion(Base):
         comment="The model used for this profile when none is chosen.")
     activated_at: Mapped[datetime | None] = mapped_column(
         Timestamp, comment="When it was last made active (UTC).")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        {"comment": "Bearer tokens of the HTTP API (vigil tokens add): only a hash is kept."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Token id.")
+    name: Mapped[str] = mapped_column(String(255), unique=True,
+                                      comment="Who or what uses it (a system, a job).")
+    role: Mapped[str] = mapped_column(String(16), comment="viewer, analyst or admin.")
+    token_hash: Mapped[str] = mapped_column(
+        String(64), unique=True, comment="sha256 of the token (the token is shown once).")
+    prefix: Mapped[str] = mapped_column(String(16), comment="The token's first characters, "
+                                                            "to tell tokens apart.")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, comment="When it was made (UTC).")
+    revoked_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="When it was revoked (UTC); a revoked token is refused.")

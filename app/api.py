@@ -1,0 +1,459 @@
+"""`vigil serve`: the HTTP API, over the same use cases as the dashboard and the CLI.
+
+Routes read and score through :mod:`app.services`: a body scored here gets the scores
+`vigil score --model` gives the same rows, a run is saved once however often it is
+posted, a stream batch goes where `vigil stream --save` puts it. Errors are
+``application/problem+json`` (RFC 9457) carrying the CLI's message. Every ``/v1`` route
+needs ``Authorization: Bearer <token>`` (``vigil tokens add NAME --role ROLE``): viewer
+reads, analyst also scores, uploads and reviews, admin may do everything.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException
+
+from alerts import policy
+from app import metrics, scoring, services
+from app.settings import Settings, get_settings
+from detection import SCORE_COLUMNS
+from detection.errors import DetectionError
+from detection.export import write_csv
+from storage.anomalies import AnomalyFilter
+from storage.errors import ModelNotFoundError, StorageError
+from storage.incidents import IncidentFilter
+from storage.schema import REVIEW_STATUSES
+from storage.tokens import Holder
+
+PROBLEM = "application/problem+json"
+CSV = "text/csv"
+MAX_PAGE = 1000
+
+
+class Problem(Exception):
+    """An error answered as problem+json: status, a short title, the message in words."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"type": "about:blank", "title": title, "status": status,
+                         "detail": detail, **extra}, status_code=status,
+                        media_type=PROBLEM, headers=headers)
+
+
+# -- requests ------------------------------------------------------------------------
+class ScoreRequest(BaseModel):
+    profile: str = "auto"
+    model: str = services.ACTIVE
+    rows: list[dict[str, Any]] = Field(min_length=1)
+
+
+class EventsRequest(BaseModel):
+    rows: list[dict[str, Any]] = Field(min_length=1)
+
+
+class ReviewRequest(BaseModel):
+    status: str
+    note: str | None = None
+
+
+def _csv_of(rows: list[dict[str, Any]]) -> bytes:
+    """JSON rows as the CSV file they stand for (columns in order of first appearance),
+    so that they are read, typed and checked exactly as an uploaded file."""
+    for number, row in enumerate(rows, 1):
+        for key, value in row.items():
+            if isinstance(value, dict | list):
+                raise Problem(422, "Unprocessable content",
+                              f"row {number}, {key!r}: a value must be a number, text, "
+                              "true/false or null, not a list or an object")
+    return pd.DataFrame.from_records(rows).to_csv(index=False).encode()
+
+
+async def _body(request: Request) -> bytes:
+    return await request.body()
+
+
+async def _rows_body(request: Request, model: type[BaseModel]) -> tuple[bytes, BaseModel | None]:
+    """The request's rows as CSV bytes: a text/csv body as it is, a JSON body converted."""
+    data = await _body(request)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in (CSV, "text/plain", "application/csv"):
+        return data, None
+    if kind != "application/json":
+        raise Problem(415, "Unsupported media type",
+                      f"send application/json or text/csv; got {kind or 'no content type'}")
+    try:
+        parsed = model.model_validate_json(data)
+    except ValidationError as exc:
+        raise Problem(422, "Unprocessable content", _validation_text(exc.errors())) from None
+    return _csv_of(parsed.rows), parsed
+
+
+def _validation_text(errors) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}:"
+                     f" {e.get('msg', '')}" for e in errors)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    if value is pd.NaT or value is None:
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return _json(value.item())
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    frame = frame.astype(object).where(frame.notna(), None)
+    return [{str(k): _json(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _wants_csv(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return CSV in accept and "application/json" not in accept.split(",")[0]
+
+
+# -- auth ------------------------------------------------------------------------------
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _needs(role: str):
+    def check(request: Request) -> Holder:
+        token = _bearer(request)
+        if token is None:
+            raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (made "
+                          "with `vigil tokens add NAME --role ROLE`)")
+        holder = services.token_holder(token, settings=request.app.state.settings)
+        if holder is None:
+            raise Problem(401, "Unauthorized", "the token is unknown or revoked")
+        if not holder.may(role):
+            raise Problem(403, "Forbidden", f"this needs the {role} role; the token "
+                          f"{holder.name!r} has the {holder.role} role")
+        return holder
+    return check
+
+
+def _open_or_token(request: Request) -> None:
+    """/health and /metrics: open, unless METRICS_TOKEN is set."""
+    wanted = request.app.state.settings.metrics_token
+    if wanted is not None and _bearer(request) != wanted.get_secret_value():
+        raise Problem(401, "Unauthorized", "send Authorization: Bearer <METRICS_TOKEN>")
+
+
+Viewer = Annotated[Holder, Depends(_needs("viewer"))]
+Analyst = Annotated[Holder, Depends(_needs("analyst"))]
+
+
+# -- the application -------------------------------------------------------------------
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    limit = int(settings.api_max_body_mb * 1024 * 1024)
+    app = FastAPI(title="Vigil", version="1", summary="Anomaly detection for sensor "
+                  "readings and login activity: score, store, review, stream.")
+    app.state.settings = settings
+
+    # -- errors, all as problem+json --------------------------------------------------
+    @app.exception_handler(Problem)
+    async def _problem(_request, exc: Problem):
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(DetectionError)
+    async def _bad_input(_request, exc: DetectionError):
+        return problem(400, "Bad input", str(exc))
+
+    @app.exception_handler(ModelNotFoundError)
+    async def _no_model(_request, exc: ModelNotFoundError):
+        return problem(404, "Model not found", str(exc))
+
+    @app.exception_handler(services.StreamConflictError)
+    async def _conflict(_request, exc):
+        return problem(409, "Conflict", str(exc))
+
+    @app.exception_handler(StorageError)
+    async def _storage(_request, exc: StorageError):
+        return problem(400, "Bad input", str(exc))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_request, exc: DBAPIError):
+        return problem(503, "Database unavailable",
+                       f"the database failed ({services.database_error(exc)})")
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_request, _exc):
+        return problem(413, "Content too large", f"the body is over API_MAX_BODY_MB "
+                       f"({settings.api_max_body_mb:g} MB)")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request, exc: RequestValidationError):
+        return problem(422, "Unprocessable content", _validation_text(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request, exc: HTTPException):
+        titles = {404: "Not found", 405: "Method not allowed"}
+        return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+
+    app.add_middleware(Guard, limit=limit, megabytes=settings.api_max_body_mb)
+
+    # -- health and metrics ---------------------------------------------------------------
+    @app.get("/health", dependencies=[Depends(_open_or_token)], tags=["operations"])
+    def health():
+        """200 when the database answers, with each profile's active model; else 503."""
+        try:
+            models = services.health(settings=settings)
+        except DBAPIError as exc:
+            return problem(503, "Unhealthy", f"database: {services.database_error(exc)}",
+                           database="failing")
+        except StorageError as exc:
+            return problem(503, "Unhealthy", f"database: {exc}", database="failing")
+        return {"status": "ok", "database": "ok", "models": models}
+
+    @app.get("/metrics", dependencies=[Depends(_open_or_token)], tags=["operations"])
+    def prometheus():
+        """Prometheus text format: rows scored, anomalies, alerts, durations, models,
+        stream lag."""
+        return Response(metrics.exposition(settings), media_type=metrics.CONTENT_TYPE)
+
+    # -- scoring --------------------------------------------------------------------------
+    rows_body = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": ScoreRequest.model_json_schema()},
+        CSV: {"schema": {"type": "string"}}}}}
+
+    @app.post("/v1/score", openapi_extra=rows_body, tags=["scoring"])
+    async def score(request: Request, _holder: Analyst,
+                    profile: str = "auto", model: str = services.ACTIVE):
+        """Score rows with a registered model (``active``: the profile's active one): a
+        JSON body ``{"profile", "model", "rows": [...]}`` or a CSV body (``?profile=``,
+        ``?model=``). Answers the rows with the four score columns, as JSON or, with
+        ``Accept: text/csv``, CSV."""
+        data, parsed = await _rows_body(request, ScoreRequest)
+        if parsed is not None:
+            profile, model = parsed.profile, parsed.model
+        started = time.perf_counter()
+        result = services.score_rows(data, profile=profile, model_version=model,
+                                     settings=settings)
+        metrics.scored(result, time.perf_counter() - started)
+        if _wants_csv(request):
+            out = io.BytesIO()
+            write_csv(result.frame, out)
+            return Response(out.getvalue(), media_type=CSV)
+        body = {"profile": result.profile, "model": result.model_version,
+                "threshold_note": result.threshold_note, "warnings": list(result.warnings)}
+        text = json.dumps(body)[:-1] + ', "rows": ' + \
+            result.frame.to_json(orient="records", date_format="iso") + "}"
+        return Response(text, media_type="application/json")
+
+    # -- runs ---------------------------------------------------------------------------
+    @app.post("/v1/runs", status_code=201, tags=["runs"])
+    def create_run(holder: Analyst, file: Annotated[UploadFile, File()],
+                   profile: Annotated[str, Form()] = "auto",
+                   model: Annotated[str, Form(description="fit (on the file), active or "
+                                                           "a version")] = "fit",
+                   contamination: Annotated[float | None, Form(gt=0, le=0.5)] = None,
+                   alert: bool = False):
+        """Score an uploaded CSV and store the run, once: posting the same file with the
+        same settings again answers the stored run (``created: false``, status 200).
+        ``?alert=true`` sends its alert (once)."""
+        data = file.file.read()
+        sha = scoring.file_sha256(data)
+        params = {} if contamination is None or model != "fit" \
+            else {"contamination": contamination}
+        started = time.perf_counter()
+        analysis = services.analyze_upload(
+            data, source_name=file.filename or "upload.csv", file_sha256=sha,
+            profile=profile, model_version=None if model == "fit" else model,
+            settings=settings, **params)
+        run = analysis.run
+        report = services.store(run, settings=settings)
+        metrics.record(run.profile, run.total_rows, run.severity_counts,
+                       time.perf_counter() - started)
+        if not report.stored:
+            raise Problem(503, "Not stored", report.message)
+        body = {"run_id": report.run_id, "created": report.created, "rows": run.total_rows,
+                "flagged": len(run.anomalies), "warnings": run.warnings}
+        if alert:
+            sent = services.notify(report.run_id, settings=settings)
+            metrics.alerted(policy.team_for(run.profile), [sent])
+            body["alert"] = {"status": sent.status, "message": sent.message}
+        return JSONResponse(body, status_code=201 if report.created else 200)
+
+    @app.get("/v1/runs", tags=["runs"])
+    def list_runs(_holder: Viewer, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+                  before: Annotated[int | None, Query(description="cursor: the previous "
+                                                                  "page's next")] = None):
+        """Stored runs, newest first, a page at a time."""
+        found = services.list_runs(limit=limit, before_id=before, settings=settings)
+        items = [_run(r) for r in found]
+        return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+    @app.get("/v1/runs/{run_id}", tags=["runs"])
+    def get_run(run_id: int, _holder: Viewer):
+        found = services.get_run(run_id, settings=settings)
+        if found is None:
+            raise Problem(404, "Not found", f"no run {run_id}")
+        return _run(found)
+
+    # -- anomalies and incidents -----------------------------------------------------------
+    @app.get("/v1/anomalies", tags=["review"])
+    def list_anomalies(_holder: Viewer, run: Annotated[list[int], Query()] = (),
+                       severity: Annotated[list[str], Query()] = (),
+                       entity: Annotated[list[str], Query()] = (),
+                       status: Annotated[list[str], Query()] = (),
+                       since: datetime | None = None, after: int | None = None,
+                       limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
+        """Flagged rows in the order they were stored, with their original row
+        (``data``); ``after`` is the previous page's ``next``."""
+        filters = AnomalyFilter(run_ids=run, severities=severity, entities=entity,
+                                review_statuses=_statuses(status), since=since,
+                                after_id=after)
+        frame = services.query_anomalies(filters, limit=limit, with_data=True,
+                                         oldest_first=True, settings=settings)
+        return _page(frame, limit)
+
+    @app.patch("/v1/anomalies/{anomaly_id}", tags=["review"])
+    def review_anomaly(anomaly_id: int, change: ReviewRequest, holder: Analyst):
+        """Set a flagged row's review status (and note); the reviewer is the token's name."""
+        _statuses([change.status])
+        if not services.review([anomaly_id], change.status, reviewed_by=holder.name,
+                               note=change.note, settings=settings):
+            raise Problem(404, "Not found", f"no anomaly {anomaly_id}")
+        frame = services.query_anomalies(AnomalyFilter(ids=[anomaly_id]), with_data=True,
+                                         settings=settings)
+        return _records(frame)[0]
+
+    @app.get("/v1/incidents", tags=["review"])
+    def list_incidents(_holder: Viewer, run: Annotated[list[int], Query()] = (),
+                       severity: Annotated[list[str], Query()] = (),
+                       entity: Annotated[list[str], Query()] = (),
+                       status: Annotated[list[str], Query()] = (),
+                       since: datetime | None = None, after: int | None = None,
+                       limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
+        """Incidents (an entity's flagged rows close in time) in the order they were
+        stored; ``since``: still going on at or after that time."""
+        filters = IncidentFilter(run_ids=run, severities=severity, entities=entity,
+                                 review_statuses=_statuses(status), since=since,
+                                 after_id=after)
+        frame = services.query_incidents(filters, limit=limit, oldest_first=True,
+                                         settings=settings)
+        return _page(frame, limit)
+
+    @app.patch("/v1/incidents/{incident_id}", tags=["review"])
+    def review_incident(incident_id: int, change: ReviewRequest, holder: Analyst):
+        """Review an incident; each of its rows gets the same status."""
+        _statuses([change.status])
+        if not services.review_incidents([incident_id], change.status,
+                                         reviewed_by=holder.name, note=change.note,
+                                         settings=settings):
+            raise Problem(404, "Not found", f"no incident {incident_id}")
+        frame = services.query_incidents(IncidentFilter(ids=[incident_id]), settings=settings)
+        return _records(frame)[0]
+
+    # -- live streams ----------------------------------------------------------------------
+    @app.post("/v1/streams/{source}/events", openapi_extra=rows_body, tags=["streams"])
+    async def stream_events(source: str, request: Request, _holder: Analyst,
+                            model: str = services.ACTIVE, profile: str = "auto",
+                            alert: bool = False):
+        """Rows (JSON ``{"rows": [...]}``, or CSV lines under their header) into the live
+        stream ``source``: scored after its earlier rows and stored with them, as
+        `vigil stream --save --source SOURCE` does. 409: another batch of the stream was
+        stored meanwhile; send again."""
+        data, _ = await _rows_body(request, EventsRequest)
+        started = time.perf_counter()
+        done = services.ingest(source, data, model_version=model, profile=profile,
+                               alert=alert, settings=settings)
+        metrics.scored(done.result, time.perf_counter() - started)
+        metrics.alerted(policy.team_for(done.result.profile), done.alerts)
+        frame = done.result.frame
+        return {"source": source, "run_id": done.run_id, "position": done.position,
+                "rows": len(frame), "flagged": int(frame["is_anomaly"].sum()),
+                "incidents": done.incident_ids,
+                "alerts": [{"status": a.status, "message": a.message} for a in done.alerts],
+                "scores": _records(frame[list(SCORE_COLUMNS)].reset_index())}
+
+    return app
+
+
+class Guard:
+    """Pure ASGI middleware (bodies are never buffered twice): refuses bodies over the
+    limit (413, by Content-Length at once, or while a chunked body is read) and times
+    each request by route template, method and status."""
+
+    def __init__(self, app, *, limit: int, megabytes: float):
+        self.app, self.limit, self.megabytes = app, limit, megabytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await problem(413, "Content too large", f"the body is over API_MAX_BODY_MB "
+                          f"({self.megabytes:g} MB)")(scope, receive, sending)
+        else:
+            seen = 0
+
+            async def receiving():
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge
+                return message
+
+            await self.app(scope, receiving, sending)
+        route = getattr(scope.get("route"), "path", "(unmatched)")
+        metrics.HTTP_SECONDS.labels(route, scope.get("method", ""), str(status)).observe(
+            time.perf_counter() - started)
+
+
+def _statuses(statuses) -> list[str]:
+    wrong = [s for s in statuses if s not in REVIEW_STATUSES]
+    if wrong:
+        raise Problem(422, "Unprocessable content", f"status must be one of "
+                      f"{', '.join(REVIEW_STATUSES)}; got {wrong[0]!r}")
+    return list(statuses)
+
+
+def _run(run) -> dict[str, Any]:
+    fields = ("id", "created_at", "source_name", "file_sha256", "profile", "detector",
+              "model_version", "parameters", "threshold", "threshold_note", "total_rows",
+              "anomaly_count", "severity_counts", "entity_column", "time_column", "status",
+              "warnings")
+    return {name: _json(getattr(run, name)) for name in fields}
+
+
+def _page(frame: pd.DataFrame, limit: int) -> dict[str, Any]:
+    items = _records(frame)
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}

@@ -1,0 +1,45 @@
+"""The HTTP API against a real database, through httpx (FastAPI's TestClient)."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app import services
+from app.api import create_app
+from app.settings import Settings
+from sample_data import sample_path
+
+TEMPERATURE = sample_path("temperature.csv")
+
+
+def settings_for(url: str, tmp_path, **extra) -> Settings:
+    return Settings(database_url=url, journal_dir=tmp_path / "journal",
+                    alert_outbox_dir=tmp_path / "outbox", alert_to_maintenance="ops@example.com",
+                    alert_to_security="soc@example.com", alert_min_severity="low", **extra)
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return settings_for(database_url, tmp_path)
+
+
+@pytest.fixture
+def tokens(settings) -> dict[str, str]:
+    return {role: services.add_token(f"{role}-job", role=role, settings=settings)
+            for role in ("viewer", "analyst", "admin")}
+
+
+@pytest.fixture
+def client(settings) -> TestClient:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def model(settings) -> str:
+    """The active sensor model, trained on the temperature sample."""
+    dataset = services.read_dataset(TEMPERATURE)
+    return services.train(dataset, activate=True, settings=settings)["version"]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

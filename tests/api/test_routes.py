@@ -1,0 +1,309 @@
+"""Every route: the happy path, each error code, and who may call it."""
+
+import email
+import io
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from app import services
+from tests.api.conftest import TEMPERATURE, auth, settings_for
+
+pytestmark = pytest.mark.timeout(300)
+
+LINES = TEMPERATURE.read_text().splitlines()
+BODY = ("\n".join(LINES[:101]) + "\n").encode()  # the header and 100 rows
+
+ROUTES = [  # (method, path, the role it needs)
+    ("GET", "/v1/runs", "viewer"),
+    ("GET", "/v1/runs/1", "viewer"),
+    ("GET", "/v1/anomalies", "viewer"),
+    ("GET", "/v1/incidents", "viewer"),
+    ("POST", "/v1/score", "analyst"),
+    ("POST", "/v1/runs", "analyst"),
+    ("PATCH", "/v1/anomalies/1", "analyst"),
+    ("PATCH", "/v1/incidents/1", "analyst"),
+    ("POST", "/v1/streams/lift/events", "analyst"),
+]
+
+
+def is_problem(response, status: int, text: str = "") -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"] and text in body["detail"], body
+    return body
+
+
+@pytest.mark.parametrize(("method", "path", "role"), ROUTES)
+def test_every_v1_route_needs_a_token_with_its_role(client, settings, tokens, method, path,
+                                                    role):
+    missing = client.request(method, path)
+    is_problem(missing, 401, "Authorization: Bearer")
+    assert missing.headers["www-authenticate"] == "Bearer"
+    is_problem(client.request(method, path, headers=auth("vgl_not-a-token")), 401,
+               "unknown or revoked")
+    if role == "analyst":
+        is_problem(client.request(method, path, headers=auth(tokens["viewer"])), 403,
+                   "needs the analyst role; the token 'viewer-job' has the viewer role")
+    for allowed in ("viewer", "analyst", "admin")[("viewer", "analyst").index(role):]:
+        status = client.request(method, path, headers=auth(tokens[allowed])).status_code
+        assert status not in (401, 403), (allowed, status)
+    services.revoke_token("admin-job", settings=settings)
+    is_problem(client.request(method, path, headers=auth(tokens["admin"])), 401, "revoked")
+
+
+def test_health_names_each_profiles_active_model(client, model):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok",
+                               "models": {"sensor": model, "login": None, "generic": None}}
+
+
+def test_health_is_503_naming_the_database_when_it_is_down(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+
+    down = settings_for("postgresql://postgres@127.0.0.1:9/nowhere", tmp_path)
+    with TestClient(create_app(down)) as client:
+        body = is_problem(client.get("/health"), 503, "database: ")
+    assert body["database"] == "failing"
+
+
+def test_metrics_token_guards_health_and_metrics(database_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+
+    guarded = settings_for(database_url, tmp_path, metrics_token="s3cret")
+    with TestClient(create_app(guarded)) as client:
+        for path in ("/health", "/metrics"):
+            is_problem(client.get(path), 401, "METRICS_TOKEN")
+            assert client.get(path, headers=auth("s3cret")).status_code == 200
+
+
+def test_score_answers_what_vigil_score_model_writes(client, tokens, model, settings,
+                                                     tmp_path):
+    path = tmp_path / "hundred.csv"
+    path.write_bytes(BODY)
+    out = tmp_path / "cli.csv"
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    done = subprocess.run([sys.executable, "-m", "app", "score", str(path), "--model", model,
+                           "--out", str(out)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    as_csv = client.post("/v1/score", content=BODY, headers={
+        **auth(tokens["analyst"]), "Content-Type": "text/csv", "Accept": "text/csv"})
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.content == out.read_bytes()
+    rows = pd.read_csv(io.BytesIO(BODY)).to_dict("records")
+    as_json = client.post("/v1/score", json={"model": "active", "rows": rows},
+                          headers=auth(tokens["analyst"]))
+    assert as_json.status_code == 200, as_json.text
+    body = as_json.json()
+    assert body["profile"] == "sensor" and body["model"] == model
+    expected = pd.read_csv(out)
+    got = pd.DataFrame(body["rows"])
+    assert got["anomaly_score"].round(6).tolist() == expected["anomaly_score"].round(6).tolist()
+    assert got["severity"].tolist() == expected["severity"].tolist()
+    assert got["reasons"].fillna("").tolist() == expected["reasons"].fillna("").tolist()
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "text"), [
+    (b"name,city\nann,Oslo\nbob,Rome\n", {"Content-Type": "text/csv"}, 400,
+     "no usable numeric column"),
+    (b"a,b\n1,2\n3,4,5\n", {"Content-Type": "text/csv"}, 400, "line 3 of the file has 3 values"),
+    (BODY, {"Content-Type": "application/xml"}, 415, "send application/json or text/csv"),
+    (b'{"rows": []}', {"Content-Type": "application/json"}, 422, "rows"),
+    (b'{"rows": [{"value": [1, 2]}]}', {"Content-Type": "application/json"}, 422,
+     "row 1, 'value': a value must be"),
+    (b'{"rows": ', {"Content-Type": "application/json"}, 422, "body"),
+])
+def test_score_refuses_bad_bodies_with_the_clis_message(client, tokens, model, body, headers,
+                                                        status, text):
+    response = client.post("/v1/score", content=body,
+                           headers={**auth(tokens["analyst"]), **headers})
+    is_problem(response, status, text)
+
+
+def test_score_with_an_unknown_model_is_404(client, tokens, model):
+    response = client.post("/v1/score?model=20990101-000000-abcdef", content=BODY,
+                           headers={**auth(tokens["analyst"]), "Content-Type": "text/csv"})
+    is_problem(response, 404, "no model with version '20990101-000000-abcdef'")
+
+
+def test_bodies_over_the_limit_are_413_with_or_without_a_length(database_url, tmp_path,
+                                                                 model):
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+
+    small = settings_for(database_url, tmp_path, api_max_body_mb=0.001)  # 1,048 bytes
+    token = services.add_token("job", role="analyst", settings=small)
+    headers = {**auth(token), "Content-Type": "text/csv"}
+    with TestClient(create_app(small)) as client:
+        is_problem(client.post("/v1/score", content=BODY, headers=headers), 413,
+                   "API_MAX_BODY_MB")
+
+        def chunks():  # no Content-Length: the body is counted as it arrives
+            for start in range(0, len(BODY), 256):
+                yield BODY[start:start + 256]
+
+        is_problem(client.post("/v1/score", content=chunks(), headers=headers), 413,
+                   "API_MAX_BODY_MB")
+        small_body = ("\n".join(LINES[:20]) + "\n").encode()
+        assert client.post("/v1/score", content=small_body, headers=headers).status_code == 200
+
+
+def test_a_run_posted_twice_is_stored_once_and_alerted_once(client, tokens, settings):
+    files = {"file": ("temperature.csv", TEMPERATURE.read_bytes(), "text/csv")}
+    headers = auth(tokens["analyst"])
+    first = client.post("/v1/runs?alert=true", files=files, data={"contamination": "0.02"},
+                        headers=headers)
+    assert first.status_code == 201, first.text
+    created = first.json()
+    assert created["created"] and created["rows"] == 720 and created["flagged"] > 0
+    assert created["alert"]["status"] == "sent"
+    again = client.post("/v1/runs?alert=true", files=files, data={"contamination": "0.02"},
+                        headers=headers)
+    assert again.status_code == 200
+    assert again.json()["run_id"] == created["run_id"] and not again.json()["created"]
+    assert again.json()["alert"]["status"] == "duplicate"
+    mails = list(settings.alert_outbox_dir.glob("*.eml"))
+    assert len(mails) == 1
+    message = email.message_from_bytes(mails[0].read_bytes())
+    assert message["To"] == "ops@example.com"
+    viewer = auth(tokens["viewer"])
+    run = client.get(f"/v1/runs/{created['run_id']}", headers=viewer).json()
+    assert run["source_name"] == "temperature.csv" and run["total_rows"] == 720
+    assert run["anomaly_count"] == created["flagged"]
+    is_problem(client.get("/v1/runs/999999", headers=viewer), 404, "no run 999999")
+    is_problem(client.post("/v1/runs", files=files, data={"contamination": "0.9"},
+                           headers=headers), 422, "contamination")
+    is_problem(client.post("/v1/runs", files={"file": ("x.csv", b"", "text/csv")},
+                           headers=headers), 400, "the file is empty")
+
+
+def test_runs_and_anomalies_page_by_cursor(client, tokens, settings):
+    headers = auth(tokens["analyst"])
+    ids = []
+    for name in ("temperature.csv", "elevators.csv"):
+        from sample_data import sample_path
+
+        files = {"file": (name, sample_path(name).read_bytes(), "text/csv")}
+        ids.append(client.post("/v1/runs", files=files, headers=headers).json()["run_id"])
+    first = client.get("/v1/runs?limit=1", headers=headers).json()
+    assert [r["id"] for r in first["items"]] == [ids[1]] and first["next"] == ids[1]
+    second = client.get(f"/v1/runs?limit=1&before={first['next']}", headers=headers).json()
+    assert [r["id"] for r in second["items"]] == [ids[0]]
+    seen, after = [], None
+    while True:
+        query = "limit=50" + (f"&after={after}" if after else "")
+        page = client.get(f"/v1/anomalies?{query}", headers=headers).json()
+        seen += page["items"]
+        after = page["next"]
+        if after is None:
+            break
+    stored = services.count_anomalies(services.AnomalyFilter(), settings=settings)
+    assert len(seen) == stored and len({a["id"] for a in seen}) == stored
+    assert all("data" in a and a["data"] for a in seen)
+    only = client.get(f"/v1/anomalies?run={ids[0]}&severity=high&severity=critical&limit=1000",
+                      headers=headers).json()["items"]
+    assert only and {a["run_id"] for a in only} == {ids[0]}
+    assert {a["severity"] for a in only} <= {"high", "critical"}
+    is_problem(client.get("/v1/anomalies?status=nonsense", headers=headers), 422,
+               "status must be one of")
+    is_problem(client.get("/v1/anomalies?since=yesterday", headers=headers), 422, "since")
+
+
+def test_reviews_name_the_token_and_reach_incident_rows(client, tokens, settings):
+    headers = auth(tokens["analyst"])
+    files = {"file": ("temperature.csv", TEMPERATURE.read_bytes(), "text/csv")}
+    run_id = client.post("/v1/runs", files=files, headers=headers).json()["run_id"]
+    anomaly = client.get(f"/v1/anomalies?run={run_id}&limit=1", headers=headers
+                         ).json()["items"][0]
+    changed = client.patch(f"/v1/anomalies/{anomaly['id']}", headers=headers,
+                           json={"status": "confirmed", "note": "bearing noise"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["review_status"] == "confirmed"
+    assert changed.json()["reviewed_by"] == "analyst-job"
+    assert changed.json()["note"] == "bearing noise"
+    is_problem(client.patch("/v1/anomalies/999999", headers=headers,
+                            json={"status": "dismissed"}), 404, "no anomaly 999999")
+    is_problem(client.patch(f"/v1/anomalies/{anomaly['id']}", headers=headers,
+                            json={"status": "fine"}), 422, "status must be one of")
+    is_problem(client.patch(f"/v1/anomalies/{anomaly['id']}", headers=headers,
+                            json={"note": "no status"}), 422, "status")
+    incidents = client.get(f"/v1/incidents?run={run_id}", headers=headers).json()["items"]
+    assert incidents
+    target = incidents[0]
+    reviewed = client.patch(f"/v1/incidents/{target['id']}", headers=headers,
+                            json={"status": "false_positive"})
+    assert reviewed.status_code == 200 and reviewed.json()["review_status"] == "false_positive"
+    rows = services.query_anomalies(services.AnomalyFilter(incident_ids=[target["id"]]),
+                                    limit=None, settings=settings)
+    assert len(rows) == target["row_count"]
+    assert set(rows["review_status"]) == {"false_positive"}
+    assert set(rows["reviewed_by"]) == {"analyst-job"}
+    is_problem(client.patch("/v1/incidents/999999", headers=headers,
+                            json={"status": "dismissed"}), 404, "no incident 999999")
+
+
+def test_stream_events_score_as_one_file_and_restart_nowhere(client, tokens, model,
+                                                              settings):
+    headers = {**auth(tokens["analyst"]), "Content-Type": "text/csv"}
+    header, rows = LINES[0], LINES[1:301]
+    answers = []
+    for part in (rows[:120], rows[120:]):
+        body = ("\n".join([header, *part]) + "\n").encode()
+        response = client.post("/v1/streams/boiler/events", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    assert [a["position"] for a in answers] == [120, 300]
+    assert answers[0]["run_id"] == answers[1]["run_id"]
+    streamed = pd.DataFrame([s for a in answers for s in a["scores"]])
+    whole = services.score_rows(("\n".join([header, *rows]) + "\n").encode(),
+                                settings=settings).frame
+    assert streamed["row"].tolist() == list(range(1, 301))
+    assert streamed["anomaly_score"].round(9).tolist() == \
+        whole["anomaly_score"].round(9).tolist()
+    stored = services.live_streams(settings=settings)
+    assert stored.set_index("source").loc["boiler", "position"] == 300
+    as_json = client.post("/v1/streams/boiler/events", headers=auth(tokens["analyst"]),
+                          json={"rows": pd.read_csv(io.StringIO("\n".join(
+                              [header, *LINES[301:311]]))).to_dict("records")})
+    assert as_json.status_code == 200 and as_json.json()["position"] == 310
+    is_problem(client.post("/v1/streams/boiler/events?model=20990101-000000-abcdef",
+                           content=BODY, headers=headers), 404, "no model")
+
+
+def test_metrics_count_rows_flags_requests_and_show_models(client, tokens, model):
+    headers = {**auth(tokens["analyst"]), "Content-Type": "text/csv"}
+    before = _sample(client.get("/metrics").text, 'vigil_rows_scored_total{profile="sensor"}')
+    response = client.post("/v1/score", content=BODY, headers=headers)
+    flagged = sum(r["is_anomaly"] for r in response.json()["rows"])
+    text = client.get("/metrics").text
+    assert _sample(text, 'vigil_rows_scored_total{profile="sensor"}') == before + 100
+    anomalies = sum(v for k, v in _samples(text).items()
+                    if k.startswith('vigil_anomalies_total{profile="sensor"'))
+    assert anomalies >= flagged
+    assert f'vigil_model_info{{profile="sensor",version="{model}"}} 1.0' in text
+    assert _sample(text, 'vigil_http_request_duration_seconds_count{method="POST",'
+                         'route="/v1/score",status="200"}') >= 1
+    assert 'vigil_scoring_duration_seconds_bucket{le="0.005",profile="sensor"}' in text
+
+
+def _samples(text: str) -> dict[str, float]:
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
+def _sample(text: str, name: str) -> float:
+    return _samples(text).get(name, 0.0)
