@@ -1,11 +1,17 @@
 """docker-compose.yml and the Dockerfile, checked as files (CI has no Docker engine)."""
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
 
+from app import metrics
 from app.settings import Settings
+from tests.conftest import require_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,10 +22,64 @@ def compose() -> dict:
 
 def test_services_and_ports():
     services = compose()["services"]
-    assert set(services) == {"db", "adminer", "mail", "app"}
+    assert set(services) == {"db", "adminer", "mail", "app", "api", "prometheus", "grafana"}
     assert "8080:8080" in services["adminer"]["ports"]
     assert "8501:8501" in services["app"]["ports"]
     assert "8025:8025" in services["mail"]["ports"]
+    assert "8000:8000" in services["api"]["ports"]
+    assert "9090:9090" in services["prometheus"]["ports"]
+    assert "3000:3000" in services["grafana"]["ports"]
+
+
+def test_compose_file_is_valid_for_docker_compose(tmp_path):
+    """`docker-compose config` (Debian's docker-compose; CI installs it) parses and
+    interpolates the file as `docker compose up` would, with the required secrets set."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        require_server("docker-compose is not installed (apt-get install docker-compose)")
+    env = {**os.environ, "POSTGRES_PASSWORD": "pw", "GRAFANA_ADMIN_PASSWORD": "pw"}
+    done = subprocess.run([binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]
+    assert resolved["api"]["environment"]["DATABASE_URL"].endswith("@db:5432/vigil")
+    missing = subprocess.run([binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                             capture_output=True, text=True, cwd=tmp_path,
+                             env={**env, "GRAFANA_ADMIN_PASSWORD": ""})
+    assert missing.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in missing.stderr
+
+
+def test_the_api_serves_and_prometheus_and_grafana_are_provisioned():
+    services = compose()["services"]
+    assert "vigil serve --host 0.0.0.0 --port 8000" in " ".join(services["api"]["command"])
+    assert "/health" in " ".join(services["api"]["healthcheck"]["test"])
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    job = scrape["scrape_configs"][0]
+    assert job["static_configs"][0]["targets"] == ["api:8000"]
+    assert job["metrics_path"] == "/metrics"
+    mounts = " ".join(services["prometheus"]["volumes"] + services["grafana"]["volumes"])
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml" in mounts
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning" in mounts
+    source = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml")
+                            .read_text())["datasources"][0]
+    assert source["url"] == "http://prometheus:9090" and source["uid"] == "prometheus"
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/vigil.yml")
+                              .read_text())["providers"][0]
+    assert provider["options"]["path"] in mounts
+
+
+def test_the_grafana_dashboard_queries_metrics_vigil_exports():
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/vigil.json").read_text())
+    exported = {m._name for m in metrics.COUNTED} | {"vigil_model_info",
+                                                     "vigil_stream_lag_seconds"}
+    queried = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "prometheus"
+            queried |= set(re.findall(r"vigil_[a-z_]+", target["expr"]))
+    base = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in queried}
+    assert base <= exported, base - exported
+    assert exported <= base  # every metric has a panel
 
 
 def test_postgres_has_a_healthcheck_and_a_named_volume():
