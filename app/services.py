@@ -7,6 +7,7 @@ for each thing Vigil does.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -67,8 +68,18 @@ ACTIVE = "active"  # `--model active`: the profile's active registered model
 
 
 # -- database ------------------------------------------------------------------
-@lru_cache(maxsize=8)
+_ENGINES_LOCK = threading.Lock()
+
+
 def _engine_for(url: str) -> Engine:
+    # One at a time: the API's threads may all ask at once, and Alembic's upgrade is not
+    # thread-safe (its `context` is one global).
+    with _ENGINES_LOCK:
+        return _new_engine(url)
+
+
+@lru_cache(maxsize=8)
+def _new_engine(url: str) -> Engine:
     engine = db.make_engine(url)
     if db.is_embedded(engine):
         db.upgrade(engine)  # the embedded file is ours alone: keep it current

@@ -307,3 +307,29 @@ def _samples(text: str) -> dict[str, float]:
 
 def _sample(text: str, name: str) -> float:
     return _samples(text).get(name, 0.0)
+
+
+def test_threads_opening_a_new_embedded_database_at_once_share_one_upgrade(tmp_path):
+    """The API's first requests arrive together: each thread asks for the engine, and
+    the SQLite file is upgraded once (Alembic's upgrade is not thread-safe)."""
+    import threading
+
+    settings = settings_for(f"sqlite:///{tmp_path / 'fresh.db'}", tmp_path)
+    start, engines, errors = threading.Barrier(8), [], []
+
+    def first_request():
+        start.wait()
+        try:
+            engines.append(services.engine(settings))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len({id(e) for e in engines}) == 1
+    assert services.health(settings=settings) == {"sensor": None, "login": None,
+                                                  "generic": None}
