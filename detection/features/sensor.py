@@ -58,6 +58,9 @@ def _pieces(n: int) -> list[slice]:
 
 
 def _in_threads(func, tasks) -> None:
+    if len(tasks) == 1:  # a small file: starting threads would cost more than they save
+        func(tasks[0])
+        return
     with ThreadPoolExecutor(THREADS) as pool:
         for _ in pool.map(func, tasks):
             pass

@@ -167,3 +167,20 @@ def test_threads_follow_the_cores_the_process_may_use():
          "from detection.threads import THREADS; print(THREADS)"],
         capture_output=True, text=True, check=True)
     assert pinned.stdout.strip() == "1"
+
+
+def test_the_forests_layout_is_built_once_and_never_saved():
+    """Scoring lays the forest out once per loaded model (the API scores many small
+    bodies with one model); the layout is rebuilt after loading, not stored."""
+    import pickle
+
+    from detection.detectors import IsolationForestDetector
+
+    X = np.random.default_rng(0).normal(size=(500, 4)).astype("float32")
+    detector = IsolationForestDetector().fit(X)
+    first = detector.score_samples(X)
+    layout = detector.__dict__["_flat"]
+    assert detector.score_samples(X[:10]) is not None and detector.__dict__["_flat"] is layout
+    loaded = pickle.loads(pickle.dumps(detector))
+    assert "_flat" not in loaded.__dict__
+    np.testing.assert_array_equal(loaded.score_samples(X), first)
