@@ -143,7 +143,10 @@ def _bearer(request: Request) -> str | None:
 
 
 def _needs(role: str):
-    def check(request: Request) -> Holder:
+    # async: the lookup (an indexed read) runs on the event loop, not through a thread
+    # hop, which under load only adds latency; scoring runs there too (CPU-bound: one
+    # body at a time per worker, in arrival order, is the fairest use of a core).
+    async def check(request: Request) -> Holder:
         token = _bearer(request)
         if token is None:
             raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (made "
