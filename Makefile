@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/api.py
 
 # A live stream to watch: the elevators sample replayed at 20 rows a second into
 # `vigil stream --save --alert`, and the dashboard; the Live page shows it.
