@@ -58,6 +58,12 @@ def sniff_delimiter(sample: str) -> str:
     lines = [line for line in sample.splitlines()[:50] if line.strip()]
     if not lines:
         return ","
+    # The usual file: one candidate in the header, as often on every line after it (no
+    # quoting to weigh up). The sniffer's answer then, in a fraction of its time.
+    used = [d for d in DELIMITERS if d in lines[0]]
+    if len(used) == 1 and all(line.count(used[0]) == lines[0].count(used[0])
+                              for line in lines[1:] if '"' not in line):
+        return used[0]
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
     except csv.Error:
