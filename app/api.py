@@ -22,17 +22,17 @@ from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from alerts import policy
 from app import metrics, scoring, services
-from app.settings import Settings, get_settings
+from app.settings import Settings
+from app.vigil import Vigil
 from detection import SCORE_COLUMNS
 from detection.errors import DetectionError
 from detection.export import write_csv
 from storage.anomalies import AnomalyFilter
-from storage.errors import ModelNotFoundError, StorageError
+from storage.errors import DatabaseError, ModelNotFoundError, StorageError
 from storage.incidents import IncidentFilter
 from storage.schema import REVIEW_STATUSES
 from storage.tokens import Holder
@@ -151,7 +151,7 @@ def _needs(role: str):
         if token is None:
             raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (made "
                           "with `vigil tokens add NAME --role ROLE`)")
-        holder = services.token_holder(token, settings=request.app.state.settings)
+        holder = services.token_holder(request.app.state.vigil, token)
         if holder is None:
             raise Problem(401, "Unauthorized", "the token is unknown or revoked")
         if not holder.may(role):
@@ -174,11 +174,12 @@ Analyst = Annotated[Holder, Depends(_needs("analyst"))]
 
 # -- the application -------------------------------------------------------------------
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    vigil = Vigil(settings)
+    settings = vigil.settings
     limit = int(settings.api_max_body_mb * 1024 * 1024)
     app = FastAPI(title="Vigil", version="1", summary="Anomaly detection for sensor "
                   "readings and login activity: score, store, review, stream.")
-    app.state.settings = settings
+    app.state.settings, app.state.vigil = settings, vigil
 
     # -- errors, all as problem+json --------------------------------------------------
     @app.exception_handler(Problem)
@@ -201,10 +202,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _storage(_request, exc: StorageError):
         return problem(400, "Bad input", str(exc))
 
-    @app.exception_handler(DBAPIError)
-    async def _database(_request, exc: DBAPIError):
-        return problem(503, "Database unavailable",
-                       f"the database failed ({services.database_error(exc)})")
+    @app.exception_handler(DatabaseError)
+    async def _database(_request, exc: DatabaseError):
+        return problem(503, "Database unavailable", str(exc))
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_request, _exc):
@@ -227,10 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health():
         """200 when the database answers, with each profile's active model; else 503."""
         try:
-            models = services.health(settings=settings)
-        except DBAPIError as exc:
-            return problem(503, "Unhealthy", f"database: {services.database_error(exc)}",
-                           database="failing")
+            models = services.health(vigil)
         except StorageError as exc:
             return problem(503, "Unhealthy", f"database: {exc}", database="failing")
         return {"status": "ok", "database": "ok", "models": models}
@@ -239,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def prometheus():
         """Prometheus text format: rows scored, anomalies, alerts, durations, models,
         stream lag."""
-        return Response(metrics.exposition(settings), media_type=metrics.CONTENT_TYPE)
+        return Response(metrics.exposition(vigil), media_type=metrics.CONTENT_TYPE)
 
     # -- scoring --------------------------------------------------------------------------
     rows_body = {"requestBody": {"required": True, "content": {
@@ -257,8 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if parsed is not None:
             profile, model = parsed.profile, parsed.model
         started = time.perf_counter()
-        result = services.score_rows(data, profile=profile, model_version=model,
-                                     settings=settings)
+        result = services.score_rows(vigil, data, profile=profile, model_version=model)
         metrics.scored(result, time.perf_counter() - started)
         if _wants_csv(request):
             out = io.BytesIO()
@@ -286,12 +282,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         params = {} if contamination is None or model != "fit" \
             else {"contamination": contamination}
         started = time.perf_counter()
-        analysis = services.analyze_upload(
+        analysis = services.analyze_upload(vigil,
             data, source_name=file.filename or "upload.csv", file_sha256=sha,
-            profile=profile, model_version=None if model == "fit" else model,
-            settings=settings, **params)
+            profile=profile, model_version=None if model == "fit" else model, **params)
         run = analysis.run
-        report = services.store(run, settings=settings)
+        report = services.store(vigil, run)
         metrics.record(run.profile, run.total_rows, run.severity_counts,
                        time.perf_counter() - started)
         if not report.stored:
@@ -299,7 +294,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"run_id": report.run_id, "created": report.created, "rows": run.total_rows,
                 "flagged": len(run.anomalies), "warnings": run.warnings}
         if alert:
-            sent = services.notify(report.run_id, settings=settings)
+            sent = services.notify(vigil, report.run_id)
             metrics.alerted(policy.team_for(run.profile), [sent])
             body["alert"] = {"status": sent.status, "message": sent.message}
         return JSONResponse(body, status_code=201 if report.created else 200)
@@ -309,13 +304,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   before: Annotated[int | None, Query(description="cursor: the previous "
                                                                   "page's next")] = None):
         """Stored runs, newest first, a page at a time."""
-        found = services.list_runs(limit=limit, before_id=before, settings=settings)
+        found = services.list_runs(vigil, limit=limit, before_id=before)
         items = [_run(r) for r in found]
         return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
     @app.get("/v1/runs/{run_id}", tags=["runs"])
     def get_run(run_id: int, _holder: Viewer):
-        found = services.get_run(run_id, settings=settings)
+        found = services.get_run(vigil, run_id)
         if found is None:
             raise Problem(404, "Not found", f"no run {run_id}")
         return _run(found)
@@ -333,19 +328,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         filters = AnomalyFilter(run_ids=run, severities=severity, entities=entity,
                                 review_statuses=_statuses(status), since=since,
                                 after_id=after)
-        frame = services.query_anomalies(filters, limit=limit, with_data=True,
-                                         oldest_first=True, settings=settings)
+        frame = services.query_anomalies(vigil, filters, limit=limit, with_data=True,
+                                         oldest_first=True)
         return _page(frame, limit)
 
     @app.patch("/v1/anomalies/{anomaly_id}", tags=["review"])
     def review_anomaly(anomaly_id: int, change: ReviewRequest, holder: Analyst):
         """Set a flagged row's review status (and note); the reviewer is the token's name."""
         _statuses([change.status])
-        if not services.review([anomaly_id], change.status, reviewed_by=holder.name,
-                               note=change.note, settings=settings):
+        if not services.review(vigil, [anomaly_id], change.status, reviewed_by=holder.name,
+                               note=change.note):
             raise Problem(404, "Not found", f"no anomaly {anomaly_id}")
-        frame = services.query_anomalies(AnomalyFilter(ids=[anomaly_id]), with_data=True,
-                                         settings=settings)
+        frame = services.query_anomalies(vigil, AnomalyFilter(ids=[anomaly_id]), with_data=True)
         return _records(frame)[0]
 
     @app.get("/v1/incidents", tags=["review"])
@@ -360,19 +354,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         filters = IncidentFilter(run_ids=run, severities=severity, entities=entity,
                                  review_statuses=_statuses(status), since=since,
                                  after_id=after)
-        frame = services.query_incidents(filters, limit=limit, oldest_first=True,
-                                         settings=settings)
+        frame = services.query_incidents(vigil, filters, limit=limit, oldest_first=True)
         return _page(frame, limit)
 
     @app.patch("/v1/incidents/{incident_id}", tags=["review"])
     def review_incident(incident_id: int, change: ReviewRequest, holder: Analyst):
         """Review an incident; each of its rows gets the same status."""
         _statuses([change.status])
-        if not services.review_incidents([incident_id], change.status,
-                                         reviewed_by=holder.name, note=change.note,
-                                         settings=settings):
+        if not services.review_incidents(vigil, [incident_id], change.status,
+                                         reviewed_by=holder.name, note=change.note):
             raise Problem(404, "Not found", f"no incident {incident_id}")
-        frame = services.query_incidents(IncidentFilter(ids=[incident_id]), settings=settings)
+        frame = services.query_incidents(vigil, IncidentFilter(ids=[incident_id]))
         return _records(frame)[0]
 
     # -- live streams ----------------------------------------------------------------------
@@ -386,8 +378,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stored meanwhile; send again."""
         data, _ = await _rows_body(request, EventsRequest)
         started = time.perf_counter()
-        done = services.ingest(source, data, model_version=model, profile=profile,
-                               alert=alert, settings=settings)
+        done = services.ingest(vigil, source, data, model_version=model, profile=profile,
+                               alert=alert)
         metrics.scored(done.result, time.perf_counter() - started)
         metrics.alerted(policy.team_for(done.result.profile), done.alerts)
         frame = done.result.frame

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import importlib
 import sys
@@ -22,7 +23,7 @@ from app.text import terminal
 from detection import PROFILES, DetectionError
 from detection.detectors import DETECTORS
 from detection.export import write_csv
-from storage.errors import StorageError
+from storage.errors import DatabaseError, StorageError
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_SENT = 1  # the mail server failed; the alert is recorded as failed
@@ -44,6 +45,14 @@ def _services():
     from app import services
 
     return services
+
+
+@functools.cache
+def _vigil():
+    """The application object: built once, when a command first needs the database."""
+    from app.vigil import Vigil
+
+    return Vigil()
 
 
 def _preload_forest(args: argparse.Namespace) -> None:
@@ -114,7 +123,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     model = None
     if args.model:
         first = scoring.first_piece(path, profile=args.profile)
-        model = _services().resolve_model(args.model, profile=first.profile)
+        model = _services().resolve_model(_vigil(), args.model, profile=first.profile)
         model.check_profile(first.profile)
         if not args.save and scoring.scores_in_pieces(model, first.profile):
             return _score_in_pieces(path, model, args.out)  # bounded memory
@@ -132,13 +141,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     echo(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
           f"{result.threshold_note}", err=True)
     if args.save:
-        report = _services().save(result, source_name=path.name,
+        report = _services().save(_vigil(), result, source_name=path.name,
                                file_sha256=scoring.file_sha256(path))
         echo(report.message, err=True)
         if not report.stored:
             return EXIT_NOT_STORED
         if args.alert:
-            alert = _services().notify(report.run_id)
+            alert = _services().notify(_vigil(), report.run_id)
             echo(alert.message, err=True)
             if alert.status == "failed":
                 return EXIT_NOT_SENT
@@ -164,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = _input(args.baseline)
     _preload_forest(args)
     dataset = scoring.read_dataset(path, profile=args.profile)
-    meta = _services().train(dataset, detector=args.detector, source_name=path.name,
+    meta = _services().train(_vigil(), dataset, detector=args.detector, source_name=path.name,
                           activate=args.activate, **params)
     echo(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
           f"{len(meta['features'])} features{' (active)' if meta['is_active'] else ''}")
@@ -174,14 +183,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     if args.activate:
-        meta = _services().activate_model(args.activate)
+        meta = _services().activate_model(_vigil(), args.activate)
         echo(f"{meta['version']} is now the active {meta['profile']} model")
         return 0
     if args.rollback:
-        meta = _services().rollback_model(args.rollback)
+        meta = _services().rollback_model(_vigil(), args.rollback)
         echo(f"rolled back: {meta['version']} is the active {meta['profile']} model again")
         return 0
-    models = _services().list_models()
+    models = _services().list_models(_vigil())
     if not models:
         echo("no models registered yet: train one with `vigil train BASELINE.csv --profile P`")
         return 0
@@ -193,7 +202,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    found = _services().list_runs(limit=args.limit)
+    found = _services().list_runs(_vigil(), limit=args.limit)
     if not found:
         echo("no runs stored yet: `vigil score FILE.csv --save` stores one")
         return 0
@@ -206,10 +215,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "upgrade":
-        _services().upgrade_database()
+        _services().upgrade_database(_vigil())
         echo("database schema is up to date")
         return 0
-    reports = _services().replay()
+    reports = _services().replay(_vigil())
     for report in reports:
         echo(report.message)
     rejected = [r for r in reports if not r.stored]
@@ -220,7 +229,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_alert_test(args: argparse.Namespace) -> int:
-    echo(f"test message sent via {_services().send_test_email(args.to)}")
+    echo(f"test message sent via {_services().send_test_email(_vigil(), args.to)}")
     return 0
 
 
@@ -228,16 +237,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if args.action == "send":
         if args.run is None:
             raise UsageError("`vigil alerts send` needs a run id: `vigil alerts send 12`")
-        report = _services().notify(args.run)
+        report = _services().notify(_vigil(), args.run)
         echo(report.message)
         return EXIT_NOT_SENT if report.status == "failed" else 0
     if args.action == "retry":
-        reports = _services().retry_failed()
+        reports = _services().retry_failed(_vigil())
         for report in reports:
             echo(report.message)
         echo(f"{len(reports)} failed alert(s) retried")
         return EXIT_NOT_SENT if any(r.status == "failed" for r in reports) else 0
-    log = _services().notification_log(limit=args.limit)
+    log = _services().notification_log(_vigil(), limit=args.limit)
     if log.empty:
         echo("no alerts yet")
         return 0
@@ -261,9 +270,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
         profile = args.profile
 
         def model_for(found: str):
-            return _services().resolve_model(args.model, profile=found)
+            return _services().resolve_model(_vigil(), args.model, profile=found)
     else:  # a version says its profile: the first rows need not
-        model = _services().load_model(args.model)
+        model = _services().load_model(_vigil(), args.model)
         profile = model.profile
 
         def model_for(found: str):
@@ -274,18 +283,18 @@ def cmd_stream(args: argparse.Namespace) -> int:
     skip, carried, keep = 0, None, None
     if args.save:
         name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
-        skip, carried = _services().stream_checkpoint(name)
+        skip, carried = _services().stream_checkpoint(_vigil(), name)
         if skip:
             echo(f"stream {name}: {skip} rows were stored before; continuing after them",
                  err=True)
             if args.alert:  # what a stop between storing and alerting left unsent
-                _say_alerts(_services().alert_stream(name))
+                _say_alerts(_services().alert_stream(_vigil(), name))
 
         def keep(result, start, end, rows):
-            appended = _services().store_stream_batch(result, source=name, start=start,
+            appended = _services().store_stream_batch(_vigil(), result, source=name, start=start,
                                                       end=end, carried=rows)
             if args.alert and appended.incident_ids:
-                _say_alerts(_services().alert_stream(name, appended.incident_ids))
+                _say_alerts(_services().alert_stream(_vigil(), name, appended.incident_ids))
 
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
@@ -307,12 +316,11 @@ def _say_alerts(reports) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from app.settings import get_settings
     from app.watch import watch
 
     try:
-        moved = watch(Path(args.folder), settings=get_settings(), once=args.once,
-                      interval=args.interval, say=echo)
+        moved = watch(_vigil(), Path(args.folder), once=args.once, interval=args.interval,
+                      say=echo)
     except KeyboardInterrupt:  # Ctrl-C: a file in progress is finished on the next start
         return 0
     if args.once:
@@ -333,18 +341,18 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     if args.action == "add":
         if not args.name or not args.role:
             raise UsageError("tokens add needs NAME and --role viewer|analyst|admin")
-        token = services.add_token(args.name, role=args.role)
+        token = services.add_token(_vigil(), args.name, role=args.role)
         echo(f"token for {args.name} ({args.role}); it is shown this once, keep it safe:",
              err=True)
         echo(token)
     elif args.action == "revoke":
         if not args.name:
             raise UsageError("tokens revoke needs NAME")
-        if not services.revoke_token(args.name):
+        if not services.revoke_token(_vigil(), args.name):
             raise UsageError(f"no valid token named {args.name!r} (see `vigil tokens list`)")
         echo(f"revoked the token {args.name}")
     else:
-        listed = services.list_tokens()
+        listed = services.list_tokens(_vigil())
         if listed.empty:
             echo("no tokens: `vigil tokens add NAME --role viewer|analyst|admin` makes one")
         for row in listed.itertuples():
@@ -495,6 +503,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except DatabaseError as exc:
+        echo(f"error: {exc}; check DATABASE_URL, and run `vigil db upgrade` on a new "
+             "database", err=True)
+        return EXIT_BAD_INPUT
     except (DetectionError, StorageError, UsageError) as exc:
         echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
@@ -508,16 +520,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `vigil score big.csv | head` closes the pipe early: not an error.
         sys.stderr.close()
         return 0
-    except Exception as exc:
-        # A database driver error; sqlalchemy is imported only once a command needs the
-        # database, so its exception type is looked up here. Anything else propagates.
-        from sqlalchemy.exc import DBAPIError
-
-        if not isinstance(exc, DBAPIError):
-            raise
-        echo(f"error: the database failed ({_services().database_error(exc)}); check "
-              "DATABASE_URL, and run `vigil db upgrade` on a new database", err=True)
-        return EXIT_BAD_INPUT
 
 
 def run() -> None:

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app import services
-from app.settings import Settings
+from app.vigil import Vigil
 from detection import ScoredFrame
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -69,25 +69,25 @@ def alerted(team: str, reports) -> None:
 class StoredState(Collector):
     """What the database says at scrape time: active models and live streams' lag."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, vigil: Vigil):
+        self.vigil = vigil
 
     def collect(self):
         info = GaugeMetricFamily("vigil_model_info", "The active model of each profile "
                                  "(value 1).", labels=["profile", "version"])
-        for profile, version in services.health(settings=self.settings).items():
+        for profile, version in services.health(self.vigil).items():
             if version:
                 info.add_metric([profile, version], 1)
         yield info
         lag = GaugeMetricFamily("vigil_stream_lag_seconds", "Seconds since each live "
                                 "stream's last stored batch.", labels=["source"])
         now = datetime.now(UTC)
-        for row in services.live_streams(settings=self.settings).itertuples():
+        for row in services.live_streams(self.vigil).itertuples():
             lag.add_metric([row.source], (now - row.updated_at).total_seconds())
         yield lag
 
 
-def exposition(settings: Settings) -> bytes:
+def exposition(vigil: Vigil) -> bytes:
     """The metrics as Prometheus' text format."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROCESS_ENV):
@@ -95,5 +95,5 @@ def exposition(settings: Settings) -> bytes:
     else:
         for metric in COUNTED:
             registry.register(metric)
-    registry.register(StoredState(settings))
+    registry.register(StoredState(vigil))
     return generate_latest(registry)

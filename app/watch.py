@@ -18,7 +18,7 @@ from pathlib import Path
 
 from alerts.errors import AlertError
 from app import services
-from app.settings import Settings
+from app.vigil import Vigil
 from detection import DetectionError
 from storage.errors import StorageError
 
@@ -60,18 +60,18 @@ def _move(path: Path, folder: Path) -> Path:
     return target
 
 
-def process(path: Path, *, settings: Settings) -> Outcome:
+def process(vigil: Vigil, path: Path) -> Outcome:
     """Score ``path`` with its profile's active model, save it, alert, and move it."""
     folder = path.parent
     try:
         dataset = services.read_dataset(path)
-        result = services.analyze(dataset, model_version=services.ACTIVE, settings=settings)
-        report = services.save(result, source_name=path.name,
-                               file_sha256=services.file_sha256(path), settings=settings)
+        result = services.analyze(vigil, dataset, model_version=services.ACTIVE)
+        report = services.save(vigil, result, source_name=path.name,
+                               file_sha256=services.file_sha256(path))
         if not report.stored:
             return Outcome(path, None, f"{path.name}: {report.message} It stays in the "
                                        "folder and is tried again.")
-        alert = services.notify(report.run_id, settings=settings)
+        alert = services.notify(vigil, report.run_id)
     except (DetectionError, StorageError, AlertError) as exc:
         target = _move(path, folder / "failed")
         target.with_name(target.name + ".error.txt").write_text(f"error: {exc}\n")
@@ -80,7 +80,7 @@ def process(path: Path, *, settings: Settings) -> Outcome:
     return Outcome(path, target, f"{path.name}: {report.message} {alert.message}")
 
 
-def watch(folder: Path, *, settings: Settings, once: bool = False, interval: float = 1.0,
+def watch(vigil: Vigil, folder: Path, *, once: bool = False, interval: float = 1.0,
           settle: float = SETTLE_S, say: Callable[[str], None] = print) -> int:
     """Process files as they land until interrupted (``once``: one pass). Returns the
     number of files moved."""
@@ -89,7 +89,7 @@ def watch(folder: Path, *, settings: Settings, once: bool = False, interval: flo
     moved = 0
     while True:
         for path in ready(folder, settle=settle):
-            outcome = process(path, settings=settings)
+            outcome = process(vigil, path)
             moved += outcome.moved_to is not None
             say(outcome.message)
         if once:

@@ -45,10 +45,11 @@ def bodies() -> list[bytes]:
 def baseline(data: list[bytes], settings, seconds: float = 5.0) -> float:
     """Rows a second of the use case itself, in this process."""
     from app import services
+    from app.vigil import Vigil
 
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        services.score_rows(data[done % len(data)], settings=settings)
+        services.score_rows(Vigil(settings), data[done % len(data)])
         done += 1
     return done * ROWS / (time.perf_counter() - start)
 
@@ -88,6 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     from app import services
     from app.settings import Settings
+    from app.vigil import Vigil
 
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(database_url=f"sqlite:///{folder}/vigil.db",
@@ -95,9 +97,8 @@ def main() -> None:
                             alert_outbox_dir=Path(folder) / "outbox")
         from sample_data import sample_path
 
-        services.train(services.read_dataset(sample_path("temperature.csv")), activate=True,
-                       settings=settings)
-        token = services.add_token("bench", role="analyst", settings=settings)
+        services.train(Vigil(settings), services.read_dataset(sample_path("temperature.csv")), activate=True)
+        token = services.add_token(Vigil(settings), "bench", role="analyst")
         data = bodies()
         base = baseline(data, settings)
         with socket.socket() as s:

@@ -30,10 +30,11 @@ from tests.dashboard.conftest import chart_payload  # noqa: E402
 
 def store(path: Path) -> int:
     from app import services
+    from app.vigil import Vigil
 
     dataset = services.read_dataset(path)
-    result = services.analyze(dataset)
-    report = services.save(result, source_name=path.name,
+    result = services.analyze(Vigil(), dataset)
+    report = services.save(Vigil(), result, source_name=path.name,
                            file_sha256=services.file_sha256(path))
     assert report.stored, report.message
     return report.run_id

@@ -68,6 +68,7 @@ def latency(tmp: Path, version: str, lines: list[str]) -> np.ndarray:
     """Seconds from writing each appended line to its row being stored."""
     from app import services
     from app.settings import Settings
+    from app.vigil import Vigil
 
     settings = Settings(database_url=os.environ["DATABASE_URL"])
     live = tmp / "live.csv"
@@ -76,7 +77,7 @@ def latency(tmp: Path, version: str, lines: list[str]) -> np.ndarray:
                                 version, "--source", "latency", "--out", os.devnull],
                                stderr=subprocess.DEVNULL)
     try:
-        while services.stream_checkpoint("latency", settings=settings)[0] < 100:
+        while services.stream_checkpoint(Vigil(settings), "latency")[0] < 100:
             time.sleep(0.05)
         written: dict[int, float] = {}
         stored: dict[int, float] = {}
@@ -84,7 +85,7 @@ def latency(tmp: Path, version: str, lines: list[str]) -> np.ndarray:
         def watch() -> None:
             seen, deadline = 100, time.perf_counter() + 60
             while seen < 500 and time.perf_counter() < deadline:
-                position = services.stream_checkpoint("latency", settings=settings)[0]
+                position = services.stream_checkpoint(Vigil(settings), "latency")[0]
                 now = time.perf_counter()
                 for row in range(seen + 1, position + 1):
                     stored[row] = now

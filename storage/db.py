@@ -12,10 +12,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.errors import StorageError
+from storage.errors import DatabaseError, StorageError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 CONNECT_TIMEOUT_S = 5
@@ -81,7 +81,8 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+    with translated():
+        command.upgrade(alembic_config(engine), revision)
 
 
 def is_current(engine: Engine) -> bool:
@@ -96,8 +97,41 @@ def is_embedded(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+Bind = Engine | Session  # what repository functions take: a database, or a unit of work
+
+
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """A session that commits at the end of the block, or rolls everything back."""
-    with sessionmaker(engine, expire_on_commit=False).begin() as session:
+def transaction(bind: Bind) -> Iterator[Session]:
+    """A session that commits at the end of the block, or rolls everything back.
+
+    Given a session (a unit of work the caller opened), the block joins it: the caller
+    commits everything at once. A database failure is raised as :class:`DatabaseError`.
+    """
+    if isinstance(bind, Session):
+        yield bind
+        return
+    with translated(), sessionmaker(bind, expire_on_commit=False).begin() as session:
         yield session
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Driver errors (connection refused, server gone, ...) as :class:`DatabaseError`;
+    a value the database refuses (DataError, IntegrityError) is left to the repository
+    that stored it to say which (``storage.runs.refused_values``)."""
+    try:
+        yield
+    except (DataError, IntegrityError):
+        raise
+    except DBAPIError as exc:
+        raise DatabaseError(database_error(exc)) from exc
+
+
+def database_error(exc: DBAPIError) -> str:
+    """A database failure in one line, without the SQL or any password."""
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    return f"{type(exc.orig).__name__ if exc.orig else 'error'}: {detail}"
+
+
+def dialect_name(bind: Bind) -> str:
+    return (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name

@@ -16,3 +16,12 @@ class RefusedValueError(StorageError):
 
 class JournalError(StorageError):
     """The fallback journal folder cannot be written."""
+
+
+class DatabaseError(StorageError):
+    """The database failed or could not be reached: trying again later may help.
+    ``detail`` is the driver's error in one line, without SQL or passwords."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"the database failed ({detail})")
+        self.detail = detail

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from detection import incidents
-from storage.db import transaction
+from storage.db import dialect_name, transaction
 from storage.runs import RunToSave, insert_anomalies, refused_values
 from storage.schema import Anomaly, DetectionRun, Incident, StreamCheckpoint
 from storage.text import NAME_CHARS, clean
@@ -92,7 +92,7 @@ def append(engine: Engine, *, source: str, batch: RunToSave, start: int, end: in
 
 def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -> int:
     key = live_run_key(source, batch.model_version)
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[engine.dialect.name]
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(engine)]
     session.execute(dialect.insert(DetectionRun).values(
         run_key=key, source_name=source,
         file_sha256=hashlib.sha256(source.encode()).hexdigest(), profile=batch.profile,

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.db import transaction
+from storage.db import dialect_name, transaction
 from storage.errors import StorageError
 from storage.schema import NOTIFICATION_STATUSES, AlertNotification
 
@@ -28,7 +28,7 @@ def claim_notification(engine: Engine, *, run_id: int, dedupe_key: str, recipien
     Returns the notification and whether this call created it: only the creator sends,
     so a rerun, a retry or a second click never sends twice.
     """
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[engine.dialect.name]
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(engine)]
     statement = (dialect.insert(AlertNotification)
                  .values(run_id=run_id, dedupe_key=dedupe_key, recipients=recipients,
                          subject=subject, anomaly_ids=list(anomaly_ids), status="queued",

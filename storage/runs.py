@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from detection import SCORE_COLUMNS, ScoredFrame, incidents
-from storage.db import transaction
+from storage.db import dialect_name, transaction
 from storage.errors import RefusedValueError
 from storage.schema import Anomaly, DetectionRun, Incident
 from storage.text import NAME_CHARS, clean, clean_column, clean_json
@@ -136,7 +136,7 @@ class SaveOutcome:
 
 
 def _insert_ignoring_duplicate(engine: Engine):
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[engine.dialect.name]
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(engine)]
     return dialect.insert(DetectionRun).on_conflict_do_nothing(index_elements=["run_key"])
 
 

@@ -6,10 +6,11 @@ import streamlit.components.v1 as components
 from alerts.errors import AlertError
 from alerts.policy import parse_recipients
 from app import services, ui
-from app.settings import get_settings
 from app.text import markdown
 
-settings = get_settings()
+vigil = ui.vigil()
+
+settings = vigil.settings
 st.title("Alerts")
 
 st.subheader("Policy")
@@ -32,19 +33,19 @@ else:
                f"{markdown(settings.alert_outbox_dir)}.")
 
 with ui.user_errors():
-    stored = services.list_runs(limit=200)
+    stored = services.list_runs(vigil, limit=200)
 if stored:
     st.subheader("Preview")
     by_id = {run.id: run for run in stored}
     run_id = st.selectbox("Run", list(by_id), format_func=lambda i: ui.run_label(by_id[i]))
     with ui.user_errors():
-        subject, html = services.preview_digest(run_id)
+        subject, html = services.preview_digest(vigil, run_id)
     st.markdown(f"**Subject:** {markdown(subject)}")
     # A sandboxed frame: the preview shows exactly what mail clients get.
     components.html(html, height=520, scrolling=True)
     if st.button("Send this run's alert", help="Sent once per run and team."):
         with ui.user_errors():
-            report = services.notify(run_id)
+            report = services.notify(vigil, run_id)
         (st.error if report.status == "failed" else st.info)(markdown(report.message))
 
 st.subheader("Test message")
@@ -52,13 +53,13 @@ with st.form("test_email"):
     to = st.text_input("Send a test email to")
     if st.form_submit_button("Send test email"):
         try:
-            st.success(f"Sent via {markdown(services.send_test_email(to))}")
+            st.success(f"Sent via {markdown(services.send_test_email(vigil, to))}")
         except AlertError as exc:  # shown in words; the rest of the page stays usable
             st.error(markdown(exc))
 
 st.subheader("Notification log")
 with ui.user_errors():
-    log = services.notification_log()
+    log = services.notification_log(vigil)
 if log.empty:
     st.caption("No alerts yet.")
 else:
@@ -66,5 +67,5 @@ else:
     failed = int((log["status"] == "failed").sum())
     if failed and st.button(f"Retry {failed} failed alert(s)"):
         with ui.user_errors():
-            for report in services.retry_failed():
+            for report in services.retry_failed(vigil):
                 (st.error if report.status == "failed" else st.success)(markdown(report.message))

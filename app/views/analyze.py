@@ -10,6 +10,8 @@ from detection.detectors import DETECTORS
 from detection.model import DEFAULT_CONTAMINATION
 from sample_data import SAMPLES, sample_path
 
+vigil = ui.vigil()
+
 UPLOAD_LIMIT_MB = st.get_option("server.maxUploadSize")
 DETECTOR_LABELS = {"isolation_forest": "IsolationForest (default)",
                    "zscore": "z-score (mean, std, multiplier)",
@@ -31,7 +33,7 @@ def inspect(sha: str, profile: str, overrides: tuple, _data: bytes) -> services.
 @st.cache_resource(max_entries=4, ttl=CACHE_SECONDS, show_spinner=False)
 def score(sha: str, name: str, profile: str, overrides: tuple, detector: str, params: dict,
           model: str, _data: bytes) -> services.Analysis:
-    analysis = services.analyze_upload(
+    analysis = services.analyze_upload(vigil,
         _data, source_name=name, file_sha256=sha, profile=profile,
         columns=dict(overrides) or None, model_version=None if model == "fit" else model,
         detector=detector, **({} if model != "fit" else params))
@@ -99,7 +101,7 @@ else:
                  "standard deviations from the mean (learned from the baseline unless fixed).")
 
 with ui.user_errors():
-    registered = services.list_models(profile=dataset.profile)
+    registered = services.list_models(vigil, profile=dataset.profile)
 choices = ["fit"] + [m["version"] for m in registered]
 labels = {"fit": "Fit on this file"} | {
     m["version"]: f"{m['version']} ({m['detector']}, {m['training_rows']:,} rows"
@@ -147,7 +149,7 @@ save_col, alert_col = st.columns(2)
 saved = st.session_state.setdefault("saved", {})
 if save_col.button("Save run", help="Stores the run once: saving again changes nothing."):
     with ui.user_errors():
-        report = services.store(run)
+        report = services.store(vigil, run)
     saved[key] = report
 report = saved.get(key)
 if report is not None:
@@ -155,7 +157,7 @@ if report is not None:
 if report is not None and report.stored:
     if alert_col.button("Send alert", help="Emails the run's digest to its team, once."):
         with ui.user_errors():
-            st.session_state.setdefault("alerted", {})[key] = services.notify(report.run_id)
+            st.session_state.setdefault("alerted", {})[key] = services.notify(vigil, report.run_id)
     alert = st.session_state.get("alerted", {}).get(key)
     if alert is not None:
         (alert_col.error if alert.status == "failed" else alert_col.info)(markdown(alert.message))

@@ -8,11 +8,13 @@ import streamlit as st
 from app import charts, services, ui
 from detection.calibration import SEVERITIES
 
+vigil = ui.vigil()
+
 TABLE_ROWS = 1_000
 
 st.title("Explore")
 with ui.user_errors():
-    stored = services.list_runs(limit=500)
+    stored = services.list_runs(vigil, limit=500)
 if not stored:
     st.info("No stored runs yet: analyze a file and save it.")
     st.page_link("views/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
@@ -29,8 +31,8 @@ runs = [by_id[i] for i in run_ids]
 profiles = {run.profile for run in runs}
 
 with ui.user_errors():
-    series = services.run_series(run_ids)
-    entities = services.entity_counts(services.AnomalyFilter(run_ids=run_ids), limit=500)["entity"]
+    series = services.run_series(vigil, run_ids)
+    entities = services.entity_counts(vigil, services.AnomalyFilter(run_ids=run_ids), limit=500)["entity"]
 
 with st.sidebar:
     st.header("Filters")
@@ -52,8 +54,8 @@ filters = services.AnomalyFilter(run_ids=run_ids, since=since, until=until, seve
                         entities=chosen_entities, min_score=low, max_score=high,
                         review_statuses=statuses, reason_text=reason_text or None)
 with ui.user_errors():
-    total = services.count_anomalies(filters)
-    found = services.query_anomalies(filters, limit=charts.MAX_ANOMALY_POINTS, with_data=True)
+    total = services.count_anomalies(vigil, filters)
+    found = services.query_anomalies(vigil, filters, limit=charts.MAX_ANOMALY_POINTS, with_data=True)
 
 st.markdown(f"**{total:,}** anomalies match the filters in {len(runs)} run(s) "
             f"({sum(r.total_rows for r in runs):,} rows scored).")
@@ -76,14 +78,14 @@ if metrics:
 left, right = st.columns(2)
 with left:
     st.subheader("Score distribution")
-    histogram = services.run_histogram(run_ids)
+    histogram = services.run_histogram(vigil, run_ids)
     st.altair_chart(charts.score_distribution(histogram), width="stretch")
     st.caption(runs[0].threshold_note)
 with right:
     label = "user" if profiles == {"login"} else "entity"
     st.subheader(f"Anomalies per {label}")
     with ui.user_errors():
-        counts = services.entity_counts(filters)
+        counts = services.entity_counts(vigil, filters)
     if counts.empty:
         st.caption("No entity column in these runs.")
     else:
@@ -112,8 +114,8 @@ st.subheader("Incidents")
 incident_filters = services.IncidentFilter(run_ids=run_ids, severities=severities,
                                            entities=chosen_entities, review_statuses=statuses)
 with ui.user_errors():
-    incident_count = services.count_incidents(incident_filters)
-    incident_table = services.query_incidents(incident_filters, limit=TABLE_ROWS)
+    incident_count = services.count_incidents(vigil, incident_filters)
+    incident_table = services.query_incidents(vigil, incident_filters, limit=TABLE_ROWS)
 st.caption(f"{incident_count:,} incident(s): flagged rows of one entity that follow each "
            "other closely are one incident. A review applies to every row in it."
            + (f" Showing the {len(incident_table):,} with the highest peaks."
@@ -142,7 +144,7 @@ with st.form("review"):
             st.warning("Select incidents in the table first.")
         else:
             with ui.user_errors():
-                changed = services.review_incidents(selected, status,
+                changed = services.review_incidents(vigil, selected, status,
                                                     reviewed_by=reviewer or None,
                                                     note=note or None)
             st.session_state["reviewed"] = f"{changed} incident(s) marked {status}."
@@ -163,7 +165,7 @@ st.dataframe(
 
 if st.button("Prepare CSV of all matching rows"):
     with ui.user_errors():
-        st.session_state["export"] = (repr(filters), services.anomalies_csv(filters))
+        st.session_state["export"] = (repr(filters), services.anomalies_csv(vigil, filters))
 export = st.session_state.get("export")
 if export and export[0] == repr(filters):
     st.download_button("Download CSV", export[1], file_name="vigil-anomalies.csv",

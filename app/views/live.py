@@ -8,6 +8,8 @@ import streamlit as st
 from app import charts, services, ui
 from app.text import markdown
 
+vigil = ui.vigil()
+
 REFRESH_S = 3
 WINDOWS = {"5 minutes": 5, "15 minutes": 15, "1 hour": 60, "4 hours": 240, "1 day": 1440}
 OPEN = ["new", "acknowledged"]
@@ -16,7 +18,7 @@ ACTIONS = {"acknowledged": "Acknowledge", "confirmed": "Confirm",
 
 st.title("Live")
 with ui.user_errors():
-    streams = services.live_streams()
+    streams = services.live_streams(vigil)
 if streams.empty:
     st.info("No live stream yet. Start one, for example:")
     st.code("vigil replay sample_data/elevators.csv --rate 50 \\\n"
@@ -31,11 +33,11 @@ window = right.select_slider("Last", list(WINDOWS), value="1 hour")
 @st.fragment(run_every=REFRESH_S)
 def live_view(source: str, minutes: int) -> None:
     with ui.user_errors():
-        stream = services.live_streams().set_index("source").loc[source]
+        stream = services.live_streams(vigil).set_index("source").loc[source]
         run_id = int(stream["run_id"])
-        open_incidents = services.query_incidents(
+        open_incidents = services.query_incidents(vigil,
             services.IncidentFilter(run_ids=[run_id], review_statuses=OPEN), limit=50)
-        end = services.latest_event_time(run_id)
+        end = services.latest_event_time(vigil, run_id)
     # The window ends at the stream's newest flagged row: a replayed stream has old times.
     seen = st.session_state.setdefault("live_seen", {})
     now = datetime.now(UTC)
@@ -52,7 +54,7 @@ def live_view(source: str, minutes: int) -> None:
     cells[4].metric("Last batch", f"{age:,.0f} s ago")
     if end is not None:
         with ui.user_errors():
-            recent = services.query_anomalies(services.AnomalyFilter(
+            recent = services.query_anomalies(vigil, services.AnomalyFilter(
                 run_ids=[run_id], since=end - timedelta(minutes=minutes)), limit=None)
         st.altair_chart(charts.live_scores(recent), width="stretch")
         st.caption(f"Flagged rows in the {minutes} minutes up to the newest one "
@@ -84,7 +86,7 @@ def _span(start, end) -> str:
 
 def review(incident_id: int, status: str) -> None:
     with ui.user_errors():
-        services.review_incidents([incident_id], status)
+        services.review_incidents(vigil, [incident_id], status)
 
 
 live_view(source, WINDOWS[window])

@@ -7,12 +7,14 @@ from app import services, ui
 from detection import PROFILES
 from detection.detectors import DETECTORS
 
+vigil = ui.vigil()
+
 st.title("Models")
 st.caption("A model is fitted on a baseline of normal history and then scores new files of "
            "the same profile. The active model of a profile is preselected on Analyze.")
 
 with ui.user_errors():
-    models = services.list_models()
+    models = services.list_models(vigil)
 if models:
     table = pd.DataFrame(models).drop(columns=["libraries", "features", "training_hash"])
     table["threshold"] = table["threshold"].map(lambda t: t.get("score"))
@@ -22,13 +24,13 @@ if models:
         version = st.selectbox("Version", [m["version"] for m in models])
         if st.form_submit_button("Activate"):
             with ui.user_errors():
-                meta = services.activate_model(version)
+                meta = services.activate_model(vigil, version)
             st.success(f"{meta['version']} is now the active {meta['profile']} model.")
     with cols[1].form("rollback"):
         profile = st.selectbox("Profile", PROFILES)
         if st.form_submit_button("Roll back to the previous active model"):
             with ui.user_errors():
-                meta = services.rollback_model(profile)
+                meta = services.rollback_model(vigil, profile)
             st.success(f"{meta['version']} is the active {profile} model again.")
 else:
     st.info("No models registered yet.")
@@ -46,7 +48,7 @@ with st.form("train"):
         else:
             with ui.user_errors(), st.spinner("Fitting…"):
                 dataset = services.read_dataset(upload.getvalue(), profile=profile)
-                meta = services.train(dataset, detector=detector, source_name=upload.name,
+                meta = services.train(vigil, dataset, detector=detector, source_name=upload.name,
                                       activate=activate)
             st.success(f"Registered {meta['version']}: {meta['detector']} on "
                        f"{meta['training_rows']:,} {meta['profile']} rows.")

@@ -6,17 +6,18 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, services, ui
-from app.settings import get_settings
+
+vigil = ui.vigil()
 
 st.title("Overview")
 days = st.segmented_control("Period", [7, 30], default=7, format_func=lambda d: f"Last {d} days")
 since = datetime.now(UTC) - timedelta(days=days or 7)
 open_incidents = services.IncidentFilter(stored_since=since, review_statuses=["new"])
 with ui.user_errors():
-    stats = services.overview(since=since)
-    latest = services.list_runs(limit=10)
-    open_count = services.count_incidents(open_incidents)
-    worst = services.query_incidents(open_incidents, limit=10)
+    stats = services.overview(vigil, since=since)
+    latest = services.list_runs(vigil, limit=10)
+    open_count = services.count_incidents(vigil, open_incidents)
+    worst = services.query_incidents(vigil, open_incidents, limit=10)
 
 per_day, review, runs = stats["per_day"], stats["review"], stats["runs"]
 open_rows = int(review.loc[review["state"] == "open", "anomalies"].sum())
@@ -37,7 +38,7 @@ else:
     st.subheader("Open versus reviewed")
     st.altair_chart(charts.review_state(review), width="stretch")
 
-base = get_settings().dashboard_url.rstrip("/")
+base = vigil.settings.dashboard_url.rstrip("/")
 if not worst.empty:
     st.subheader("Open incidents, worst first")
     st.dataframe(ui.severity_styler(worst.assign(

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from app import services
 from app.api import create_app
 from app.settings import Settings
+from app.vigil import Vigil
 from sample_data import sample_path
 
 TEMPERATURE = sample_path("temperature.csv")
@@ -24,7 +25,7 @@ def settings(database_url, tmp_path) -> Settings:
 
 @pytest.fixture
 def tokens(settings) -> dict[str, str]:
-    return {role: services.add_token(f"{role}-job", role=role, settings=settings)
+    return {role: services.add_token(Vigil(settings), f"{role}-job", role=role)
             for role in ("viewer", "analyst", "admin")}
 
 
@@ -38,7 +39,7 @@ def client(settings) -> TestClient:
 def model(settings) -> str:
     """The active sensor model, trained on the temperature sample."""
     dataset = services.read_dataset(TEMPERATURE)
-    return services.train(dataset, activate=True, settings=settings)["version"]
+    return services.train(Vigil(settings), dataset, activate=True)["version"]
 
 
 def auth(token: str) -> dict[str, str]:

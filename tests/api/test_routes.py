@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from app import services
+from app.vigil import Vigil
 from tests.api.conftest import TEMPERATURE, auth, settings_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -52,7 +53,7 @@ def test_every_v1_route_needs_a_token_with_its_role(client, settings, tokens, me
     for allowed in ("viewer", "analyst", "admin")[("viewer", "analyst").index(role):]:
         status = client.request(method, path, headers=auth(tokens[allowed])).status_code
         assert status not in (401, 403), (allowed, status)
-    services.revoke_token("admin-job", settings=settings)
+    services.revoke_token(Vigil(settings), "admin-job")
     is_problem(client.request(method, path, headers=auth(tokens["admin"])), 401, "revoked")
 
 
@@ -142,7 +143,7 @@ def test_bodies_over_the_limit_are_413_with_or_without_a_length(database_url, tm
     from app.api import create_app
 
     small = settings_for(database_url, tmp_path, api_max_body_mb=0.001)  # 1,048 bytes
-    token = services.add_token("job", role="analyst", settings=small)
+    token = services.add_token(Vigil(small), "job", role="analyst")
     headers = {**auth(token), "Content-Type": "text/csv"}
     with TestClient(create_app(small)) as client:
         is_problem(client.post("/v1/score", content=BODY, headers=headers), 413,
@@ -207,7 +208,7 @@ def test_runs_and_anomalies_page_by_cursor(client, tokens, settings):
         after = page["next"]
         if after is None:
             break
-    stored = services.count_anomalies(services.AnomalyFilter(), settings=settings)
+    stored = services.count_anomalies(Vigil(settings), services.AnomalyFilter())
     assert len(seen) == stored and len({a["id"] for a in seen}) == stored
     assert all("data" in a and a["data"] for a in seen)
     only = client.get(f"/v1/anomalies?run={ids[0]}&severity=high&severity=critical&limit=1000",
@@ -243,8 +244,8 @@ def test_reviews_name_the_token_and_reach_incident_rows(client, tokens, settings
     reviewed = client.patch(f"/v1/incidents/{target['id']}", headers=headers,
                             json={"status": "false_positive"})
     assert reviewed.status_code == 200 and reviewed.json()["review_status"] == "false_positive"
-    rows = services.query_anomalies(services.AnomalyFilter(incident_ids=[target["id"]]),
-                                    limit=None, settings=settings)
+    rows = services.query_anomalies(Vigil(settings), services.AnomalyFilter(incident_ids=[target["id"]]),
+                                    limit=None)
     assert len(rows) == target["row_count"]
     assert set(rows["review_status"]) == {"false_positive"}
     assert set(rows["reviewed_by"]) == {"analyst-job"}
@@ -265,12 +266,11 @@ def test_stream_events_score_as_one_file_and_restart_nowhere(client, tokens, mod
     assert [a["position"] for a in answers] == [120, 300]
     assert answers[0]["run_id"] == answers[1]["run_id"]
     streamed = pd.DataFrame([s for a in answers for s in a["scores"]])
-    whole = services.score_rows(("\n".join([header, *rows]) + "\n").encode(),
-                                settings=settings).frame
+    whole = services.score_rows(Vigil(settings), ("\n".join([header, *rows]) + "\n").encode()).frame
     assert streamed["row"].tolist() == list(range(1, 301))
     assert streamed["anomaly_score"].round(9).tolist() == \
         whole["anomaly_score"].round(9).tolist()
-    stored = services.live_streams(settings=settings)
+    stored = services.live_streams(Vigil(settings))
     assert stored.set_index("source").loc["boiler", "position"] == 300
     as_json = client.post("/v1/streams/boiler/events", headers=auth(tokens["analyst"]),
                           json={"rows": pd.read_csv(io.StringIO("\n".join(
@@ -320,7 +320,7 @@ def test_threads_opening_a_new_embedded_database_at_once_share_one_upgrade(tmp_p
     def first_request():
         start.wait()
         try:
-            engines.append(services.engine(settings))
+            engines.append(Vigil(settings).engine)
         except Exception as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 
@@ -331,5 +331,5 @@ def test_threads_opening_a_new_embedded_database_at_once_share_one_upgrade(tmp_p
         thread.join()
     assert not errors, errors
     assert len({id(e) for e in engines}) == 1
-    assert services.health(settings=settings) == {"sensor": None, "login": None,
+    assert services.health(Vigil(settings)) == {"sensor": None, "login": None,
                                                   "generic": None}

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from app import services
+from app.vigil import Vigil
 from tests.api.conftest import TEMPERATURE, auth, settings_for
 from tests.conftest import require_server
 
@@ -43,8 +44,8 @@ def wait_for(url: str, seconds: float = 60) -> None:
 def served(tmp_path):
     """`vigil serve --workers 2` on a free port, with a token and an active model."""
     settings = settings_for(f"sqlite:///{tmp_path / 'vigil.db'}", tmp_path)
-    token = services.add_token("scraper-test", role="analyst", settings=settings)
-    services.train(services.read_dataset(TEMPERATURE), activate=True, settings=settings)
+    token = services.add_token(Vigil(settings), "scraper-test", role="analyst")
+    services.train(Vigil(settings), services.read_dataset(TEMPERATURE), activate=True)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": settings.database_url,
            "JOURNAL_DIR": str(settings.journal_dir),

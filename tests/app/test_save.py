@@ -3,8 +3,9 @@
 import pytest
 from sqlalchemy import func, select, text
 
-from app import services
+from app import scoring, services
 from app.settings import Settings
+from app.vigil import Vigil
 from sample_data import sample_path
 from storage import db, journal, runs
 from storage.schema import Anomaly, DetectionRun
@@ -15,7 +16,7 @@ LOGINS = sample_path("logins.csv")
 @pytest.fixture(scope="module")
 def scored():
     dataset = services.read_dataset(LOGINS)
-    return services.analyze(dataset), services.file_sha256(LOGINS)
+    return scoring.analyze(dataset), services.file_sha256(LOGINS)
 
 
 def settings_for(url: str, tmp_path) -> Settings:
@@ -35,14 +36,13 @@ def stored_counts(url: str) -> tuple[int, int]:
 def test_save_twice_stores_once(database_url, tmp_path, scored):
     result, sha = scored
     settings = settings_for(database_url, tmp_path)
-    first = services.save(result, source_name="logins.csv", file_sha256=sha, settings=settings)
-    second = services.save(result, source_name="logins.csv", file_sha256=sha,
-                           settings=settings)
+    first = services.save(Vigil(settings), result, source_name="logins.csv", file_sha256=sha)
+    second = services.save(Vigil(settings), result, source_name="logins.csv", file_sha256=sha)
     assert first.created and first.message == f"Stored as run {first.run_id}."
     assert not second.created and second.run_id == first.run_id
     assert "Already stored" in second.message
     assert stored_counts(database_url) == (1, len(result.anomalies))
-    run = services.get_run(first.run_id, settings=settings)
+    run = services.get_run(Vigil(settings), first.run_id)
     assert run.entity_column == "user" and run.time_column == "timestamp"
     assert sum(count for _, count in run.score_histogram) == len(result.frame)
 
@@ -50,27 +50,27 @@ def test_save_twice_stores_once(database_url, tmp_path, scored):
 def test_database_refusing_connections_journals_the_run(tmp_path, scored, database_url):
     result, sha = scored
     down = settings_for("postgresql://postgres@127.0.0.1:1/vigil", tmp_path)
-    report = services.save(result, source_name="logins.csv", file_sha256=sha, settings=down)
+    report = services.save(Vigil(down), result, source_name="logins.csv", file_sha256=sha)
     assert not report.stored
     assert "could not store the run" in report.message and "Connection refused" in \
         report.message and "vigil db replay" in report.message
     assert journal.entries(down.journal_dir) == [report.journal_entry]
     # the database is back: replay stores every row once and empties the journal
     up = settings_for(database_url, tmp_path)
-    replayed = services.replay(settings=up)
+    replayed = services.replay(Vigil(up))
     assert [r.created for r in replayed] == [True]
     assert stored_counts(database_url) == (1, len(result.anomalies))
     assert journal.entries(up.journal_dir) == []
-    assert services.replay(settings=up) == []
+    assert services.replay(Vigil(up)) == []
 
 
 def test_replay_of_a_run_already_stored_adds_nothing(database_url, tmp_path, scored):
     result, sha = scored
     settings = settings_for(database_url, tmp_path)
-    services.save(result, source_name="logins.csv", file_sha256=sha, settings=settings)
+    services.save(Vigil(settings), result, source_name="logins.csv", file_sha256=sha)
     run = runs.RunToSave.from_result(result, source_name="logins.csv", file_sha256=sha)
     journal.write(settings.journal_dir, run)
-    assert [r.created for r in services.replay(settings=settings)] == [False]
+    assert [r.created for r in services.replay(Vigil(settings))] == [False]
     assert stored_counts(database_url) == (1, len(result.anomalies))
 
 
@@ -108,15 +108,14 @@ def test_backend_terminated_mid_save(postgres_url, tmp_path, scored, monkeypatch
         copy_rows(session, run_id, anomalies)
 
     monkeypatch.setattr(runs, "_copy_rows", kill_on_third_batch)
-    report = services.save(result, source_name="logins.csv", file_sha256=sha,
-                           settings=settings)
+    report = services.save(Vigil(settings), result, source_name="logins.csv", file_sha256=sha)
     assert len(batches) == 3
     assert not report.stored and "could not store the run" in report.message
     assert stored_counts(postgres_url) == (0, 0)  # nothing half-saved
-    replayed = services.replay(settings=settings)
+    replayed = services.replay(Vigil(settings))
     assert [r.created for r in replayed] == [True]
     assert stored_counts(postgres_url) == (1, len(result.anomalies))
-    rows = services.query_anomalies(limit=None, settings=settings)
+    rows = services.query_anomalies(Vigil(settings), limit=None)
     assert rows["row_number"].is_unique
     engine.dispose()
 
@@ -135,7 +134,7 @@ def hostile_logins():
 
 
 def scored_file(source):
-    return services.analyze(services.read_dataset(source)), services.file_sha256(source)
+    return scoring.analyze(services.read_dataset(source)), services.file_sha256(source)
 
 
 def test_nul_characters_and_long_names_are_stored_cleaned(database_url, tmp_path):
@@ -143,13 +142,13 @@ def test_nul_characters_and_long_names_are_stored_cleaned(database_url, tmp_path
     flagged = result.anomalies
     assert flagged["user"].str.contains("\x00").any() and (flagged["user"].str.len() > 255).any()
     settings = settings_for(database_url, tmp_path)
-    report = services.save(result, source_name="in\x00put" + "y" * 300 + ".csv",
-                           file_sha256=sha, settings=settings)
+    report = services.save(Vigil(settings), result, source_name="in\x00put" + "y" * 300 + ".csv",
+                           file_sha256=sha)
     assert report.stored, report.message
-    run = services.get_run(report.run_id, settings=settings)
+    run = services.get_run(Vigil(settings), report.run_id)
     assert len(run.source_name) == 255 and run.source_name.startswith("inputyyy")
     assert run.source_name.endswith("…")
-    stored = services.query_anomalies(limit=None, with_data=True, settings=settings)
+    stored = services.query_anomalies(Vigil(settings), limit=None, with_data=True)
     assert len(stored) == len(flagged)
     assert "nuluser" in set(stored["entity"])
     assert ("x" * 254 + "…") in set(stored["entity"])
@@ -179,7 +178,7 @@ def test_replay_sets_aside_a_refused_entry_and_stores_the_rest(postgres_url, tmp
         entry = journal.write(settings.journal_dir, run)
         os.utime(entry, (1_000_000 + age, 1_000_000 + age))
 
-    reports = services.replay(settings=settings)
+    reports = services.replay(Vigil(settings))
     assert [r.stored for r in reports] == [True, False, True]
     assert "refused a value of run 'bad.csv'" in reports[1].message
     assert "value too long" in reports[1].message
@@ -187,9 +186,9 @@ def test_replay_sets_aside_a_refused_entry_and_stores_the_rest(postgres_url, tmp
     assert journal.entries(settings.journal_dir) == []
     rejected = settings.journal_dir / journal.REJECTED / bad.run_key
     assert "value too long" in (rejected / journal.REASON).read_text()
-    names = {run.source_name for run in services.list_runs(settings=settings)}
+    names = {run.source_name for run in services.list_runs(Vigil(settings))}
     assert names == {"first.csv", "last.csv"}
-    assert services.replay(settings=settings) == []  # the rejected entry stays aside
+    assert services.replay(Vigil(settings)) == []  # the rejected entry stays aside
 
 
 def test_replay_sets_aside_an_unreadable_entry(database_url, tmp_path, scored):
@@ -198,7 +197,7 @@ def test_replay_sets_aside_an_unreadable_entry(database_url, tmp_path, scored):
     broken = journal.write(settings.journal_dir, journal_run(result, "d" * 64, "broken.csv"))
     (broken / journal.ROWS).unlink()
     good = journal.write(settings.journal_dir, journal_run(result, "e" * 64, "good.csv"))
-    reports = services.replay(settings=settings)
+    reports = services.replay(Vigil(settings))
     assert sorted(r.stored for r in reports) == [False, True]
     assert not broken.exists() and not good.exists()
     assert "cannot be read" in next(r.message for r in reports if not r.stored)
@@ -212,10 +211,10 @@ def test_two_replays_at_once_store_each_entry_once(tmp_path, scored):
     for i in range(4):
         journal.write(settings.journal_dir, journal_run(result, f"{i}" * 64, f"f{i}.csv"))
     with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(lambda _: services.replay(settings=settings), range(2)))
+        outcomes = list(pool.map(lambda _: services.replay(Vigil(settings)), range(2)))
     assert sorted(len(o) for o in outcomes) == [0, 4]
     assert all(r.created for o in outcomes for r in o)
-    assert len(services.list_runs(settings=settings)) == 4
+    assert len(services.list_runs(Vigil(settings))) == 4
 
 
 def test_unwritable_journal_says_the_run_was_not_stored(tmp_path, scored):
@@ -224,7 +223,7 @@ def test_unwritable_journal_says_the_run_was_not_stored(tmp_path, scored):
     blocker.write_text("not a folder")
     down = Settings(database_url="postgresql://postgres@127.0.0.1:1/vigil",
                     journal_dir=blocker / "fallback", alert_outbox_dir=tmp_path / "outbox")
-    report = services.save(result, source_name="logins.csv", file_sha256=sha, settings=down)
+    report = services.save(Vigil(down), result, source_name="logins.csv", file_sha256=sha)
     assert not report.stored and report.journal_entry is None
     assert report.message.startswith("The run was NOT stored")
     assert "Connection refused" in report.message and str(blocker / "fallback") in report.message

@@ -93,13 +93,12 @@ def stored(url: str, run_id: int | None = None):
     """The stored anomalies and incidents of a database's one run."""
     from app import services
     from app.settings import Settings
+    from app.vigil import Vigil
 
     settings = Settings(database_url=url)
-    (run,) = services.list_runs(settings=settings)
-    rows = services.query_anomalies(services.AnomalyFilter(run_ids=[run.id]), limit=None,
-                                    settings=settings)
-    found = services.query_incidents(services.IncidentFilter(run_ids=[run.id]), limit=None,
-                                     settings=settings)
+    (run,) = services.list_runs(Vigil(settings))
+    rows = services.query_anomalies(Vigil(settings), services.AnomalyFilter(run_ids=[run.id]), limit=None)
+    found = services.query_incidents(Vigil(settings), services.IncidentFilter(run_ids=[run.id]), limit=None)
     rows = rows.sort_values("row_number").reset_index(drop=True)
     columns = ["entity", "started_at", "ended_at", "row_count", "peak_score", "severity",
                "summary"]
@@ -163,17 +162,18 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
     replay.stdout.close()
     from app import services
     from app.settings import Settings
+    from app.vigil import Vigil
 
     settings = Settings(database_url=postgres_url)
     deadline = time.monotonic() + 60
-    while services.stream_checkpoint("lifts", settings=settings)[0] < 2000:
+    while services.stream_checkpoint(Vigil(settings), "lifts")[0] < 2000:
         assert time.monotonic() < deadline and live.poll() is None, live.stderr.read()
         time.sleep(0.05)
     live.kill()  # kill -9, mid-stream
     live.wait()
     replay.kill()
     replay.wait()
-    position = services.stream_checkpoint("lifts", settings=settings)[0]
+    position = services.stream_checkpoint(Vigil(settings), "lifts")[0]
     assert 2000 <= position < 8064
 
     restart = subprocess.run([*app, "stream", str(ELEVATORS), "--model", version, "--save",
@@ -183,12 +183,12 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
     assert f"{position} rows were stored before" in restart.stderr
     run, rows, found = stored(postgres_url)
     assert run.total_rows == 8064
-    assert services.stream_checkpoint("lifts", settings=settings)[0] == 8064
+    assert services.stream_checkpoint(Vigil(settings), "lifts")[0] == 8064
     assert rows["row_number"].is_unique
     pd.testing.assert_frame_equal(rows, expected_rows)
     pd.testing.assert_frame_equal(found, expected_incidents)
     # Alerts: every incident at high or above was alerted, none twice, kill or not.
-    log = services.notification_log(settings=settings)
+    log = services.notification_log(Vigil(settings))
     emails = list((tmp_path / "outbox").glob("*.eml"))
     alerted = found[found["severity"].isin(["high", "critical"])]
     # A notification claimed when the kill came joins the next email's digest.
@@ -199,6 +199,7 @@ def test_kill_9_mid_stream_then_restart_stores_every_row_once(tmp_path, postgres
 def test_stream_alerts_each_incident_once_across_a_restart(tmp_path):
     from app import services
     from app.settings import Settings
+    from app.vigil import Vigil
 
     version = trained(tmp_path)
     env = {"ALERT_TO_MAINTENANCE": "ops@x.org", "ALERT_MAX_PER_HOUR": "1000"}
@@ -211,10 +212,10 @@ def test_stream_alerts_each_incident_once_across_a_restart(tmp_path):
         again = vigil(*args, tmp_path=tmp_path, env=env, stdin="".join(lines))
         assert again.returncode == 0, again.stderr
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}")
-    found = services.query_incidents(limit=None, settings=settings)
+    found = services.query_incidents(Vigil(settings), limit=None)
     alerted = found[found["severity"].isin(["high", "critical"])]
     assert len(alerted) > 0
-    log = services.notification_log(settings=settings)
+    log = services.notification_log(Vigil(settings))
     emails = list((tmp_path / "outbox").glob("*.eml"))
     assert (log["status"] == "sent").all() and len(emails) == len(log)
     # One email per incident at high or above, and one more for each that escalated.

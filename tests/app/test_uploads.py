@@ -9,6 +9,7 @@ import pytest
 
 from app import chart_data, scoring, services
 from app.settings import Settings
+from app.vigil import Vigil
 from sample_data import sample_path
 
 ELEVATORS = sample_path("elevators.csv").read_bytes()
@@ -29,8 +30,7 @@ def small_pieces(monkeypatch):
 
 
 def analyze(settings, **kwargs) -> services.Analysis:
-    return services.analyze_upload(ELEVATORS, source_name="elevators.csv", file_sha256=SHA,
-                                   settings=settings, **kwargs)
+    return services.analyze_upload(Vigil(settings), ELEVATORS, source_name="elevators.csv", file_sha256=SHA, **kwargs)
 
 
 def whole_then_pieces(monkeypatch, settings, **kwargs):
@@ -44,7 +44,7 @@ def whole_then_pieces(monkeypatch, settings, **kwargs):
 def test_a_big_upload_scored_by_a_registered_model_in_pieces_equals_one_pass(
         monkeypatch, settings):
     dataset = services.read_dataset(ELEVATORS)
-    version = services.train(dataset, settings=settings)["version"]
+    version = services.train(Vigil(settings), dataset)["version"]
     whole, pieces = whole_then_pieces(monkeypatch, settings, model_version=version)
     columns = ["row_number", "entity", "anomaly_score", "severity", "reasons"]
     pd.testing.assert_frame_equal(pieces.run.anomalies[columns], whole.run.anomalies[columns])
@@ -76,12 +76,12 @@ def test_a_big_upload_fitted_on_itself_learns_from_stretches_and_says_so(
     # The worst rows of one pass are found by the model fitted on stretches too.
     worst = set(whole.top["anomaly_score"].nlargest(5).index)
     assert worst <= set(run.anomalies["row_number"])
-    report = services.store(run, settings=settings)
+    report = services.store(Vigil(settings), run)
     assert report.created
-    stored = services.query_anomalies(services.AnomalyFilter(run_ids=[report.run_id]),
-                                      limit=None, settings=settings)
+    stored = services.query_anomalies(Vigil(settings), services.AnomalyFilter(run_ids=[report.run_id]),
+                                      limit=None)
     assert len(stored) == len(run.anomalies)
-    assert not services.store(run, settings=settings).created
+    assert not services.store(Vigil(settings), run).created
 
 
 def test_a_big_upload_is_previewed_from_its_first_piece(small_pieces):
@@ -107,9 +107,8 @@ def test_text_cells_in_a_metric_warn_and_chart_as_gaps(monkeypatch, settings, bi
         monkeypatch.setattr(scoring, "WHOLE_ROWS", 2_000)
         monkeypatch.setattr(scoring, "FIT_ROWS", 2_000)
         assert not services.inspect_upload(data).warnings  # the first piece is clean
-    analysis = services.analyze_upload(data, source_name="e.csv",
-                                       file_sha256=services.file_sha256(data),
-                                       settings=settings)
+    analysis = services.analyze_upload(Vigil(settings), data, source_name="e.csv",
+                                       file_sha256=services.file_sha256(data))
     text = " ".join(analysis.run.warnings)
     assert "1500" in text and "6000" in text, text
     assert analysis.series.groupby("metric")["rows"].sum().nunique() == 1

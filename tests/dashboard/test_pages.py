@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import services
+from app.vigil import Vigil
 from sample_data import sample_path
 from storage.anomalies import AnomalyFilter
 from storage.schema import AlertNotification, Anomaly, DetectionRun
@@ -16,7 +17,7 @@ PAGES = ["overview", "analyze", "explore", "live", "alerts", "models"]
 
 
 def counts(database_url):
-    engine = services.engine()
+    engine = Vigil().engine
     with engine.connect() as conn:
         return tuple(conn.scalar(select(func.count()).select_from(t))
                      for t in (DetectionRun, Anomaly, AlertNotification))
@@ -61,7 +62,7 @@ def test_analyze_save_twice_alert_twice_stores_one_run_and_sends_one_email(dashb
         open_page(page, at)
     stored_runs, stored_anomalies, notifications = counts(database_url)
     assert (stored_runs, notifications) == (1, 1)
-    assert stored_anomalies == services.count_anomalies(AnomalyFilter())
+    assert stored_anomalies == services.count_anomalies(Vigil(), AnomalyFilter())
     assert len(list((dashboard_env / "outbox").glob("*.eml"))) == 1
 
 
@@ -97,7 +98,7 @@ def test_upload_a_csv(dashboard_env):
 def stored_run(dashboard_env):
     at = analyze_sample("elevators.csv")
     button(at, "Save run").click().run()
-    return services.list_runs()[0].id
+    return services.list_runs(Vigil())[0].id
 
 
 def chart_rows(at) -> list[int]:
@@ -142,9 +143,9 @@ def test_reviewing_incidents_reviews_their_rows(stored_run):
     next(b for b in at.button if b.label == "Apply").click().run()
     assert not at.exception
     assert any("2 incident(s) marked false_positive" in s for s in shown(at.success))
-    reviewed = services.query_incidents(services.IncidentFilter(ids=ids))
+    reviewed = services.query_incidents(Vigil(), services.IncidentFilter(ids=ids))
     assert set(reviewed["review_status"]) == {"false_positive"}
-    rows = services.query_anomalies(AnomalyFilter(run_ids=[stored_run]), limit=None)
+    rows = services.query_anomalies(Vigil(), AnomalyFilter(run_ids=[stored_run]), limit=None)
     mine = rows[rows["incident_id"].isin(ids)]
     assert len(mine) == reviewed["row_count"].sum()
     assert set(mine["review_status"]) == {"false_positive"} and set(mine["reviewed_by"]) == {"ana"}
@@ -164,7 +165,7 @@ def test_csv_download_is_formula_safe(dashboard_env):
                                    "text/csv")).run()
     button(at, "Run detection").click().run()
     button(at, "Save run").click().run()
-    data = services.anomalies_csv(AnomalyFilter())
+    data = services.anomalies_csv(Vigil(), AnomalyFilter())
     frame = pd.read_csv(io.BytesIO(data))
     assert len(frame) > 0 and frame["note"].str.startswith("'=").all()
 
@@ -184,7 +185,7 @@ def test_models_page_lists_and_trains(dashboard_env):
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception
     assert any("Registered" in s for s in shown(at.success))
-    assert len(services.list_models()) == 1
+    assert len(services.list_models(Vigil())) == 1
 
 
 
@@ -235,19 +236,21 @@ def test_a_second_session_on_the_same_upload_reads_and_scores_nothing_again(dash
 
     st.cache_resource.clear()  # the caches are the process's, shared with earlier tests
     content = sample_path("temperature.csv").read_bytes() + b"\n"  # not the sample itself
+    from app.services import analysis as use_case
+
     calls = {"read": 0, "analyze": 0}
-    read, analyze = services.read_dataset, services.analyze
+    read, analyze = use_case.read_dataset, use_case.analyze
 
     def counted_read(source, **kwargs):
         calls["read"] += source == content
         return read(source, **kwargs)
 
-    def counted_analyze(dataset, **kwargs):
+    def counted_analyze(vigil, dataset, **kwargs):
         calls["analyze"] += 1
-        return analyze(dataset, **kwargs)
+        return analyze(vigil, dataset, **kwargs)
 
-    monkeypatch.setattr(services, "read_dataset", counted_read)
-    monkeypatch.setattr(services, "analyze", counted_analyze)
+    monkeypatch.setattr(use_case, "read_dataset", counted_read)
+    monkeypatch.setattr(use_case, "analyze", counted_analyze)
     sessions = []
     for _ in range(2):
         at = open_page("analyze")
@@ -277,7 +280,9 @@ def test_a_big_upload_is_read_and_scored_in_pieces(dashboard_env, monkeypatch):
     monkeypatch.setattr(scoring, "PIECE_ROWS", 1_000)
     monkeypatch.setattr(scoring, "WHOLE_ROWS", 2_000)
     monkeypatch.setattr(scoring, "FIT_ROWS", 2_000)
-    monkeypatch.setattr(services, "read_dataset", None)  # reading whole would fail here
+    from app.services import analysis as use_case
+
+    monkeypatch.setattr(use_case, "read_dataset", None)  # reading whole would fail here
     at = open_page("analyze")
     next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
     content = sample_path("elevators.csv").read_bytes()
@@ -295,7 +300,7 @@ def test_a_big_upload_is_read_and_scored_in_pieces(dashboard_env, monkeypatch):
 def test_overview_shows_open_incidents(stored_run):
     at = open_page("overview")
     metrics = {m.label: m.value for m in at.metric}
-    stored = services.query_incidents(services.IncidentFilter(run_ids=[stored_run]),
+    stored = services.query_incidents(Vigil(), services.IncidentFilter(run_ids=[stored_run]),
                                       limit=None)
     assert metrics["Open incidents"] == f"{len(stored):,}" and len(stored) > 0
     assert int(metrics["Anomalies"].replace(",", "")) > len(stored)  # rows group up
@@ -324,16 +329,16 @@ def test_live_page_shows_a_stream_and_reviews_its_incidents(dashboard_env):
     assert metrics["Rows stored"] == "8,064"
     assert int(metrics["Open incidents"].replace(",", "")) > 0
     assert len(chart_payload(at)) == 1
-    before = services.query_incidents(services.IncidentFilter(review_statuses=["new"]),
+    before = services.query_incidents(Vigil(), services.IncidentFilter(review_statuses=["new"]),
                                       limit=None)
     next(b for b in at.button if b.label == "False positive").click().run()
     assert not at.exception
-    after = services.query_incidents(services.IncidentFilter(review_statuses=["new"]),
+    after = services.query_incidents(Vigil(), services.IncidentFilter(review_statuses=["new"]),
                                      limit=None)
     assert len(after) == len(before) - 1
-    reviewed = services.query_incidents(
+    reviewed = services.query_incidents(Vigil(),
         services.IncidentFilter(review_statuses=["false_positive"]), limit=None)
-    rows = services.query_anomalies(services.AnomalyFilter(incident_ids=reviewed["id"].tolist()),
+    rows = services.query_anomalies(Vigil(), services.AnomalyFilter(incident_ids=reviewed["id"].tolist()),
                                     limit=None)
     assert len(rows) == reviewed["row_count"].sum() and \
         set(rows["review_status"]) == {"false_positive"}

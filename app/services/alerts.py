@@ -1,0 +1,237 @@
+"""Alert digests: built, claimed once, sent (SMTP or the outbox), retried.
+
+An alert takes two units of work: one reads what it covers, claims its dedupe key and
+writes the subject (or records it held back); the other records how delivery went.
+Nothing holds a transaction open while a mail server is talked to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from alerts import policy
+from alerts.delivery import SmtpConfig, send_smtp, write_outbox
+from alerts.errors import AlertError, DeliveryError
+from alerts.message import Digest, RunSummary, build_message, probe_message, render_html, subject
+from app.settings import Settings
+from app.vigil import Vigil
+from storage import anomalies, incidents, notifications, runs
+from storage.anomalies import AnomalyFilter
+from storage.errors import StorageError
+from storage.incidents import IncidentFilter
+from storage.schema import CLOSED_STATUSES, AlertNotification, DetectionRun
+
+
+@dataclass(frozen=True)
+class AlertReport:
+    """What happened to a run's alert, in words for the user."""
+
+    status: str  # sent, queued (held by the throttle), failed, skipped or duplicate
+    message: str
+    notification_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A digest claimed for sending: its notifications (the first is its own; the rest
+    were held back earlier and go with it), what it says, and to whom."""
+
+    rows: list[AlertNotification]
+    digest: Digest
+    recipients: list[str]
+    team: str
+
+
+def _smtp_config(settings: Settings) -> SmtpConfig | None:
+    if not settings.smtp_host:
+        return None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port,
+                      security=settings.smtp_security, username=settings.smtp_username,
+                      password=password)
+
+
+def _deliver(settings: Settings, message, *, name: str) -> tuple[str, int]:
+    """SMTP when SMTP_HOST is set, else the outbox folder. Returns (transport, attempts)."""
+    config = _smtp_config(settings)
+    if config is None:
+        return "outbox:" + write_outbox(message, settings.alert_outbox_dir, name=name), 1
+    return send_smtp(message, config)
+
+
+def _digest(settings: Settings, session: Session, parts: list[tuple[int, list[int]]]) -> Digest:
+    """The digest of (run id, anomaly ids) parts, the run it is for first."""
+    ids = [i for _, part_ids in parts for i in part_ids]
+    found = anomalies.query_anomalies(session, filters=AnomalyFilter(ids=ids), limit=None,
+                                      with_data=True)
+    summaries = []
+    for run_id, _ in parts:
+        run = runs.get_run(session, run_id=run_id)
+        summaries.append(RunSummary(run.id, run.source_name, run.profile, run.created_at,
+                                    run.total_rows, run.anomaly_count, run.threshold_note))
+    notes = []
+    if len(parts) > 1:
+        notes.append(f"Includes {len(parts) - 1} digest(s) held back earlier: at most "
+                     f"{settings.alert_max_per_hour} emails per hour go to this team.")
+    found_incidents = incidents.query_incidents(
+        session, filters=IncidentFilter(ids=found["incident_id"].dropna().unique().tolist()),
+        limit=None)
+    return Digest(summaries, found, settings.dashboard_url, settings.alert_min_severity, notes,
+                  incidents=found_incidents)
+
+
+def notify(vigil: Vigil, run_id: int) -> AlertReport:
+    """Email a stored run's digest to its team, exactly once.
+
+    The dedupe key (run and recipients) makes a rerun or a second click a no-op; the
+    throttle holds a digest back (``queued``) when the team had ALERT_MAX_PER_HOUR emails
+    in the last hour, and the next digest includes it.
+    """
+    settings = vigil.settings
+    with vigil.unit() as session:
+        run = runs.get_run(session, run_id=run_id)
+        if run is None:
+            raise StorageError(f"no stored run with id {run_id}")
+        ids = anomalies.open_anomaly_ids(
+            session, run_id=run_id, severities=policy.severities_from(settings.alert_min_severity))
+        if not ids:
+            return AlertReport("skipped", f"No alert sent: run {run_id} has no open anomaly "
+                                          f"at {settings.alert_min_severity} severity or above.")
+        claimed = _claim(settings, session, run, ids, f"Run {run_id}'s alert",
+                         lambda to: policy.dedupe_key(run_id, to))
+    return _send(vigil, claimed)
+
+
+def notify_incident(vigil: Vigil, incident_id: int) -> AlertReport:
+    """Email one incident of a live run to its team: once when it reaches
+    ALERT_MIN_SEVERITY, once more if its severity rises, never twice for the same."""
+    settings = vigil.settings
+    with vigil.unit() as session:
+        found = incidents.query_incidents(session, filters=IncidentFilter(ids=[incident_id]),
+                                          limit=1)
+        if found.empty:
+            raise StorageError(f"no stored incident with id {incident_id}")
+        incident = found.iloc[0]
+        if incident["severity"] not in policy.severities_from(settings.alert_min_severity) \
+                or incident["review_status"] in CLOSED_STATUSES:
+            return AlertReport("skipped", f"No alert sent: incident {incident_id} is "
+                                          f"{incident['severity']}, {incident['review_status']}.")
+        run = runs.get_run(session, run_id=int(incident["run_id"]))
+        ids = anomalies.query_anomalies(session, filters=AnomalyFilter(
+            incident_ids=[incident_id]), limit=None)["id"].tolist()
+        claimed = _claim(
+            settings, session, run, ids, f"Incident {incident_id}'s alert",
+            lambda to: policy.incident_dedupe_key(incident_id, incident["severity"], to))
+    return _send(vigil, claimed)
+
+
+def _claim(settings: Settings, session: Session, run: DetectionRun, ids: list[int], what: str,
+           dedupe: Callable[[list[str]], str]) -> _Claimed | AlertReport:
+    """Claim the digest of ``ids`` (anomalies of ``run``) for sending, with its subject;
+    or say why not: nobody to send to, claimed before, or held back by the hourly limit."""
+    team = policy.team_for(run.profile)
+    recipients = policy.recipients_for(run.profile, security=settings.alert_to_security,
+                                       maintenance=settings.alert_to_maintenance)
+    if not recipients:
+        variable = f"ALERT_TO_{team.upper()}"
+        return AlertReport("skipped", f"No alert sent: {variable} is empty, so nobody "
+                                      f"receives {run.profile} alerts.")
+    group = policy.group_key(recipients)
+    row, created = notifications.claim_notification(
+        session, run_id=run.id, dedupe_key=dedupe(recipients), recipients=group,
+        subject="", anomaly_ids=ids)
+    if not created:
+        when = f" on {row.sent_at:%Y-%m-%d %H:%M}" if row.sent_at else ""
+        return AlertReport("duplicate", f"{what} to the {team} team was already handled "
+                           f"({row.status}{when}): nothing was sent again.", row.id)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    if policy.throttled(notifications.sent_since(session, recipients=group, since=since),
+                        settings.alert_max_per_hour):
+        notifications.record_attempt(
+            session, notification_id=row.id, status="queued", attempts=0,
+            error=f"held back: {settings.alert_max_per_hour} emails went to this team in the "
+                  "last hour; it joins the next digest")
+        return AlertReport("queued", f"{what} is held back: the {team} team had "
+                           f"{settings.alert_max_per_hour} emails in the last hour. It joins "
+                           "the next digest.", row.id)
+    rows = [row, *notifications.held_back(session, recipients=group, exclude_id=row.id)]
+    return _claimed(settings, session, rows, recipients, team)
+
+
+def _claimed(settings: Settings, session: Session, rows: list[AlertNotification],
+             recipients: list[str], team: str) -> _Claimed:
+    digest = _digest(settings, session, [(row.run_id, row.anomaly_ids) for row in rows])
+    notifications.set_subject(session, notification_id=rows[0].id, subject=subject(digest))
+    return _Claimed(rows, digest, recipients, team)
+
+
+def _send(vigil: Vigil, claimed: _Claimed | AlertReport) -> AlertReport:
+    """Deliver a claimed digest and record how it went (in a unit of its own)."""
+    if isinstance(claimed, AlertReport):
+        return claimed
+    settings, rows, digest = vigil.settings, claimed.rows, claimed.digest
+    try:
+        try:
+            message = build_message(digest, sender=settings.smtp_from,
+                                    recipients=claimed.recipients)
+        except ValueError as exc:  # the email library refused a header (SMTP_FROM, ...)
+            raise DeliveryError(f"the message could not be built ({exc})", temporary=False,
+                                attempts=0) from None
+        transport, attempts = _deliver(settings, message, name=f"run-{digest.run.run_id}")
+    except DeliveryError as exc:
+        with vigil.unit() as session:
+            notifications.record_attempt(session, notification_id=rows[0].id, status="failed",
+                                         error=str(exc), attempts=exc.attempts)
+        return AlertReport("failed", f"The alert for run {digest.run.run_id} was not sent: "
+                           f"{exc}. It is recorded; `vigil alerts retry` sends it again.",
+                           rows[0].id)
+    with vigil.unit() as session:
+        for row in rows:
+            notifications.record_attempt(
+                session, notification_id=row.id, status="sent", transport=transport,
+                attempts=attempts if row is rows[0] else 0)
+    where = transport.removeprefix("outbox:") if transport.startswith("outbox:") else transport
+    return AlertReport("sent", f"Alert for run {digest.run.run_id} sent to the "
+                       f"{claimed.team} team ({', '.join(claimed.recipients)}) via {where}: "
+                       f"{message['Subject']}", rows[0].id)
+
+
+def retry_failed(vigil: Vigil) -> list[AlertReport]:
+    """Send each failed notification once more."""
+    reports = []
+    for row in notifications.notifications(vigil.engine, status="failed"):
+        with vigil.unit() as session:
+            run = runs.get_run(session, run_id=row.run_id)
+            claimed = _claimed(vigil.settings, session, [row], row.recipients.split(","),
+                               policy.team_for(run.profile))
+        reports.append(_send(vigil, claimed))
+    return reports
+
+
+def send_test_email(vigil: Vigil, to: str) -> str:
+    """Send a short test message; returns where it went. Raises DeliveryError."""
+    settings = vigil.settings
+    recipients = policy.parse_recipients(to)
+    if not recipients:
+        raise AlertError("give at least one address to send the test message to")
+    message = probe_message(sender=settings.smtp_from, recipients=recipients,
+                            dashboard_url=settings.dashboard_url)
+    return _deliver(settings, message, name="test")[0]
+
+
+def notification_log(vigil: Vigil, *, limit: int = 200):
+    return notifications.notifications_frame(vigil.engine, limit=limit)
+
+
+def preview_digest(vigil: Vigil, run_id: int) -> tuple[str, str]:
+    """(subject, HTML) of the digest the run would send now, without sending it."""
+    settings = vigil.settings
+    with vigil.unit() as session:
+        ids = anomalies.open_anomaly_ids(
+            session, run_id=run_id, severities=policy.severities_from(settings.alert_min_severity))
+        digest = _digest(settings, session, [(run_id, ids)])
+    return subject(digest), render_html(digest)

@@ -1,0 +1,99 @@
+"""Live streams: batches scored after what was stored before, stored with their checkpoint."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pandas as pd
+
+from app.services.alerts import AlertReport, notify_incident
+from app.services.analysis import ACTIVE, resolve_model
+from app.vigil import Vigil
+from detection import ScoredFrame, prepare, read_csv
+from detection.stream import StreamScorer
+from storage import anomalies, incidents, live
+from storage.errors import StorageError
+from storage.incidents import IncidentFilter
+from storage.runs import RunToSave
+
+
+def stream_checkpoint(vigil: Vigil, source: str) -> tuple[int, pd.DataFrame | None]:
+    """(rows stored, rows carried) where the stream ``source`` stopped; (0, None) new."""
+    found = live.checkpoint(vigil.engine, source=source)
+    if found is None:
+        return 0, None
+    return found.position, pd.read_pickle(io.BytesIO(found.carried))
+
+
+def latest_event_time(vigil: Vigil, run_id: int):
+    return anomalies.latest_event_time(vigil.engine, run_id=run_id)
+
+
+def live_streams(vigil: Vigil) -> pd.DataFrame:
+    """Every live stream with its rows stored and its last batch's time."""
+    return live.streams(vigil.engine)
+
+
+def alert_stream(vigil: Vigil, source: str,
+                 incident_ids: list[int] | None = None) -> list[AlertReport]:
+    """Alert the live stream's incidents (``None``: every incident of its run, which a
+    restart does in case it stopped between storing a batch and alerting it)."""
+    if incident_ids is None:
+        with vigil.unit() as session:
+            found = live.checkpoint(session, source=source)
+            incident_ids = [] if found is None else incidents.query_incidents(
+                session, filters=IncidentFilter(run_ids=[found.run_id]), limit=None
+            )["id"].tolist()
+    return [notify_incident(vigil, i) for i in incident_ids]
+
+
+def store_stream_batch(vigil: Vigil, result: ScoredFrame, *, source: str, start: int,
+                       end: int, carried: pd.DataFrame):
+    """Store one scored batch of a live stream with its checkpoint, exactly once."""
+    batch = RunToSave.from_result(
+        result, source_name=source, file_sha256="",
+        incident_gap_minutes=vigil.settings.incident_gap_minutes(result.profile))
+    buffer = io.BytesIO()
+    carried.to_pickle(buffer)
+    return live.append(vigil.engine, source=source, batch=batch, start=start, end=end,
+                       carried=buffer.getvalue())
+
+
+class StreamConflictError(StorageError):
+    """Another batch of the same stream was stored first: send this one again."""
+
+
+@dataclass(frozen=True)
+class Ingested:
+    source: str
+    run_id: int
+    result: ScoredFrame
+    position: int  # the stream's rows stored, this batch's included
+    incident_ids: list[int]
+    alerts: list[AlertReport]
+
+
+def ingest(vigil: Vigil, source: str, data: bytes, *, model_version: str = ACTIVE,
+           profile: str = "auto", alert: bool = False) -> Ingested:
+    """One batch of CSV rows (with their header) into the live stream ``source``: scored
+    after the rows stored before (what `vigil stream --save` does with each batch),
+    stored with the stream's checkpoint, alerted when asked."""
+    position, carried = stream_checkpoint(vigil, source)
+    frame = read_csv(data)
+    frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
+    found = prepare(frame, profile=profile).profile
+    model = resolve_model(vigil, model_version, profile=found)
+    model.check_profile(found)
+    scorer = StreamScorer(model)
+    scorer.carried = carried
+    result = scorer.score(frame)
+    appended = store_stream_batch(vigil, result, source=source, start=position,
+                                  end=position + len(frame), carried=scorer.carried)
+    if not appended.stored:
+        raise StreamConflictError(f"another batch of stream {source!r} was stored while this "
+                                  "one was scored: send it again")
+    reports = alert_stream(vigil, source, appended.incident_ids) \
+        if alert and appended.incident_ids else []
+    return Ingested(source, appended.run_id, result, position + len(frame),
+                    appended.incident_ids, reports)
