@@ -31,3 +31,13 @@ def test_settings_read_the_environment(monkeypatch):
     assert settings.alert_min_severity == "critical"
     assert "hunter2" not in repr(settings)
     assert settings.smtp_password.get_secret_value() == "hunter2"
+
+
+def test_database_driver_errors_stay_inside_storage():
+    """storage turns driver errors into its own DatabaseError: nothing above it catches
+    SQLAlchemy's exceptions or reads settings without the application object."""
+    for path in (ROOT / "app").rglob("*.py"):
+        text = path.read_text()
+        assert "DBAPIError" not in text and "sqlalchemy.exc" not in text, path
+        if path.name not in ("settings.py", "vigil.py", "ui.py"):
+            assert "get_settings()" not in text, path  # entry points build one Vigil
