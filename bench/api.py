@@ -55,7 +55,7 @@ def baseline(data: list[bytes], settings, seconds: float = 5.0) -> float:
 
 
 async def load(url: str, token: str, data: list[bytes], clients: int, seconds: float):
-    latencies, errors = [], 0
+    latencies, errors, kinds = [], 0, {}
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
@@ -68,9 +68,12 @@ async def load(url: str, token: str, data: list[bytes], clients: int, seconds: f
                 started = time.perf_counter()
                 try:
                     response = await client.post("/v1/score", content=data[i % len(data)])
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    kind = str(response.status_code)
+                except httpx.HTTPError as exc:
+                    kind = type(exc).__name__
+                ok = kind == "200"
+                if not ok:
+                    kinds[kind] = kinds.get(kind, 0) + 1
                 latencies.append(time.perf_counter() - started)
                 errors += not ok
                 i += clients
@@ -78,7 +81,7 @@ async def load(url: str, token: str, data: list[bytes], clients: int, seconds: f
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(clients)))
         elapsed = time.perf_counter() - start
-    return np.array(latencies), errors, elapsed
+    return np.array(latencies), errors, elapsed, kinds
 
 
 def main() -> None:
@@ -116,7 +119,7 @@ def main() -> None:
                 except httpx.TransportError:
                     time.sleep(0.2)
             asyncio.run(load(url, token, data, args.clients, 2))  # warm every worker
-            latencies, errors, elapsed = asyncio.run(
+            latencies, errors, elapsed, kinds = asyncio.run(
                 load(url, token, data, args.clients, args.seconds))
         finally:
             server.send_signal(signal.SIGINT)
@@ -130,6 +133,8 @@ def main() -> None:
           f"{'x baseline':>10}")
     print(f"{len(latencies):9,} {errors:7} {p50:7.0f} {p99:7.0f} {rate:8,.0f} "
           f"{rate / base:10.2f}")
+    if kinds:
+        print("errors by kind:", ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())))
     print(f"targets: 0 errors ({'met' if errors == 0 else 'NOT met'}), p99 <= 250 ms "
           f"({'met' if p99 <= 250 else 'NOT met'}), >= 20,000 rows/s "
           f"({'met' if rate >= 20_000 else 'NOT met'})")
