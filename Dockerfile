@@ -1,4 +1,5 @@
-# Vigil's dashboard: migrations first, then Streamlit on port 8501.
+# Vigil's dashboard: migrations first, the administrator from VIGIL_ADMIN_USER and
+# VIGIL_ADMIN_PASSWORD when no account exists, then Streamlit on port 8501.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -19,4 +20,4 @@ USER vigil
 
 EXPOSE 8501
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"
-CMD ["sh", "-c", "vigil db upgrade && streamlit run app/main.py --server.address=0.0.0.0 --server.port=8501"]
+CMD ["sh", "-c", "vigil db upgrade && vigil users bootstrap && streamlit run app/main.py --server.address=0.0.0.0 --server.port=8501"]

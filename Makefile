@@ -18,10 +18,20 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/streamlit run app/main.py
+# Bound to this machine: on a first start the page that creates the administrator is
+# the local user's. `make run ADDRESS=0.0.0.0` serves the network once accounts exist.
+ADDRESS ?= 127.0.0.1
 
-test: $(STAMP)
+run: $(STAMP)
+	$(BIN)/streamlit run app/main.py --server.address $(ADDRESS)
+
+# The OpenID Connect provider the single sign-on test signs in at (npm's oidc-provider).
+OIDC := tests/oidc/node_modules/.installed
+$(OIDC): tests/oidc/package.json tests/oidc/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --silent --prefix tests/oidc && touch $@; \
+	else echo "npm is missing: the single sign-on test says so (apt-get install npm)"; fi
+
+test: $(STAMP) $(OIDC)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest
@@ -44,7 +54,7 @@ demo: $(STAMP)
 	  | $(BIN)/vigil stream - --model active --save --alert \
 	    --source "demo-$$(date +%Y%m%d-%H%M%S)" --out /dev/null & \
 	  pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
-	  $(BIN)/streamlit run app/main.py --server.headless true
+	  $(BIN)/streamlit run app/main.py --server.headless true --server.address 127.0.0.1
 
 sample: $(STAMP)
 	$(BIN)/vigil sample

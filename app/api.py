@@ -28,8 +28,9 @@ from starlette.exceptions import HTTPException
 
 from alerts import policy
 from app import metrics, scoring, services
+from app.errors import NotAllowedError
 from app.settings import Settings
-from app.vigil import Vigil
+from app.vigil import Actor, Vigil
 from detection import SCORE_COLUMNS
 from detection.errors import DetectionError
 from detection.export import write_csv
@@ -37,7 +38,6 @@ from storage.anomalies import AnomalyFilter
 from storage.errors import DatabaseError, ModelNotFoundError, StorageError
 from storage.incidents import IncidentFilter
 from storage.schema import REVIEW_STATUSES
-from storage.tokens import Holder
 
 PROBLEM = "application/problem+json"
 CSV = "text/csv"
@@ -145,10 +145,13 @@ def _bearer(request: Request) -> str | None:
 
 
 def _needs(role: str):
-    # async: the lookup (an indexed read) runs on the event loop, not through a thread
-    # hop, which under load only adds latency; scoring runs there too (CPU-bound: one
-    # body at a time per worker, in arrival order, is the fairest use of a core).
-    async def check(request: Request) -> Holder:
+    """A dependency giving the application acting for the token's holder (their name is
+    the reviewer and the audit log's actor), or refusing the request (401, 403).
+
+    async: the lookup (an indexed read) runs on the event loop, not through a thread
+    hop, which under load only adds latency; scoring runs there too (CPU-bound: one
+    body at a time per worker, in arrival order, is the fairest use of a core)."""
+    async def check(request: Request) -> Vigil:
         token = _bearer(request)
         if token is None:
             raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (made "
@@ -159,7 +162,7 @@ def _needs(role: str):
         if not holder.may(role):
             raise Problem(403, "Forbidden", f"this needs the {role} role; the token "
                           f"{holder.name!r} has the {holder.role} role")
-        return holder
+        return request.app.state.vigil.acting_as(Actor(holder.name, holder.role))
     return check
 
 
@@ -170,8 +173,8 @@ def _open_or_token(request: Request) -> None:
         raise Problem(401, "Unauthorized", "send Authorization: Bearer <METRICS_TOKEN>")
 
 
-Viewer = Annotated[Holder, Depends(_needs("viewer"))]
-Analyst = Annotated[Holder, Depends(_needs("analyst"))]
+Viewer = Annotated[Vigil, Depends(_needs("viewer"))]
+Analyst = Annotated[Vigil, Depends(_needs("analyst"))]
 
 
 # -- the application -------------------------------------------------------------------
@@ -206,6 +209,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(DetectionError)
     async def _bad_input(_request, exc: DetectionError):
         return problem(400, "Bad input", str(exc))
+
+    @app.exception_handler(NotAllowedError)
+    async def _not_allowed(_request, exc: NotAllowedError):
+        return problem(403, "Forbidden", str(exc))
 
     @app.exception_handler(ModelNotFoundError)
     async def _no_model(_request, exc: ModelNotFoundError):
@@ -261,7 +268,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CSV: {"schema": {"type": "string"}}}}}
 
     @app.post("/v1/score", openapi_extra=rows_body, tags=["scoring"])
-    async def score(request: Request, _holder: Analyst,
+    async def score(request: Request, vigil: Analyst,
                     profile: str = "auto", model: str = services.ACTIVE):
         """Score rows with a registered model (``active``: the profile's active one): a
         JSON body ``{"profile", "model", "rows": [...]}`` or a CSV body (``?profile=``,
@@ -285,7 +292,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # -- runs ---------------------------------------------------------------------------
     @app.post("/v1/runs", status_code=201, tags=["runs"])
-    def create_run(holder: Analyst, file: Annotated[UploadFile, File()],
+    def create_run(vigil: Analyst, file: Annotated[UploadFile, File()],
                    profile: Annotated[str, Form()] = "auto",
                    model: Annotated[str, Form(description="fit (on the file), active or "
                                                            "a version")] = "fit",
@@ -317,7 +324,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=201 if report.created else 200)
 
     @app.get("/v1/runs", tags=["runs"])
-    def list_runs(_holder: Viewer, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    def list_runs(vigil: Viewer, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
                   before: Annotated[int | None, Query(description="cursor: the previous "
                                                                   "page's next")] = None):
         """Stored runs, newest first, a page at a time."""
@@ -326,7 +333,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
     @app.get("/v1/runs/{run_id}", tags=["runs"])
-    def get_run(run_id: int, _holder: Viewer):
+    def get_run(run_id: int, vigil: Viewer):
         found = services.get_run(vigil, run_id)
         if found is None:
             raise Problem(404, "Not found", f"no run {run_id}")
@@ -334,7 +341,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # -- anomalies and incidents -----------------------------------------------------------
     @app.get("/v1/anomalies", tags=["review"])
-    def list_anomalies(_holder: Viewer, run: Annotated[list[int], Query()] = (),
+    def list_anomalies(vigil: Viewer, run: Annotated[list[int], Query()] = (),
                        severity: Annotated[list[str], Query()] = (),
                        entity: Annotated[list[str], Query()] = (),
                        status: Annotated[list[str], Query()] = (),
@@ -350,17 +357,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _page(frame, limit)
 
     @app.patch("/v1/anomalies/{anomaly_id}", tags=["review"])
-    def review_anomaly(anomaly_id: int, change: ReviewRequest, holder: Analyst):
+    def review_anomaly(anomaly_id: int, change: ReviewRequest, vigil: Analyst):
         """Set a flagged row's review status (and note); the reviewer is the token's name."""
         _statuses([change.status])
-        if not services.review(vigil, [anomaly_id], change.status, reviewed_by=holder.name,
+        if not services.review(vigil, [anomaly_id], change.status,
                                note=change.note):
             raise Problem(404, "Not found", f"no anomaly {anomaly_id}")
         frame = services.query_anomalies(vigil, AnomalyFilter(ids=[anomaly_id]), with_data=True)
         return _records(frame)[0]
 
     @app.get("/v1/incidents", tags=["review"])
-    def list_incidents(_holder: Viewer, run: Annotated[list[int], Query()] = (),
+    def list_incidents(vigil: Viewer, run: Annotated[list[int], Query()] = (),
                        severity: Annotated[list[str], Query()] = (),
                        entity: Annotated[list[str], Query()] = (),
                        status: Annotated[list[str], Query()] = (),
@@ -375,18 +382,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _page(frame, limit)
 
     @app.patch("/v1/incidents/{incident_id}", tags=["review"])
-    def review_incident(incident_id: int, change: ReviewRequest, holder: Analyst):
+    def review_incident(incident_id: int, change: ReviewRequest, vigil: Analyst):
         """Review an incident; each of its rows gets the same status."""
         _statuses([change.status])
         if not services.review_incidents(vigil, [incident_id], change.status,
-                                         reviewed_by=holder.name, note=change.note):
+                                         note=change.note):
             raise Problem(404, "Not found", f"no incident {incident_id}")
         frame = services.query_incidents(vigil, IncidentFilter(ids=[incident_id]))
         return _records(frame)[0]
 
     # -- live streams ----------------------------------------------------------------------
     @app.post("/v1/streams/{source}/events", openapi_extra=rows_body, tags=["streams"])
-    async def stream_events(source: str, request: Request, _holder: Analyst,
+    async def stream_events(source: str, request: Request, vigil: Analyst,
                             model: str = services.ACTIVE, profile: str = "auto",
                             alert: bool = False):
         """Rows (JSON ``{"rows": [...]}``, or CSV lines under their header) into the live

@@ -19,6 +19,7 @@ import pandas as pd
 
 from alerts.errors import AlertError, DeliveryError
 from app import scoring
+from app.errors import NotAllowedError
 from app.text import terminal
 from detection import PROFILES, DetectionError
 from detection.detectors import DETECTORS
@@ -341,7 +342,10 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     if args.action == "add":
         if not args.name or not args.role:
             raise UsageError("tokens add needs NAME and --role viewer|analyst|admin")
-        token = services.add_token(_vigil(), args.name, role=args.role)
+        if not args.user:
+            raise UsageError("tokens add needs --user USER: a token belongs to a user and "
+                             "carries at most their role")
+        token = services.add_token(_vigil(), args.name, role=args.role, user=args.user)
         echo(f"token for {args.name} ({args.role}); it is shown this once, keep it safe:",
              err=True)
         echo(token)
@@ -358,8 +362,56 @@ def cmd_tokens(args: argparse.Namespace) -> int:
         for row in listed.itertuples():
             state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if pd.notna(row.revoked_at) \
                 else "valid"
-            echo(f"{row.name}\t{row.role}\t{row.prefix}…\tcreated "
-                 f"{row.created_at:%Y-%m-%d %H:%M}\t{state}")
+            echo(f"{row.name}  {row.user}  {row.role}  {row.prefix}…  created "
+                 f"{row.created_at:%Y-%m-%d %H:%M}  {state}")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    """From standard input (one line) with --password-stdin, else asked twice."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise UsageError("the two passwords differ")
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    services, vigil = _services(), _vigil()
+    if args.action == "bootstrap":
+        settings = vigil.settings
+        if not settings.vigil_admin_user or settings.vigil_admin_password is None:
+            echo("VIGIL_ADMIN_USER and VIGIL_ADMIN_PASSWORD are not set: nothing to do")
+        elif not services.needs_first_admin(vigil):
+            echo("accounts exist already: nothing to do")
+        else:
+            services.create_first_admin(vigil, settings.vigil_admin_user,
+                                        settings.vigil_admin_password.get_secret_value())
+            echo(f"created the administrator {settings.vigil_admin_user}")
+        return 0
+    if args.action == "list":
+        for row in services.list_users(vigil).itertuples():
+            state = "disabled" if row.disabled else "enabled"
+            echo(f"{row.name}  {row.role}  {row.email or '-'}  {state}")
+        return 0
+    if not args.name:
+        raise UsageError(f"users {args.action} needs NAME")
+    if args.action == "add":
+        if not args.role:
+            raise UsageError("users add needs --role viewer|analyst|admin")
+        password = None if args.sso_only else _password(args)
+        services.add_user(vigil, args.name, role=args.role, password=password,
+                          email=args.email)
+        echo(f"added {args.name} ({args.role})")
+    elif args.action == "passwd":
+        services.set_password(vigil, args.name, _password(args))
+        echo(f"changed the password of {args.name}")
+    else:
+        services.disable_user(vigil, args.name)
+        echo(f"disabled {args.name}")
     return 0
 
 
@@ -483,8 +535,22 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("name", nargs="?", help="who or what uses the token")
     tokens.add_argument("--role", choices=("viewer", "analyst", "admin"),
                         help="viewer reads; analyst also scores, uploads and reviews; "
-                             "admin may do everything")
+                             "admin may do everything (at most the user's role)")
+    tokens.add_argument("--user", help="the user the token belongs to (add)")
     tokens.set_defaults(func=cmd_tokens)
+
+    accounts = sub.add_parser("users", help="dashboard accounts: add NAME --role R, list, "
+                              "disable NAME, passwd NAME, bootstrap (the first administrator "
+                              "from VIGIL_ADMIN_USER and VIGIL_ADMIN_PASSWORD)")
+    accounts.add_argument("action", choices=("add", "list", "disable", "passwd", "bootstrap"))
+    accounts.add_argument("name", nargs="?")
+    accounts.add_argument("--role", choices=("viewer", "analyst", "admin"))
+    accounts.add_argument("--email", help="matched when the user signs in with single sign-on")
+    accounts.add_argument("--password-stdin", action="store_true",
+                          help="read the password from standard input (else asked twice)")
+    accounts.add_argument("--sso-only", action="store_true",
+                          help="no password: the user signs in with single sign-on only")
+    accounts.set_defaults(func=cmd_users)
 
     serve = sub.add_parser("serve", help="the HTTP API (OpenAPI at /docs) and /metrics")
     serve.add_argument("--host", default="127.0.0.1")
@@ -507,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         echo(f"error: {exc}; check DATABASE_URL, and run `vigil db upgrade` on a new "
              "database", err=True)
         return EXIT_BAD_INPUT
-    except (DetectionError, StorageError, UsageError) as exc:
+    except (DetectionError, StorageError, UsageError, NotAllowedError) as exc:
         echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
     except DeliveryError as exc:

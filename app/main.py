@@ -1,19 +1,39 @@
-"""Vigil's dashboard: configures the page and routes (`streamlit run app/main.py`)."""
+"""Vigil's dashboard: configures the page and routes (`streamlit run app/main.py`).
+
+Signed out, the navigation offers the sign-in page only (or, before any account exists,
+the form that creates the administrator); signed in, the pages of the user's role:
+viewer reads (Overview, Explore, Live), analyst also analyzes, saves, reviews and sends
+alerts, admin also manages alerts, models, users and tokens and reads the audit log.
+A page that is not offered cannot be reached by its URL either.
+"""
 
 import streamlit as st
 
+from app import ui
+from app.text import markdown
+
 st.set_page_config(page_title="Vigil", page_icon=":material/radar:", layout="wide")
 
-pages = [
-    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:",
-            url_path="overview", default=True),
-    st.Page("views/analyze.py", title="Analyze", icon=":material/upload_file:",
-            url_path="analyze"),
-    st.Page("views/explore.py", title="Explore", icon=":material/query_stats:",
-            url_path="explore"),
-    st.Page("views/live.py", title="Live", icon=":material/monitor_heart:", url_path="live"),
-    st.Page("views/alerts.py", title="Alerts", icon=":material/mail:", url_path="alerts"),
-    st.Page("views/models.py", title="Models", icon=":material/model_training:",
-            url_path="models"),
+PAGES = [  # (file, title, icon, url, least role)
+    ("views/overview.py", "Overview", ":material/dashboard:", "overview", "viewer"),
+    ("views/analyze.py", "Analyze", ":material/upload_file:", "analyze", "analyst"),
+    ("views/explore.py", "Explore", ":material/query_stats:", "explore", "viewer"),
+    ("views/live.py", "Live", ":material/monitor_heart:", "live", "viewer"),
+    ("views/alerts.py", "Alerts", ":material/mail:", "alerts", "admin"),
+    ("views/models.py", "Models", ":material/model_training:", "models", "admin"),
+    ("views/access.py", "Users and tokens", ":material/group:", "access", "admin"),
+    ("views/audit.py", "Audit", ":material/history:", "audit", "admin"),
 ]
+
+actor = ui.signed_in()
+if actor is None:
+    pages = [st.Page("views/sign_in.py", title="Sign in", icon=":material/login:",
+                     url_path="sign-in", default=True)]
+else:
+    pages = [st.Page(file, title=title, icon=icon, url_path=url, default=url == "overview")
+             for file, title, icon, url, role in PAGES if actor.may(role)]
+    with st.sidebar:
+        st.caption(f"Signed in as **{markdown(actor.name)}** ({actor.role})")
+        if st.button("Sign out", icon=":material/logout:"):
+            ui.sign_out()
 st.navigation(pages).run()

@@ -41,13 +41,21 @@ class Settings(BaseSettings):
     # metrics token, /health and /metrics need `Authorization: Bearer <it>` too.
     api_max_body_mb: float = Field(default=100, gt=0)
     metrics_token: SecretStr | None = None
+    # Dashboard sign-in: signed out after this long without a click.
+    session_idle_hours: float = Field(default=8, gt=0)
+    # Single sign-on ([auth] in .streamlit/secrets.toml): the identity token's claim
+    # that names a role, for people without an account of their e-mail.
+    sso_role_claim: str = "vigil_role"
+    # `vigil users bootstrap` (docker compose runs it): the first administrator.
+    vigil_admin_user: str | None = None
+    vigil_admin_password: SecretStr | None = None
 
     def incident_gap_minutes(self, profile: str) -> float:
         """Login incidents span hours (a slow brute force); sensor and generic ones less."""
         return self.incident_gap_login_minutes if profile == "login" \
             else self.incident_gap_sensor_minutes
 
-    @field_validator("metrics_token")
+    @field_validator("metrics_token", "vigil_admin_password")
     @classmethod
     def _unset_when_empty(cls, token: SecretStr | None) -> SecretStr | None:
         return token if token and token.get_secret_value() else None

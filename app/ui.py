@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
 
 from alerts.errors import AlertError
+from app import services
+from app.errors import NotAllowedError
 from app.settings import Settings, get_settings
 from app.text import markdown
-from app.vigil import Vigil
+from app.vigil import Actor, Vigil
 from detection import DetectionError
 from storage.errors import DatabaseError, StorageError
 
@@ -18,16 +21,80 @@ SEVERITY_BACKGROUND = {"critical": "#fecaca", "high": "#fed7aa", "medium": "#fef
                        "low": "#dbeafe"}
 
 
-def vigil() -> Vigil:
-    """The application object: one per process, shared by every session (a new one only
-    when the settings are read anew, as the tests do)."""
+SIGNED_IN = "signed_in"  # session state: who signed in, with which role, last seen when
+NOBODY = Actor("(not signed in)", "none")  # may do nothing that needs a role
+
+
+def application() -> Vigil:
+    """The application object, one per process and shared by every session (a new one
+    only when the settings are read anew, as the tests do), acting for nobody."""
     settings = get_settings()
-    return _vigil(id(settings), settings)
+    return _application(id(settings), settings)
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)
-def _vigil(key: int, _settings: Settings) -> Vigil:  # key: the settings object's id
-    return Vigil(_settings)
+def _application(key: int, _settings: Settings) -> Vigil:  # key: the settings object's id
+    return Vigil(_settings, NOBODY)
+
+
+def single_sign_on() -> bool:
+    """Whether an OpenID Connect provider is configured (``[auth]`` in secrets.toml)."""
+    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+
+
+def sso_identity() -> str | None:
+    """The e-mail of the single sign-on identity this browser holds, if any."""
+    if not single_sign_on() or not st.user.is_logged_in:
+        return None
+    return st.user.get("email")
+
+
+def signed_in() -> Actor | None:
+    """Who this session is signed in as; None when signed out or idle too long (then
+    the session is signed out). A single sign-on identity (Streamlit keeps it in a
+    cookie) signs the session in as the account with its e-mail, or with the role its
+    provider's claim names."""
+    state = st.session_state.get(SIGNED_IN)
+    if state is None:
+        email = sso_identity()
+        actor = email and services.sso_user(application(), email,
+                                            st.user.get(application().settings.sso_role_claim))
+        if not actor:
+            return None
+        sign_in(actor)
+        state = st.session_state[SIGNED_IN]
+    now = time.time()
+    if now - state["seen"] > application().settings.session_idle_hours * 3600:
+        st.session_state.pop(SIGNED_IN, None)
+        if sso_identity():
+            st.logout()  # idle: the single sign-on identity is forgotten as well
+        return None
+    state["seen"] = now
+    return Actor(state["name"], state["role"])
+
+
+def sign_in(actor: Actor) -> None:
+    st.session_state[SIGNED_IN] = {"name": actor.name, "role": actor.role, "seen": time.time()}
+
+
+def sign_out() -> None:
+    """Sign this session out. With single sign-on, ``st.logout`` forgets the provider's
+    identity too: it sends the browser to clear its cookie and reload (a rerun here
+    would drop that message); without, the page reruns signed out."""
+    st.session_state.pop(SIGNED_IN, None)
+    if sso_identity():
+        st.logout()
+    else:
+        st.rerun()
+
+
+def vigil() -> Vigil:
+    """The application acting for the signed-in user: the use cases check their role.
+    A page run while signed out (the navigation never offers one) stops here."""
+    actor = signed_in()
+    if actor is None:
+        st.stop()
+    return application().acting_as(actor)
 
 
 @contextmanager
@@ -39,7 +106,7 @@ def user_errors():
         st.error(f"The database failed: {markdown(exc.detail)}. Check DATABASE_URL; on a new "
                  "PostgreSQL database run `vigil db upgrade`.", icon=":material/database:")
         st.stop()
-    except (DetectionError, StorageError, AlertError) as exc:
+    except (DetectionError, StorageError, AlertError, NotAllowedError) as exc:
         st.error(markdown(exc), icon=":material/error:")
         st.stop()
 

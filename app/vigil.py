@@ -8,15 +8,19 @@ session, one transaction) for what must be stored together.
 
 from __future__ import annotations
 
+import getpass
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.errors import NotAllowedError
 from app.settings import Settings, get_settings
 from storage import db
+from storage.schema import ROLES
 
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -36,17 +40,51 @@ def _engine_for(url: str) -> Engine:
         return _ENGINES[url]
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who a use case acts for: a signed-in user, an API token, the local operator."""
+
+    name: str
+    role: str  # viewer < analyst < admin
+
+    def may(self, role: str) -> bool:
+        return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
+
+
+def operator() -> Actor:
+    """Whoever runs `vigil` on the machine: they can read the database URL and the
+    model files anyway, so the command line acts with every right."""
+    return Actor(f"cli:{getpass.getuser()}", "admin")
+
+
 class Vigil:
-    """Vigil for one set of settings.
+    """Vigil for one set of settings, acting for one actor.
 
     Parameters
     ----------
     settings : Settings, optional
         Default: read from the environment and ``.env``.
+    actor : Actor, optional
+        Default: the local operator (:func:`operator`). The dashboard acts as the
+        signed-in user, the HTTP API as the token's holder (:meth:`acting_as`).
     """
 
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, actor: Actor | None = None):
         self.settings = settings or get_settings()
+        self.actor = actor or operator()
+
+    def acting_as(self, actor: Actor) -> Vigil:
+        """The same application (settings, engine) acting for ``actor``."""
+        return Vigil(self.settings, actor)
+
+    def require(self, role: str) -> Actor:
+        """The actor, when their role includes ``role``; else :class:`NotAllowedError`.
+        Use cases check this themselves: a page that forgot to hide a button, or a
+        crafted request, is refused all the same."""
+        if not self.actor.may(role):
+            raise NotAllowedError(f"{self.actor.name} ({self.actor.role}) may not do this: "
+                                  f"it needs the {role} role")
+        return self.actor
 
     @property
     def engine(self) -> Engine:

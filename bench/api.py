@@ -101,7 +101,8 @@ def main() -> None:
         from sample_data import sample_path
 
         services.train(Vigil(settings), services.read_dataset(sample_path("temperature.csv")), activate=True)
-        token = services.add_token(Vigil(settings), "bench", role="analyst")
+        services.add_user(Vigil(settings), "bench", role="analyst", password="a long passphrase")
+        token = services.add_token(Vigil(settings), "bench", role="analyst", user="bench")
         data = bodies()
         base = baseline(data, settings)
         with socket.socket() as s:

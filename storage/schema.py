@@ -264,3 +264,51 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, comment="When it was made (UTC).")
     revoked_at: Mapped[datetime | None] = mapped_column(
         Timestamp, comment="When it was revoked (UTC); a revoked token is refused.")
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"),
+        comment="users.id of its owner: the token carries at most their role, and stops "
+                "working when they are disabled.")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        {"comment": "Dashboard accounts (vigil users): argon2id password hashes, roles, "
+                    "lockout after failed sign-ins."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="User id.")
+    name: Mapped[str] = mapped_column(String(255), unique=True, comment="Sign-in name.")
+    role: Mapped[str] = mapped_column(String(16), comment="viewer, analyst or admin.")
+    password_hash: Mapped[str | None] = mapped_column(
+        String(255), comment="argon2id hash; empty for single sign-on only accounts.")
+    email: Mapped[str | None] = mapped_column(String(255), unique=True,
+                                              comment="E-mail, matched on single sign-on.")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0",
+                                           comment="A disabled account cannot sign in.")
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0",
+                                                 comment="Failed sign-ins in a row.")
+    locked_until: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="Sign-in refused until then (UTC), after 5 failures in a row.")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, comment="When it was made (UTC).")
+    signed_in_at: Mapped[datetime | None] = mapped_column(Timestamp,
+                                                          comment="Last sign-in (UTC).")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = {"comment": "Who did what: reviews, alerts sent, models trained, "
+                                 "activated and rolled back, users and tokens."}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Event id.")
+    at: Mapped[datetime] = mapped_column(Timestamp, index=True, comment="When (UTC).")
+    actor: Mapped[str] = mapped_column(String(255), index=True,
+                                       comment="Who: a user, a token (token:NAME) or the "
+                                               "command line (cli:OS-USER).")
+    action: Mapped[str] = mapped_column(String(64), index=True,
+                                        comment="What, e.g. anomaly.review, model.activate.")
+    target: Mapped[str] = mapped_column(String(255), comment="What it was done to, e.g. "
+                                                             "anomaly 17, model VERSION.")
+    before: Mapped[dict | None] = mapped_column(Json, comment="The state before (JSON).")
+    after: Mapped[dict | None] = mapped_column(Json, comment="The state after (JSON).")

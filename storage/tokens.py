@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.db import transaction
 from storage.errors import StorageError
-from storage.schema import ROLES, ApiToken
+from storage.schema import ROLES, ApiToken, User
 from storage.text import NAME_CHARS, clean
 
 PREFIX = "vgl_"
@@ -40,8 +40,9 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add(engine: Engine, *, name: str, role: str) -> str:
-    """Make a token for ``name`` with ``role``; returns the token, which is not stored."""
+def add(engine: Engine, *, name: str, role: str, user: str) -> str:
+    """Make a token ``name`` for the account ``user``, with ``role`` (at most the user's);
+    returns the token, which is not stored."""
     if role not in ROLES:
         raise StorageError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     name = clean(name)
@@ -50,8 +51,17 @@ def add(engine: Engine, *, name: str, role: str) -> str:
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with transaction(engine) as session:
+            owner = session.scalar(select(User).where(User.name == clean(user),
+                                                      User.disabled.is_(False)))
+            if owner is None:
+                raise StorageError(f"no enabled user named {user!r}: a token belongs to a "
+                                   "user (`vigil users add`)")
+            if ROLES.index(role) > ROLES.index(owner.role):
+                raise StorageError(f"a token carries at most its user's role: {owner.name} "
+                                   f"is {owner.role}, the token asks for {role}")
             session.add(ApiToken(name=name, role=role, token_hash=_hash(token),
-                                 prefix=token[:10], created_at=datetime.now(UTC)))
+                                 prefix=token[:10], created_at=datetime.now(UTC),
+                                 user_id=owner.id))
     except IntegrityError:
         raise StorageError(f"a token named {name!r} exists: revoke it or pick another "
                            "name") from None
@@ -59,11 +69,17 @@ def add(engine: Engine, *, name: str, role: str) -> str:
 
 
 def holder(engine: Engine, token: str) -> Holder | None:
-    """The holder of a valid (not revoked) token, else None."""
+    """The holder of a valid token (not revoked, its user enabled), with the lower of
+    the token's and the user's current role; else None."""
     with transaction(engine) as session:
-        found = session.execute(select(ApiToken.name, ApiToken.role).where(
-            ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None))).first()
-    return None if found is None else Holder(found.name, found.role)
+        found = session.execute(
+            select(ApiToken.name, ApiToken.role, User.role.label("user_role"))
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None),
+                   User.disabled.is_(False))).first()
+    if found is None:
+        return None
+    return Holder(found.name, min(found.role, found.user_role, key=ROLES.index))
 
 
 def revoke(engine: Engine, *, name: str) -> bool:
@@ -76,9 +92,11 @@ def revoke(engine: Engine, *, name: str) -> bool:
 
 
 def listed(engine: Engine) -> pd.DataFrame:
-    """Every token: name, role, prefix, created and revoked times (never the hash)."""
-    columns = [ApiToken.name, ApiToken.role, ApiToken.prefix, ApiToken.created_at,
-               ApiToken.revoked_at]
+    """Every token: name, user, role, prefix, created and revoked times (never the hash)."""
+    columns = [ApiToken.name, User.name.label("user"), ApiToken.role, ApiToken.prefix,
+               ApiToken.created_at, ApiToken.revoked_at]
     with transaction(engine) as session:
-        rows = session.execute(select(*columns).order_by(ApiToken.id)).all()
-    return pd.DataFrame(rows, columns=[c.key for c in columns])
+        rows = session.execute(select(*columns).outerjoin(User, User.id == ApiToken.user_id)
+                               .order_by(ApiToken.id)).all()
+    return pd.DataFrame(rows, columns=["name", "user", "role", "prefix", "created_at",
+                                       "revoked_at"])

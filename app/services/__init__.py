@@ -8,11 +8,22 @@ HTTP here: every entry point calls these, so there is one path for each thing Vi
 Everything is re-exported here: ``services.notify(vigil, run_id)``.
 """
 
+from app.errors import NotAllowedError, SignInError
 from app.scoring import file_sha256, read_dataset
 from app.services.access import (
+    REFUSED,
     add_token,
+    add_user,
+    audit_log,
+    create_first_admin,
+    disable_user,
     list_tokens,
+    list_users,
+    needs_first_admin,
     revoke_token,
+    set_password,
+    sign_in,
+    sso_user,
     token_holder,
 )
 from app.services.alerts import (
@@ -80,30 +91,41 @@ from app.services.streams import (
     store_stream_batch,
     stream_checkpoint,
 )
+from app.vigil import Actor, Vigil
 from storage.anomalies import AnomalyFilter
 from storage.incidents import IncidentFilter
-from storage.schema import REVIEW_STATUSES
+from storage.schema import REVIEW_STATUSES, ROLES
 
 __all__ = [
     "ACTIVE",
+    "Actor",
     "AlertReport",
     "Analysis",
     "AnomalyFilter",
     "IncidentFilter",
     "Ingested",
     "MAX_WARNINGS",
+    "NotAllowedError",
     "Preview",
+    "REFUSED",
     "REVIEW_STATUSES",
+    "ROLES",
     "SaveReport",
+    "SignInError",
     "StreamConflictError",
+    "Vigil",
     "activate_model",
     "add_token",
+    "add_user",
     "alert_stream",
     "analyze",
     "analyze_upload",
     "anomalies_csv",
+    "audit_log",
     "count_anomalies",
     "count_incidents",
+    "create_first_admin",
+    "disable_user",
     "entity_counts",
     "file_sha256",
     "get_run",
@@ -114,8 +136,10 @@ __all__ = [
     "list_models",
     "list_runs",
     "list_tokens",
+    "list_users",
     "live_streams",
     "load_model",
+    "needs_first_admin",
     "notification_log",
     "notify",
     "notify_incident",
@@ -138,6 +162,9 @@ __all__ = [
     "save",
     "score_rows",
     "send_test_email",
+    "set_password",
+    "sign_in",
+    "sso_user",
     "store",
     "store_stream_batch",
     "stream_checkpoint",

@@ -19,7 +19,7 @@ from alerts.errors import AlertError, DeliveryError
 from alerts.message import Digest, RunSummary, build_message, probe_message, render_html, subject
 from app.settings import Settings
 from app.vigil import Vigil
-from storage import anomalies, incidents, notifications, runs
+from storage import anomalies, audit, incidents, notifications, runs
 from storage.anomalies import AnomalyFilter
 from storage.errors import StorageError
 from storage.incidents import IncidentFilter
@@ -91,6 +91,7 @@ def notify(vigil: Vigil, run_id: int) -> AlertReport:
     throttle holds a digest back (``queued``) when the team had ALERT_MAX_PER_HOUR emails
     in the last hour, and the next digest includes it.
     """
+    vigil.require("analyst")
     settings = vigil.settings
     with vigil.unit() as session:
         run = runs.get_run(session, run_id=run_id)
@@ -109,6 +110,7 @@ def notify(vigil: Vigil, run_id: int) -> AlertReport:
 def notify_incident(vigil: Vigil, incident_id: int) -> AlertReport:
     """Email one incident of a live run to its team: once when it reaches
     ALERT_MIN_SEVERITY, once more if its severity rises, never twice for the same."""
+    vigil.require("analyst")
     settings = vigil.settings
     with vigil.unit() as session:
         found = incidents.query_incidents(session, filters=IncidentFilter(ids=[incident_id]),
@@ -194,6 +196,10 @@ def _send(vigil: Vigil, claimed: _Claimed | AlertReport) -> AlertReport:
             notifications.record_attempt(
                 session, notification_id=row.id, status="sent", transport=transport,
                 attempts=attempts if row is rows[0] else 0)
+        audit.record(session, actor=vigil.actor.name, action="alert.send",
+                     target=f"run {digest.run.run_id}",
+                     after={"team": claimed.team, "recipients": claimed.recipients,
+                            "notifications": [row.id for row in rows], "via": transport})
     where = transport.removeprefix("outbox:") if transport.startswith("outbox:") else transport
     return AlertReport("sent", f"Alert for run {digest.run.run_id} sent to the "
                        f"{claimed.team} team ({', '.join(claimed.recipients)}) via {where}: "
@@ -202,6 +208,7 @@ def _send(vigil: Vigil, claimed: _Claimed | AlertReport) -> AlertReport:
 
 def retry_failed(vigil: Vigil) -> list[AlertReport]:
     """Send each failed notification once more."""
+    vigil.require("analyst")
     reports = []
     for row in notifications.notifications(vigil.engine, status="failed"):
         with vigil.unit() as session:
@@ -214,6 +221,7 @@ def retry_failed(vigil: Vigil) -> list[AlertReport]:
 
 def send_test_email(vigil: Vigil, to: str) -> str:
     """Send a short test message; returns where it went. Raises DeliveryError."""
+    vigil.require("admin")
     settings = vigil.settings
     recipients = policy.parse_recipients(to)
     if not recipients:
@@ -224,11 +232,13 @@ def send_test_email(vigil: Vigil, to: str) -> str:
 
 
 def notification_log(vigil: Vigil, *, limit: int = 200):
+    vigil.require("admin")
     return notifications.notifications_frame(vigil.engine, limit=limit)
 
 
 def preview_digest(vigil: Vigil, run_id: int) -> tuple[str, str]:
     """(subject, HTML) of the digest the run would send now, without sending it."""
+    vigil.require("admin")
     settings = vigil.settings
     with vigil.unit() as session:
         ids = anomalies.open_anomaly_ids(

@@ -30,6 +30,7 @@ ACTIVE = "active"  # `--model active`: the profile's active registered model
 
 def resolve_model(vigil: Vigil, version: str, *, profile: str) -> Model:
     """A registered model by version; ``"active"`` is the profile's active one."""
+    vigil.require("viewer")
     if version == ACTIVE:
         version = registry.active_version(vigil.engine, profile=profile)
         if version is None:
@@ -44,6 +45,7 @@ def analyze(vigil: Vigil, dataset: Dataset, *, model_version: str | None = None,
 
     ``model_version="active"`` takes the active model of the dataset's profile.
     """
+    vigil.require("analyst")
     model = resolve_model(vigil, model_version, profile=dataset.profile) \
         if model_version else None
     return scoring.analyze(dataset, model=model, detector=detector, **params)
@@ -126,6 +128,7 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
     """Score an upload and summarize it for the page. A big sensor or generic file is
     read and scored in pieces, in memory bounded by a piece whatever its size; fitted on
     itself, its model learns from :data:`app.scoring.FIT_ROWS` of its rows."""
+    vigil.require("analyst")
     first = scoring.first_piece(data, profile=profile, columns=columns)
     rows = _big(data, first)
     if not rows:
@@ -170,6 +173,7 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
 def score_rows(vigil: Vigil, data: bytes, *, profile: str = "auto",
                model_version: str = ACTIVE) -> ScoredFrame:
     """Score CSV rows with a registered model: what `vigil score --model` does."""
+    vigil.require("analyst")
     dataset = read_dataset(data, profile=profile)
     model = resolve_model(vigil, model_version, profile=dataset.profile)
     model.check_profile(dataset.profile)

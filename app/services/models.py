@@ -8,22 +8,32 @@ from sqlalchemy import Engine
 
 from app.vigil import Vigil
 from detection import Dataset, Model, fit
-from storage import registry
+from storage import audit, registry
 
 
 def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
           source_name: str | None = None, activate: bool = False, **params) -> dict:
     """Fit a model on a baseline of normal history and register it."""
+    actor = vigil.require("admin")
     model = fit(dataset, detector=detector, **params)
-    return registry.save_model(vigil.engine, model=model, source_name=source_name,
-                               activate=activate)
+    with vigil.unit() as session:
+        meta = registry.save_model(session, model=model, source_name=source_name,
+                                   activate=activate)
+        audit.record(session, actor=actor.name, action="model.train",
+                     target=f"model {meta['version']}",
+                     after={"profile": meta["profile"], "detector": meta["detector"],
+                            "training_rows": meta["training_rows"],
+                            "source_name": source_name, "active": activate})
+    return meta
 
 
 def list_models(vigil: Vigil, *, profile: str | None = None) -> list[dict]:
+    vigil.require("viewer")
     return registry.list_models(vigil.engine, profile=profile)
 
 
 def load_model(vigil: Vigil, version: str) -> Model:
+    vigil.require("viewer")
     return _loaded(vigil.engine, version)
 
 
@@ -35,8 +45,24 @@ def _loaded(engine: Engine, version: str) -> Model:
 
 
 def activate_model(vigil: Vigil, version: str) -> dict:
-    return registry.activate_model(vigil.engine, version=version)
+    actor = vigil.require("admin")
+    with vigil.unit() as session:
+        profile = registry.describe_model(session, version=version)["profile"]
+        before = registry.active_version(session, profile=profile)
+        meta = registry.activate_model(session, version=version)
+        audit.record(session, actor=actor.name, action="model.activate",
+                     target=f"model {version}", before={"active": before},
+                     after={"active": version})
+    return meta
 
 
 def rollback_model(vigil: Vigil, profile: str) -> dict:
-    return registry.rollback_model(vigil.engine, profile=profile)
+    actor = vigil.require("admin")
+    with vigil.unit() as session:
+        before = registry.active_version(session, profile=profile)
+        meta = registry.rollback_model(session, profile=profile)
+        audit.record(session, actor=actor.name, action="model.rollback",
+                     target=f"{profile} models", before={"active": before},
+                     after={"active": meta["version"]})
+    return meta
+

@@ -10,6 +10,7 @@ from storage import db
 
 def upgrade_database(vigil: Vigil) -> None:
     """Migrate the database to the newest schema (`vigil db upgrade`)."""
+    vigil.require("admin")
     db.upgrade(vigil.engine)
 
 

@@ -12,10 +12,7 @@ from alerts.message import (
 )
 from app.vigil import Vigil
 from detection.export import write_csv
-from storage import (
-    anomalies,
-    incidents,
-)
+from storage import anomalies, audit, incidents
 from storage.anomalies import AnomalyFilter
 from storage.incidents import IncidentFilter
 
@@ -23,48 +20,92 @@ from storage.incidents import IncidentFilter
 def query_anomalies(vigil: Vigil, filters: AnomalyFilter | None = None, *,
                     limit: int | None = 1000, offset: int = 0, with_data: bool = False,
                     oldest_first: bool = False):
+    vigil.require("viewer")
     return anomalies.query_anomalies(vigil.engine, filters=filters or AnomalyFilter(),
                                      limit=limit, offset=offset, with_data=with_data,
                                      oldest_first=oldest_first)
 
 
-def review(vigil: Vigil, anomaly_ids, status: str, *, reviewed_by: str | None = None,
-           note: str | None = None) -> int:
-    return anomalies.set_review_status(vigil.engine, anomaly_ids=anomaly_ids,
-                                       status=status, reviewed_by=reviewed_by, note=note)
+def review(vigil: Vigil, anomaly_ids, status: str, *, note: str | None = None) -> int:
+    """Set the review status (and note) of flagged rows as the acting user; the audit
+    log keeps who, when, and each row's status before. Returns how many changed."""
+    return _review(vigil, "anomaly", anomaly_ids, status, note)
+
+
+def _review(vigil: Vigil, kind: str, ids, status: str, note: str | None) -> int:
+    actor = vigil.require("analyst")
+    query, filters, set_status, argument = _REVIEWED[kind]
+    ids = [int(i) for i in ids]
+    with vigil.unit() as session:
+        before = query(session, filters=filters(ids=ids), limit=None)
+        changed = set_status(session, **{argument: ids}, status=status,
+                             reviewed_by=actor.name, note=note)
+        if changed:
+            audit.record(session, actor=actor.name, action=f"{kind}.review",
+                         target=_target(kind, ids), before=_statuses(before),
+                         after={"status": status, "note": note})
+    return changed
+
+
+def _target(kind: str, ids: list[int]) -> str:
+    """``anomaly 17``, or ``3 anomalies: 17, 18, 20`` (cut at 255 characters)."""
+    if len(ids) == 1:
+        return f"{kind} {ids[0]}"
+    plural = {"anomaly": "anomalies", "incident": "incidents"}[kind]
+    return f"{len(ids)} {plural}: " + ", ".join(str(i) for i in ids)
+
+
+def _statuses(found: pd.DataFrame) -> dict:
+    return {"status": {str(i): str(status) for i, status in
+                       zip(found["id"], found["review_status"], strict=True)}}
 
 
 def query_incidents(vigil: Vigil, filters: IncidentFilter | None = None, *,
                     limit: int | None = 1000, oldest_first: bool = False) -> pd.DataFrame:
+    vigil.require("viewer")
     return incidents.query_incidents(vigil.engine, filters=filters or IncidentFilter(),
                                      limit=limit, oldest_first=oldest_first)
 
 
 def count_incidents(vigil: Vigil, filters: IncidentFilter) -> int:
+    vigil.require("viewer")
     return incidents.count_incidents(vigil.engine, filters=filters)
 
 
 def review_incidents(vigil: Vigil, incident_ids, status: str, *,
-                     reviewed_by: str | None = None, note: str | None = None) -> int:
-    """Review incidents; every flagged row in them gets the same status."""
-    return incidents.set_review_status(vigil.engine, incident_ids=incident_ids,
-                                       status=status, reviewed_by=reviewed_by, note=note)
+                     note: str | None = None) -> int:
+    """Review incidents as the acting user; every flagged row in them gets the same
+    status, and the audit log keeps it."""
+    return _review(vigil, "incident", incident_ids, status, note)
+
+
+# What reviewing each kind reads (for the audit log's "before") and sets.
+_REVIEWED = {
+    "anomaly": (anomalies.query_anomalies, AnomalyFilter, anomalies.set_review_status,
+                "anomaly_ids"),
+    "incident": (incidents.query_incidents, IncidentFilter, incidents.set_review_status,
+                 "incident_ids"),
+}
 
 
 def overview(vigil: Vigil, *, since: datetime):
+    vigil.require("viewer")
     return anomalies.overview(vigil.engine, since=since)
 
 
 def count_anomalies(vigil: Vigil, filters: AnomalyFilter) -> int:
+    vigil.require("viewer")
     return anomalies.count_anomalies(vigil.engine, filters=filters)
 
 
 def entity_counts(vigil: Vigil, filters: AnomalyFilter, *, limit: int = 20):
+    vigil.require("viewer")
     return anomalies.entity_counts(vigil.engine, filters=filters, limit=limit)
 
 
 def anomalies_csv(vigil: Vigil, filters: AnomalyFilter) -> bytes:
     """Every matching anomaly as formula-safe CSV: our columns, then the original row."""
+    vigil.require("viewer")
     found = anomalies.query_anomalies(vigil.engine, filters=filters, limit=None,
                                       with_data=True)
     buffer = io.BytesIO()

@@ -38,12 +38,14 @@ class SaveReport:
 def save(vigil: Vigil, result: ScoredFrame, *, source_name: str,
          file_sha256: str) -> SaveReport:
     """Store a scored run once. If the database fails, journal it so nothing is lost."""
+    vigil.require("analyst")
     return store(vigil, prepare_run(vigil, result, source_name=source_name,
                                     file_sha256=file_sha256))
 
 
 def store(vigil: Vigil, run: RunToSave) -> SaveReport:
     """Store a prepared run once (see :func:`save`)."""
+    vigil.require("analyst")
     settings = vigil.settings
     try:
         outcome = runs.save_run(vigil.engine, run=run)
@@ -73,6 +75,7 @@ def replay(vigil: Vigil) -> list[SaveReport]:
     committed. An entry the database refuses (or that cannot be read) is set aside under
     ``rejected/`` with its reason and the next one is stored: one bad entry never blocks
     the others. A failing connection stops the replay and keeps every entry."""
+    vigil.require("admin")
     settings = vigil.settings
     folder = settings.journal_dir
     reports = []
@@ -95,15 +98,18 @@ def replay(vigil: Vigil) -> list[SaveReport]:
 
 
 def list_runs(vigil: Vigil, *, limit: int = 100, before_id: int | None = None):
+    vigil.require("viewer")
     return runs.list_runs(vigil.engine, limit=limit, before_id=before_id)
 
 
 def get_run(vigil: Vigil, run_id: int):
+    vigil.require("viewer")
     return runs.get_run(vigil.engine, run_id=run_id)
 
 
 def run_series(vigil: Vigil, run_ids: list[int]) -> pd.DataFrame:
     """The binned rows of the runs' files, for the metric charts."""
+    vigil.require("viewer")
     parts = []
     with vigil.unit() as session:
         for run_id in run_ids:
@@ -115,6 +121,7 @@ def run_series(vigil: Vigil, run_ids: list[int]) -> pd.DataFrame:
 
 def run_histogram(vigil: Vigil, run_ids: list[int]) -> pd.DataFrame:
     """Rows per 1-point score bin over the runs' files: columns ``bin``, ``rows``."""
+    vigil.require("viewer")
     rows = []
     with vigil.unit() as session:
         for run_id in run_ids:

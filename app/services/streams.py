@@ -20,6 +20,7 @@ from storage.runs import RunToSave
 
 def stream_checkpoint(vigil: Vigil, source: str) -> tuple[int, pd.DataFrame | None]:
     """(rows stored, rows carried) where the stream ``source`` stopped; (0, None) new."""
+    vigil.require("viewer")
     found = live.checkpoint(vigil.engine, source=source)
     if found is None:
         return 0, None
@@ -27,11 +28,13 @@ def stream_checkpoint(vigil: Vigil, source: str) -> tuple[int, pd.DataFrame | No
 
 
 def latest_event_time(vigil: Vigil, run_id: int):
+    vigil.require("viewer")
     return anomalies.latest_event_time(vigil.engine, run_id=run_id)
 
 
 def live_streams(vigil: Vigil) -> pd.DataFrame:
     """Every live stream with its rows stored and its last batch's time."""
+    vigil.require("viewer")
     return live.streams(vigil.engine)
 
 
@@ -39,6 +42,7 @@ def alert_stream(vigil: Vigil, source: str,
                  incident_ids: list[int] | None = None) -> list[AlertReport]:
     """Alert the live stream's incidents (``None``: every incident of its run, which a
     restart does in case it stopped between storing a batch and alerting it)."""
+    vigil.require("analyst")
     if incident_ids is None:
         with vigil.unit() as session:
             found = live.checkpoint(session, source=source)
@@ -51,6 +55,7 @@ def alert_stream(vigil: Vigil, source: str,
 def store_stream_batch(vigil: Vigil, result: ScoredFrame, *, source: str, start: int,
                        end: int, carried: pd.DataFrame):
     """Store one scored batch of a live stream with its checkpoint, exactly once."""
+    vigil.require("analyst")
     batch = RunToSave.from_result(
         result, source_name=source, file_sha256="",
         incident_gap_minutes=vigil.settings.incident_gap_minutes(result.profile))
@@ -79,6 +84,7 @@ def ingest(vigil: Vigil, source: str, data: bytes, *, model_version: str = ACTIV
     """One batch of CSV rows (with their header) into the live stream ``source``: scored
     after the rows stored before (what `vigil stream --save` does with each batch),
     stored with the stream's checkpoint, alerted when asked."""
+    vigil.require("analyst")
     position, carried = stream_checkpoint(vigil, source)
     frame = read_csv(data)
     frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")

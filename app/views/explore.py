@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, services, ui
+from app.text import markdown
 from detection.calibration import SEVERITIES
 
 vigil = ui.vigil()
@@ -17,7 +18,9 @@ with ui.user_errors():
     stored = services.list_runs(vigil, limit=500)
 if not stored:
     st.info("No stored runs yet: analyze a file and save it.")
-    st.page_link("views/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
+    if vigil.actor.may("analyst"):  # the page a viewer has not got
+        st.page_link("views/analyze.py", label="Analyze a CSV",
+                     icon=":material/upload_file:")
     st.stop()
 
 by_id = {run.id: run for run in stored}
@@ -130,25 +133,26 @@ selected = incident_table.iloc[picked.selection.rows]["id"].tolist() if picked e
 
 labels = {row.id: f"#{row.id} {row.entity or ''} · {row.row_count} row(s) · peak "
                   f"{row.peak_score:.1f} {row.severity}" for row in incident_table.itertuples()}
-with st.form("review"):
-    st.markdown("**Review**: select incidents in the table, or pick them here")
-    selected = st.multiselect("Incidents", list(labels), default=selected,
-                              format_func=labels.get, key=f"review_rows_{hash(tuple(selected))}")
-    cols = st.columns([2, 2, 4])
-    status = cols[0].selectbox("Mark as", services.REVIEW_STATUSES[1:],
-                               format_func=lambda s: s.replace("_", " "))
-    reviewer = cols[1].text_input("Reviewed by", max_chars=255)
-    note = cols[2].text_input("Note")
-    if st.form_submit_button("Apply"):
-        if not selected:
-            st.warning("Select incidents in the table first.")
-        else:
-            with ui.user_errors():
-                changed = services.review_incidents(vigil, selected, status,
-                                                    reviewed_by=reviewer or None,
-                                                    note=note or None)
-            st.session_state["reviewed"] = f"{changed} incident(s) marked {status}."
-            st.rerun()
+if vigil.actor.may("analyst"):  # viewers read; the use case refuses them too
+    with st.form("review"):
+        st.markdown(f"**Review** as {markdown(vigil.actor.name)}: select incidents in the "
+                    "table, or pick them here")
+        selected = st.multiselect("Incidents", list(labels), default=selected,
+                                  format_func=labels.get,
+                                  key=f"review_rows_{hash(tuple(selected))}")
+        cols = st.columns([2, 6])
+        status = cols[0].selectbox("Mark as", services.REVIEW_STATUSES[1:],
+                                   format_func=lambda s: s.replace("_", " "))
+        note = cols[1].text_input("Note")
+        if st.form_submit_button("Apply"):
+            if not selected:
+                st.warning("Select incidents in the table first.")
+            else:
+                with ui.user_errors():
+                    changed = services.review_incidents(vigil, selected, status,
+                                                        note=note or None)
+                st.session_state["reviewed"] = f"{changed} incident(s) marked {status}."
+                st.rerun()
 if "reviewed" in st.session_state:
     st.success(st.session_state.pop("reviewed"))
 

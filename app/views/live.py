@@ -70,6 +70,8 @@ def live_view(source: str, minutes: int) -> None:
                          f"{markdown(incident.entity or '')} · {when} · "
                          f"{incident.row_count} row(s) · {incident.review_status}  \n"
                          f"{markdown(incident.summary)}")
+        if not vigil.actor.may("analyst"):
+            continue  # viewers read; the use case refuses them too
         for col, (status, label) in zip(cols[1:], ACTIONS.items(), strict=True):
             # Applied in the click's callback, before the view reads the incidents again.
             col.button(label, key=f"{status}-{incident.id}", on_click=review,

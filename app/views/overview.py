@@ -31,7 +31,9 @@ cells[4].metric("Open incidents", f"{open_count:,}")
 if per_day.empty:
     st.info("Nothing stored in this period. Analyze a CSV (a bundled sample works) and save "
             "the run.")
-    st.page_link("views/analyze.py", label="Analyze a CSV", icon=":material/upload_file:")
+    if vigil.actor.may("analyst"):  # the page a viewer has not got
+        st.page_link("views/analyze.py", label="Analyze a CSV",
+                     icon=":material/upload_file:")
 else:
     st.subheader("Anomalies per day")
     st.altair_chart(charts.per_day(per_day), width="content")

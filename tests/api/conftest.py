@@ -25,7 +25,10 @@ def settings(database_url, tmp_path) -> Settings:
 
 @pytest.fixture
 def tokens(settings) -> dict[str, str]:
-    return {role: services.add_token(Vigil(settings), f"{role}-job", role=role)
+    """A token of each role, belonging to an administrator."""
+    vigil = Vigil(settings)
+    services.add_user(vigil, "owner", role="admin", password="a long passphrase")
+    return {role: services.add_token(vigil, f"{role}-job", role=role, user="owner")
             for role in ("viewer", "analyst", "admin")}
 
 

@@ -143,7 +143,8 @@ def test_bodies_over_the_limit_are_413_with_or_without_a_length(database_url, tm
     from app.api import create_app
 
     small = settings_for(database_url, tmp_path, api_max_body_mb=0.001)  # 1,048 bytes
-    token = services.add_token(Vigil(small), "job", role="analyst")
+    services.add_user(Vigil(small), "owner", role="analyst", password="a long passphrase")
+    token = services.add_token(Vigil(small), "job", role="analyst", user="owner")
     headers = {**auth(token), "Content-Type": "text/csv"}
     with TestClient(create_app(small)) as client:
         is_problem(client.post("/v1/score", content=BODY, headers=headers), 413,

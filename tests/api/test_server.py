@@ -44,7 +44,8 @@ def wait_for(url: str, seconds: float = 60) -> None:
 def served(tmp_path):
     """`vigil serve --workers 2` on a free port, with a token and an active model."""
     settings = settings_for(f"sqlite:///{tmp_path / 'vigil.db'}", tmp_path)
-    token = services.add_token(Vigil(settings), "scraper-test", role="analyst")
+    services.add_user(Vigil(settings), "owner", role="analyst", password="a long passphrase")
+    token = services.add_token(Vigil(settings), "scraper-test", role="analyst", user="owner")
     services.train(Vigil(settings), services.read_dataset(TEMPERATURE), activate=True)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": settings.database_url,

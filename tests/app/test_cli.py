@@ -303,3 +303,38 @@ def test_a_negative_limit_is_a_usage_error_not_a_database_failure(tmp_path):
     assert run.returncode == 2
     assert "argument --limit: must be at least 1, got -1" in run.stderr
     assert "database" not in run.stderr
+
+
+def test_users_and_tokens_from_the_command_line(tmp_path):
+    """Passwords from standard input; a token belongs to a user and is printed once;
+    bad requests are one error line with exit 2."""
+    added = vigil("users", "add", "ana", "--role", "analyst", "--password-stdin",
+                  "--email", "ana@x.org", tmp_path=tmp_path, stdin="correct horse battery\n")
+    assert added.returncode == 0, added.stderr
+    listed = vigil("users", "list", tmp_path=tmp_path)
+    assert listed.stdout.splitlines() == ["ana  analyst  ana@x.org  enabled"]
+    too_much = vigil("tokens", "add", "job", "--role", "admin", "--user", "ana",
+                     tmp_path=tmp_path)
+    assert too_much.returncode == 2
+    assert too_much.stderr.strip() == ("error: a token carries at most its user's role: ana "
+                                       "is analyst, the token asks for admin")
+    made = vigil("tokens", "add", "job", "--role", "viewer", "--user", "ana", tmp_path=tmp_path)
+    assert made.returncode == 0 and made.stdout.startswith("vgl_")
+    assert "shown this once" in made.stderr
+    short = vigil("users", "passwd", "ana", "--password-stdin", tmp_path=tmp_path, stdin="x\n")
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    assert vigil("users", "disable", "ana", tmp_path=tmp_path).returncode == 0
+    assert "disabled" in vigil("users", "list", tmp_path=tmp_path).stdout
+    missing = vigil("users", "disable", "nobody", tmp_path=tmp_path)
+    assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr
+
+
+def test_bootstrap_creates_the_administrator_once(tmp_path):
+    env = {"VIGIL_ADMIN_USER": "root-admin", "VIGIL_ADMIN_PASSWORD": "correct horse battery"}
+    first = vigil("users", "bootstrap", tmp_path=tmp_path, env=env)
+    assert first.returncode == 0 and "created the administrator root-admin" in first.stdout
+    again = vigil("users", "bootstrap", tmp_path=tmp_path, env=env)
+    assert "accounts exist already" in again.stdout
+    (tmp_path / "other").mkdir()
+    unset = vigil("users", "bootstrap", tmp_path=tmp_path / "other")
+    assert "not set: nothing to do" in unset.stdout

@@ -30,11 +30,23 @@ def open_page(page: str | None = None, at: AppTest | None = None) -> AppTest:
     """Run the app (and switch to ``views/<page>.py``); fails on any exception."""
     if at is None:
         at = AppTest.from_file(str(MAIN), default_timeout=180)
+        sign_in(at, role="admin")
         at.run()
     if page:
         at.switch_page(f"views/{page}.py")
         at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def sign_in(at: AppTest, *, role: str, name: str | None = None) -> AppTest:
+    """The session signed in (as the sign-in page leaves it) with ``role``."""
+    import time
+
+    from app.ui import SIGNED_IN
+
+    at.session_state[SIGNED_IN] = {"name": name or f"{role}-tester", "role": role,
+                                   "seen": time.time()}
     return at
 
 

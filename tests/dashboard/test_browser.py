@@ -78,9 +78,50 @@ def settle(page) -> None:
     page.wait_for_timeout(300)
 
 
+def go_to(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+    settle(page)
+
+
+def create_admin_and_sign_in(page, app_url) -> None:
+    """A fresh database: the first start's form creates the administrator and signs in
+    (a reload starts a new, signed-out session: the tests move by the sidebar)."""
+    page.goto(app_url)
+    page.get_by_text("Create the administrator").wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="Name", exact=True).fill("ada")
+    page.get_by_label("Password (12 characters or more)").fill("correct horse battery")
+    page.get_by_label("Password again").fill("correct horse battery")
+    page.get_by_role("button", name="Create and sign in").click()
+    page.get_by_text("Signed in as").wait_for(timeout=60_000)
+    settle(page)
+
+
+def test_sign_in_sign_out_and_a_wrong_password_in_a_real_browser(app_url, page):
+    create_admin_and_sign_in(page, app_url)
+    assert "Deploy" not in page.inner_text("body")  # the toolbar is in viewer mode
+    assert page.locator('[data-testid="stSidebarNav"] a', has_text="Audit").count() == 1
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("Sign in to Vigil").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stSidebarNav"] a', has_text="Analyze").count() == 0
+    page.get_by_role("textbox", name="Name", exact=True).fill("ada")
+    page.get_by_role("textbox", name="Password", exact=True).fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("The name or password is wrong").wait_for(timeout=30_000)
+    page.get_by_role("textbox", name="Password", exact=True).fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").wait_for(timeout=30_000)
+    go_to(page, "Audit")
+    page.get_by_text("The newest 1 events first").wait_for(timeout=30_000)  # ada's creation
+    # A URL the signed-out navigation does not offer shows the sign-in page instead.
+    page.goto(f"{app_url}/analyze")
+    page.get_by_text("Sign in to Vigil").wait_for(timeout=30_000)
+    assert "Run detection" not in page.inner_text("body")
+
+
 def test_upload_score_save_explore_in_a_real_browser(app_url, page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.goto(f"{app_url}/analyze")
+    create_admin_and_sign_in(page, app_url)
+    go_to(page, "Analyze")
     page.get_by_text("Upload a CSV").click()
     page.locator('input[type="file"]').set_input_files(str(sample_path("logins.csv")))
     page.get_by_role("button", name="Run detection").click()
@@ -137,7 +178,8 @@ def test_markdown_in_file_names_and_headers_is_shown_as_text(app_url, page, beac
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
 
-    page.goto(f"{app_url}/analyze")
+    create_admin_and_sign_in(page, app_url)
+    go_to(page, "Analyze")
     page.get_by_text("Upload a CSV").click()
     page.locator('input[type="file"]').set_input_files(str(upload))
     page.get_by_text(f"constant column(s) '{header}' ignored").wait_for(timeout=60_000)

@@ -1,0 +1,22 @@
+"""Audit (admin): who reviewed, alerted, trained, activated, added users and tokens."""
+
+import streamlit as st
+
+from app import services, ui
+
+vigil = ui.vigil()
+
+st.title("Audit log")
+left, right = st.columns(2)
+actor = left.text_input("Who (exact name)", max_chars=255)
+action = right.selectbox("What", ["(all)", "anomaly.review", "incident.review", "alert.send",
+                                  "model.train", "model.activate", "model.rollback",
+                                  "user.add", "user.password", "user.disable", "token.add",
+                                  "token.revoke"])
+with ui.user_errors():
+    events = services.audit_log(vigil, actor=actor or None,
+                                action=None if action == "(all)" else action)
+st.caption(f"The newest {len(events):,} events first (at most 500).")
+st.dataframe(events, width="stretch", hide_index=True,
+             column_config={"before": st.column_config.JsonColumn("before"),
+                            "after": st.column_config.JsonColumn("after")})

@@ -1,0 +1,146 @@
+"""Dashboard accounts: argon2id password hashes, roles, lockout after failed sign-ins.
+
+A sign-in always verifies a hash, a dummy one for a name nobody has, so that how long
+it takes does not tell whether the name exists; every refusal looks the same to the
+caller (:func:`authenticate` returns None), which says nothing more either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from storage.db import Bind, transaction
+from storage.errors import StorageError
+from storage.schema import ROLES, User
+from storage.text import NAME_CHARS, clean
+
+MAX_FAILURES = 5  # failed sign-ins in a row that lock an account
+LOCKED_FOR = timedelta(minutes=15)
+MIN_PASSWORD = 12
+PASSWORDS = PasswordHasher()  # argon2id, the library's (RFC 9106) parameters
+_NOBODY = PASSWORDS.hash("a password nobody has")  # verified for unknown names
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    role: str
+    email: str | None = None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives back naive datetimes: they were stored in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _checked(name: str, role: str, password: str | None) -> str:
+    if role not in ROLES:
+        raise StorageError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    name = clean(name).strip()
+    if not name or len(name) > NAME_CHARS:
+        raise StorageError(f"a user name is 1 to {NAME_CHARS} characters")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise StorageError(f"a password needs at least {MIN_PASSWORD} characters")
+    return name
+
+
+def add(bind: Bind, *, name: str, role: str, password: str | None,
+        email: str | None = None) -> Account:
+    """A new account (``password`` None: single sign-on only)."""
+    name = _checked(name, role, password)
+    try:
+        with transaction(bind) as session:
+            session.add(User(name=name, role=role, email=email or None,
+                             password_hash=PASSWORDS.hash(password) if password else None,
+                             created_at=datetime.now(UTC)))
+            session.flush()
+    except IntegrityError:
+        raise StorageError(f"a user named {name!r} (or with that e-mail) exists") from None
+    return Account(name, role, email or None)
+
+
+def count(bind: Bind) -> int:
+    with transaction(bind) as session:
+        return session.scalar(select(func.count(User.id))) or 0
+
+
+def authenticate(bind: Bind, *, name: str, password: str) -> Account | None:
+    """The account, when the name and password match an enabled account that is not
+    locked; else None (and a wrong password counts towards the lockout)."""
+    now = datetime.now(UTC)
+    with transaction(bind) as session:
+        user = session.scalar(select(User).where(User.name == clean(name)))
+        stored = user.password_hash if user is not None and user.password_hash else _NOBODY
+        try:
+            matches = PASSWORDS.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            matches = False
+        if user is None or user.password_hash is None or user.disabled:
+            return None
+        locked = _utc(user.locked_until)
+        if locked is not None and locked > now:
+            return None
+        if not matches:
+            user.failed_attempts += 1
+            if user.failed_attempts >= MAX_FAILURES:
+                user.failed_attempts, user.locked_until = 0, now + LOCKED_FOR
+            return None
+        user.failed_attempts, user.locked_until, user.signed_in_at = 0, None, now
+        if PASSWORDS.check_needs_rehash(user.password_hash):
+            user.password_hash = PASSWORDS.hash(password)
+        return Account(user.name, user.role, user.email)
+
+
+def by_email(bind: Bind, email: str) -> Account | None:
+    """The enabled account with this e-mail (single sign-on), else None."""
+    with transaction(bind) as session:
+        user = session.scalar(select(User).where(func.lower(User.email) == email.lower(),
+                                                 User.disabled.is_(False)))
+        return None if user is None else Account(user.name, user.role, user.email)
+
+
+def get(bind: Bind, name: str) -> Account | None:
+    """The enabled account named ``name``, else None."""
+    with transaction(bind) as session:
+        user = session.scalar(select(User).where(User.name == clean(name),
+                                                 User.disabled.is_(False)))
+        return None if user is None else Account(user.name, user.role, user.email)
+
+
+def _user(session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == clean(name)))
+    if user is None:
+        raise StorageError(f"no user named {name!r} (see `vigil users list`)")
+    return user
+
+
+def set_password(bind: Bind, *, name: str, password: str) -> None:
+    _checked(name, "viewer", password)
+    with transaction(bind) as session:
+        user = _user(session, name)
+        user.password_hash = PASSWORDS.hash(password)
+        user.failed_attempts, user.locked_until = 0, None
+
+
+def set_disabled(bind: Bind, *, name: str, disabled: bool = True) -> None:
+    with transaction(bind) as session:
+        _user(session, name).disabled = disabled
+
+
+def listed(bind: Bind) -> pd.DataFrame:
+    """Every account (never a hash): name, role, e-mail, disabled, locked until, last
+    sign-in."""
+    columns = [User.name, User.role, User.email, User.disabled, User.locked_until,
+               User.signed_in_at, User.created_at]
+    with transaction(bind) as session:
+        rows = session.execute(select(*columns).order_by(User.name)).all()
+    return pd.DataFrame(rows, columns=[c.key for c in columns])
