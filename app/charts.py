@@ -79,7 +79,9 @@ def anomaly_points(anomalies: pd.DataFrame, metric: str, *,
         value = pd.to_numeric(fields[metric], errors="coerce")
     else:
         value = pd.Series(float("nan"), index=top.index)
-    x = top["event_time"].dt.tz_convert(None) if time_based else top["row_number"]
+    # A run without flagged rows has an untyped, empty event_time column.
+    x = pd.to_datetime(top["event_time"], utc=True).dt.tz_convert(None) if time_based \
+        else top["row_number"]
     return pd.DataFrame({"x": x, "value": value, "entity": top["entity"].fillna(""),
                          "anomaly_score": top["anomaly_score"], "severity": top["severity"],
                          "reasons": top["reasons"]}).dropna(subset=["value"])

@@ -20,7 +20,10 @@ from detection.errors import (
 )
 
 PROFILES = ("sensor", "login", "generic")
-NUMERIC_SHARE = 0.95  # a text column counts as numeric when this share of its cells parse
+# A column with text cells counts as numeric (the text cells missing, with a warning)
+# when more than this share of its filled cells are numbers: `ERR` in one row of seven,
+# `x` in one row of three.
+NUMERIC_SHARE = 0.5
 
 TRUE_WORDS = {"true", "1", "yes", "y", "success", "succeeded", "successful", "ok", "pass", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "failure", "failed", "fail", "error", "denied", "f"}
@@ -129,23 +132,31 @@ def parse_success(values: pd.Series, column: str) -> pd.Series:
     return result.fillna(True).astype(bool)
 
 
-def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str]) -> pd.DataFrame:
+def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str],
+                     rejected: list[str]) -> pd.DataFrame:
+    """The metric columns, as floats; why each other candidate is not one goes to
+    ``rejected`` (for the error when none is left)."""
     numeric = {}
     for name in frame.columns:
         if name in exclude:
             continue
         column = frame[name]
         if pd.api.types.is_bool_dtype(column):
+            rejected.append(f"column {name!r} is true/false")
             continue
         if pd.api.types.is_numeric_dtype(column):
             values = column.astype("float64")
         else:
             present = column.notna()
             if not present.any():
+                rejected.append(f"column {name!r} is empty")
                 continue
             parsed = pd.to_numeric(column, errors="coerce")
             ok = parsed.notna()
-            if ok[present].mean() < NUMERIC_SHARE:
+            if ok[present].mean() <= NUMERIC_SHARE:
+                text = present & ~ok
+                rejected.append(f"column {name!r}: {int(text.sum())} of {int(present.sum())} "
+                                f"cells are not numbers ({describe_rows(frame.index[text])})")
                 continue
             bad = present & ~ok
             if bad.any():
@@ -192,7 +203,13 @@ def _fill_missing(metrics: pd.DataFrame, entity: pd.Series | None, warnings: lis
     return filled.fillna(metrics.median())
 
 
-def _check_profile_columns(profile: str, mapping: ColumnMapping, n_metrics: int) -> None:
+def _why(rejected: list[str]) -> str:
+    return f" ({'; '.join(rejected[:5])}{'; …' if len(rejected) > 5 else ''})" \
+        if rejected else ""
+
+
+def _check_profile_columns(profile: str, mapping: ColumnMapping, n_metrics: int,
+                           rejected: list[str]) -> None:
     if profile == "login":
         missing = [r for r in ("user", "timestamp") if getattr(mapping, r) is None]
         if not (mapping.ip or mapping.country or mapping.city or mapping.latitude):
@@ -209,11 +226,12 @@ def _check_profile_columns(profile: str, mapping: ColumnMapping, n_metrics: int)
     if profile in ("sensor", "generic") and n_metrics == 0:
         raise NoNumericColumnError(
             f"no usable numeric column for the {profile} profile: every column is text, "
-            "a date, an id or empty"
+            "a date, an id or empty" + _why(rejected)
         )
 
 
-def detect_profile(mapping: ColumnMapping, n_metrics: int) -> str:
+def detect_profile(mapping: ColumnMapping, n_metrics: int,
+                   rejected: list[str] | None = None) -> str:
     """login: user + timestamp + IP or location; sensor: timestamp + numbers; else generic."""
     has_place = mapping.ip or mapping.country or mapping.city or mapping.latitude
     if mapping.user and mapping.timestamp and has_place:
@@ -224,7 +242,7 @@ def detect_profile(mapping: ColumnMapping, n_metrics: int) -> str:
         return "generic"
     raise NoNumericColumnError(
         "no usable numeric column and no login columns (user, timestamp, IP or location): "
-        "nothing to score"
+        "nothing to score" + _why(rejected or [])
     )
 
 
@@ -253,10 +271,11 @@ def prepare(
     mapping = map_columns(list(frame.columns), columns)
     # Coordinates are features of the login profile, never metrics of a sensor.
     exclude = mapping.used()
-    metrics = _numeric_columns(frame, exclude, warnings)
+    rejected: list[str] = []
+    metrics = _numeric_columns(frame, exclude, warnings, rejected)
     if profile == "auto":
-        profile = detect_profile(mapping, metrics.shape[1])
-    _check_profile_columns(profile, mapping, metrics.shape[1])
+        profile = detect_profile(mapping, metrics.shape[1], rejected)
+    _check_profile_columns(profile, mapping, metrics.shape[1], rejected)
 
     entity = None
     if mapping.entity is not None and profile == "sensor":

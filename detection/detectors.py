@@ -61,10 +61,10 @@ class IsolationForestDetector:
                 "max_samples": self.max_samples, "random_state": self.random_state}
 
     def fit(self, X: np.ndarray) -> IsolationForestDetector:
-        if not 0 < self.contamination < 0.5:
+        if not 0 < self.contamination <= 0.5:  # scikit-learn's range, (0, 0.5]
             raise ParameterError(
-                f"contamination must be between 0 and 0.5 (share of baseline rows flagged); "
-                f"got {self.contamination!r}"
+                "contamination must be more than 0 and at most 0.5 (share of baseline rows "
+                f"flagged); got {self.contamination!r}"
             )
         if len(X) > FIT_SAMPLE:
             rng = np.random.default_rng(self.random_state)

@@ -76,9 +76,11 @@ def query_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
     row, when asked)."""
     columns = [getattr(Anomaly, c) for c in ANOMALY_COLUMNS]
     if with_data:
-        columns.append(Anomaly.data)
+        columns += [Anomaly.data, DetectionRun.columns.label("file_columns")]
     order = (Anomaly.id,) if oldest_first else (Anomaly.anomaly_score.desc(), Anomaly.id)
     query = filters.apply(select(*columns)).order_by(*order)
+    if with_data:
+        query = query.join(DetectionRun, DetectionRun.id == Anomaly.run_id)
     if limit is not None:
         query = query.limit(limit).offset(offset)
     with transaction(engine) as session:
@@ -88,7 +90,17 @@ def query_anomalies(engine: Engine, *, filters: AnomalyFilter = AnomalyFilter(),
          "anomaly_score": "float64"})
     for name in ("event_time", "reviewed_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
+    if with_data:
+        frame["data"] = [_in_file_order(d, order) for d, order in
+                         zip(frame["data"], frame.pop("file_columns"), strict=True)]
     return frame
+
+
+def _in_file_order(data: dict | None, order: list | None) -> dict | None:
+    """The original row with its columns in file order (JSONB stores keys sorted)."""
+    if not data or not order:
+        return data
+    return {**{k: data[k] for k in order if k in data}, **data}
 
 
 def latest_event_time(engine: Engine, *, run_id: int) -> datetime | None:

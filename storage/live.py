@@ -100,7 +100,7 @@ def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -
         parameters=batch.parameters, threshold=batch.threshold,
         threshold_note=batch.threshold_note, total_rows=0, anomaly_count=0,
         severity_counts={}, entity_column=batch.entity_column, time_column=batch.time_column,
-        status="live", warnings=[],
+        status="live", warnings=[], columns=batch.columns,
     ).on_conflict_do_nothing(index_elements=["run_key"]))
     return session.execute(select(DetectionRun.id).where(DetectionRun.run_key == key)
                            ).scalar_one()

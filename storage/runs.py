@@ -70,6 +70,7 @@ class RunToSave:
     chart_data: bytes | None = None
     score_histogram: list | None = None
     incident_gap_minutes: float | None = None  # None: the profile's default
+    columns: list[str] | None = None  # the file's columns in file order
 
     @property
     def incident_gap(self) -> pd.Timedelta:
@@ -121,6 +122,7 @@ class RunToSave:
             warnings=clean_json(list(result.warnings)),
             chart_data=chart_data, score_histogram=score_histogram,
             incident_gap_minutes=incident_gap_minutes,
+            columns=[clean(str(c)) for c in inputs.columns],
         )
 
 
@@ -173,6 +175,7 @@ def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
         "severity_counts": run.severity_counts, "entity_column": run.entity_column,
         "time_column": run.time_column, "status": "complete", "warnings": run.warnings,
         "chart_data": run.chart_data, "score_histogram": run.score_histogram,
+        "columns": run.columns,
     }
     with refused_values(f"run {run.source_name!r}"):
         return _save(engine, run, values)

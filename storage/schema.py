@@ -106,6 +106,9 @@ class DetectionRun(Base):
         String(255), comment="The file's column naming the user, sensor or elevator.")
     time_column: Mapped[str | None] = mapped_column(String(255),
                                                     comment="The file's timestamp column.")
+    columns: Mapped[list | None] = mapped_column(
+        Json, comment="The file's column names in file order (JSONB keeps an anomaly's "
+                      "data keys in its own order; downloads follow this one).")
     status: Mapped[str] = mapped_column(String(16), default="complete",
                                         comment="complete: every flagged row is stored.")
     warnings: Mapped[list] = mapped_column(Json, comment="Validation warnings (JSON list).")

@@ -1,5 +1,8 @@
 """Saving through the use case: once, and never lost when the database fails."""
 
+import csv
+import io
+
 import pytest
 from sqlalchemy import func, select, text
 
@@ -227,3 +230,19 @@ def test_unwritable_journal_says_the_run_was_not_stored(tmp_path, scored):
     assert not report.stored and report.journal_entry is None
     assert report.message.startswith("The run was NOT stored")
     assert "Connection refused" in report.message and str(blocker / "fallback") in report.message
+
+
+def test_downloads_keep_the_files_column_order_on_every_database(database_url, tmp_path):
+    """PostgreSQL's JSONB stores an object's keys shortest first; the CSV download (and
+    the alert attachment, which shares it) must list the file's columns in file order."""
+    columns = ["zeta_reading", "a", "timestamp", "mid", "value"]
+    rows = [f"{i % 7},x{i},2025-01-01 {i // 60:02d}:{i % 60:02d}:00,{i % 3},"
+            f"{500 if i == 40 else i % 5}" for i in range(120)]
+    content = (",".join(columns) + "\n" + "\n".join(rows) + "\n").encode()
+    vigil = Vigil(settings_for(database_url, tmp_path))
+    result = scoring.analyze(services.read_dataset(content))
+    report = services.save(vigil, result, source_name="order.csv",
+                           file_sha256=services.file_sha256(content))
+    data = services.anomalies_csv(vigil, services.AnomalyFilter(run_ids=[report.run_id]))
+    header = next(csv.reader(io.StringIO(data.decode())))
+    assert [c for c in header if c in columns] == columns

@@ -180,3 +180,26 @@ def test_infinite_values_are_treated_as_missing():
     assert dataset.warnings[0] == ("column 'value': 2 infinite value(s) treated as missing "
                                    "(rows 21, 22)")
     assert np.isfinite(dataset.metrics["value"]).all()
+
+
+def test_text_cells_in_a_number_column_are_missing_values_with_a_warning():
+    """`ERR` in one row of seven, `x` in one row of three: still a metric (#11 item 17)."""
+    from tests.hostile.make import FILES
+
+    for name, rows in (("text_in_one_of_seven.csv", "rows 1, 8, 15"),
+                       ("text_in_one_of_three.csv", "row 2")):
+        dataset = prepare(read_csv(FILES[name].encode()), profile="generic")
+        assert list(dataset.metrics.columns) == ["value"]
+        assert any("non-numeric value(s) treated as missing" in w and rows in w
+                   for w in dataset.warnings), dataset.warnings
+
+
+def test_when_no_column_is_usable_the_error_says_why_each_was_refused():
+    content = "timestamp,value,flag,note\n" + "".join(
+        f"2025-01-01 00:{i:02d}:00,{'oops' if i % 3 else i},true,n{i}\n" for i in range(30))
+    with pytest.raises(NoNumericColumnError) as refused:
+        prepare(read_csv(content.encode()))
+    message = str(refused.value)
+    assert "column 'value': 20 of 30 cells are not numbers (rows 2, 3, 5" in message
+    assert "column 'flag' is true/false" in message
+    assert "column 'note': 30 of 30 cells are not numbers" in message

@@ -60,7 +60,8 @@ def test_forest_threaded_scoring_equals_serial(data):
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("isolation_forest", {"contamination": 0.7}, "contamination must be between 0 and 0.5"),
+        ("isolation_forest", {"contamination": 0.7},
+         "contamination must be more than 0 and at most 0.5"),
         ("zscore", {"multiplier": 0}, "multiplier must be positive"),
         ("zscore", {"std": -1.0}, "std must be positive"),
     ],
@@ -184,3 +185,10 @@ def test_the_forests_layout_is_built_once_and_never_saved():
     loaded = pickle.loads(pickle.dumps(detector))
     assert "_flat" not in loaded.__dict__
     np.testing.assert_array_equal(loaded.score_samples(X), first)
+
+
+def test_contamination_half_is_scikit_learns_upper_bound_and_accepted():
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    detector = make_detector("isolation_forest", contamination=0.5).fit(X)
+    share = (detector.score_samples(X) > detector.threshold(detector.score_samples(X))).mean()
+    assert 0.4 <= share <= 0.5

@@ -1,0 +1,18 @@
+"""The hostile and broken CSVs of tests/hostile on the Analyze page: each is refused in
+words or scored, never a traceback (the command line: tests/app/test_hostile.py)."""
+
+from tests.app.test_hostile import CORPUS
+from tests.dashboard.conftest import open_page
+
+
+def test_the_analyze_page_shows_each_in_words(dashboard_env):
+    at = open_page("analyze")
+    next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()
+    for path in CORPUS:
+        at.file_uploader[0].set_value((path.name, path.read_bytes(), "text/csv")).run()
+        assert not at.exception, (path.name, [e.value for e in at.exception])
+        if at.error:
+            continue  # refused in words, like the command line
+        next(b for b in at.button if b.label == "Run detection").click().run()
+        assert not at.exception, (path.name, [e.value for e in at.exception])
+        assert at.error or at.metric, path.name
