@@ -138,6 +138,17 @@ def _wants_csv(request: Request) -> bool:
     return CSV in accept and "application/json" not in accept.split(",")[0]
 
 
+# Errors of the use cases, as (class, status, title); the message is the CLI's.
+ERRORS = [
+    (DetectionError, 400, "Bad input"),
+    (StorageError, 400, "Bad input"),
+    (NotAllowedError, 403, "Forbidden"),
+    (ModelNotFoundError, 404, "Model not found"),
+    (services.StreamConflictError, 409, "Conflict"),
+    (DatabaseError, 503, "Database unavailable"),
+]
+
+
 # -- auth ------------------------------------------------------------------------------
 def _bearer(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -206,29 +217,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _problem(_request, exc: Problem):
         return problem(exc.status, exc.title, exc.detail, **exc.extra)
 
-    @app.exception_handler(DetectionError)
-    async def _bad_input(_request, exc: DetectionError):
-        return problem(400, "Bad input", str(exc))
+    def answer(status: int, title: str):
+        async def handler(_request, exc: Exception):
+            return problem(status, title, str(exc))
+        return handler
 
-    @app.exception_handler(NotAllowedError)
-    async def _not_allowed(_request, exc: NotAllowedError):
-        return problem(403, "Forbidden", str(exc))
-
-    @app.exception_handler(ModelNotFoundError)
-    async def _no_model(_request, exc: ModelNotFoundError):
-        return problem(404, "Model not found", str(exc))
-
-    @app.exception_handler(services.StreamConflictError)
-    async def _conflict(_request, exc):
-        return problem(409, "Conflict", str(exc))
-
-    @app.exception_handler(StorageError)
-    async def _storage(_request, exc: StorageError):
-        return problem(400, "Bad input", str(exc))
-
-    @app.exception_handler(DatabaseError)
-    async def _database(_request, exc: DatabaseError):
-        return problem(503, "Database unavailable", str(exc))
+    # The most specific class wins (DatabaseError before StorageError).
+    for error, status, title in ERRORS:
+        app.add_exception_handler(error, answer(status, title))
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_request, _exc):

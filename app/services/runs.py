@@ -109,23 +109,20 @@ def get_run(vigil: Vigil, run_id: int):
 
 def run_series(vigil: Vigil, run_ids: list[int]) -> pd.DataFrame:
     """The binned rows of the runs' files, for the metric charts."""
-    vigil.require("viewer")
-    parts = []
-    with vigil.unit() as session:
-        for run_id in run_ids:
-            run = runs.get_run(session, run_id=run_id)
-            if run is not None:
-                parts.append(read_series(run.chart_data).assign(run_id=run_id))
+    parts = [read_series(run.chart_data).assign(run_id=run.id) for run in _runs(vigil, run_ids)]
     return pd.concat(parts, ignore_index=True) if parts else read_series(None)
 
 
 def run_histogram(vigil: Vigil, run_ids: list[int]) -> pd.DataFrame:
     """Rows per 1-point score bin over the runs' files: columns ``bin``, ``rows``."""
-    vigil.require("viewer")
-    rows = []
-    with vigil.unit() as session:
-        for run_id in run_ids:
-            run = runs.get_run(session, run_id=run_id)
-            rows.extend((run.score_histogram or []) if run is not None else [])
+    rows = [row for run in _runs(vigil, run_ids) for row in run.score_histogram or []]
     frame = pd.DataFrame(rows, columns=["bin", "rows"])
     return frame.groupby("bin", as_index=False)["rows"].sum()
+
+
+def _runs(vigil: Vigil, run_ids: list[int]) -> list:
+    """The stored runs among ``run_ids``, read in one unit of work."""
+    vigil.require("viewer")
+    with vigil.unit() as session:
+        found = [runs.get_run(session, run_id=run_id) for run_id in run_ids]
+    return [run for run in found if run is not None]
