@@ -108,14 +108,6 @@ def by_email(bind: Bind, email: str) -> Account | None:
         return None if user is None else Account(user.name, user.role, user.email)
 
 
-def get(bind: Bind, name: str) -> Account | None:
-    """The enabled account named ``name``, else None."""
-    with transaction(bind) as session:
-        user = session.scalar(select(User).where(User.name == clean(name),
-                                                 User.disabled.is_(False)))
-        return None if user is None else Account(user.name, user.role, user.email)
-
-
 def _user(session, name: str) -> User:
     user = session.scalar(select(User).where(User.name == clean(name)))
     if user is None:
