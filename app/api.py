@@ -10,10 +10,6 @@ reads, analyst also scores, uploads and reviews, admin may do everything.
 
 from __future__ import annotations
 
-import gc
-import io
-import json
-import math
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,21 +22,20 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
-from alerts import policy
-from app import metrics, scoring, services
+from app import metrics, services, workers
 from app.errors import NotAllowedError
 from app.settings import Settings
 from app.vigil import Actor, Vigil
-from detection import SCORE_COLUMNS
+from app.workers import json_value, records
 from detection.errors import DetectionError
-from detection.export import write_csv
+from detection.threads import THREADS
 from storage.anomalies import AnomalyFilter
 from storage.errors import DatabaseError, ModelNotFoundError, StorageError
 from storage.incidents import IncidentFilter
 from storage.schema import REVIEW_STATUSES
 
 PROBLEM = "application/problem+json"
-CSV = "text/csv"
+CSV = workers.CSV
 MAX_PAGE = 1000
 
 
@@ -116,21 +111,11 @@ def _validation_text(errors) -> str:
                      f" {e.get('msg', '')}" for e in errors)
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    if value is pd.NaT or value is None:
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return _json(value.item())
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    frame = frame.astype(object).where(frame.notna(), None)
-    return [{str(k): _json(v) for k, v in row.items()} for row in frame.to_dict("records")]
+async def _work(request: Request, job, vigil: Vigil, *args) -> Response:
+    """``job`` in a worker process (:mod:`app.workers`), counted and answered."""
+    answer = await request.app.state.workers.run(job, vigil.actor, *args)
+    answer.count()
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
 def _wants_csv(request: Request) -> bool:
@@ -146,6 +131,8 @@ ERRORS = [
     (ModelNotFoundError, 404, "Model not found"),
     (services.StreamConflictError, 409, "Conflict"),
     (DatabaseError, 503, "Database unavailable"),
+    (workers.NotStored, 503, "Not stored"),
+    (workers.WorkerUnavailable, 503, "Worker unavailable"),
 ]
 
 
@@ -190,27 +177,25 @@ Analyst = Annotated[Vigil, Depends(_needs("analyst"))]
 
 # -- the application -------------------------------------------------------------------
 @asynccontextmanager
-async def _warm(_app: FastAPI):
-    """Before the first request: import what scoring needs (scikit-learn, the compiled
-    forest), then freeze everything imported so far out of the garbage collector's
-    reach: its full collections otherwise walk SciPy's and pandas' objects mid-request
-    (tens of milliseconds at the tail of the latency)."""
-    import sklearn.ensemble  # noqa: F401 - imported for its side effect: loaded once
-
-    import detection.forest  # noqa: F401
-    gc.collect()
-    gc.freeze()
-    yield
+async def _lifespan(app: FastAPI):
+    """The worker processes run from before the first request to shutdown."""
+    app.state.workers.start()
+    try:
+        yield
+    finally:
+        app.state.workers.close()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, processes: int = THREADS) -> FastAPI:
+    """The API; ``processes`` worker processes score (one per core by default)."""
     vigil = Vigil(settings)
     settings = vigil.settings
     limit = int(settings.api_max_body_mb * 1024 * 1024)
     app = FastAPI(title="Vigil", version="1", summary="Anomaly detection for sensor "
                   "readings and login activity: score, store, review, stream.",
-                  lifespan=_warm)
+                  lifespan=_lifespan)
     app.state.settings, app.state.vigil = settings, vigil
+    app.state.workers = workers.WorkerPool(settings, processes)
 
     # -- errors, all as problem+json --------------------------------------------------
     @app.exception_handler(Problem)
@@ -273,51 +258,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data, parsed = await _rows_body(request, ScoreRequest)
         if parsed is not None:
             profile, model = parsed.profile, parsed.model
-        started = time.perf_counter()
-        result = services.score_rows(vigil, data, profile=profile, model_version=model)
-        metrics.scored(result, time.perf_counter() - started)
-        if _wants_csv(request):
-            out = io.BytesIO()
-            write_csv(result.frame, out)
-            return Response(out.getvalue(), media_type=CSV)
-        body = {"profile": result.profile, "model": result.model_version,
-                "threshold_note": result.threshold_note, "warnings": list(result.warnings)}
-        text = json.dumps(body)[:-1] + ', "rows": ' + \
-            result.frame.to_json(orient="records", date_format="iso") + "}"
-        return Response(text, media_type="application/json")
+        return await _work(request, workers.score_body, vigil, data, profile, model,
+                           _wants_csv(request))
 
     # -- runs ---------------------------------------------------------------------------
     @app.post("/v1/runs", status_code=201, tags=["runs"])
-    def create_run(vigil: Analyst, file: Annotated[UploadFile, File()],
-                   profile: Annotated[str, Form()] = "auto",
-                   model: Annotated[str, Form(description="fit (on the file), active or "
-                                                           "a version")] = "fit",
-                   contamination: Annotated[float | None, Form(gt=0, le=0.5)] = None,
-                   alert: bool = False):
+    async def create_run(request: Request, vigil: Analyst,
+                         file: Annotated[UploadFile, File()],
+                         profile: Annotated[str, Form()] = "auto",
+                         model: Annotated[str, Form(description="fit (on the file), active "
+                                                                 "or a version")] = "fit",
+                         contamination: Annotated[float | None, Form(gt=0, le=0.5)] = None,
+                         alert: bool = False):
         """Score an uploaded CSV and store the run, once: posting the same file with the
         same settings again answers the stored run (``created: false``, status 200).
         ``?alert=true`` sends its alert (once)."""
-        data = file.file.read()
-        sha = scoring.file_sha256(data)
         params = {} if contamination is None or model != "fit" \
             else {"contamination": contamination}
-        started = time.perf_counter()
-        analysis = services.analyze_upload(vigil,
-            data, source_name=file.filename or "upload.csv", file_sha256=sha,
-            profile=profile, model_version=None if model == "fit" else model, **params)
-        run = analysis.run
-        report = services.store(vigil, run)
-        metrics.record(run.profile, run.total_rows, run.severity_counts,
-                       time.perf_counter() - started)
-        if not report.stored:
-            raise Problem(503, "Not stored", report.message)
-        body = {"run_id": report.run_id, "created": report.created, "rows": run.total_rows,
-                "flagged": len(run.anomalies), "warnings": run.warnings}
-        if alert:
-            sent = services.notify(vigil, report.run_id)
-            metrics.alerted(policy.team_for(run.profile), [sent])
-            body["alert"] = {"status": sent.status, "message": sent.message}
-        return JSONResponse(body, status_code=201 if report.created else 200)
+        return await _work(request, workers.create_run, vigil, await file.read(),
+                           file.filename or "upload.csv", profile,
+                           None if model == "fit" else model, params, alert)
 
     @app.get("/v1/runs", tags=["runs"])
     def list_runs(vigil: Viewer, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -360,7 +320,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                note=change.note):
             raise Problem(404, "Not found", f"no anomaly {anomaly_id}")
         frame = services.query_anomalies(vigil, AnomalyFilter(ids=[anomaly_id]), with_data=True)
-        return _records(frame)[0]
+        return records(frame)[0]
 
     @app.get("/v1/incidents", tags=["review"])
     def list_incidents(vigil: Viewer, run: Annotated[list[int], Query()] = (),
@@ -385,7 +345,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          note=change.note):
             raise Problem(404, "Not found", f"no incident {incident_id}")
         frame = services.query_incidents(vigil, IncidentFilter(ids=[incident_id]))
-        return _records(frame)[0]
+        return records(frame)[0]
 
     # -- live streams ----------------------------------------------------------------------
     @app.post("/v1/streams/{source}/events", openapi_extra=rows_body, tags=["streams"])
@@ -397,17 +357,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         `vigil stream --save --source SOURCE` does. 409: another batch of the stream was
         stored meanwhile; send again."""
         data, _ = await _rows_body(request, EventsRequest)
-        started = time.perf_counter()
-        done = services.ingest(vigil, source, data, model_version=model, profile=profile,
-                               alert=alert)
-        metrics.scored(done.result, time.perf_counter() - started)
-        metrics.alerted(policy.team_for(done.result.profile), done.alerts)
-        frame = done.result.frame
-        return {"source": source, "run_id": done.run_id, "position": done.position,
-                "rows": len(frame), "flagged": int(frame["is_anomaly"].sum()),
-                "incidents": done.incident_ids,
-                "alerts": [{"status": a.status, "message": a.message} for a in done.alerts],
-                "scores": _records(frame[list(SCORE_COLUMNS)].reset_index())}
+        return await _work(request, workers.stream_events, vigil, source, data, model,
+                           profile, alert)
 
     return app
 
@@ -466,9 +417,9 @@ def _run(run) -> dict[str, Any]:
               "model_version", "parameters", "threshold", "threshold_note", "total_rows",
               "anomaly_count", "severity_counts", "entity_column", "time_column", "status",
               "warnings")
-    return {name: _json(getattr(run, name)) for name in fields}
+    return {name: json_value(getattr(run, name)) for name in fields}
 
 
 def _page(frame: pd.DataFrame, limit: int) -> dict[str, Any]:
-    items = _records(frame)
+    items = records(frame)
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}

@@ -24,6 +24,7 @@ from app.text import terminal
 from detection import PROFILES, DetectionError
 from detection.detectors import DETECTORS
 from detection.export import write_csv
+from detection.threads import THREADS
 from storage.errors import DatabaseError, StorageError
 
 EXIT_BAD_INPUT = 2
@@ -416,26 +417,13 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-    import shutil
-    import tempfile
-
     import uvicorn
 
-    from app.metrics import MULTIPROCESS_ENV
+    from app.api import create_app
 
-    if args.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
-        # Each worker counts into files here; a scrape of any worker adds them up.
-        folder = tempfile.mkdtemp(prefix="vigil-metrics-")
-        os.environ[MULTIPROCESS_ENV] = folder
-    else:
-        folder = None
-    try:
-        uvicorn.run("app.api:create_app", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level="warning")
-    finally:
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
+    # One event loop answers HTTP; --workers processes score, first come first served.
+    uvicorn.run(create_app(processes=args.workers), host=args.host, port=args.port,
+                log_level="warning", access_log=False)
     return 0
 
 
@@ -555,8 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the HTTP API (OpenAPI at /docs) and /metrics")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=_count, default=1,
-                       help="processes (one per core; metrics add up across them)")
+    serve.add_argument("--workers", type=_count, default=THREADS,
+                       help="processes that score bodies, fed in arrival order (default: "
+                       "one per core)")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("sample", help="regenerate the bundled sample CSVs").set_defaults(

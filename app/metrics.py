@@ -1,15 +1,13 @@
 """Prometheus metrics of the HTTP API (`GET /metrics`, text exposition format).
 
-Counters and histograms count what this API's processes did; the active models and each
-live stream's lag are read from the database when scraped, so every worker reports the
-same. With several uvicorn workers, ``vigil serve`` sets ``PROMETHEUS_MULTIPROC_DIR``
-before any worker starts: each process writes its counts there and a scrape, whichever
-worker answers it, adds them up (prometheus_client's multiprocess mode).
+Counters and histograms count what the API did: one process answers HTTP and counts, the
+scoring processes sending their figures back with their answers (:mod:`app.scorers`).
+The active models and each live stream's lag are read from the database when scraped.
 """
 
 from __future__ import annotations
 
-import os
+import collections
 from datetime import UTC, datetime
 
 from prometheus_client import (
@@ -18,7 +16,6 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
-    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -28,7 +25,6 @@ from app.vigil import Vigil
 from detection import ScoredFrame
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 ROWS_SCORED = Counter("vigil_rows_scored", "Rows scored, by profile.", ["profile"],
                       registry=None)
@@ -49,9 +45,14 @@ COUNTED = (ROWS_SCORED, ANOMALIES, ALERTS, SCORING_SECONDS, HTTP_SECONDS)
 
 def scored(result: ScoredFrame, seconds: float) -> None:
     """Count a scored body's rows and flags."""
-    severity = result.frame["severity"]
-    record(result.profile, len(result.frame),
-           severity[severity != "none"].value_counts().to_dict(), seconds)
+    record(result.profile, len(result.frame), flagged(result.frame), seconds)
+
+
+def flagged(frame) -> dict[str, int]:
+    """Flagged rows by severity (counted without pandas: it is per request)."""
+    counts = collections.Counter(frame["severity"].tolist())
+    counts.pop("none", None)
+    return dict(counts)
 
 
 def record(profile: str, rows: int, flagged: dict[str, int], seconds: float) -> None:
@@ -90,10 +91,7 @@ class StoredState(Collector):
 def exposition(vigil: Vigil) -> bytes:
     """The metrics as Prometheus' text format."""
     registry = CollectorRegistry()
-    if os.environ.get(MULTIPROCESS_ENV):
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        for metric in COUNTED:
-            registry.register(metric)
+    for metric in COUNTED:
+        registry.register(metric)
     registry.register(StoredState(vigil))
     return generate_latest(registry)

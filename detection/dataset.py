@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+import bottleneck as bn
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -189,7 +190,7 @@ def _in_time_order(time: pd.Series, entity: pd.Series | None) -> bool:
 
 def _fill_missing(metrics: pd.DataFrame, entity: pd.Series | None, warnings: list[str]) -> pd.DataFrame:
     missing = metrics.isna()
-    if not missing.any().any():
+    if not missing.to_numpy().any():
         return metrics
     for name in metrics.columns[missing.any()]:
         warnings.append(
@@ -293,8 +294,11 @@ def prepare(
     if profile == "login":
         return Dataset(frame, profile, mapping, time=time, warnings=warnings)
 
-    # max > min fails for one distinct value and for no value at all.
-    constant = [c for c in metrics.columns if not metrics[c].max() > metrics[c].min()]
+    # max > min fails for one distinct value and for no value at all (bottleneck: NaN).
+    values = metrics.to_numpy(dtype="float64")
+    varies = bn.nanmax(values, axis=0) > bn.nanmin(values, axis=0) if len(values) \
+        else np.zeros(values.shape[1], dtype=bool)
+    constant = [c for c, v in zip(metrics.columns, varies, strict=True) if not v]
     kept = None
     if constant:
         warnings.append(

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from storage.errors import DatabaseError, StorageError
 
@@ -110,7 +110,7 @@ def transaction(bind: Bind) -> Iterator[Session]:
     if isinstance(bind, Session):
         yield bind
         return
-    with translated(), sessionmaker(bind, expire_on_commit=False).begin() as session:
+    with translated(), Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
 
 

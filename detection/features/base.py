@@ -57,7 +57,7 @@ def trained_metrics(dataset: Dataset, names: list[str]) -> pd.DataFrame:
             f"the model was trained on column(s) {', '.join(map(repr, names))}; "
             f"this file lacks {', '.join(map(repr, missing))}"
         )
-    return dataset.metrics[names]
+    return dataset.metrics if have == names else dataset.metrics[names]
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:

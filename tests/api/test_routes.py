@@ -3,6 +3,7 @@
 import email
 import io
 import os
+import signal
 import subprocess
 import sys
 
@@ -134,6 +135,16 @@ def test_score_with_an_unknown_model_is_404(client, tokens, model):
     response = client.post("/v1/score?model=20990101-000000-abcdef", content=BODY,
                            headers={**auth(tokens["analyst"]), "Content-Type": "text/csv"})
     is_problem(response, 404, "no model with version '20990101-000000-abcdef'")
+
+
+def test_a_killed_worker_process_is_a_503_and_is_replaced(client, tokens, model):
+    headers = {**auth(tokens["analyst"]), "Content-Type": "text/csv"}
+    assert client.post("/v1/score", content=BODY, headers=headers).status_code == 200
+    for pid in client.app.state.workers._executor._processes:  # as the OOM killer would
+        os.kill(pid, signal.SIGKILL)
+    answers = [client.post("/v1/score", content=BODY, headers=headers) for _ in range(2)]
+    is_problem(answers[0], 503, "a worker process stopped")
+    assert answers[1].status_code == 200 and len(answers[1].json()["rows"]) == 100
 
 
 def test_bodies_over_the_limit_are_413_with_or_without_a_length(database_url, tmp_path,
