@@ -22,7 +22,6 @@ from prometheus_client.registry import Collector
 
 from app import services
 from app.vigil import Vigil
-from detection import ScoredFrame
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -41,11 +40,6 @@ HTTP_SECONDS = Histogram("vigil_http_request_duration_seconds",
                          ["route", "method", "status"], registry=None,
                          buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 COUNTED = (ROWS_SCORED, ANOMALIES, ALERTS, SCORING_SECONDS, HTTP_SECONDS)
-
-
-def scored(result: ScoredFrame, seconds: float) -> None:
-    """Count a scored body's rows and flags."""
-    record(result.profile, len(result.frame), flagged(result.frame), seconds)
 
 
 def flagged(frame) -> dict[str, int]:
