@@ -143,7 +143,7 @@ def main() -> None:
     rate = figures["requests"] * ROWS / figures["seconds"]
     p50, p99 = figures["p50"] / 1000, figures["p99"] / 1000
     print(f"POST /v1/score, {ROWS}-row CSV bodies, {args.clients} clients (wrk), "
-          f"{args.seconds:g} s, {args.workers} scoring processes on {os.cpu_count()} cores")
+          f"{args.seconds:g} s, {args.workers} worker processes on {os.cpu_count()} cores")
     print(f"baseline (services.score_rows in one process, no HTTP): {base:,.0f} rows/s")
     print(f"{'requests':>9} {'errors':>7} {'p50 ms':>7} {'p99 ms':>7} {'rows/s':>8} "
           f"{'x baseline':>10}")
