@@ -2,7 +2,9 @@
 
 The map is a logistic curve anchored on the baseline: the flag threshold scores 50,
 the median baseline row scores 10 and the most anomalous baseline row 97 (the curve
-is steeper above the threshold than below when the tail is short). It is continuous
+is steeper above the threshold than below when the tail is short). A baseline of
+normal history has no anomalous rows: there, 97 lies as far above the threshold as
+the median lies below it. It is continuous
 and strictly increasing, so the detector's ranking is kept, and it makes runs scored
 by different detectors comparable.
 """
@@ -29,13 +31,17 @@ class Calibration:
     above: float      # and over it
 
     @classmethod
-    def fit(cls, train_scores: np.ndarray, threshold: float) -> Calibration:
+    def fit(cls, train_scores: np.ndarray, threshold: float, *,
+            normal: bool = False) -> Calibration:
         with np.errstate(over="ignore", invalid="ignore"):  # scores near 1e308
             fallback = float(np.std(train_scores)) or 1.0
         # Degenerate baselines (most rows tie at the threshold) fall back to the scores'
         # own spread: any positive slope keeps the map monotonic.
         below = (threshold - float(np.median(train_scores))) or fallback
-        above = (float(np.max(train_scores)) - threshold) or fallback
+        # A baseline of normal history has no anomalous top row to anchor 97 on (its top
+        # is ordinary variation, near the cut-off: rows just over it would all score
+        # "critical"): 97 lies as far above the cut-off as the median lies below it.
+        above = below if normal else (float(np.max(train_scores)) - threshold) or fallback
         below /= np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE)
         above /= np.log(MAX_SCORE / (100 - MAX_SCORE))
         return cls(float(threshold), abs(float(below)), abs(float(above)))

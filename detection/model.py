@@ -18,7 +18,8 @@ import pyarrow as pa
 from detection.calibration import FLAG_SCORE, Calibration, severity
 from detection.columns import ColumnMapping
 from detection.dataset import Dataset
-from detection.detectors import make_detector
+from detection.detectors import TAIL_SHARE, make_detector
+from detection.envelope import EDGE_SHARE, REACH_FLAG, Envelope
 from detection.errors import ModelMismatchError, NoNumericColumnError, TooFewRowsError
 from detection.features import FEATURIZERS
 
@@ -125,6 +126,7 @@ class Model:
     detector: object
     calibration: Calibration
     metadata: dict
+    envelope: Envelope | None = None
 
     @property
     def version(self) -> str:
@@ -150,11 +152,17 @@ class Model:
         dataset = dataset.with_constant_metrics()
         if features is None:
             features = self.featurizer.transform(dataset)
-        raw = self.detector.score_samples(self._detector_input(dataset, features))
-        return self._result(dataset, features, raw)
+        X = self._detector_input(dataset, features)
+        return self._result(dataset, features, self._scores(X, self.detector.score_samples(X)))
 
-    def _result(self, dataset: Dataset, features, raw: np.ndarray) -> ScoredFrame:
+    def _scores(self, X: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """The 0-100 anomaly score of each row: the calibrated detector score, or the
+        envelope's where a feature lies far outside the baseline (detection.envelope)."""
         scores = self.calibration.transform(raw)
+        envelope = getattr(self, "envelope", None)  # a z-score model, or one saved before it
+        return scores if envelope is None else np.maximum(scores, envelope.score(X))
+
+    def _result(self, dataset: Dataset, features, scores: np.ndarray) -> ScoredFrame:
         flagged = scores > FLAG_SCORE
         rows = np.flatnonzero(flagged)
         reasons = self.featurizer.explain(dataset, features, rows) if rows.size else []
@@ -204,16 +212,21 @@ class Model:
         return model
 
 
-def _threshold_note(detector, params: dict) -> str:
+def _threshold_note(detector, params: dict, normal: bool) -> str:
     if detector.name == DEFAULT_DETECTOR:
         share = params["contamination"]
-        return (f"Rows scoring above {FLAG_SCORE:g} are flagged: the cut-off is the score "
-                f"that {share:.1%} of the baseline rows exceed (contamination {share:g}).")
+        note = (f"Rows scoring above {FLAG_SCORE:g} are flagged: the cut-off is the score "
+                f"that {share:.1%} of the baseline rows exceed (contamination {share:g})")
+        if normal:
+            note += (f", or higher where the baseline's own tail shows those rows are normal "
+                     f"variation: about {TAIL_SHARE * share:.2%} of normal rows lie above it")
+        return note + (f". A row {REACH_FLAG:g} times farther out on any one feature than "
+                       f"the baseline's most extreme {EDGE_SHARE:.1%} is flagged too.")
     return (f"Rows scoring above {FLAG_SCORE:g} are flagged: a value more than "
             f"{params['multiplier']:g} standard deviations from the mean.")
 
 
-def _fit(dataset: Dataset, detector: str, params: dict, window: int | None):
+def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, normal: bool):
     if dataset.metrics is not None and dataset.metrics.shape[1] == 0:
         raise NoNumericColumnError("every numeric column is constant: there is nothing to "
                                    "learn from (a registered model can still score this file)")
@@ -248,11 +261,13 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None):
     X = model._detector_input(dataset, features)
     estimator.fit(X)
     train_scores = estimator.score_samples(X)
-    threshold = estimator.threshold(train_scores)
-    model.calibration = Calibration.fit(train_scores, threshold)
+    threshold = estimator.threshold(train_scores, normal=normal)
+    model.calibration = Calibration.fit(train_scores, threshold, normal=normal)
+    if detector == DEFAULT_DETECTOR:
+        model.envelope = Envelope().fit(X)
     metadata["threshold"] = {"score": FLAG_SCORE, "raw": threshold}
-    metadata["threshold_note"] = _threshold_note(estimator, estimator.get_params())
-    return model, features, train_scores
+    metadata["threshold_note"] = _threshold_note(estimator, estimator.get_params(), normal)
+    return model, features, model._scores(X, train_scores)
 
 
 def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | None = None,
@@ -268,14 +283,18 @@ def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | Non
         Sensor profile: readings in the recent window (default 30).
     **params
         Detector parameters, e.g. ``contamination=0.01`` or ``mean=20, std=2, multiplier=3``.
+
+    The baseline is taken as normal: the flag cut-off sits above its own tail (see
+    ``IsolationForestDetector.threshold``), so later normal files flag few rows.
     """
-    return _fit(dataset, detector, params, window)[0]
+    return _fit(dataset, detector, params, window, normal=True)[0]
 
 
 def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | None = None,
               **params) -> tuple[Model, ScoredFrame]:
-    """Fit on ``dataset`` and score it, computing every row's score once."""
-    model, features, train_scores = _fit(dataset, detector, params, window)
-    result = model._result(dataset, features, train_scores)
+    """Fit on ``dataset`` and score it, computing every row's score once. The file is
+    expected to hold anomalies: the ``contamination`` share of its rows is flagged."""
+    model, features, scores = _fit(dataset, detector, params, window, normal=False)
+    result = model._result(dataset, features, scores)
     result.model_version = None  # the model exists only for this file
     return model, result

@@ -76,6 +76,33 @@ def temperature(rng: np.random.Generator, days: int = 30) -> tuple[pd.DataFrame,
     return frame, labels
 
 
+def machine(rng: np.random.Generator, days: int = 30, start: pd.Timestamp = START,
+            anomalies: bool = True) -> tuple[pd.DataFrame, list]:
+    """One machine's temperature every 10 minutes: a daily cycle, noise that lingers for
+    an hour; six spikes, a two-day drift and a stuck sensor. With ``anomalies=False``,
+    normal history to train on (not one of the bundled samples: the quality bench and
+    the tests draw as many as they need)."""
+    times = pd.date_range(start, periods=days * 144, freq="10min")
+    hour = times.hour.to_numpy() + times.minute.to_numpy() / 60
+    noise = np.convolve(rng.normal(0, 1, len(times) + 5), np.ones(6) / np.sqrt(6), "valid")
+    value = 60 + 8 * np.sin(2 * np.pi * (hour - 14) / 24) + 1.5 * noise
+    labels = []
+    if anomalies:
+        n = len(times)
+        for k, at in enumerate(np.sort(rng.choice(np.arange(100, n * 5 // 9), 6, replace=False))):
+            value[at] += rng.choice([-1, 1]) * rng.uniform(10, 30)
+            labels.append((at + 1, "spike", f"spike {k + 1}"))
+        drift = np.arange(n * 4 // 7, n * 4 // 7 + 288)
+        value[drift] += np.linspace(0, 20, drift.size)
+        labels += [(r + 1, "drift", "drift") for r in drift]
+        stuck = np.arange(n * 6 // 7, n * 6 // 7 + 60)
+        value[stuck] = value[stuck[0]]
+        labels += [(r + 1, "stuck", "stuck sensor") for r in stuck]
+    frame = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%d %H:%M:%S"),
+                          "temperature": value.round(2)})
+    return frame, labels
+
+
 PLACES = [  # country, city, latitude, longitude, first two octets of local IPs
     ("Norway", "Oslo", 59.91, 10.75, "84.208"), ("Norway", "Bergen", 60.39, 5.32, "84.210"),
     ("Germany", "Berlin", 52.52, 13.40, "91.64"), ("Germany", "Munich", 48.14, 11.58, "91.66"),

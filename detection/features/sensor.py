@@ -3,7 +3,12 @@
 For every metric: the level (standardised per entity), its deviation from the usual
 level at that hour of day, a robust z-score against the preceding readings
 (median/MAD), the step from the previous reading, the variability of the recent
-window (a stuck sensor has none) and the recent mean (a sustained drift).
+window (the median change between readings: a stuck sensor has none) and the recent
+median (a sustained drift).
+
+The window statistics are medians: one spike moves a window's mean and standard
+deviation for as long as it stays in the window (30 readings of flags after it),
+its medians not at all.
 """
 
 from __future__ import annotations
@@ -33,13 +38,18 @@ KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend", "repeat
 FAMILY = {"level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
           "step": "change", "spread": "spread", "repeat": "spread"}
 MIN_HISTORY = 5        # readings before the recent-window features say anything
-SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(std) finite when stuck
+SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(spread) finite when stuck
 LOCAL_FLOOR = 0.1      # smallest recent MAD, so a quiet window does not inflate z
 MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
+DAILY = 0.25           # share of a metric's spread the hour must explain to be a daily cycle
 # A reading repeated more often in a row than twice the baseline's 99th percentile of
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
 MIN_REPEATS = 3
 FLAT_SHARE = 0.1       # recent variation below this share of the usual reads as "flat"
+# Bumped when the features change meaning: a model saved by an earlier Vigil then asks
+# to be trained again rather than scoring with features it was not fitted on.
+# 2: window variability and level from medians (were the std and the mean).
+FEATURES_VERSION = 2
 # Features are computed over pieces of rows in threads (detection.threads): pieces
 # rather than metrics keep both cores busy whatever the metric count.
 PIECE_ROWS = 131_072
@@ -106,6 +116,23 @@ def _shift(values: np.ndarray, blocks) -> np.ndarray:
     return out
 
 
+def _explained(z: np.ndarray, usual: np.ndarray) -> float:
+    """Share of the spread of ``z`` that the usual level at each hour accounts for
+    (1 - residual MAD^2 / MAD^2: robust to the outliers a baseline may hold)."""
+    step = max(1, z.size // STATS_SAMPLE)
+    z, usual = z[::step], usual[::step]
+    spread = robust_center_scale(z)[1]
+    return 1.0 - (robust_center_scale(z - usual)[1] / spread) ** 2
+
+
+def _persistent(z: np.ndarray, median: np.ndarray) -> np.ndarray:
+    """The part of a departure from the usual level that both the reading and the median
+    of its window show: a sustained drift, not the readings just after a return to normal
+    (nor a lone spike). Too few readings for a median (NaN, given as 0): the usual level."""
+    same_side = np.sign(z) == np.sign(median)
+    return np.where(same_side, np.sign(median) * np.minimum(np.abs(z), np.abs(median)), 0.0)
+
+
 @dataclass
 class _Rolling:
     """One metric in (entity, time) order: standardised values and their recent history."""
@@ -114,23 +141,31 @@ class _Rolling:
     previous: np.ndarray        # the reading before
     recent_median: np.ndarray   # median and MAD of the window before this reading
     recent_mad: np.ndarray
-    std: np.ndarray             # std and mean of the window ending at this reading
-    mean: np.ndarray
+    spread: np.ndarray          # median change between readings, and median, of the window
+    median: np.ndarray          # ending at this reading
     repeats: np.ndarray         # readings in a row before this one with exactly this value
+    # Set by SensorFeatures._drift: the departure from the usual level at that hour (in
+    # that hour's spread), and what a drift is judged on with its window median: that
+    # departure where the hour explains the level, else z.
+    off_hour: np.ndarray | None = None
+    off: np.ndarray | None = None
+    off_median: np.ndarray | None = None
 
     @classmethod
     def of(cls, z: np.ndarray, blocks, window: int) -> _Rolling:
         previous = _shift(z, blocks)
         median = _moving(bn.move_median, z, blocks, window, MIN_HISTORY)
+        mad = _moving(bn.move_median, np.abs(z - median), blocks, window, MIN_HISTORY)
         index = np.arange(z.size)
         last_change = np.maximum.accumulate(np.where(z == previous, 0, index))
         return cls(
             z=z, previous=previous, recent_median=_shift(median, blocks),
-            recent_mad=_shift(_moving(bn.move_median, np.abs(z - median), blocks, window,
-                                      MIN_HISTORY), blocks),
-            std=_moving(bn.move_std, z, blocks, window, window // 2),
-            mean=_moving(bn.move_mean, z, blocks, window, 1),
-            repeats=(index - last_change).astype("float64"),
+            recent_mad=_shift(mad, blocks),
+            # Changes between readings, not spread around the window's level: a daily
+            # cycle's slope is no variability, and a quiet top of the cycle no "steady".
+            # From fewer than half a window of readings it says little: unknown.
+            spread=_moving(bn.move_median, np.abs(z - previous), blocks, window, window // 2),
+            median=median, repeats=(index - last_change).astype("float64"),
         )
 
 
@@ -154,6 +189,7 @@ class SensorFeatures:
     def fit_transform(self, dataset: Dataset) -> FeatureSet:
         metrics = dataset.metrics
         self.metrics_ = list(metrics.columns)
+        self.version_ = FEATURES_VERSION
         codes, names = dataset.entity_codes
         rows_of = pd.Series(np.arange(len(dataset))).groupby(codes).indices
         self.entity_stats_: dict[str, dict[str, tuple[float, float]]] = {}
@@ -167,6 +203,7 @@ class SensorFeatures:
         span = dataset.time.max() - dataset.time.min()
         self.use_time_of_day_ = span >= pd.Timedelta(days=MIN_DAYS_FOR_TOD)
         self.tod_: dict[str, np.ndarray] = {}
+        self.daily_: dict[str, bool] = {}
         self.step_scale_: dict[str, float] = {}
         self.spread_typical_: dict[str, float] = {}
         self.repeat_allowance_: dict[str, float] = {}
@@ -175,9 +212,12 @@ class SensorFeatures:
         for name, r in rolling.items():
             if self.use_time_of_day_:
                 self.tod_[name] = self._learn_time_of_day(r.z, hours)
+                self.daily_[name] = _explained(r.z, self.tod_[name][hours, 0]) >= DAILY
+            self._drift(name, r, hours, blocks)
             self.step_scale_[name] = max(robust_center_scale(r.z - r.previous)[1], 0.05)
-            finite = np.isfinite(r.std)
-            self.spread_typical_[name] = float(np.median(r.std[finite])) if finite.any() else 1.0
+            finite = np.isfinite(r.spread)
+            self.spread_typical_[name] = (float(np.median(r.spread[finite])) if finite.any()
+                                          else 1.0)
             usual = float(np.quantile(r.repeats[:: max(1, len(r.repeats) // STATS_SAMPLE)], 0.99))
             self.repeat_allowance_[name] = 2 * usual + MIN_REPEATS
         candidates = [f"{m}:{k}" for m in self.metrics_ for k in KINDS
@@ -232,18 +272,32 @@ class SensorFeatures:
         return table[inverse, 0], table[inverse, 1]
 
     def transform(self, dataset: Dataset) -> FeatureSet:
-        if not hasattr(self, "repeat_allowance_"):
+        if getattr(self, "version_", 1) != FEATURES_VERSION:
             raise ModelMismatchError("this sensor model was saved by an earlier Vigil whose "
                                      "features differ: train it again on its baseline")
         trained_metrics(dataset, self.metrics_)
         order, blocks, hours = self._order(dataset)
         rolling = self._rolling(dataset, order, blocks)
+        for name, r in rolling.items():
+            self._drift(name, r, hours, blocks)
         ordered, context = self._assemble(dataset, self.feature_names_, order, rolling, hours)
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
 
     def _rolling(self, dataset: Dataset, order: np.ndarray, blocks) -> dict[str, _Rolling]:
         return {name: _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
                 for name in self.metrics_}
+
+    def _drift(self, name: str, r: _Rolling, hours: np.ndarray, blocks) -> None:
+        """A drift is judged against the usual level at that hour where the metric has a
+        daily cycle: against the overall level, a busy hour's readings (a lift at rush
+        hour) would look like one."""
+        r.off, r.off_median = r.z, r.median
+        if self.use_time_of_day_:
+            tod = self.tod_[name]
+            r.off_hour = (r.z - tod[hours, 0]) / tod[hours, 1]
+            if self.daily_[name]:
+                r.off = r.off_hour
+                r.off_median = _moving(bn.move_median, r.off, blocks, self.window, MIN_HISTORY)
 
     def _kinds(self, name: str, r: _Rolling, hours: np.ndarray,
                rows: slice) -> dict[str, np.ndarray]:
@@ -258,14 +312,13 @@ class SensorFeatures:
             "level": z,
             "vs_recent": np.arcsinh(np.nan_to_num(local)),
             "step": np.arcsinh(np.nan_to_num(step)),
-            "spread": np.log(np.nan_to_num(r.std[rows], nan=typical) + SPREAD_FLOOR)
+            "spread": np.log(np.nan_to_num(r.spread[rows], nan=typical) + SPREAD_FLOOR)
             - np.log(typical + SPREAD_FLOOR),
-            "trend": r.mean[rows],
+            "trend": _persistent(r.off[rows], np.nan_to_num(r.off_median[rows])),
             "repeat": np.log1p(np.maximum(r.repeats[rows] - self.repeat_allowance_[name], 0)),
         }
         if self.use_time_of_day_:
-            tod = self.tod_[name]
-            kinds["time_of_day"] = (z - tod[hours, 0]) / tod[hours, 1]
+            kinds["time_of_day"] = r.off_hour[rows]
         return kinds
 
     def _assemble(self, dataset: Dataset, names: list[str], order: np.ndarray,
@@ -289,7 +342,8 @@ class SensorFeatures:
 
         _in_threads(fill, [(name, rows) for name in rolling for rows in _pieces(order.size)])
         for name, r in rolling.items():
-            context |= {f"{name}:recent_median": r.recent_median, f"{name}:std": r.std,
+            context |= {f"{name}:recent_median": r.recent_median, f"{name}:spread": r.spread,
+                        f"{name}:off_median": r.off_median,
                         f"{name}:previous": r.previous, f"{name}:repeats": r.repeats}
         return ordered, context
 
@@ -342,18 +396,19 @@ class SensorFeatures:
             return (f"{metric} flat at {fmt(actual)}: the same reading {count} times in a row "
                     "(stuck sensor?)")
         if kind == "spread":
-            std = ctx[f"{metric}:std"][at] * scale
+            spread = ctx[f"{metric}:spread"][at] * scale
             typical = self.spread_typical_[metric] * scale
-            if value < 0 and std < FLAT_SHARE * typical:
-                return (f"{metric} flat at {fmt(actual)}: variation {fmt(std)} over the last "
-                        f"{self.window} readings, usual {fmt(typical)} (stuck sensor?)")
-            if value < 0:
-                return (f"{metric} unusually steady: variation {fmt(std)} over the last "
-                        f"{self.window} readings, usual {fmt(typical)}")
-            return (f"{metric} erratic: variation {fmt(std)} over the last {self.window} "
+            said = (f"median change between readings {fmt(spread)} over the last {self.window} "
                     f"readings, usual {fmt(typical)}")
+            if value < 0 and spread < FLAT_SHARE * typical:
+                return f"{metric} flat at {fmt(actual)}: {said} (stuck sensor?)"
+            return f"{metric} {'unusually steady' if value < 0 else 'erratic'}: {said}"
         if kind == "trend":
-            mean = center + value * scale
-            return (f"{metric} averaged {fmt(mean)} over the last {self.window} readings, "
-                    f"usual {fmt(center)} ± {fmt(scale)}")
+            median = ctx[f"{metric}:off_median"][at]
+            if not self.daily_.get(metric):
+                return (f"{metric} median {fmt(center + median * scale)} over the last "
+                        f"{self.window} readings, usual {fmt(center)} ± {fmt(scale)}")
+            gap = median * self.tod_[metric][hour][1] * scale
+            return (f"{metric} {fmt(abs(gap))} {'above' if gap > 0 else 'below'} its usual "
+                    f"level for the hour over the last {self.window} readings (median)")
         return level_phrase(metric, actual, center, scale)

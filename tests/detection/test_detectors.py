@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from detection.calibration import Calibration, severity
-from detection.detectors import DETECTORS, IsolationForestDetector, ZScoreDetector, make_detector
+from detection.detectors import (
+    DETECTORS,
+    IsolationForestDetector,
+    ZScoreDetector,
+    make_detector,
+    tail_cut,
+)
+from detection.envelope import Envelope
 from detection.errors import ParameterError
 
 
@@ -87,6 +94,55 @@ def test_calibration_is_monotonic_and_anchored():
     assert cal.transform([threshold])[0] == pytest.approx(50)
     assert cal.transform([np.median(train)])[0] == pytest.approx(10)
     assert cal.transform([train.max()])[0] == pytest.approx(97)
+
+
+def test_calibration_of_a_normal_baseline_keeps_critical_for_rows_far_beyond_it():
+    """A normal baseline's top row is ordinary variation: it must not anchor "critical"."""
+    train = np.random.default_rng(0).gamma(2.0, size=5000)
+    threshold = float(train.max())  # a normal baseline's cut-off sits at its top
+    cal = Calibration.fit(train, threshold, normal=True)
+    assert cal.transform([threshold])[0] == pytest.approx(50)
+    assert cal.transform([np.median(train)])[0] == pytest.approx(10)
+    assert cal.transform([2 * threshold - np.median(train)])[0] == pytest.approx(97)
+    assert (np.diff(cal.transform(np.linspace(0, 40, 500))) > 0).all()
+
+
+def test_the_tail_cut_puts_the_asked_share_above_it():
+    """Exponential scores: the fitted tail's cut leaves the asked share above it, in data
+    it never saw, where a plain quantile of the baseline only knows its own rows."""
+    rng = np.random.default_rng(3)
+    baseline, later = rng.exponential(size=20_000), rng.exponential(size=200_000)
+    for share in (0.01, 0.0075, 0.005):
+        assert (later > tail_cut(baseline, share)).mean() == pytest.approx(share, rel=0.3)
+
+
+def test_a_normal_baseline_raises_the_cut_off_never_lowers_it(data):
+    X, _ = data
+    detector = IsolationForestDetector(contamination=0.015).fit(X)
+    scores = detector.score_samples(X)
+    quantile = detector.threshold(scores)
+    assert quantile == pytest.approx(np.quantile(scores, 0.985))
+    assert detector.threshold(scores, normal=True) > quantile
+    # A baseline whose top 1.5% stand apart (anomalies in it) keeps the quantile.
+    spiky = np.concatenate([scores, np.full(len(scores) // 50, scores.max() + 1.0)])
+    assert detector.threshold(spiky, normal=True) == pytest.approx(np.quantile(spiky, 0.985))
+
+
+def test_the_envelope_reaches_rows_far_out_on_one_feature_of_many():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(5000, 20))
+    X[:, 19] = rng.random(5000) < 0.003  # a rare indicator: 1 in 0.3% of rows
+    envelope = Envelope().fit(X)
+    rows = np.zeros((4, 20))
+    rows[1, 7] = 12.0    # far out on one feature: 4-5 times the baseline's 0.5% edge
+    rows[2, 3] = -2.0    # within the baseline
+    rows[3, 19] = 1.0    # the indicator set: rare, but the envelope leaves it alone
+    reach = envelope.reach(rows)
+    assert reach[1] > 4 and reach[0] < 0.1 and reach[2] < 1 and reach[3] == reach[0]
+    scores = envelope.score(rows)
+    assert scores[1] > 90 and scores[0] < 10 and scores[2] < 50
+    assert envelope.score(np.array([[0.0] * 7 + [2 * 2.58] + [0.0] * 12]))[0] == \
+        pytest.approx(50, abs=3)  # twice the edge (about 2.58 sd) scores the flag score
 
 
 def test_severity_bands():

@@ -5,6 +5,7 @@ import pytest
 
 from detection import fit, fit_score, prepare, read_csv
 from detection.features import sensor
+from sample_data.generate import START, machine
 from tests.conftest import to_csv_bytes
 
 
@@ -100,12 +101,12 @@ def test_transform_matches_fit_transform():
     pd.testing.assert_series_equal(again.frame["anomaly_score"], result.frame["anomaly_score"])
 
 
-def test_a_sensor_model_from_before_the_repeat_feature_asks_to_be_retrained():
+def test_a_sensor_model_from_an_earlier_feature_version_asks_to_be_retrained():
     from detection.errors import ModelMismatchError
 
     dataset = prepare(read_csv(to_csv_bytes(series())))
     model = fit(dataset)
-    del model.featurizer.repeat_allowance_  # as unpickled from an earlier version
+    del model.featurizer.version_  # as unpickled from a Vigil with the mean/std window
     with pytest.raises(ModelMismatchError, match="train it again"):
         model.score(dataset)
 
@@ -167,3 +168,63 @@ def test_infinite_readings_are_missing_and_huge_ones_flagged_without_numpy_warni
     assert 201 in flagged
     assert "value 1e+308" in result.loc[201, "reasons"]
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def history_and_next_month(seed: int, anomalies: bool):
+    history, _ = machine(np.random.default_rng(2 * seed), anomalies=False)
+    later, labels = machine(np.random.default_rng(2 * seed + 1), anomalies=anomalies,
+                            start=START + pd.Timedelta(days=30))
+    model = fit(prepare(read_csv(to_csv_bytes(history))))
+    return model, model.score(prepare(read_csv(to_csv_bytes(later)))).frame, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_model_of_normal_history_flags_under_1_percent_of_a_normal_month(seed):
+    """Was 1-2.5%: the cut-off flagged the baseline's own top 1.5%, so every later normal
+    file flagged about as much."""
+    model, result, _ = history_and_next_month(seed, anomalies=False)
+    assert result["is_anomaly"].mean() < 0.01
+    assert "normal variation" in model.metadata["threshold_note"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_model_of_normal_history_catches_spikes_a_drift_and_a_stuck_sensor(seed):
+    _, result, labels = history_and_next_month(seed, anomalies=True)
+    flagged = set(result.index[result["is_anomaly"] == 1])
+    incidents = pd.DataFrame(labels, columns=["row", "pattern", "incident"])
+    for incident, rows in incidents.groupby("incident")["row"]:
+        assert flagged & set(rows), f"{incident} missed"
+    normal = set(result.index) - set(incidents["row"])
+    assert len(flagged & normal) / len(normal) < 0.015
+    stuck = incidents.loc[incidents["pattern"] == "stuck", "row"]
+    assert result.loc[sorted(flagged & set(stuck)), "reasons"].str.contains("stuck sensor").any()
+
+
+def test_one_spike_is_one_short_burst_of_flags():
+    """The window's variability and level are medians: a spike leaves the 30 readings
+    after it alone (with the mean and std they stayed high, and flagged, for 30)."""
+    history, _ = machine(np.random.default_rng(0), anomalies=False)
+    later, _ = machine(np.random.default_rng(1), anomalies=False,
+                       start=START + pd.Timedelta(days=30))
+    model = fit(prepare(read_csv(to_csv_bytes(history))))
+    before = model.score(prepare(read_csv(to_csv_bytes(later)))).frame["is_anomaly"]
+    at = 2000
+    later.loc[at, "temperature"] += 40
+    after = model.score(prepare(read_csv(to_csv_bytes(later)))).frame["is_anomaly"]
+    assert after.iloc[at] == 1
+    new_flags = (after.to_numpy() == 1) & (before.to_numpy() == 0)
+    assert new_flags[at + 2:at + 31].sum() == 0  # the reading after it may step back
+
+
+def test_a_busy_hour_is_no_drift():
+    """Against the overall level, every rush hour of a lift looks like a drift; against
+    the usual level at that hour, it does not."""
+    rng = np.random.default_rng(5)
+    times = pd.date_range("2025-03-01", periods=14 * 144, freq="10min")
+    hour = times.hour.to_numpy() + times.minute.to_numpy() / 60
+    busy = 40 + 220 * (np.exp(-((hour - 8.5) ** 2) / 3) + np.exp(-((hour - 17.5) ** 2) / 3))
+    frame = pd.DataFrame({"timestamp": times.astype(str),
+                          "revolutions": busy + rng.normal(0, 8, len(times))})
+    model, result = fit_score(prepare(read_csv(to_csv_bytes(frame))))
+    assert model.featurizer.daily_["revolutions"]
+    assert not result.frame["reasons"].str.contains("revolutions median").any()
