@@ -196,10 +196,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not models:
         echo("no models registered yet: train one with `vigil train BASELINE.csv --profile P`")
         return 0
-    echo(f"{'version':24} {'created':20} {'profile':8} {'detector':17} {'rows':>8} active")
+    echo(f"{'version':24} {'created':20} {'age':>5} {'profile':8} {'detector':17} {'rows':>8} "
+         f"{'drift':>6} active")
     for m in models:
-        echo(f"{m['version']:24} {m['created_at']:%Y-%m-%d %H:%M:%S}  {m['profile']:8} "
-              f"{m['detector']:17} {m['training_rows']:8} {'yes' if m['is_active'] else ''}")
+        drift = "" if m["last_drift"] is None else f"{m['last_drift']:.1%}"
+        echo(f"{m['version']:24} {m['created_at']:%Y-%m-%d %H:%M:%S}  {m['age_days']:4}d "
+             f"{m['profile']:8} {m['detector']:17} {m['training_rows']:8} {drift:>6} "
+             f"{'yes' if m['is_active'] else ''}{'  stale: retrain' if m['stale'] else ''}")
     return 0
 
 

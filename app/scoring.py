@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from detection import Dataset, Model, ScoredFrame, fit, fit_score, prepare, read_csv
+from detection.envelope import STALE_WARNING, Drift
 from detection.export import write_csv
 from detection.reading import Source, read_pieces
 from detection.stream import StreamScorer
@@ -56,6 +57,30 @@ def scored_pieces(source: Source, model: Model, *, columns: dict[str, str | None
 
 
 @dataclass
+class PieceNotes:
+    """The warnings of a file scored in pieces, each once, and its drift from the model's
+    baseline over all the pieces: one stale-model warning for the file, not one per piece."""
+
+    found: list[str] = field(default_factory=list)
+    drifts: list[Drift] = field(default_factory=list)
+
+    def add(self, result: ScoredFrame) -> None:
+        self.found += [w for w in result.warnings
+                       if w not in self.found and not w.startswith(STALE_WARNING)]
+        if result.drift is not None:
+            self.drifts.append(result.drift)
+
+    @property
+    def drift(self) -> Drift | None:
+        return Drift.combine(self.drifts) if self.drifts else None
+
+    @property
+    def warnings(self) -> list[str]:
+        drift = self.drift
+        return self.found + ([drift.warning()] if drift is not None and drift.stale else [])
+
+
+@dataclass
 class PiecesScored:
     """What scoring a file in pieces found, for the closing lines."""
 
@@ -63,7 +88,11 @@ class PiecesScored:
     rows: int = 0
     flagged: int = 0
     threshold_note: str = ""
-    warnings: list[str] = field(default_factory=list)
+    notes: PieceNotes = field(default_factory=PieceNotes)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.notes.warnings
 
 
 def first_piece(source: Source, *, profile: str = "auto",
@@ -84,7 +113,7 @@ def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
         done.rows += len(result.frame)
         done.flagged += int(result.frame["is_anomaly"].sum())
         done.threshold_note = result.threshold_note
-        done.warnings.extend(w for w in result.warnings if w not in done.warnings)
+        done.notes.add(result)
     return done
 
 

@@ -9,9 +9,15 @@ per feature, the baseline's median and the distances above and below it within w
 all but ``EDGE_SHARE`` of its rows lie. A row's *reach* is its largest distance in those
 units: 1 at the baseline's edge, 2 twice as far out. Reach ``REACH_FLAG`` scores the
 flag score, and the anomaly score is the larger of the forest's and the envelope's.
+
+The same edges measure drift: a file from the baseline's source has about 2 x
+``EDGE_SHARE`` of its rows outside them on any one feature; ten times that on some
+feature says the model no longer describes the source (``Drift.stale``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,3 +61,64 @@ class Envelope:
         """The 0-100 score of each row's reach: ``REACH_FLAG`` scores the flag score."""
         z = np.clip((self.reach(X) - REACH_FLAG) * _SLOPE, -50, 50)
         return 100.0 / (1.0 + np.exp(-z))
+
+    def outside(self, X: np.ndarray) -> np.ndarray:
+        """Per feature, the share of rows beyond its edges (about 1% in the baseline)."""
+        shares = np.zeros(X.shape[1])
+        for j in np.flatnonzero((self.up_ > 0) | (self.down_ > 0)):
+            column = X[:, j].astype("float64") - self.center_[j]
+            shares[j] = np.count_nonzero((column * self.up_[j] > 1)
+                                         | (-column * self.down_[j] > 1)) / max(len(X), 1)
+        return shares
+
+
+STALE_SHARE = 0.10    # ten times what the baseline itself has outside its edges
+MIN_DRIFT_ROWS = 200  # fewer rows (an API body, a stream batch) cannot tell drift from chance
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How far a scored file lies from the model's baseline: per feature, the rows outside
+    the baseline's edges; ``share`` and ``feature`` name the feature where most are."""
+
+    outside: tuple[int, ...]
+    names: tuple[str, ...]
+    rows: int
+
+    @classmethod
+    def of(cls, envelope: Envelope, X: np.ndarray, names: list[str]) -> Drift:
+        counts = np.rint(envelope.outside(X) * len(X)).astype(int)
+        return cls(tuple(counts.tolist()), tuple(names), len(X))
+
+    @classmethod
+    def combine(cls, parts: list[Drift]) -> Drift:
+        """One file's drift from the drifts of its pieces."""
+        counts = np.sum([p.outside for p in parts], axis=0)
+        return cls(tuple(counts.tolist()), parts[0].names, sum(p.rows for p in parts))
+
+    @property
+    def share(self) -> float:
+        return max(self.outside, default=0) / max(self.rows, 1)
+
+    @property
+    def feature(self) -> str:
+        return self.names[int(np.argmax(self.outside))] if self.names else ""
+
+    @property
+    def judged(self) -> bool:
+        """From ``MIN_DRIFT_ROWS`` rows up: an API body or a stream batch is too few to
+        tell drift from chance."""
+        return self.rows >= MIN_DRIFT_ROWS
+
+    @property
+    def stale(self) -> bool:
+        return self.judged and self.share > STALE_SHARE
+
+    def warning(self) -> str:
+        return (f"{STALE_WARNING}: retrain it on recent normal history. {self.share:.0%} of "
+                f"the rows lie outside its baseline's range on {self.feature} (about "
+                f"{2 * EDGE_SHARE:.0%} would from the same source; stale above "
+                f"{STALE_SHARE:.0%})")
+
+
+STALE_WARNING = "the model is stale"

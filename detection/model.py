@@ -19,7 +19,7 @@ from detection.calibration import FLAG_SCORE, Calibration, severity
 from detection.columns import ColumnMapping
 from detection.dataset import Dataset
 from detection.detectors import TAIL_SHARE, make_detector
-from detection.envelope import EDGE_SHARE, REACH_FLAG, Envelope
+from detection.envelope import EDGE_SHARE, REACH_FLAG, Drift, Envelope
 from detection.errors import ModelMismatchError, NoNumericColumnError, TooFewRowsError
 from detection.features import FEATURIZERS
 
@@ -106,6 +106,7 @@ class ScoredFrame:
     mapping: ColumnMapping = field(default_factory=ColumnMapping)
     time: pd.Series | None = None
     metrics: tuple[str, ...] = ()
+    drift: Drift | None = None  # scored by a registered model: how far from its baseline
 
     @property
     def anomalies(self) -> pd.DataFrame:
@@ -132,10 +133,12 @@ class Model:
     def version(self) -> str:
         return self.metadata["version"]
 
-    def _detector_input(self, dataset: Dataset, features) -> np.ndarray:
+    def _detector_input(self, dataset: Dataset, features) -> tuple[np.ndarray, list[str]]:
+        """The matrix the detector reads, and its column names."""
         if self.metadata["detector"] == DEFAULT_DETECTOR:
-            return features.X.to_numpy()
-        return self.featurizer.level_columns(dataset, features).to_numpy(dtype="float64")
+            return features.X.to_numpy(), list(features.X.columns)
+        levels = self.featurizer.level_columns(dataset, features)
+        return levels.to_numpy(dtype="float64"), list(levels.columns)
 
     def check_profile(self, profile: str) -> None:
         """Refuse a file read as another profile than the model's."""
@@ -152,15 +155,22 @@ class Model:
         dataset = dataset.with_constant_metrics()
         if features is None:
             features = self.featurizer.transform(dataset)
-        X = self._detector_input(dataset, features)
-        return self._result(dataset, features, self._scores(X, self.detector.score_samples(X)))
+        X, names = self._detector_input(dataset, features)
+        result = self._result(dataset, features, self._scores(X, self.detector.score_samples(X)))
+        if self.envelope is not None:  # None: a model saved before drift was measured
+            label = getattr(self.featurizer, "feature_label", str)
+            result.drift = Drift.of(self.envelope, X, [label(name) for name in names])
+            if result.drift.stale:
+                result.warnings.append(result.drift.warning())
+        return result
 
     def _scores(self, X: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """The 0-100 anomaly score of each row: the calibrated detector score, or the
         envelope's where a feature lies far outside the baseline (detection.envelope)."""
         scores = self.calibration.transform(raw)
-        envelope = getattr(self, "envelope", None)  # a z-score model, or one saved before it
-        return scores if envelope is None else np.maximum(scores, envelope.score(X))
+        if self.envelope is None or self.metadata["detector"] != DEFAULT_DETECTOR:
+            return scores  # a z-score's band is the whole rule; a model saved before
+        return np.maximum(scores, self.envelope.score(X))
 
     def _result(self, dataset: Dataset, features, scores: np.ndarray) -> ScoredFrame:
         flagged = scores > FLAG_SCORE
@@ -258,13 +268,12 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
                       "pandas": pd.__version__, "numpy": np.__version__},
     }
     model = Model(dataset.profile, featurizer, estimator, Calibration(0.0, 1.0, 1.0), metadata)
-    X = model._detector_input(dataset, features)
+    X, _ = model._detector_input(dataset, features)
     estimator.fit(X)
     train_scores = estimator.score_samples(X)
     threshold = estimator.threshold(train_scores, normal=normal)
     model.calibration = Calibration.fit(train_scores, threshold, normal=normal)
-    if detector == DEFAULT_DETECTOR:
-        model.envelope = Envelope().fit(X)
+    model.envelope = Envelope().fit(X)
     metadata["threshold"] = {"score": FLAG_SCORE, "raw": threshold}
     metadata["threshold_note"] = _threshold_note(estimator, estimator.get_params(), normal)
     return model, features, model._scores(X, train_scores)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import defer
 
 from detection import Model
 from storage.db import transaction
 from storage.errors import ModelNotFoundError, StorageError
-from storage.schema import ModelVersion
+from storage.schema import DetectionRun, ModelVersion
 from storage.text import NAME_CHARS, clean, clean_json
 
 # What `vigil models` and the models page show; the serialised model stays in the table.
@@ -45,13 +45,27 @@ def save_model(engine: Engine, *, model: Model, source_name: str | None = None,
 
 
 def list_models(engine: Engine, *, profile: str | None = None) -> list[dict]:
-    """Metadata of every registered model, newest first."""
+    """Metadata of every registered model, newest first, with the drift of the last
+    stored run it scored (``last_drift``, ``last_drift_feature``, ``last_drift_at``;
+    None when it scored none)."""
     query = (select(ModelVersion).options(defer(ModelVersion.model))
              .order_by(ModelVersion.created_at.desc(), ModelVersion.version.desc()))
     if profile:
         query = query.where(ModelVersion.profile == profile)
+    latest = (select(func.max(DetectionRun.id))
+              .where(DetectionRun.drift_share.is_not(None))
+              .group_by(DetectionRun.model_version))
+    drift_query = (select(DetectionRun.model_version, DetectionRun.drift_share,
+                          DetectionRun.drift_feature, DetectionRun.created_at)
+                   .where(DetectionRun.id.in_(latest)))
     with transaction(engine) as session:
-        return [_as_dict(row) for row in session.scalars(query)]
+        drifts = {version: (share, feature, at)
+                  for version, share, feature, at in session.execute(drift_query)}
+        models = [_as_dict(row) for row in session.scalars(query)]
+    for model in models:
+        share, feature, at = drifts.get(model["version"], (None, None, None))
+        model |= {"last_drift": share, "last_drift_feature": feature, "last_drift_at": at}
+    return models
 
 
 def _known(engine: Engine) -> str:

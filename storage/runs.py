@@ -71,6 +71,8 @@ class RunToSave:
     score_histogram: list | None = None
     incident_gap_minutes: float | None = None  # None: the profile's default
     columns: list[str] | None = None  # the file's columns in file order
+    drift_share: float | None = None  # scored by a registered model: see detection.envelope
+    drift_feature: str | None = None
 
     @property
     def incident_gap(self) -> pd.Timedelta:
@@ -99,6 +101,7 @@ class RunToSave:
         inputs = inputs.astype(object).where(inputs.notna(), None)
         entity = result.entity_column
         times = result.time.loc[flagged.index] if result.time is not None else None
+        judged = result.drift is not None and result.drift.judged
         anomalies = pd.DataFrame({
             "row_number": flagged.index.to_numpy(dtype="int64"),
             "event_time": (times.dt.tz_localize(UTC).to_numpy(dtype=object)
@@ -123,6 +126,9 @@ class RunToSave:
             chart_data=chart_data, score_histogram=score_histogram,
             incident_gap_minutes=incident_gap_minutes,
             columns=[clean(str(c)) for c in inputs.columns],
+            # Stored when judged: a few rows (an API body) say nothing of the source.
+            drift_share=result.drift.share if judged else None,
+            drift_feature=clean(result.drift.feature, NAME_CHARS) if judged else None,
         )
 
 
@@ -175,7 +181,8 @@ def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
         "severity_counts": run.severity_counts, "entity_column": run.entity_column,
         "time_column": run.time_column, "status": "complete", "warnings": run.warnings,
         "chart_data": run.chart_data, "score_histogram": run.score_histogram,
-        "columns": run.columns,
+        "columns": run.columns, "drift_share": run.drift_share,
+        "drift_feature": run.drift_feature,
     }
     with refused_values(f"run {run.source_name!r}"):
         return _save(engine, run, values)

@@ -117,6 +117,12 @@ class DetectionRun(Base):
         comment="Binned normal rows of the whole file (Parquet) for the dashboard's charts.")
     score_histogram: Mapped[list | None] = mapped_column(
         Json, comment="Rows per 1-point score bin, [[bin start, rows], ...] (JSON).")
+    drift_share: Mapped[float | None] = mapped_column(
+        Float, comment="Scored by a registered model: share of rows outside its baseline's "
+                       "range on the feature where it is largest (about 0.01 from the same "
+                       "source; above 0.10 the model is stale). Empty when fitted on the file.")
+    drift_feature: Mapped[str | None] = mapped_column(
+        String(255), comment="The feature drift_share was measured on.")
 
 
 class Anomaly(Reviewed, Base):

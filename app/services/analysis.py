@@ -146,7 +146,7 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
         notes.append(f"This file has about {rows:,} rows: the model fitted on it learned "
                      f"from {scoring.FIT_ROWS:,} of them, in {scoring.FIT_STRETCHES} "
                      "stretches spread over the file, and then scored every row.")
-    parts, series, counts, tops, warnings = [], [], 0, [], []
+    parts, series, counts, tops, notes_of_pieces = [], [], 0, [], scoring.PieceNotes()
     for result in scoring.scored_pieces(data, model, columns=columns):
         if not model_version:
             result.model_version = None  # the model exists only for this file
@@ -155,7 +155,10 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
         series.append(series_frame(result))
         counts = counts + score_counts(result)
         tops.append(result.anomalies.nlargest(top, "anomaly_score"))
-        warnings += [w for w in result.warnings if w not in warnings]
+        notes_of_pieces.add(result)
+    warnings = notes_of_pieces.warnings
+    # Drift from a baseline: a model fitted on this file has none to measure against.
+    drift = notes_of_pieces.drift if model_version else None
     if len(warnings) > MAX_WARNINGS:
         warnings = [*warnings[:MAX_WARNINGS], f"… and {len(warnings) - MAX_WARNINGS:,} "
                     "more warnings about later rows of the file."]
@@ -165,7 +168,9 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
         parts[0], anomalies=pd.concat(flagged, ignore_index=True),
         total_rows=sum(p.total_rows for p in parts), warnings=notes + warnings,
         chart_data=to_parquet(merge_series(series)), score_histogram=histogram(counts),
-        incident_gap_minutes=vigil.settings.incident_gap_minutes(parts[0].profile))
+        incident_gap_minutes=vigil.settings.incident_gap_minutes(parts[0].profile),
+        drift_share=drift.share if drift is not None and drift.judged else None,
+        drift_feature=drift.feature if drift is not None and drift.judged else None)
     return Analysis(run, top=pd.concat(tops).nlargest(top, "anomaly_score"),
                     time_based=result.time is not None)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import Engine
 
 from app.vigil import Vigil
 from detection import Dataset, Model, fit
+from detection.envelope import STALE_SHARE
 from storage import audit, registry
 
 
@@ -28,8 +30,17 @@ def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
 
 
 def list_models(vigil: Vigil, *, profile: str | None = None) -> list[dict]:
+    """Registered models, newest first, each with its age in days and its last drift
+    figure (``stale`` when that run found it stale: see detection.envelope)."""
     vigil.require("viewer")
-    return registry.list_models(vigil.engine, profile=profile)
+    now = datetime.now(UTC)
+    models = registry.list_models(vigil.engine, profile=profile)
+    for model in models:
+        created = model["created_at"]
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        model["age_days"] = (now - created).days
+        model["stale"] = model["last_drift"] is not None and model["last_drift"] > STALE_SHARE
+    return models
 
 
 def load_model(vigil: Vigil, version: str) -> Model:

@@ -4,8 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from app import services, ui
+from app.text import markdown
 from detection import PROFILES
 from detection.detectors import DETECTORS
+from detection.envelope import STALE_SHARE
 
 vigil = ui.vigil()
 
@@ -16,9 +18,23 @@ st.caption("A model is fitted on a baseline of normal history and then scores ne
 with ui.user_errors():
     models = services.list_models(vigil)
 if models:
-    table = pd.DataFrame(models).drop(columns=["libraries", "features", "training_hash"])
+    table = pd.DataFrame(models).drop(columns=["libraries", "features", "training_hash",
+                                              "stale"])
     table["threshold"] = table["threshold"].map(lambda t: t.get("score"))
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "age_days": st.column_config.NumberColumn("age (days)"),
+        "last_drift": st.column_config.NumberColumn(
+            "last drift", format="percent",
+            help="Share of the last run's rows outside the model's baseline range on one "
+                 f"feature: about 1% from the same source; above {STALE_SHARE:.0%} the "
+                 "model is stale."),
+    })
+    for m in models:
+        if m["stale"]:
+            st.warning(markdown(
+                f"{m['version']} is stale: its last run had {m['last_drift']:.0%} of its rows "
+                f"outside the baseline's range on {m['last_drift_feature']}. Train a new "
+                "model on recent normal history."))
     cols = st.columns(2)
     with cols[0].form("activate"):
         version = st.selectbox("Version", [m["version"] for m in models])

@@ -35,6 +35,10 @@ from detection.features.base import (
 from detection.threads import THREADS
 
 KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend", "repeat")
+# How each kind reads in a message about a feature (a model's drift).
+KIND_WORDS = {"level": "level", "time_of_day": "level for the hour", "trend": "recent level",
+              "vs_recent": "change vs recent readings", "step": "step between readings",
+              "spread": "variability", "repeat": "repeated readings"}
 FAMILY = {"level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
           "step": "change", "spread": "spread", "repeat": "spread"}
 MIN_HISTORY = 5        # readings before the recent-window features say anything
@@ -350,6 +354,11 @@ class SensorFeatures:
     def _frame(self, dataset: Dataset, ordered: np.ndarray, context: dict) -> pd.DataFrame:
         X = ordered[:, context["position"]].T
         return pd.DataFrame(X, index=dataset.frame.index, columns=self.feature_names_, copy=False)
+
+    def feature_label(self, name: str) -> str:
+        """A feature as people read it: ``vibration (variability)``."""
+        metric, kind = name.rsplit(":", 1)
+        return f"{metric} ({KIND_WORDS[kind]})"
 
     def level_columns(self, dataset: Dataset, features: FeatureSet) -> pd.DataFrame:
         return dataset.metrics[self.metrics_]

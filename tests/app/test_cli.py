@@ -338,3 +338,26 @@ def test_bootstrap_creates_the_administrator_once(tmp_path):
     (tmp_path / "other").mkdir()
     unset = vigil("users", "bootstrap", tmp_path=tmp_path / "other")
     assert "not set: nothing to do" in unset.stdout
+
+
+def test_a_model_whose_source_has_shifted_is_called_stale_in_score_and_models(tmp_path):
+    from sample_data.generate import START, machine
+
+    history, _ = machine(np.random.default_rng(0), anomalies=False)
+    later, _ = machine(np.random.default_rng(1), anomalies=False,
+                       start=START + pd.Timedelta(days=30))
+    later["temperature"] += 6.0  # the machine now runs warmer
+    history.to_csv(tmp_path / "history.csv", index=False)
+    later.to_csv(tmp_path / "later.csv", index=False)
+    train = vigil("train", "history.csv", "--profile", "sensor", tmp_path=tmp_path)
+    version = train.stdout.strip().splitlines()[-1].split()[-1]
+    for args in [(), ("--save",)]:  # in pieces (bounded memory), and whole to store it
+        score = vigil("score", "later.csv", "--model", version, "--out", "o.csv", *args,
+                      tmp_path=tmp_path)
+        assert score.returncode == 0, score.stderr
+        stale = [line for line in score.stderr.splitlines() if "the model is stale" in line]
+        assert len(stale) == 1 and "temperature (" in stale[0], score.stderr
+    listed = vigil("models", tmp_path=tmp_path).stdout.splitlines()
+    assert "drift" in listed[0] and "age" in listed[0]
+    row = next(line for line in listed if line.startswith(version))
+    assert "0d" in row and "%" in row and row.endswith("stale: retrain")

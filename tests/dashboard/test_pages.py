@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from app.vigil import Vigil
 from sample_data import sample_path
 from storage.anomalies import AnomalyFilter
 from storage.schema import AlertNotification, Anomaly, DetectionRun
+from tests.conftest import to_csv_bytes
 from tests.dashboard.conftest import chart_payload, open_page, shown
 
 PAGES = ["overview", "analyze", "explore", "live", "alerts", "models"]
@@ -414,3 +416,23 @@ def test_first_start_offers_the_administrator_form_until_one_exists(dashboard_en
     fresh.text_input[1].input("correct horse battery")
     next(b for b in fresh.button if b.label == "Sign in").click().run()
     assert [t.value for t in fresh.title] == ["Overview"]
+
+
+def test_models_page_shows_age_drift_and_a_stale_model(dashboard_env):
+    from sample_data.generate import START, machine
+
+    history, _ = machine(np.random.default_rng(0), anomalies=False)
+    later, _ = machine(np.random.default_rng(1), anomalies=False,
+                       start=START + pd.Timedelta(days=30))
+    later["temperature"] += 6.0
+    vigil = Vigil()
+    meta = services.train(vigil, services.read_dataset(to_csv_bytes(history)))
+    result = services.analyze(vigil, services.read_dataset(to_csv_bytes(later)),
+                              model_version=meta["version"])
+    services.save(vigil, result, source_name="later.csv", file_sha256="e" * 64)
+    at = open_page("models")
+    table = at.dataframe[0].value
+    assert {"age_days", "last_drift"} <= set(table.columns)
+    assert table.loc[0, "last_drift"] > 0.5
+    assert any(f"{meta['version']} is stale" in w and "temperature (" in w
+               for w in shown(at.warning))

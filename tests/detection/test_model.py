@@ -130,3 +130,44 @@ def test_a_reading_near_the_float_limit_scores_without_numpy_warnings(recwarn, d
     assert bool(result.loc[10, "is_anomaly"]) is caught
     assert result["anomaly_score"].notna().all()
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def normal_months(shift: float = 0.0):
+    """A model of one machine's normal month, and its next month (``shift`` added)."""
+    from sample_data.generate import START, machine
+
+    history, _ = machine(np.random.default_rng(0), anomalies=False)
+    later, _ = machine(np.random.default_rng(1), anomalies=False,
+                       start=START + pd.Timedelta(days=30))
+    later["temperature"] += shift
+    return fit(prepare(history)), later
+
+
+def test_a_file_from_the_baselines_source_shows_little_drift():
+    model, later = normal_months()
+    result = model.score(prepare(later))
+    assert result.drift.judged and result.drift.share < 0.05 and not result.drift.stale
+    assert not any("stale" in w for w in result.warnings)
+
+
+def test_a_shifted_source_is_reported_stale_by_feature():
+    """A machine that now runs 6 degrees warmer: most of the file is outside the baseline's
+    range, and the result says which feature and that the model needs retraining."""
+    model, later = normal_months(shift=6.0)
+    result = model.score(prepare(later))
+    assert result.drift.stale and result.drift.share > 0.5
+    assert result.drift.feature.startswith("temperature (")
+    assert any(w.startswith("the model is stale: retrain it on recent normal history")
+               and result.drift.feature in w for w in result.warnings)
+
+
+def test_a_hundred_rows_are_too_few_to_call_a_model_stale():
+    model, later = normal_months(shift=6.0)
+    result = model.score(prepare(later.head(100)))
+    assert not result.drift.judged and not result.drift.stale
+    assert not any("stale" in w for w in result.warnings)
+
+
+def test_a_model_fitted_on_the_file_reports_no_drift():
+    _, later = normal_months()
+    assert fit_score(prepare(later))[1].drift is None

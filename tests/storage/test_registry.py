@@ -55,3 +55,25 @@ def test_unknown_versions_and_empty_rollback(engine, models):
         activate_model(engine, version="nope")
     with pytest.raises(StorageError, match="no earlier sensor model"):
         rollback_model(engine, profile="sensor")
+
+
+def test_models_list_the_drift_of_the_last_run_they_scored(engine, models):
+    from dataclasses import replace
+
+    from storage.runs import save_run
+    from tests.storage.conftest import make_run
+
+    save_model(engine, model=models[0])
+    save_model(engine, model=models[1])
+    version = models[0].version
+    first = replace(make_run(file_sha256="a" * 64), model_version=version, drift_share=0.4,
+                    drift_feature="vibration (level)")
+    last = replace(make_run(file_sha256="b" * 64), model_version=version, drift_share=0.02,
+                   drift_feature="vibration (variability)")
+    small = replace(make_run(file_sha256="c" * 64), model_version=version)  # no figure
+    for run in (first, last, small):
+        save_run(engine, run=run)
+    listed = {m["version"]: m for m in list_models(engine)}
+    assert listed[version]["last_drift"] == pytest.approx(0.02)
+    assert listed[version]["last_drift_feature"] == "vibration (variability)"
+    assert listed[models[1].version]["last_drift"] is None
