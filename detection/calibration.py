@@ -1,10 +1,10 @@
 """Map raw detector scores to the 0–100 anomaly score and severities.
 
 The map is a logistic curve anchored on the baseline: the flag threshold scores 50,
-the median baseline row scores 10 and the most anomalous baseline row 97 (the curve
-is steeper above the threshold than below when the tail is short). A baseline of
-normal history has no anomalous rows: there, 97 lies as far above the threshold as
-the median lies below it. It is continuous
+the median baseline row scores 10, and the top 5% of the flagged baseline rows score
+95 and above ("critical"; where ties make that impossible, the most anomalous row
+scores 97). A baseline of normal history has no anomalous rows: there, 97 lies as far
+above the threshold as the median lies below it. It is continuous
 and strictly increasing, so the detector's ranking is kept, and it makes runs scored
 by different detectors comparable.
 """
@@ -20,8 +20,16 @@ FLAG_SCORE = 50.0
 MEDIAN_SCORE = 10.0
 MAX_SCORE = 97.0
 # Lower bounds of each severity on the 0–100 scale; flagged rows start at FLAG_SCORE.
-SEVERITY_BANDS = (("critical", 95.0), ("high", 85.0), ("medium", 70.0), ("low", FLAG_SCORE))
+CRITICAL_SCORE = 95.0
+SEVERITY_BANDS = (("critical", CRITICAL_SCORE), ("high", 85.0), ("medium", 70.0),
+                  ("low", FLAG_SCORE))
+CRITICAL_SHARE = 0.05  # of the baseline's flagged rows, the top share that is "critical"
 SEVERITIES = ("none", "low", "medium", "high", "critical")
+
+
+def _logit(score: float) -> float:
+    """Logistic units between the flag score (50) and ``score``."""
+    return abs(float(np.log(score / (100 - score))))
 
 
 @dataclass(frozen=True)
@@ -37,13 +45,24 @@ class Calibration:
             fallback = float(np.std(train_scores)) or 1.0
         # Degenerate baselines (most rows tie at the threshold) fall back to the scores'
         # own spread: any positive slope keeps the map monotonic.
-        below = (threshold - float(np.median(train_scores))) or fallback
-        # A baseline of normal history has no anomalous top row to anchor 97 on (its top
-        # is ordinary variation, near the cut-off: rows just over it would all score
-        # "critical"): 97 lies as far above the cut-off as the median lies below it.
-        above = below if normal else (float(np.max(train_scores)) - threshold) or fallback
-        below /= np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE)
-        above /= np.log(MAX_SCORE / (100 - MAX_SCORE))
+        gap = (threshold - float(np.median(train_scores))) or fallback
+        below = gap / _logit(MEDIAN_SCORE)
+        if normal:
+            # History free of anomalies has no anomalous top row to anchor on (its top is
+            # ordinary variation near the cut-off: rows just over it would all score
+            # "critical"): 97 lies as far above the cut-off as the median lies below it.
+            above = gap / _logit(MAX_SCORE)
+        else:
+            # The top CRITICAL_SHARE of the flagged baseline rows score "critical": attacks
+            # come in bursts of near-equal rows at the top, and anchored on the maximum
+            # most flags would be critical, which then ranks nothing.
+            flagged = float(np.mean(train_scores > threshold))
+            top = float(np.quantile(train_scores, 1 - CRITICAL_SHARE * flagged))
+            if top > threshold:
+                above = (top - threshold) / _logit(CRITICAL_SCORE)
+            else:  # ties at the top: the most anomalous row scores 97
+                above = ((float(np.max(train_scores)) - threshold) or fallback) / _logit(
+                    MAX_SCORE)
         return cls(float(threshold), abs(float(below)), abs(float(above)))
 
     def transform(self, raw: np.ndarray) -> np.ndarray:

@@ -93,7 +93,16 @@ def test_calibration_is_monotonic_and_anchored():
     assert scores.min() >= 0 and scores.max() <= 100
     assert cal.transform([threshold])[0] == pytest.approx(50)
     assert cal.transform([np.median(train)])[0] == pytest.approx(10)
-    assert cal.transform([train.max()])[0] == pytest.approx(97)
+    # The top 5% of the flagged baseline rows are "critical" (95 and up), not most of them.
+    critical = (cal.transform(train) >= 95).sum() / (train > threshold).sum()
+    assert critical == pytest.approx(0.05, abs=0.01)
+
+
+def test_calibration_with_no_baseline_row_over_the_cut_off_stays_monotonic():
+    train = np.linspace(0, 1, 1000)
+    cal = Calibration.fit(train, threshold=1.0)  # the cut-off at the baseline's top
+    scores = cal.transform(np.linspace(0, 3, 300))
+    assert (np.diff(scores) > 0).all() and cal.transform([1.0])[0] == pytest.approx(50)
 
 
 def test_calibration_of_a_normal_baseline_keeps_critical_for_rows_far_beyond_it():

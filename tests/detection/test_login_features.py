@@ -167,3 +167,18 @@ def test_brute_force_is_caught_among_5000_users_over_a_year():
     assert int(np.expm1(X.loc[attacked.index, "user_failures_1h"]).round().max()) == 20
     assert attacked["is_anomaly"].all()
     assert attacked["reasons"].str.contains("failed logins for user0042 in the last hour").any()
+
+
+def test_critical_is_rare_and_ranks_attacks_first():
+    """Attacks come in bursts of near-equal rows at the top: anchored on the top row, 59%
+    of the sample's flags were critical. Now the top 5% of flags are, all of them attacks."""
+    from sample_data import labels_path, sample_path
+
+    result = fit_score(prepare(read_csv(sample_path("logins.csv"))))[1].frame
+    attacks = set(pd.read_csv(labels_path("logins.csv"))["row"])
+    flagged = result[result["is_anomaly"] == 1]
+    critical = flagged[flagged["severity"] == "critical"]
+    assert 0 < len(critical) <= 0.1 * len(flagged)
+    assert set(critical.index) <= attacks
+    high_or_more = flagged[flagged["severity"].isin(["high", "critical"])]
+    assert len(set(high_or_more.index) & attacks) / len(high_or_more) > 0.95
