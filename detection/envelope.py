@@ -24,6 +24,7 @@ import numpy as np
 from detection.calibration import MEDIAN_SCORE
 
 EDGE_SHARE = 0.005  # on each side
+FIT_ROWS = 100_000
 REACH_FLAG = 2.0
 # The envelope's score on the 0-100 scale: a logistic curve through (1, MEDIAN_SCORE)
 # and (REACH_FLAG, 50, the flag score), like the forest's calibration.
@@ -39,9 +40,10 @@ class Envelope:
     """
 
     def fit(self, X: np.ndarray) -> Envelope:
-        X = np.asarray(X, dtype="float64")
-        self.center_ = np.nanmedian(X, axis=0)
-        low, high = np.nanquantile(X, [EDGE_SHARE, 1 - EDGE_SHARE], axis=0)
+        # Above FIT_ROWS rows an evenly spaced sample stands in for all (the 0.5% edges
+        # of 100,000 rows are 500 rows deep): a million rows' quantiles took 1.3 s.
+        X = np.asarray(X[:: max(1, len(X) // FIT_ROWS)], dtype="float64")
+        low, self.center_, high = np.nanquantile(X, [EDGE_SHARE, 0.5, 1 - EDGE_SHARE], axis=0)
         # 1 / distance to each edge; 0 switches a side off.
         with np.errstate(divide="ignore"):
             self.up_ = np.where(high > self.center_, 1.0 / (high - self.center_), 0.0)
@@ -50,12 +52,12 @@ class Envelope:
 
     def reach(self, X: np.ndarray) -> np.ndarray:
         """Each row's largest distance from the baseline's median, in edge units."""
-        reach = np.zeros(len(X))
+        reach = np.zeros(len(X), dtype=X.dtype)
         for j in np.flatnonzero((self.up_ > 0) | (self.down_ > 0)):  # one column at a time:
-            column = np.nan_to_num(X[:, j].astype("float64") - self.center_[j])  # no n x d copy
-            np.maximum(reach, column * self.up_[j], out=reach)
-            np.maximum(reach, -column * self.down_[j], out=reach)
-        return reach
+            column = X[:, j] - X.dtype.type(self.center_[j])          # no n x d copy
+            np.fmax(reach, column * X.dtype.type(self.up_[j]), out=reach)  # NaN: no reach
+            np.fmax(reach, column * X.dtype.type(-self.down_[j]), out=reach)
+        return reach.astype("float64")
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """The 0-100 score of each row's reach: ``REACH_FLAG`` scores the flag score."""

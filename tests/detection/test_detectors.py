@@ -148,6 +148,10 @@ def test_the_envelope_reaches_rows_far_out_on_one_feature_of_many():
     rows[3, 19] = 1.0    # the indicator set: rare, but the envelope leaves it alone
     reach = envelope.reach(rows)
     assert reach[1] > 4 and reach[0] < 0.1 and reach[2] < 1 and reach[3] == reach[0]
+    missing = rows[1:2].copy()
+    missing[0, 0] = np.nan  # a feature without a value takes nothing from the others
+    assert envelope.reach(missing)[0] == pytest.approx(reach[1])
+    assert envelope.reach(rows.astype(np.float32)) == pytest.approx(reach, rel=1e-5)
     scores = envelope.score(rows)
     assert scores[1] > 90 and scores[0] < 10 and scores[2] < 50
     assert envelope.score(np.array([[0.0] * 7 + [2 * 2.58] + [0.0] * 12]))[0] == \
