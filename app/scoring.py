@@ -149,5 +149,6 @@ def fit_on_stretches(source: Source, *, rows: int, profile: str,
     count = -(-rows // size)
     wanted = set(np.linspace(0, count - 1, min(FIT_STRETCHES, count)).round().astype(int))
     stretches = [piece for i, piece in enumerate(read_pieces(source, size)) if i in wanted]
+    # Stretches of the file to be scored, not normal history: cut as fit_score cuts.
     return fit(prepare(pd.concat(stretches), profile=profile, columns=columns),
-               detector=detector, **params)
+               detector=detector, normal=False, **params)

@@ -280,7 +280,7 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
 
 
 def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | None = None,
-        **params) -> Model:
+        normal: bool = True, **params) -> Model:
     """Fit a model on a baseline of normal history.
 
     Parameters
@@ -290,13 +290,15 @@ def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | Non
     detector : {"isolation_forest", "zscore", "robust_zscore"}
     window : int, optional
         Sensor profile: readings in the recent window (default 30).
+    normal : bool, default True
+        The baseline is normal history: the flag cut-off sits above its own tail (see
+        ``IsolationForestDetector.threshold``), so later normal files flag few rows.
+        False: it is (part of) the file to be scored, expected to hold anomalies, as in
+        :func:`fit_score`.
     **params
         Detector parameters, e.g. ``contamination=0.01`` or ``mean=20, std=2, multiplier=3``.
-
-    The baseline is taken as normal: the flag cut-off sits above its own tail (see
-    ``IsolationForestDetector.threshold``), so later normal files flag few rows.
     """
-    return _fit(dataset, detector, params, window, normal=True)[0]
+    return _fit(dataset, detector, params, window, normal=normal)[0]
 
 
 def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | None = None,

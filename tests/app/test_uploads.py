@@ -73,6 +73,9 @@ def test_a_big_upload_fitted_on_itself_learns_from_stretches_and_says_so(
                                       "it learned from 2,000 of them, in 20 stretches")
     share = len(run.anomalies) / run.total_rows
     assert 0.01 <= share <= 0.04, share  # the chosen 2%, learned from a quarter of the rows
+    # Cut as a file scored on its own is (it holds anomalies), not as normal history.
+    assert run.threshold_note == whole.run.threshold_note
+    assert "normal variation" not in run.threshold_note
     # The worst rows of one pass are found by the model fitted on stretches too.
     worst = set(whole.top["anomaly_score"].nlargest(5).index)
     assert worst <= set(run.anomalies["row_number"])
