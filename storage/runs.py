@@ -101,7 +101,6 @@ class RunToSave:
         inputs = inputs.astype(object).where(inputs.notna(), None)
         entity = result.entity_column
         times = result.time.loc[flagged.index] if result.time is not None else None
-        judged = result.drift is not None and result.drift.judged
         anomalies = pd.DataFrame({
             "row_number": flagged.index.to_numpy(dtype="int64"),
             "event_time": (times.dt.tz_localize(UTC).to_numpy(dtype=object)
@@ -126,10 +125,16 @@ class RunToSave:
             chart_data=chart_data, score_histogram=score_histogram,
             incident_gap_minutes=incident_gap_minutes,
             columns=[clean(str(c)) for c in inputs.columns],
-            # Stored when judged: a few rows (an API body) say nothing of the source.
-            drift_share=result.drift.share if judged else None,
-            drift_feature=clean(result.drift.feature, NAME_CHARS) if judged else None,
+            **drift_fields(result.drift),
         )
+
+
+def drift_fields(drift) -> dict:
+    """What a run stores of its drift from the model's baseline (detection.envelope.Drift):
+    nothing when not judged, as a few rows (an API body) say nothing of the source."""
+    if drift is None or not drift.judged:
+        return {"drift_share": None, "drift_feature": None}
+    return {"drift_share": drift.share, "drift_feature": clean(drift.feature, NAME_CHARS)}
 
 
 def _objects(text: pd.Series) -> np.ndarray:

@@ -23,7 +23,7 @@ from app.vigil import Vigil
 from detection import Dataset, Model, ScoredFrame
 from storage import registry
 from storage.errors import ModelNotFoundError
-from storage.runs import RunToSave
+from storage.runs import RunToSave, drift_fields
 
 ACTIVE = "active"  # `--model active`: the profile's active registered model
 
@@ -169,8 +169,7 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
         total_rows=sum(p.total_rows for p in parts), warnings=notes + warnings,
         chart_data=to_parquet(merge_series(series)), score_histogram=histogram(counts),
         incident_gap_minutes=vigil.settings.incident_gap_minutes(parts[0].profile),
-        drift_share=drift.share if drift is not None and drift.judged else None,
-        drift_feature=drift.feature if drift is not None and drift.judged else None)
+        **drift_fields(drift))
     return Analysis(run, top=pd.concat(tops).nlargest(top, "anomaly_score"),
                     time_based=result.time is not None)
 

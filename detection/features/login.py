@@ -165,13 +165,11 @@ class LoginFeatures:
         present = {"country": m.country, "city": m.city, "ip": m.ip, "network": m.ip,
                    "device": m.device}
         self.novelty_ = [k for k in NOVELTY if present[k]]
-        self.has_coordinates_ = self.coordinates_ is not None
+        located = self.coordinates_ is not None
         self.has_outcome_ = m.success is not None
         names = ["hour_rarity"] + [f"new_{k}" for k in self.novelty_]
-        if self.has_coordinates_:
-            names.append("travel_speed")
-        if self.has_coordinates_:
-            names.append("impossible_travel")
+        if located:
+            names += ["travel_speed", "impossible_travel"]
         if self.has_outcome_:
             names.append("user_failures_1h")
             if m.ip:
@@ -196,7 +194,8 @@ class LoginFeatures:
         return self._features(self._events(dataset), history=self.history_)
 
     def _coordinates(self) -> str | None:
-        # A model saved before the places table knew coordinates only from columns.
+        # A model saved before the places table knew coordinates only from columns, and
+        # kept whether it had them in has_coordinates_.
         if hasattr(self, "coordinates_"):
             return self.coordinates_
         return "columns" if self.has_coordinates_ else None
@@ -337,7 +336,7 @@ class LoginFeatures:
         context["travel_minutes"] = minutes
         impossible = np.zeros(len(ev), dtype=bool)
         located = np.zeros(len(ev), dtype=bool)
-        if self.has_coordinates_:
+        if self._coordinates() is not None:
             prev_lat = self._previous_ok(ev["latitude"], user_code, ok)
             prev_lon = self._previous_ok(ev["longitude"], user_code, ok)
             km = _haversine(prev_lat, prev_lon, ev["latitude"], ev["longitude"])
