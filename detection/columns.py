@@ -16,6 +16,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "user": ("user", "user_id", "username", "user id", "account", "login", "user_name"),
     "ip": ("ip", "ip_address", "ip address", "src_ip", "source_ip", "client_ip", "ipaddr"),
+    "asn": ("asn", "as_number", "as number", "autonomous_system", "isp"),
     "country": ("country", "country_code", "location", "region"),
     "city": ("city",),
     "latitude": ("lat", "latitude"),
@@ -42,6 +43,7 @@ class ColumnMapping:
     timestamp: str | None = None
     user: str | None = None
     ip: str | None = None
+    asn: str | None = None
     country: str | None = None
     city: str | None = None
     latitude: str | None = None

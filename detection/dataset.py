@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -25,6 +26,10 @@ PROFILES = ("sensor", "login", "generic")
 # when more than this share of its filled cells are numbers: `ERR` in one row of seven,
 # `x` in one row of three.
 NUMERIC_SHARE = 0.5
+
+# Numeric columns of a login file that name things rather than measure them: "id",
+# "session_id", "requestId", "port", "pid".
+IDENTIFIER = re.compile(r"(?i:(^|[\s_\-.])(id|port|pid|uid)$)|[a-z](Id|ID)$")
 
 TRUE_WORDS = {"true", "1", "yes", "y", "success", "succeeded", "successful", "ok", "pass", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "failure", "failed", "fail", "error", "denied", "f"}
@@ -292,7 +297,14 @@ def prepare(
             )
 
     if profile == "login":
-        return Dataset(frame, profile, mapping, time=time, warnings=warnings)
+        # Numbers beside the login columns (latency, bytes...) are features; an id or a
+        # port is a label written in digits, not a measurement.
+        labels = [c for c in metrics.columns if IDENTIFIER.search(str(c))]
+        if labels:
+            warnings.append(f"column(s) {', '.join(repr(c) for c in labels)} ignored: "
+                            "identifiers, not measurements")
+        return Dataset(frame, profile, mapping, time=time, metrics=metrics.drop(columns=labels),
+                       warnings=warnings)
 
     # max > min fails for one distinct value and for no value at all (bottleneck: NaN).
     values = metrics.to_numpy(dtype="float64")

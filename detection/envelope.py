@@ -10,6 +10,11 @@ all but ``EDGE_SHARE`` of its rows lie. A row's *reach* is its largest distance 
 units: 1 at the baseline's edge, 2 twice as far out. Reach ``REACH_FLAG`` scores the
 flag score, and the anomaly score is the larger of the forest's and the envelope's.
 
+Some features are evidence on their own (a journey no airliner makes): a featurizer
+names them ``decisive``, and a row above the baseline's largest value of one reaches
+``DECISIVE_REACH`` whatever its edges. A model of clean history, where the feature was
+never up, flags it; a file scored on its own, where it was, leaves it to the forest.
+
 The same edges measure drift: a file from the baseline's source has about 2 x
 ``EDGE_SHARE`` of its rows outside them on any one feature; ten times that on some
 feature says the model no longer describes the source (``Drift.stale``).
@@ -26,6 +31,7 @@ from detection.calibration import MEDIAN_SCORE
 EDGE_SHARE = 0.005  # on each side
 FIT_ROWS = 100_000
 REACH_FLAG = 2.0
+DECISIVE_REACH = REACH_FLAG + 1  # a score of 90: "high"
 # The envelope's score on the 0-100 scale: a logistic curve through (1, MEDIAN_SCORE)
 # and (REACH_FLAG, 50, the flag score), like the forest's calibration.
 _SLOPE = np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE) / (REACH_FLAG - 1)
@@ -39,9 +45,16 @@ class Envelope:
     forest's to judge.
     """
 
-    def fit(self, X: np.ndarray) -> Envelope:
+    def fit(self, X: np.ndarray, decisive: list[bool] | None = None) -> Envelope:
+        """``decisive``: per feature, whether a value above the baseline's largest flags."""
         # Above FIT_ROWS rows an evenly spaced sample stands in for all (the 0.5% edges
-        # of 100,000 rows are 500 rows deep): a million rows' quantiles took 1.3 s.
+        # of 100,000 rows are 500 rows deep): a million rows' quantiles took 1.3 s. The
+        # largest values of decisive features come from every row.
+        self.ceiling_ = np.full(X.shape[1], np.inf)
+        if decisive is not None and any(decisive):
+            chosen = np.flatnonzero(decisive)
+            self.ceiling_[chosen] = np.nanmax(np.asarray(X[:, chosen], dtype="float64"),
+                                              axis=0, initial=-np.inf)
         X = np.asarray(X[:: max(1, len(X) // FIT_ROWS)], dtype="float64")
         low, self.center_, high = np.nanquantile(X, [EDGE_SHARE, 0.5, 1 - EDGE_SHARE], axis=0)
         # 1 / distance to each edge; 0 switches a side off.
@@ -57,6 +70,9 @@ class Envelope:
             column = X[:, j] - X.dtype.type(self.center_[j])          # no n x d copy
             np.fmax(reach, column * X.dtype.type(self.up_[j]), out=reach)  # NaN: no reach
             np.fmax(reach, column * X.dtype.type(-self.down_[j]), out=reach)
+        for j in np.flatnonzero(np.isfinite(getattr(self, "ceiling_", ()))):  # saved earlier:
+            above = X[:, j] > self.ceiling_[j]                                 # none
+            reach[above] = np.maximum(reach[above], DECISIVE_REACH)
         return reach.astype("float64")
 
     def score(self, X: np.ndarray) -> np.ndarray:

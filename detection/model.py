@@ -237,7 +237,8 @@ def _threshold_note(detector, params: dict, normal: bool) -> str:
 
 
 def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, normal: bool):
-    if dataset.metrics is not None and dataset.metrics.shape[1] == 0:
+    if dataset.profile != "login" and dataset.metrics is not None \
+            and dataset.metrics.shape[1] == 0:
         raise NoNumericColumnError("every numeric column is constant: there is nothing to "
                                    "learn from (a registered model can still score this file)")
     if len(dataset) < MIN_FIT_ROWS:
@@ -268,12 +269,13 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
                       "pandas": pd.__version__, "numpy": np.__version__},
     }
     model = Model(dataset.profile, featurizer, estimator, Calibration(0.0, 1.0, 1.0), metadata)
-    X, _ = model._detector_input(dataset, features)
+    X, names = model._detector_input(dataset, features)
     estimator.fit(X)
     train_scores = estimator.score_samples(X)
     threshold = estimator.threshold(train_scores, normal=normal)
     model.calibration = Calibration.fit(train_scores, threshold, normal=normal)
-    model.envelope = Envelope().fit(X)
+    decisive = getattr(featurizer, "DECISIVE", ())
+    model.envelope = Envelope().fit(X, [name in decisive for name in names])
     metadata["threshold"] = {"score": FLAG_SCORE, "raw": threshold}
     metadata["threshold_note"] = _threshold_note(estimator, estimator.get_params(), normal)
     return model, features, model._scores(X, train_scores)

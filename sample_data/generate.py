@@ -127,8 +127,48 @@ ATTACK_DEVICES = ["python-requests/2.31.0", "curl/8.4.0",
                   "Mozilla/5.0 (Windows NT 6.1; rv:52.0) Gecko/20100101 Firefox/52.0"]
 
 
-def logins(rng: np.random.Generator, users: int = 200, days: int = 30):
-    """Workday logins; takeovers, impossible travel, brute force and password spray."""
+def _attacks(rng, names, profiles, start, event) -> None:
+    """Takeovers, impossible travel, brute force and password spray among ``names``."""
+    victims = iter(rng.permutation(names))
+    for k in range(8):  # account takeover: foreign place, new IP and device, at night
+        user = next(victims)
+        place = FOREIGN[k % len(FOREIGN)]
+        time = start + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(1, 4)))
+        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
+        device = ATTACK_DEVICES[k % len(ATTACK_DEVICES)]
+        for j in range(2):
+            event(user, time + pd.Timedelta(minutes=7 * j), place, ip, device, True,
+                  f"account takeover {k + 1}", "account_takeover")
+    for k in range(5):  # impossible travel: home, then far away within the hour
+        user = next(victims)
+        place, ips, devices, hour_start = profiles[user]
+        time = start + pd.Timedelta(days=int(rng.integers(8, 29)), hours=hour_start + 1)
+        event(user, time, place, ips[0], devices[0], True)
+        far = FOREIGN[(k + 2) % len(FOREIGN)]
+        event(user, time + pd.Timedelta(minutes=int(rng.integers(15, 50))), far,
+              f"{far[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}", devices[0], True,
+              f"impossible travel {k + 1}", "impossible_travel")
+    for k in range(3):  # brute force: one account, many failures from one address
+        user = next(victims)
+        place = FOREIGN[(k + 1) % len(FOREIGN)]
+        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
+        time = start + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(0, 24)))
+        for j in range(int(rng.integers(20, 35))):
+            event(user, time + pd.Timedelta(seconds=50 * j), place, ip, ATTACK_DEVICES[0],
+                  False, f"brute force {k + 1}", "brute_force")
+    for k in range(2):  # password spray: one address, one try at many accounts
+        place = FOREIGN[(k + 3) % len(FOREIGN)]
+        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
+        time = start + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(0, 24)))
+        for j, user in enumerate(rng.choice(names, size=30, replace=False)):
+            event(user, time + pd.Timedelta(seconds=70 * j), place, ip, ATTACK_DEVICES[1],
+                  False, f"password spray {k + 1}", "password_spray")
+
+
+def logins(rng: np.random.Generator, users: int = 200, days: int = 30,
+           start: pd.Timestamp = START, attacks: bool = True):
+    """Workday logins; takeovers, impossible travel, brute force and password spray
+    (none with ``attacks=False``)."""
     names = [f"user{i:03d}" for i in range(users)]
     events: list[dict] = []
 
@@ -143,14 +183,14 @@ def logins(rng: np.random.Generator, users: int = 200, days: int = 30):
         place = PLACES[rng.integers(len(PLACES))]
         ips = [f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}" for _ in range(2)]
         devices = list(rng.choice(DEVICES, size=rng.integers(1, 3), replace=False))
-        start = rng.uniform(7, 10)
-        profiles[user] = (place, ips, devices, start)
+        first_hour = rng.uniform(7, 10)
+        profiles[user] = (place, ips, devices, first_hour)
         for day in range(days):
-            date = START + pd.Timedelta(days=day)
+            date = start + pd.Timedelta(days=day)
             weekend = date.day_of_week >= 5
             count = rng.poisson(0.3 if weekend else 2.2)
             for _ in range(count):
-                hour = start + rng.uniform(0, 9)
+                hour = first_hour + rng.uniform(0, 9)
                 time = date + pd.Timedelta(hours=hour)
                 ip = ips[rng.integers(len(ips))]
                 device = devices[rng.integers(len(devices))]
@@ -159,52 +199,74 @@ def logins(rng: np.random.Generator, users: int = 200, days: int = 30):
                 event(user, time, place, ip, device, True)
     # Legitimate trips: a plausible gap and a new city, now and then.
     for user in rng.choice(names, size=6, replace=False):
-        place, ips, devices, start = profiles[user]
+        place, ips, devices, hour_start = profiles[user]
         trip = PLACES[(PLACES.index(place) + 3) % len(PLACES)]
-        day = START + pd.Timedelta(days=int(rng.integers(10, 25)), hours=start + 2)
+        day = start + pd.Timedelta(days=int(rng.integers(10, 25)), hours=hour_start + 2)
         event(user, day, trip, f"{trip[4]}.7.{rng.integers(2, 250)}", devices[0], True)
+    if attacks:
+        _attacks(rng, names, profiles, start, event)
 
-    victims = iter(rng.permutation(names))
-    for k in range(8):  # account takeover: foreign place, new IP and device, at night
-        user = next(victims)
-        place = FOREIGN[k % len(FOREIGN)]
-        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(1, 4)))
-        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
-        device = ATTACK_DEVICES[k % len(ATTACK_DEVICES)]
-        for j in range(2):
-            event(user, time + pd.Timedelta(minutes=7 * j), place, ip, device, True,
-                  f"account takeover {k + 1}", "account_takeover")
-    for k in range(5):  # impossible travel: home, then far away within the hour
-        user = next(victims)
-        place, ips, devices, start = profiles[user]
-        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=start + 1)
-        event(user, time, place, ips[0], devices[0], True)
-        far = FOREIGN[(k + 2) % len(FOREIGN)]
-        event(user, time + pd.Timedelta(minutes=int(rng.integers(15, 50))), far,
-              f"{far[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}", devices[0], True,
-              f"impossible travel {k + 1}", "impossible_travel")
-    for k in range(3):  # brute force: one account, many failures from one address
-        user = next(victims)
-        place = FOREIGN[(k + 1) % len(FOREIGN)]
-        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
-        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(0, 24)))
-        for j in range(int(rng.integers(20, 35))):
-            event(user, time + pd.Timedelta(seconds=50 * j), place, ip, ATTACK_DEVICES[0],
-                  False, f"brute force {k + 1}", "brute_force")
-    for k in range(2):  # password spray: one address, one try at many accounts
-        place = FOREIGN[(k + 3) % len(FOREIGN)]
-        ip = f"{place[4]}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"
-        time = START + pd.Timedelta(days=int(rng.integers(8, 29)), hours=float(rng.uniform(0, 24)))
-        for j, user in enumerate(rng.choice(names, size=30, replace=False)):
-            event(user, time + pd.Timedelta(seconds=70 * j), place, ip, ATTACK_DEVICES[1],
-                  False, f"password spray {k + 1}", "password_spray")
+    return _labelled(pd.DataFrame(events))
 
-    frame = pd.DataFrame(events).sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+def _labelled(events: pd.DataFrame) -> tuple[pd.DataFrame, list]:
+    """Events in time order as a file holds them, and the labels of those with a
+    ``_pattern``."""
+    frame = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")
     labelled = frame["_pattern"].notna()
     labels = [(i + 1, p, n) for i, p, n in zip(frame.index[labelled], frame.loc[labelled, "_pattern"],
                                                frame.loc[labelled, "_incident"], strict=True)]
     return frame.drop(columns=["_pattern", "_incident"]), labels
+
+
+UNSEEN = [  # places none of the generated users ever logs in from
+    ("Iceland", "Reykjavik", 64.15, -21.94, "157.157"),
+    ("Portugal", "Lisbon", 38.72, -9.14, "85.240"), ("Chile", "Santiago", -33.45, -70.67, "200.27"),
+    ("Japan", "Tokyo", 35.68, 139.69, "126.72"), ("Kenya", "Nairobi", -1.29, 36.82, "41.90"),
+    ("Canada", "Toronto", 43.65, -79.38, "142.112"),
+]
+NUMBER_CASES = {"slow_link": 7, "bulk_download": 7, "unseen_country": 6}
+
+
+def login_numbers(rng: np.random.Generator, users: int = 200, days: int = 60,
+                  cases_from: int = 30) -> tuple[pd.DataFrame, list]:
+    """Logins with each user's latency, response time and bytes, plus 20 injected
+    logins from day ``cases_from`` on, each a copy of one of the user's own logins a few
+    minutes later: a latency 8-15 times the user's usual, a download 20-50 times the
+    user's usual, or a login from a country no one uses (:data:`NUMBER_CASES`)."""
+    frame, _ = logins(rng, users, days, attacks=False)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    names = sorted(frame["user"].unique())
+    usual = pd.DataFrame({"latency_ms": rng.lognormal(np.log(20), 0.6, len(names)),
+                          "response_ms": rng.lognormal(np.log(150), 0.4, len(names)),
+                          "bytes": rng.lognormal(np.log(50_000), 0.8, len(names))},
+                         index=names)
+    n = len(frame)
+    typical = usual.loc[frame["user"]].to_numpy()
+    noise = rng.lognormal(0, [0.25, 0.3, 0.5], size=(n, 3))
+    frame[list(usual.columns)] = typical * noise
+    frame["_pattern"], frame["_incident"] = None, None
+    later = frame[pd.to_datetime(frame["timestamp"]) >= START + pd.Timedelta(days=cases_from)]
+    picks = later[later["success"]].sample(sum(NUMBER_CASES.values()), random_state=rng)
+    cases = []
+    kinds = [k for k, count in NUMBER_CASES.items() for _ in range(count)]
+    for k, (kind, (_, row)) in enumerate(zip(kinds, picks.iterrows(), strict=True)):
+        row = row.copy()
+        row["timestamp"] += pd.Timedelta(minutes=int(rng.integers(3, 30)))
+        mine = usual.loc[row["user"]]
+        if kind == "slow_link":
+            row["latency_ms"] = mine["latency_ms"] * rng.uniform(8, 15)
+        elif kind == "bulk_download":
+            row["bytes"] = mine["bytes"] * rng.uniform(20, 50)
+        else:
+            country, city, lat, lon, prefix = UNSEEN[k % len(UNSEEN)]
+            row[["country", "city", "latitude", "longitude", "ip_address"]] = [
+                country, city, lat, lon, f"{prefix}.{rng.integers(1, 255)}.{rng.integers(2, 250)}"]
+        row["_pattern"], row["_incident"] = kind, f"{kind.replace('_', ' ')} {k + 1}"
+        cases.append(row)
+    frame = pd.concat([frame, pd.DataFrame(cases)], ignore_index=True)
+    return _labelled(frame.round({"latency_ms": 1, "response_ms": 1, "bytes": 0}))
 
 
 def generate(out: Path = SAMPLE_DIR, seed: int = 7) -> list[Path]:

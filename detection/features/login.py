@@ -9,6 +9,8 @@ last events of each user as history, so a new file is judged against it.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -16,16 +18,28 @@ import pyarrow.compute as pc
 
 from detection import places
 from detection.dataset import Dataset, parse_success
-from detection.features.base import FeatureSet, fmt, rank_features
+from detection.features.base import (
+    FeatureSet,
+    fmt,
+    rank_features,
+    robust_center_scale,
+    trained_metrics,
+)
 
 HOUR = np.int64(3600 * 10**9)
-NOVELTY = ("country", "city", "ip", "network", "device")
+NOVELTY = ("country", "city", "ip", "network", "asn", "device")
+# Values whose first use by anyone counts (not a network: a new home /24 is everyday).
+UNSEEN = ("country", "asn", "device")
+POPULATION_MIN = 100         # successful logins a file needs before "no one has" counts
+POPULATION = "\x00anyone"    # the user of a stream state's rows of everyone's known values
+SPREAD_FLOOR = 0.1           # a user's spread of a number: at least this share of everyone's
 TRAVEL_KMH = 1000.0          # faster than an airliner
 TRAVEL_MIN_KM = 500.0        # nearby cities can look fast with coarse geolocation
 COUNTRY_HOP = 2 * HOUR       # a country change within this is travel no one makes
 EARTH_KM = 6371.0
+REASONS = 3                  # phrases a flagged login's reasons give, at most
 BURST = 3                    # failures in an hour that reasons call an attack
-TEXT = ("user", "ip", "country", "city", "device", "network")
+TEXT = ("user", "ip", "country", "city", "device", "network", "asn")
 NUMERIC = ("time", "failed", "latitude", "longitude")
 
 
@@ -43,6 +57,12 @@ def _network(ip: pd.Series) -> pd.Series:
         pc.replace_substring_regex(text, r"^([^:]*(?::[^:]*){0,2}).*$", r"\1"), "::/48", "")
     network = pc.if_else(pc.fill_null(v6, False), v6_net, v4_net)
     return pd.Series(pd.array(network, dtype="string"), index=ip.index)
+
+
+def _short(value) -> str:
+    """A value as reasons quote it: at most 60 characters (user agents run to hundreds)."""
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -108,6 +128,10 @@ class LoginFeatures:
         Earlier events per user a fitted model keeps as history for new files.
     """
 
+    # Evidence on its own (detection.envelope): a journey faster than an airliner, a
+    # country no one has logged in from.
+    DECISIVE = ("impossible_travel", "unseen_country")
+
     def __init__(self, min_history: int = 5, history_per_user: int = 200):
         self.min_history = min_history
         self.history_per_user = history_per_user
@@ -135,6 +159,7 @@ class LoginFeatures:
             "country": text("country"),
             "city": text("city"),
             "device": text("device"),
+            "asn": text("asn"),
         }, index=index)
         events["network"] = _network(events["ip"])
         if self._coordinates() == "places":  # named places, looked up in detection.places
@@ -163,18 +188,21 @@ class LoginFeatures:
                              else "places" if m.city or m.country else None)
         events = self._events(dataset)
         present = {"country": m.country, "city": m.city, "ip": m.ip, "network": m.ip,
-                   "device": m.device}
+                   "asn": m.asn, "device": m.device}
         self.novelty_ = [k for k in NOVELTY if present[k]]
+        self.unseen_ = [k for k in UNSEEN if present[k]]
         located = self.coordinates_ is not None
         self.has_outcome_ = m.success is not None
-        names = ["hour_rarity"] + [f"new_{k}" for k in self.novelty_]
+        names = ["hour_rarity"] + [f"new_{k}" for k in self.novelty_] \
+            + [f"unseen_{k}" for k in self.unseen_]
         if located:
             names += ["travel_speed", "impossible_travel"]
         if self.has_outcome_:
             names.append("user_failures_1h")
             if m.ip:
                 names.append("ip_failed_users_1h")
-        self.feature_names_ = names
+        self._fit_numbers(dataset, events)
+        self.feature_names_ = names + [n for c in self.numbers_ for n in (c, f"{c}_user")]
         # Each user's last events, in time order, copied once (not the whole file sorted
         # and then cut).
         order = np.argsort(events["time"].to_numpy(), kind="stable")
@@ -182,16 +210,19 @@ class LoginFeatures:
         recent = users.groupby(users.to_numpy()).cumcount(ascending=False).to_numpy() \
             < self.history_per_user
         self.history_ = events.iloc[order[recent]].reset_index(drop=True)
-        features = self._features(events, history=None)
+        features = self._with_numbers(dataset, events, self._features(events, history=None))
         X = features.X.to_numpy(dtype="float64")
         # Mean and std (not median/MAD): most features are rare 0/1 flags.
         self.feature_center_ = X.mean(axis=0)
         spread = X.std(axis=0)
-        self.feature_scale_ = np.where(spread > 0, spread, 1.0)
+        # A feature the baseline never moved on is the most unusual thing a row can show:
+        # reasons rank it first.
+        self.feature_scale_ = np.where(spread > 0, spread, 1e-3)
         return features
 
     def transform(self, dataset: Dataset) -> FeatureSet:
-        return self._features(self._events(dataset), history=self.history_)
+        events = self._events(dataset)
+        return self._with_numbers(dataset, events, self._features(events, history=self.history_))
 
     def _coordinates(self) -> str | None:
         # A model saved before the places table knew coordinates only from columns, and
@@ -226,7 +257,7 @@ class LoginFeatures:
         parts = [pd.DataFrame({**blank, "user": counts.index.get_level_values(0),
                                "time": counts.index.get_level_values(1) * HOUR,
                                "weight": counts.to_numpy()})]
-        for key in NOVELTY:
+        for key in (k for k in NOVELTY if k in good):  # a model older than a key lacks it
             known = good[["user", key]].dropna().drop_duplicates()
             parts.append(pd.DataFrame({**blank, "user": known["user"].to_numpy(),
                                        key: known[key].to_numpy(), "time": 0, "weight": 0}))
@@ -235,7 +266,19 @@ class LoginFeatures:
         recent = events[~ok & (events["time"] > latest - 2 * HOUR)]
         parts += [last.assign(weight=0), recent.assign(weight=0)]
         state = pd.concat([p for p in parts if len(p)], ignore_index=True)
-        return state[[*TEXT, *NUMERIC, "weight"]].astype({"time": "int64", "weight": "int64"})
+        return state.reindex(columns=[*TEXT, *NUMERIC, "weight"]).astype(
+            {"time": "int64", "weight": "int64"})
+
+    def _everyone(self, state: pd.DataFrame) -> pd.DataFrame:
+        """Every value of the ``unseen_`` keys that ``state``'s users have logged in with,
+        once each, as rows of one user (:data:`POPULATION`): what "no one has used it"
+        needs of the users a piece of a stream does not touch."""
+        known = state[~state["failed"].to_numpy(dtype=bool)]
+        parts = [pd.DataFrame({key: known[key].dropna().unique()})
+                 for key in getattr(self, "unseen_", ())]
+        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return rows.assign(user=POPULATION, time=0, weight=0, failed=False,
+                           latitude=np.nan, longitude=np.nan)
 
     def transform_after(self, dataset: Dataset, state: pd.DataFrame
                         ) -> tuple[FeatureSet, pd.DataFrame]:
@@ -246,7 +289,9 @@ class LoginFeatures:
         # recent failures: the other users' summaries are neither read nor rewritten.
         mine = state["user"].isin(events["user"].unique()).to_numpy()
         failed = state["failed"].to_numpy(dtype=bool)
-        features = self._features(events, history=state[mine | failed])
+        features = self._with_numbers(dataset, events, self._features(
+            events, history=pd.concat([state[mine | failed], self._everyone(state[~mine])],
+                                      ignore_index=True)))
         latest = max(int(state["time"].max()) if len(state) else 0,
                      int(events["time"].max()))
         others = state[~mine & (~failed | (state["time"] > latest - 2 * HOUR).to_numpy())]
@@ -303,6 +348,9 @@ class LoginFeatures:
             out[f"new_{key}"] = ((earlier_same == 0) & ~learning & (value >= 0)
                                  ).astype("float64")
 
+        if getattr(self, "unseen_", None):
+            self._unseen(ev, order, time, ok, out, mature=history is not None)
+
         if "impossible_travel" in self.feature_names_:
             self._travel(ev, uniques["country"], user_code, time, ok, out, context)
 
@@ -320,10 +368,84 @@ class LoginFeatures:
         back[order] = np.arange(len(order))
         keep = back[own]
         del back, order, own
-        X = pd.DataFrame({k: out.pop(k)[keep].astype("float32") for k in self.feature_names_},
-                         index=index)
+        X = pd.DataFrame({k: out.pop(k)[keep].astype("float32") for k in self.feature_names_
+                          if k in out}, index=index)
         context = {k: v[keep] for k, v in context.items()}
         return FeatureSet(X=X, context=context)
+
+    def _unseen(self, ev: pd.DataFrame, order: np.ndarray, time: np.ndarray, ok: np.ndarray,
+                out: dict, mature: bool) -> None:
+        """unseen_<key>: no one's earlier successful login had the event's value. A file
+        scored on its own counts it once :data:`POPULATION_MIN` successful logins precede
+        the event; a model's history is always enough."""
+        by_time = np.lexsort((order, time))  # history first on ties, as in the file
+        ok_t = ok[by_time]
+        enough = np.full(len(ok_t), True) if mature else \
+            np.cumsum(ok_t) - ok_t >= POPULATION_MIN
+        for key in self.unseen_:
+            value = ev[key].to_numpy()[by_time]
+            unseen = (_earlier_count(value, ok_t, value) == 0) & (value >= 0) & enough
+            out[f"unseen_{key}"] = np.empty(len(ok_t), dtype="float64")
+            out[f"unseen_{key}"][by_time] = unseen
+
+    # -- numbers beside the login columns ---------------------------------------------
+    def _fit_numbers(self, dataset: Dataset, events: pd.DataFrame) -> None:
+        """Each numeric column's usual values, everyone's and each user's (users with
+        ``min_history`` values): median and spread of the log (the raw value when it can
+        be negative), and the 5-95% range reasons quote. From successful logins when the
+        file says which succeeded."""
+        metrics = dataset.metrics
+        self.numbers_ = [] if metrics is None else \
+            [c for c in metrics.columns if metrics[c].notna().any()]
+        self.number_log_, self.number_usual_, self.number_users_ = {}, {}, {}
+        ok = ~events["failed"].to_numpy()
+        for name in self.numbers_:
+            raw = metrics[name].to_numpy(dtype="float64")
+            self.number_log_[name] = bool(np.nanmin(raw) >= 0)
+            value = self._scaled(name, raw)
+            use = ok & ~np.isnan(value)
+            if not use.any():
+                use = ~np.isnan(value)
+            center, scale = robust_center_scale(value[use])
+            low, high = np.quantile(raw[use], [0.05, 0.95])
+            self.number_usual_[name] = (center, scale, low, high)
+            frame = pd.DataFrame({"user": events["user"].to_numpy()[use],
+                                  "value": value[use], "raw": raw[use]})
+            groups = frame.groupby("user", sort=False)
+            median = groups["value"].transform("median")
+            spread = 1.4826 * (frame["value"] - median).abs().groupby(frame["user"]).median()
+            bounds = groups["raw"].quantile([0.05, 0.95]).unstack()
+            users = pd.DataFrame({"center": groups["value"].median(),
+                                  "scale": np.maximum(spread, SPREAD_FLOOR * scale),
+                                  "low": bounds[0.05], "high": bounds[0.95],
+                                  "count": groups.size()})
+            self.number_users_[name] = users[users["count"] >= self.min_history]
+
+    def _scaled(self, name: str, raw: np.ndarray) -> np.ndarray:
+        return np.log1p(np.maximum(raw, 0)) if self.number_log_[name] else raw
+
+    def _with_numbers(self, dataset: Dataset, events: pd.DataFrame,
+                      features: FeatureSet) -> FeatureSet:
+        """``features`` plus two per numeric column: how far the value lies from
+        everyone's usual (robust z) and from the user's own (everyone's where the user
+        has too few values); 0 where the cell is empty."""
+        numbers = getattr(self, "numbers_", [])
+        if not numbers:
+            return features
+        metrics = trained_metrics(dataset, numbers)
+        columns = {}
+        for name in numbers:
+            value = self._scaled(name, metrics[name].to_numpy(dtype="float64"))
+            center, scale = self.number_usual_[name][:2]
+            everyone = (value - center) / scale
+            mine = self.number_users_[name].reindex(events["user"].to_numpy())
+            known = mine["center"].notna().to_numpy()
+            own = (value - mine["center"].to_numpy()) / mine["scale"].to_numpy()
+            columns[name] = np.nan_to_num(everyone)
+            columns[f"{name}_user"] = np.nan_to_num(np.where(known, own, everyone))
+        X = pd.concat([features.X, pd.DataFrame(columns, index=features.X.index)
+                       .astype("float32")], axis=1)
+        return FeatureSet(X=X[self.feature_names_], context=features.context)
 
     def _previous_ok(self, values: pd.Series, user_code: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """The value at the user's previous successful login (NaN for none)."""
@@ -377,20 +499,32 @@ class LoginFeatures:
     # -- explaining -----------------------------------------------------------------
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         X = features.X.to_numpy(dtype="float64")[rows]
-        top = rank_features(X, self.feature_center_, self.feature_scale_, top=3)
+        # Two features can say one thing (travel speed and impossible travel): the
+        # reasons are the first REASONS different phrases of the most unusual features.
+        top = rank_features(X, self.feature_center_, self.feature_scale_, top=2 * REASONS)
         events = self._events(dataset, rows).to_dict("records")
         ctx = features.context
         by_user = self.history_.groupby("user", sort=False).indices
+        numbers = getattr(self, "numbers_", [])
+        if numbers:
+            raw = trained_metrics(dataset, numbers).iloc[rows]
+            for i, event in enumerate(events):
+                event |= {name: raw[name].iat[i] for name in numbers}
+        # Indicators and counts explain a row when they are up; a number when it is off
+        # its usual either way.
+        signed = np.array([n in numbers or n.removesuffix("_user") in numbers
+                           for n in self.feature_names_])
         reasons = []
         for i, row in enumerate(rows):
             event = events[i]
-            parts = [self._phrase(self.feature_names_[j], event, ctx, row, by_user)
-                     for j in top[i] if X[i, j] != self.feature_center_[j] and X[i, j] > 0]
+            phrases = (self._phrase(self.feature_names_[j], event, ctx, row, by_user)
+                       for j in top[i] if X[i, j] != self.feature_center_[j]
+                       and (X[i, j] > 0 or signed[j]))
+            parts = list(itertools.islice(dict.fromkeys(p for p in phrases if p), REASONS))
             if ctx["learning"][row]:
                 parts.append(f"{event['user']} is new (learning: "
                              f"{int(ctx['earlier_ok'][row])} earlier logins)")
-            reasons.append("; ".join(dict.fromkeys(p for p in parts if p))
-                           or "unusual combination of features")
+            reasons.append("; ".join(parts) or "unusual combination of features")
         return reasons
 
     def _usual(self, user: str, key: str, before: int, by_user: dict) -> str:
@@ -405,15 +539,29 @@ class LoginFeatures:
     def _phrase(self, name: str, event: dict, ctx: dict, row: int, by_user: dict) -> str:
         user = event["user"]
         when = pd.Timestamp(event["time"])
+        if name in getattr(self, "numbers_", ()):
+            low, high = self.number_usual_[name][2:]
+            return f"{name} {fmt(event[name])}, usual {fmt(low)}-{fmt(high)} across users"
+        if name.endswith("_user") and name[:-5] in getattr(self, "numbers_", ()):
+            number = name[:-5]
+            users = self.number_users_[number]
+            if user not in users.index:
+                return self._phrase(number, event, ctx, row, by_user)
+            low, high = users.loc[user, ["low", "high"]]
+            return f"{number} {fmt(event[number])}, usual {fmt(low)}-{fmt(high)} for {user}"
+        if name.startswith("unseen_"):
+            key = name[7:]
+            what = {"country": "country", "network": "network", "asn": "ASN",
+                    "device": "device"}[key]
+            return f"{what} {_short(event[key])}: no one has logged in with it before"
         if name == "hour_rarity":
             return f"login at {when:%H:%M}, an hour unusual for {user}"
         if name.startswith("new_"):
             key = name[4:]
             label = {"country": "first login from", "city": "first login from city",
-                     "ip": "new IP", "network": "new network", "device": "new device"}[key]
-            value = str(event[key])
-            value = value if len(value) <= 60 else value[:57] + "..."
-            return f"{label} {value} for {user}{self._usual(user, key, event['time'], by_user)}"
+                     "ip": "new IP", "network": "new network", "asn": "new ASN",
+                     "device": "new device"}[key]
+            return f"{label} {_short(event[key])} for {user}{self._usual(user, key, event['time'], by_user)}"
         if name in ("impossible_travel", "travel_speed"):
             if not ctx.get("travel_minutes", np.array([np.nan]))[row] >= 0:
                 return ""
@@ -421,8 +569,10 @@ class LoginFeatures:
             km = ctx["travel_km"][row] if "travel_km" in ctx else np.nan
             if km >= 0:
                 named = " between the places named" if self._coordinates() == "places" else ""
-                return (f"impossible travel: {fmt(km)} km in {fmt(minutes)} min "
-                        f"({fmt(km / max(minutes / 60, 1 / 60))} km/h){named}")
+                speed = km / max(minutes / 60, 1 / 60)
+                what = "impossible travel" if speed > TRAVEL_KMH and km > TRAVEL_MIN_KM \
+                    else "travelled"
+                return f"{what}: {fmt(km)} km in {fmt(minutes)} min ({fmt(speed)} km/h){named}"
             if ctx.get("previous_country") is None or ctx["previous_country"][row] is None:
                 return ""
             return (f"country changed from {ctx['previous_country'][row]} to "

@@ -101,7 +101,9 @@ def test_model_history_makes_a_baseline_user_known():
     result = model.score(prepare(read_csv(to_csv_bytes(new)))).frame
     assert list(result["is_anomaly"]) == [0, 1]
     assert "impossible travel" in result["reasons"].iloc[-1]
-    assert "new device curl/8 for user010" in result["reasons"].iloc[-1]
+    # Known to the model's history: user010 is no newcomer, and no one used curl/8.
+    assert "learning" not in result["reasons"].iloc[-1]
+    assert "device curl/8: no one has logged in with it before" in result["reasons"].iloc[-1]
 
 
 @pytest.mark.parametrize("value", ["true", "1", "success", "Succeeded", "yes"])
