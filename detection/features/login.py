@@ -5,6 +5,12 @@ included: a failed attempt counts as a failure in the last hour). Known countrie
 IPs and devices come from earlier *successful* logins, so an attacker's failed
 attempts never make a place look familiar. A model fitted on a baseline keeps the
 last events of each user as history, so a new file is judged against it.
+
+Two kinds of feature look beyond the user: a country, ASN or device no one's earlier
+successful login had, and the numbers a file carries beside the login columns (latency,
+bytes...), measured against everyone's usual values and the user's own. Those usual
+values are learnt when fitting and kept, like the forest: the one exception to "earlier
+events only", so a file scored on its own judges its numbers by the whole file.
 """
 
 from __future__ import annotations
