@@ -129,7 +129,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         model.check_profile(first.profile)
         if not args.save and scoring.scores_in_pieces(model, first.profile):
             return _score_in_pieces(path, model, args.out)  # bounded memory
-    dataset = scoring.read_dataset(path, profile=args.profile)
+    dataset = _services().with_known(_vigil(), scoring.read_dataset(path, profile=args.profile))
     result = scoring.analyze(dataset, model=model, detector=args.detector, **params)
     for warning in result.warnings:
         echo(f"warning: {warning}", err=True)
@@ -304,7 +304,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
         done = stream(lines(source, follow=args.follow), model_for, out, profile=profile,
-                      skip=skip, carried=carried, keep=keep)
+                      skip=skip, carried=carried, keep=keep,
+                      known=functools.partial(_services().with_known, _vigil()))
     except KeyboardInterrupt:  # Ctrl-C ends a followed stream; what was scored is written
         return 0
     finally:

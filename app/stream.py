@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from detection import Model, ScoredFrame, prepare
+from detection import Dataset, Model, ScoredFrame, prepare
 from detection.export import write_csv
 from detection.reading import read_csv
 from detection.stream import StreamScorer
@@ -123,7 +123,8 @@ Keep = Callable[[ScoredFrame, int, int, pd.DataFrame], None]
 
 def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], out: BinaryIO,
            *, profile: str = "auto", batch_rows: int = BATCH_ROWS, skip: int = 0,
-           carried: pd.DataFrame | None = None, keep: Keep | None = None) -> Streamed:
+           carried: pd.DataFrame | None = None, keep: Keep | None = None,
+           known: Callable[[Dataset], Dataset] | None = None) -> Streamed:
     """Score each batch of lines (the first line is the header) and write the scored
     rows to ``out`` as CSV as soon as they are scored. ``model_for(profile)`` gives the
     model once the first rows tell the profile (or ``profile`` is given).
@@ -131,7 +132,8 @@ def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], ou
     A restart passes the checkpoint: ``skip`` rows were scored before (they are read
     and passed over) and ``carried`` is what they left for the next batch. ``keep``
     (the result, first and last row position, the rows carried on) stores each batch
-    before its rows are written out.
+    before its rows are written out. ``known`` adds analysts' known values to each batch
+    of logins (:func:`app.services.with_known`).
     """
     scorer = None
     done, header, position = Streamed(), None, 0
@@ -152,7 +154,7 @@ def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], ou
                 found = prepare(frame, profile=profile).profile
                 model = model_for(found)
                 model.check_profile(found)
-                scorer = StreamScorer(model)
+                scorer = StreamScorer(model, known=known)
                 scorer.carried = carried
             scored = scorer.score(frame)
             if keep is not None:

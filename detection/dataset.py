@@ -53,6 +53,9 @@ class Dataset:
     # Metric columns with one value throughout: nothing to learn from when fitting, but a
     # model trained where they varied still scores them (a sensor stuck all file long).
     constant: pd.DataFrame | None = None
+    # Login files: values analysts marked as normal for the file's users (columns user,
+    # key, value; keys as detection.features.login.NOVELTY), counted as known history.
+    known: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -18,12 +18,13 @@ whole history would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from detection.dataset import prepare
+from detection.dataset import Dataset, prepare
 from detection.errors import ParameterError
 from detection.model import Model, ScoredFrame
 
@@ -39,13 +40,18 @@ class StreamScorer:
         A fitted sensor or generic model.
     columns : dict, optional
         Role -> column overrides, as for :func:`detection.prepare`.
+    known : callable, optional
+        Logins: gives each piece's dataset with the values analysts marked as known for
+        its users (``Dataset.known``), read afresh for every piece.
     """
 
-    def __init__(self, model: Model, columns: dict[str, str | None] | None = None):
+    def __init__(self, model: Model, columns: dict[str, str | None] | None = None,
+                 known: Callable[[Dataset], Dataset] | None = None):
         if model.profile not in PIECEWISE_PROFILES:
             raise ParameterError(f"{model.profile} files are scored whole")
         self.model = model
         self.columns = columns
+        self.known = known
         # Sensor and generic: rows as read, metrics as filled; login: the history state.
         self.carried: pd.DataFrame | None = None
 
@@ -67,6 +73,8 @@ class StreamScorer:
         featurizer = self.model.featurizer
         state = featurizer.stream_state() if self.carried is None else self.carried
         dataset = prepare(piece, profile="login", columns=self.columns)
+        if self.known is not None:
+            dataset = self.known(dataset)
         features, self.carried = featurizer.transform_after(dataset, state)
         return self.model.score(dataset, features)
 

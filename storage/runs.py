@@ -73,6 +73,7 @@ class RunToSave:
     columns: list[str] | None = None  # the file's columns in file order
     drift_share: float | None = None  # scored by a registered model: see detection.envelope
     drift_feature: str | None = None
+    mapping: dict | None = None  # role -> column (detection.columns.ColumnMapping)
 
     @property
     def incident_gap(self) -> pd.Timedelta:
@@ -125,6 +126,8 @@ class RunToSave:
             chart_data=chart_data, score_histogram=score_histogram,
             incident_gap_minutes=incident_gap_minutes,
             columns=[clean(str(c)) for c in inputs.columns],
+            mapping={role: clean(column) for role, column in result.mapping.as_dict().items()
+                     if column is not None},
             **drift_fields(result.drift),
         )
 
@@ -187,7 +190,7 @@ def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
         "time_column": run.time_column, "status": "complete", "warnings": run.warnings,
         "chart_data": run.chart_data, "score_histogram": run.score_histogram,
         "columns": run.columns, "drift_share": run.drift_share,
-        "drift_feature": run.drift_feature,
+        "drift_feature": run.drift_feature, "mapping": run.mapping,
     }
     with refused_values(f"run {run.source_name!r}"):
         return _save(engine, run, values)

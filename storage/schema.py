@@ -42,6 +42,9 @@ REVIEW_STATUSES = ("new", "acknowledged", "confirmed", "false_positive", "dismis
 CLOSED_STATUSES = ("false_positive", "dismissed")
 NOTIFICATION_STATUSES = ("queued", "sent", "failed")
 ROLES = ("viewer", "analyst", "admin")  # each may do what the ones before it may
+# What a login's novelty is judged on (detection.features.login.NOVELTY).
+KNOWN_KEYS = ("country", "city", "ip", "network", "asn", "device")
+KNOWN_VALUE_CHARS = 1000  # a longer value (a pathological user agent) is not remembered
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Timestamp = DateTime(timezone=True)
@@ -123,6 +126,9 @@ class DetectionRun(Base):
                        "source; above 0.10 the model is stale). Empty when fitted on the file.")
     drift_feature: Mapped[str | None] = mapped_column(
         String(255), comment="The feature drift_share was measured on.")
+    mapping: Mapped[dict | None] = mapped_column(
+        Json, comment="Which column played which role, e.g. {\"user\": \"username\"} "
+                      "(JSON; empty for runs stored before it was kept).")
 
 
 class Anomaly(Reviewed, Base):
@@ -321,3 +327,28 @@ class AuditEvent(Base):
                                                              "anomaly 17, model VERSION.")
     before: Mapped[dict | None] = mapped_column(Json, comment="The state before (JSON).")
     after: Mapped[dict | None] = mapped_column(Json, comment="The state after (JSON).")
+
+
+class KnownValue(Base):
+    __tablename__ = "known_values"
+    __table_args__ = (
+        CheckConstraint(_in("key", KNOWN_KEYS), name="key"),
+        Index("ix_known_values_user_name_key_value", "user_name", "key", "value", unique=True),
+        {"comment": "Values analysts marked as normal for a login user (the country, IP, "
+                    "device... of a row reviewed as a false positive): later login runs "
+                    "count them as the user's known history."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Known value id.")
+    user_name: Mapped[str] = mapped_column(String(255), comment="The login user.")
+    key: Mapped[str] = mapped_column(
+        String(16), comment="country, city, ip, network, asn or device.")
+    value: Mapped[str] = mapped_column(String(KNOWN_VALUE_CHARS),
+                                       comment="The value, as the file had it.")
+    added_by: Mapped[str] = mapped_column(String(255), comment="Who reviewed the row.")
+    added_at: Mapped[datetime] = mapped_column(
+        Timestamp, server_default=func.current_timestamp(), comment="When (UTC).")
+    anomaly_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("anomalies.id", ondelete="SET NULL"), index=True,
+        comment="anomalies.id: the row reviewed as a false positive.")

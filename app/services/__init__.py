@@ -48,6 +48,7 @@ from app.services.analysis import (
     resolve_model,
     score_rows,
     summarize,
+    with_known,
 )
 from app.services.models import (
     activate_model,
@@ -65,6 +66,7 @@ from app.services.reviews import (
     count_anomalies,
     count_incidents,
     entity_counts,
+    list_known,
     overview,
     query_anomalies,
     query_incidents,
@@ -133,6 +135,7 @@ __all__ = [
     "ingest",
     "inspect_upload",
     "latest_event_time",
+    "list_known",
     "list_models",
     "list_runs",
     "list_tokens",
@@ -171,5 +174,6 @@ __all__ = [
     "summarize",
     "token_holder",
     "train",
+    "with_known",
     "upgrade_database",
 ]

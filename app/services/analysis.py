@@ -21,7 +21,7 @@ from app.scoring import read_dataset
 from app.services.models import load_model
 from app.vigil import Vigil
 from detection import Dataset, Model, ScoredFrame
-from storage import registry
+from storage import known, registry
 from storage.errors import ModelNotFoundError
 from storage.runs import RunToSave, drift_fields
 
@@ -48,7 +48,19 @@ def analyze(vigil: Vigil, dataset: Dataset, *, model_version: str | None = None,
     vigil.require("analyst")
     model = resolve_model(vigil, model_version, profile=dataset.profile) \
         if model_version else None
-    return scoring.analyze(dataset, model=model, detector=detector, **params)
+    return scoring.analyze(with_known(vigil, dataset), model=model, detector=detector,
+                           **params)
+
+
+def with_known(vigil: Vigil, dataset: Dataset) -> Dataset:
+    """A login dataset with the values analysts marked as normal for its users (rows
+    reviewed as false positives, table known_values): scored as their known history."""
+    vigil.require("viewer")
+    if dataset.profile != "login":
+        return dataset
+    users = dataset.column("user").astype("string").str.strip().dropna().unique()
+    found = known.for_users(vigil.engine, users)
+    return replace(dataset, known=found.rename(columns={"user_name": "user"}))
 
 
 def prepare_run(vigil: Vigil, result: ScoredFrame, *, source_name: str,
@@ -181,4 +193,4 @@ def score_rows(vigil: Vigil, data: bytes, *, profile: str = "auto",
     dataset = read_dataset(data, profile=profile)
     model = resolve_model(vigil, model_version, profile=dataset.profile)
     model.check_profile(dataset.profile)
-    return scoring.analyze(dataset, model=model)
+    return scoring.analyze(with_known(vigil, dataset), model=model)

@@ -11,8 +11,10 @@ from alerts.message import (
     attachment_frame,
 )
 from app.vigil import Vigil
+from detection.columns import map_columns
 from detection.export import write_csv
-from storage import anomalies, audit, incidents
+from detection.features.login import row_values
+from storage import anomalies, audit, incidents, known
 from storage.anomalies import AnomalyFilter
 from storage.incidents import IncidentFilter
 
@@ -40,11 +42,37 @@ def _review(vigil: Vigil, kind: str, ids, status: str, note: str | None) -> int:
         before = query(session, filters=filters(ids=ids), limit=None)
         changed = set_status(session, **{argument: ids}, status=status,
                              reviewed_by=actor.name, note=note)
+        if status == "false_positive":
+            _remember_known(session, **{argument: ids}, added_by=actor.name)
         if changed:
             audit.record(session, actor=actor.name, action=f"{kind}.review",
                          target=_target(kind, ids), before=_statuses(before),
                          after={"status": status, "note": note})
     return changed
+
+
+def _remember_known(session, *, added_by: str, **ids) -> None:
+    """A login row reviewed as a false positive: its country, city, IP, network, ASN
+    and device become known values of its user for later runs."""
+    values = []
+    for row in known.reviewed_logins(session, **ids).itertuples(index=False):
+        mapping = row.mapping
+        if not mapping:  # a run stored before the mapping was kept: map by the synonyms
+            columns = row.columns or list(row.data)
+            mapping = map_columns(columns, {"user": row.entity_column}
+                                  if row.entity_column in columns else None).as_dict()
+        user, pairs = row_values(row.data, mapping)
+        if user:
+            values += [(user, key, value, row.id) for key, value in pairs]
+    if values:
+        known.add(session, pd.DataFrame(values, columns=["user_name", "key", "value",
+                                                         "anomaly_id"]), added_by=added_by)
+
+
+def list_known(vigil: Vigil, *, limit: int = 1000) -> pd.DataFrame:
+    """The latest values analysts marked as normal for login users (the Models page)."""
+    vigil.require("viewer")
+    return known.list_known(vigil.engine, limit=limit)
 
 
 def _target(kind: str, ids: list[int]) -> str:

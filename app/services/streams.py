@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
 from app.services.alerts import AlertReport, notify_incident
-from app.services.analysis import ACTIVE, resolve_model
+from app.services.analysis import ACTIVE, resolve_model, with_known
 from app.vigil import Vigil
 from detection import ScoredFrame, prepare, read_csv
 from detection.stream import StreamScorer
@@ -91,7 +92,7 @@ def ingest(vigil: Vigil, source: str, data: bytes, *, model_version: str = ACTIV
     found = prepare(frame, profile=profile).profile
     model = resolve_model(vigil, model_version, profile=found)
     model.check_profile(found)
-    scorer = StreamScorer(model)
+    scorer = StreamScorer(model, known=partial(with_known, vigil))
     scorer.carried = carried
     result = scorer.score(frame)
     appended = store_stream_batch(vigil, result, source=source, start=position,

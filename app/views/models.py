@@ -51,6 +51,18 @@ if models:
 else:
     st.info("No models registered yet.")
 
+st.subheader("Known values of login users")
+st.caption("A login row reviewed as a false positive on Explore makes its country, city, "
+           "IP, network, ASN and device known for its user: later login runs no longer "
+           "call them new.")
+with ui.user_errors():
+    known = services.list_known(vigil)
+if known.empty:
+    st.info("None yet: review a flagged login as a false positive on Explore.")
+else:
+    st.dataframe(known.rename(columns={"user_name": "user"}), hide_index=True,
+                 width="stretch")
+
 st.subheader("Train a model")
 with st.form("train"):
     upload = st.file_uploader("Baseline CSV (normal history)", type=["csv", "txt"])

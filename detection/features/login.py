@@ -65,6 +65,33 @@ def _network(ip: pd.Series) -> pd.Series:
     return pd.Series(pd.array(network, dtype="string"), index=ip.index)
 
 
+def known_rows(known: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Values marked as normal for users (columns user, key, value) as earlier successful
+    logins of theirs that carry no weight: known, without counting as logins."""
+    if known is None or known.empty:
+        return None
+    known = known[known["key"].isin(NOVELTY)]
+    rows = pd.DataFrame({"user": known["user"].to_numpy(), "time": 0, "weight": 0,
+                         "failed": False, "latitude": np.nan, "longitude": np.nan})
+    for key in NOVELTY:
+        rows[key] = np.where(known["key"].to_numpy() == key, known["value"].to_numpy(), None)
+    return rows
+
+
+def row_values(row: dict, mapping: dict) -> tuple[str | None, list[tuple[str, str]]]:
+    """A stored login row's user, and the (key, value) pairs its novelty is judged on:
+    what reviewing it as a false positive makes known. ``mapping``: role -> column."""
+    def cell(role):
+        value = row.get(mapping.get(role)) if mapping.get(role) else None
+        text = None if value is None else str(value).strip()
+        return text or None
+
+    values = {key: cell(key) for key in NOVELTY if key != "network"}
+    if values["ip"]:
+        values["network"] = _network(pd.Series([values["ip"]])).iloc[0]
+    return cell("user"), [(k, v) for k, v in values.items() if v]
+
+
 def _short(value) -> str:
     """A value as reasons quote it: at most 60 characters (user agents run to hundreds)."""
     text = str(value)
@@ -216,7 +243,8 @@ class LoginFeatures:
         recent = users.groupby(users.to_numpy()).cumcount(ascending=False).to_numpy() \
             < self.history_per_user
         self.history_ = events.iloc[order[recent]].reset_index(drop=True)
-        features = self._with_numbers(dataset, events, self._features(events, history=None))
+        features = self._with_numbers(dataset, events, self._features(
+            events, history=None, known=dataset.known))
         X = features.X.to_numpy(dtype="float64")
         # Mean and std (not median/MAD): most features are rare 0/1 flags.
         self.feature_center_ = X.mean(axis=0)
@@ -228,7 +256,8 @@ class LoginFeatures:
 
     def transform(self, dataset: Dataset) -> FeatureSet:
         events = self._events(dataset)
-        return self._with_numbers(dataset, events, self._features(events, history=self.history_))
+        return self._with_numbers(dataset, events, self._features(
+            events, history=self.history_, known=dataset.known))
 
     def _coordinates(self) -> str | None:
         # A model saved before the places table knew coordinates only from columns, and
@@ -297,7 +326,7 @@ class LoginFeatures:
         failed = state["failed"].to_numpy(dtype=bool)
         features = self._with_numbers(dataset, events, self._features(
             events, history=pd.concat([state[mine | failed], self._everyone(state[~mine])],
-                                      ignore_index=True)))
+                                      ignore_index=True), known=dataset.known))
         latest = max(int(state["time"].max()) if len(state) else 0,
                      int(events["time"].max()))
         others = state[~mine & (~failed | (state["time"] > latest - 2 * HOUR).to_numpy())]
@@ -306,13 +335,15 @@ class LoginFeatures:
         return features, pd.concat([others, updated], ignore_index=True)
 
     # -- features -----------------------------------------------------------------
-    def _features(self, events: pd.DataFrame, history: pd.DataFrame | None) -> FeatureSet:
+    def _features(self, events: pd.DataFrame, history: pd.DataFrame | None,
+                  known: pd.DataFrame | None = None) -> FeatureSet:
+        """Features of ``events`` after ``history`` (a model's, or a stream's state) and
+        the values analysts marked as ``known`` (see :func:`known_rows`)."""
         n_new = len(events)
         index = events.index
-        if history is not None and len(history):
-            events = pd.concat([history, events.reset_index(drop=True)], ignore_index=True)
-        else:
-            events = events.reset_index(drop=True)
+        earlier = [h for h in (history, known_rows(known)) if h is not None and len(h)]
+        events = (pd.concat([*earlier, events.reset_index(drop=True)], ignore_index=True)
+                  if earlier else events.reset_index(drop=True))
         own = np.zeros(len(events), dtype=bool)
         own[len(events) - n_new:] = True
 

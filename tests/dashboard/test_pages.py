@@ -436,3 +436,17 @@ def test_models_page_shows_age_drift_and_a_stale_model(dashboard_env):
     assert table.loc[0, "last_drift"] > 0.5
     assert any(f"{meta['version']} is stale" in w and "temperature (" in w
                for w in shown(at.warning))
+
+
+def test_models_page_lists_what_false_positives_made_known(dashboard_env):
+    vigil = Vigil()
+    baseline = services.read_dataset(sample_path("logins.csv"))
+    result = services.analyze(vigil, baseline)
+    run_id = services.save(vigil, result, source_name="logins.csv", file_sha256="f" * 64).run_id
+    rows = services.query_anomalies(vigil, AnomalyFilter(run_ids=[run_id]), limit=1)
+    services.review(vigil, rows["id"].tolist(), "false_positive")
+    at = open_page("models")
+    known = next(d.value for d in at.dataframe if "key" in d.value.columns)
+    user = rows["entity"].iloc[0]
+    assert set(known["user"]) == {user}
+    assert {"country", "ip", "network", "device"} <= set(known["key"])
