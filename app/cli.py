@@ -129,7 +129,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         model.check_profile(first.profile)
         if not args.save and scoring.scores_in_pieces(model, first.profile):
             return _score_in_pieces(path, model, args.out)  # bounded memory
-    dataset = _services().with_known(_vigil(), scoring.read_dataset(path, profile=args.profile))
+    dataset = scoring.read_dataset(path, profile=args.profile)
+    if dataset.profile == "login":  # what reviews made known: the only database read
+        dataset = _services().with_known(_vigil(), dataset)
     result = scoring.analyze(dataset, model=model, detector=args.detector, **params)
     for warning in result.warnings:
         echo(f"warning: {warning}", err=True)
