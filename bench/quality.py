@@ -107,11 +107,9 @@ def login_cases(seeds: int = 3) -> None:
                 result = fit_score(prepare(later))[1].frame
             flagged = result["is_anomaly"].to_numpy() == 1
             cases = np.isin(later.index, injected)
-            caught = pd.Series(flagged[cases]).groupby(
-                labels.set_index("row").loc[later.index[cases] + 1, "pattern"].to_numpy()).agg(
-                ["sum", "count"])
-            raw_caught = pd.Series(raw[cases] == -1).groupby(
-                labels.set_index("row").loc[later.index[cases] + 1, "pattern"].to_numpy()).sum()
+            kinds = labels.set_index("row").loc[later.index[cases] + 1, "pattern"].to_numpy()
+            caught = pd.Series(flagged[cases]).groupby(kinds).agg(["sum", "count"])
+            raw_caught = pd.Series(raw[cases] == -1).groupby(kinds).sum()
             critical = result["severity"].to_numpy() == "critical"
             print(f"{seed:>4} {mode:8} {flagged.sum():>5} "
                   f"{(flagged & cases).sum() / max(flagged.sum(), 1):>9.2f} "

@@ -89,9 +89,7 @@ def test_a_value_no_one_has_used_counts_once_the_file_has_enough_logins():
     for user, hour in (("u2", 12), ("u3", 13)):
         frame = add(frame, timestamp=pd.Timestamp(f"2025-05-20 {hour}:00"), user=user,
                     country="Iceland", city="Reykjavik", lat=64.1, lon=-21.9, ip="157.157.1.2")
-    X, result = None, None
-    X = prepare(read_csv(to_csv_bytes(frame)))
-    model, result = fit_score(X)
+    _, result = fit_score(prepare(read_csv(to_csv_bytes(frame))))
     unseen = result.features["unseen_country"]
     assert unseen.iloc[-2] == 1       # u2: the first in Iceland after 160 logins
     assert unseen.iloc[-1] == 0       # u3: u2 was there before
