@@ -16,6 +16,7 @@ events only", so a file scored on its own judges its numbers by the whole file.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,16 @@ def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.
     return cumulative[np.arange(n) + 1] - cumulative[start]
 
 
+def _earlier_same(key: np.ndarray, flags: np.ndarray,
+                  weight: np.ndarray | None = None) -> np.ndarray:
+    """For each position i: the flagged positions j < i with the same ``key`` (with
+    ``weight``: the sum of their weights). A running sum per key: what
+    :func:`_earlier_count` gives when ``wanted`` is ``key``, without its sort and searches.
+    """
+    counted = flags.astype("int64") if weight is None else flags * weight
+    return pd.Series(counted).groupby(key).cumsum().to_numpy() - counted
+
+
 def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray,
                    weight: np.ndarray | None = None) -> np.ndarray:
     """For each position i: the flagged positions j < i whose ``key`` is ``wanted[i]``
@@ -147,6 +158,30 @@ def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray,
     total = np.concatenate([[0], np.cumsum(counted)])
     return (total[np.searchsorted(combined, wanted * n + np.arange(n))]
             - total[np.searchsorted(combined, wanted * n)])
+
+
+class _Usual:
+    """The values a user's earlier successful logins had most often, from a model's
+    history: the history's columns are taken out once per explanation, each user's rows
+    found once, so a thousand flagged rows do not each slice the history."""
+
+    def __init__(self, history: pd.DataFrame):
+        self.history = history
+        self.rows = history.groupby("user", sort=False).indices
+        self.ok = ~history["failed"].to_numpy(dtype=bool)
+        self.time = history["time"].to_numpy()
+        self.columns: dict[str, np.ndarray] = {}
+
+    def __call__(self, user: str, key: str, before: int) -> str:
+        """`` (usual: a, b)``, the two values most often seen first; "" when none."""
+        if key not in self.columns:
+            self.columns[key] = self.history[key].to_numpy(dtype=object, na_value=None)
+        rows = self.rows.get(user, np.zeros(0, dtype="int64"))
+        rows = rows[self.ok[rows] & (self.time[rows] < before)]
+        values = Counter(v for v in self.columns[key][rows] if v is not None)
+        if not values:
+            return ""
+        return f" (usual: {', '.join(str(v) for v, _ in values.most_common(2))})"
 
 
 class LoginFeatures:
@@ -374,15 +409,15 @@ class LoginFeatures:
 
         hours = pd.to_datetime(time).hour.to_numpy().astype("int64")
         user_hour = user_code.astype("int64") * 24 + hours
-        near = sum(_earlier_count(user_hour, ok, user_code.astype("int64") * 24
-                                  + (hours + d) % 24, weight) for d in (-1, 0, 1))
+        near = _earlier_same(user_hour, ok, weight) + sum(
+            _earlier_count(user_hour, ok, user_code.astype("int64") * 24 + (hours + d) % 24,
+                           weight) for d in (-1, 1))
         out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1))
 
         for key in self.novelty_:
             value = ev[key].to_numpy()
             pair = user_code.astype("int64") * (len(uniques[key]) + 1) + value + 1
-            earlier_same = _earlier_count(pair, ok, pair)
-            out[f"new_{key}"] = ((earlier_same == 0) & ~learning & (value >= 0)
+            out[f"new_{key}"] = ((_earlier_same(pair, ok) == 0) & ~learning & (value >= 0)
                                  ).astype("float64")
 
         if getattr(self, "unseen_", None):
@@ -421,7 +456,7 @@ class LoginFeatures:
             np.cumsum(ok_t) - ok_t >= POPULATION_MIN
         for key in self.unseen_:
             value = ev[key].to_numpy()[by_time]
-            unseen = (_earlier_count(value, ok_t, value) == 0) & (value >= 0) & enough
+            unseen = (_earlier_same(value, ok_t) == 0) & (value >= 0) & enough
             out[f"unseen_{key}"] = np.empty(len(ok_t), dtype="float64")
             out[f"unseen_{key}"][by_time] = unseen
 
@@ -541,7 +576,7 @@ class LoginFeatures:
         top = rank_features(X, self.feature_center_, self.feature_scale_, top=2 * REASONS)
         events = self._events(dataset, rows).to_dict("records")
         ctx = features.context
-        by_user = self.history_.groupby("user", sort=False).indices
+        usual = _Usual(self.history_)
         numbers = getattr(self, "numbers_", [])
         if numbers:
             raw = trained_metrics(dataset, numbers).iloc[rows]
@@ -554,7 +589,7 @@ class LoginFeatures:
         reasons = []
         for i, row in enumerate(rows):
             event = events[i]
-            phrases = (self._phrase(self.feature_names_[j], event, ctx, row, by_user)
+            phrases = (self._phrase(self.feature_names_[j], event, ctx, row, usual)
                        for j in top[i] if X[i, j] != self.feature_center_[j]
                        and (X[i, j] > 0 or signed[j]))
             parts = list(itertools.islice(dict.fromkeys(p for p in phrases if p), REASONS))
@@ -564,16 +599,7 @@ class LoginFeatures:
             reasons.append("; ".join(parts) or "unusual combination of features")
         return reasons
 
-    def _usual(self, user: str, key: str, before: int, by_user: dict) -> str:
-        """The user's most frequent earlier values of ``key``; ``by_user`` maps each user
-        to their rows of the history (grouped once per explanation, not per phrase)."""
-        history = self.history_.iloc[by_user.get(user, [])]
-        known = history.loc[~history["failed"] & (history["time"] < before), key]
-        if known.dropna().empty:
-            return ""
-        return f" (usual: {', '.join(known.value_counts().index[:2].astype(str))})"
-
-    def _phrase(self, name: str, event: dict, ctx: dict, row: int, by_user: dict) -> str:
+    def _phrase(self, name: str, event: dict, ctx: dict, row: int, usual: _Usual) -> str:
         user = event["user"]
         when = pd.Timestamp(event["time"])
         if name in getattr(self, "numbers_", ()):
@@ -583,7 +609,7 @@ class LoginFeatures:
             number = name[:-5]
             users = self.number_users_[number]
             if user not in users.index:
-                return self._phrase(number, event, ctx, row, by_user)
+                return self._phrase(number, event, ctx, row, usual)
             low, high = users.loc[user, ["low", "high"]]
             return f"{number} {fmt(event[number])}, usual {fmt(low)}-{fmt(high)} for {user}"
         if name.startswith("unseen_"):
@@ -598,7 +624,7 @@ class LoginFeatures:
             label = {"country": "first login from", "city": "first login from city",
                      "ip": "new IP", "network": "new network", "asn": "new ASN",
                      "device": "new device"}[key]
-            return f"{label} {_short(event[key])} for {user}{self._usual(user, key, event['time'], by_user)}"
+            return f"{label} {_short(event[key])} for {user}{usual(user, key, event['time'])}"
         if name in ("impossible_travel", "travel_speed"):
             if not ctx.get("travel_minutes", np.array([np.nan]))[row] >= 0:
                 return ""
