@@ -271,15 +271,16 @@ class LoginFeatures:
                 names.append("ip_failed_users_1h")
         self._fit_numbers(dataset, events)
         self.feature_names_ = names + [n for c in self.numbers_ for n in (c, f"{c}_user")]
+        features = self._with_numbers(dataset, events, self._features(
+            events, history=None, known=dataset.known))
         # Each user's last events, in time order, copied once (not the whole file sorted
-        # and then cut).
+        # and then cut), once the features' working arrays are gone.
         order = np.argsort(events["time"].to_numpy(), kind="stable")
         users = pd.Series(pd.factorize(events["user"])[0][order])
         recent = users.groupby(users.to_numpy()).cumcount(ascending=False).to_numpy() \
             < self.history_per_user
         self.history_ = events.iloc[order[recent]].reset_index(drop=True)
-        features = self._with_numbers(dataset, events, self._features(
-            events, history=None, known=dataset.known))
+        del events, order, users, recent
         X = features.X.to_numpy(dtype="float64")
         # Mean and std (not median/MAD): most features are rare 0/1 flags.
         self.feature_center_ = X.mean(axis=0)
@@ -393,7 +394,9 @@ class LoginFeatures:
         # A carried stream state stands for many earlier logins with one weighted row.
         weight = (events["weight"].fillna(1).to_numpy(dtype="int64") if "weight" in events
                   else np.ones(len(events), dtype="int64"))[order]
-        ev = pd.DataFrame({key: codes[key][order] for key in TEXT}
+        # Codes as int32 (no file has 2**31 distinct values): half the memory of the
+        # sorted copies.
+        ev = pd.DataFrame({key: codes.pop(key)[order].astype("int32") for key in TEXT}
                           | {key: events[key].to_numpy()[order] for key in NUMERIC})
         del events
         user_code = pd.factorize(ev["user"])[0]  # numbered in this order: groups ascend

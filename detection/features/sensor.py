@@ -211,34 +211,34 @@ class SensorFeatures:
         self.step_scale_: dict[str, float] = {}
         self.spread_typical_: dict[str, float] = {}
         self.repeat_allowance_: dict[str, float] = {}
-        order, blocks, hours = self._order(dataset)
-        rolling = self._rolling(dataset, order, blocks)
-        for name, r in rolling.items():
-            if self.use_time_of_day_:
-                self.tod_[name] = self._learn_time_of_day(r.z, hours)
-                self.daily_[name] = _explained(r.z, self.tod_[name][hours, 0]) >= DAILY
-            self._drift(name, r, hours, blocks)
-            self.step_scale_[name] = max(robust_center_scale(r.z - r.previous)[1], 0.05)
-            finite = np.isfinite(r.spread)
-            self.spread_typical_[name] = (float(np.median(r.spread[finite])) if finite.any()
-                                          else 1.0)
-            usual = float(np.quantile(r.repeats[:: max(1, len(r.repeats) // STATS_SAMPLE)], 0.99))
-            self.repeat_allowance_[name] = 2 * usual + MIN_REPEATS
         candidates = [f"{m}:{k}" for m in self.metrics_ for k in KINDS
                       if k != "time_of_day" or self.use_time_of_day_]
-        ordered, context = self._assemble(dataset, candidates, order, rolling, hours)
+        ordered, context = self._assemble(dataset, candidates, learn=True)
         # A feature with one value all through the baseline can never split a tree: leave
         # it out (e.g. repeats, when no sensor in the baseline ever stuck).
         varies = ordered.max(axis=1) > ordered.min(axis=1)
         if not varies.any():
             varies[:] = True
         self.feature_names_ = [f for f, keep in zip(candidates, varies, strict=True) if keep]
-        ordered = ordered[varies]
+        if not varies.all():
+            ordered = ordered[varies]
         # Reference spread of each feature, for ranking reasons.
         stats = [robust_center_scale(values) for values in ordered]
         self.feature_center_ = np.array([c for c, _ in stats])
         self.feature_scale_ = np.array([max(s, 1e-6) for _, s in stats])
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
+
+    def _learn(self, name: str, r: _Rolling, hours: np.ndarray) -> None:
+        """What scoring needs to know of a metric's baseline, from its rolling arrays."""
+        if self.use_time_of_day_:
+            self.tod_[name] = self._learn_time_of_day(r.z, hours)
+            self.daily_[name] = _explained(r.z, self.tod_[name][hours, 0]) >= DAILY
+        self.step_scale_[name] = max(robust_center_scale(r.z - r.previous)[1], 0.05)
+        finite = np.isfinite(r.spread)
+        self.spread_typical_[name] = (float(np.median(r.spread[finite])) if finite.any()
+                                      else 1.0)
+        usual = float(np.quantile(r.repeats[:: max(1, len(r.repeats) // STATS_SAMPLE)], 0.99))
+        self.repeat_allowance_[name] = 2 * usual + MIN_REPEATS
 
     def _learn_time_of_day(self, z: np.ndarray, hours: np.ndarray) -> np.ndarray:
         """Per hour of day: the usual standardised level and its robust spread."""
@@ -280,16 +280,8 @@ class SensorFeatures:
             raise ModelMismatchError("this sensor model was saved by an earlier Vigil whose "
                                      "features differ: train it again on its baseline")
         trained_metrics(dataset, self.metrics_)
-        order, blocks, hours = self._order(dataset)
-        rolling = self._rolling(dataset, order, blocks)
-        for name, r in rolling.items():
-            self._drift(name, r, hours, blocks)
-        ordered, context = self._assemble(dataset, self.feature_names_, order, rolling, hours)
+        ordered, context = self._assemble(dataset, self.feature_names_)
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
-
-    def _rolling(self, dataset: Dataset, order: np.ndarray, blocks) -> dict[str, _Rolling]:
-        return {name: _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
-                for name in self.metrics_}
 
     def _drift(self, name: str, r: _Rolling, hours: np.ndarray, blocks) -> None:
         """A drift is judged against the usual level at that hour where the metric has a
@@ -325,34 +317,43 @@ class SensorFeatures:
             kinds["time_of_day"] = r.off_hour[rows]
         return kinds
 
-    def _assemble(self, dataset: Dataset, names: list[str], order: np.ndarray,
-                  rolling: dict[str, _Rolling], hours: np.ndarray):
-        """The features ``names`` in file order, and the context explanations quote.
+    def _assemble(self, dataset: Dataset, names: list[str], *, learn: bool = False):
+        """The features ``names`` in (entity, time) order, one row each, and the context
+        explanations quote (``learn``: learning each metric's baseline on the way).
 
-        Context arrays stay in (entity, time) order; ``context["position"]`` maps a file
-        position to its place in them.
+        One metric at a time: its rolling arrays are let go once its features are filled,
+        but for the five explanations quote. Context arrays stay in (entity, time) order;
+        ``context["position"]`` maps a file position to its place in them.
         """
+        order, blocks, hours = self._order(dataset)
         row_of = {f: j for j, f in enumerate(names)}
         # One contiguous row per feature while filling; pandas stores columns this way too.
         ordered = np.empty((len(names), len(dataset)), dtype="float32")
         context = {"position": np.empty_like(order)}
         context["position"][order] = np.arange(order.size)
+        for name in self.metrics_:
+            r = _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
+            if learn:
+                self._learn(name, r, hours)
+            self._drift(name, r, hours, blocks)
 
-        def fill(task: tuple[str, slice]) -> None:
-            name, rows = task
-            for kind, values in self._kinds(name, rolling[name], hours, rows).items():
-                if f"{name}:{kind}" in row_of:
-                    ordered[row_of[f"{name}:{kind}"], rows] = as_float32(values)
+            def fill(rows: slice, name=name, r=r) -> None:
+                for kind, values in self._kinds(name, r, hours, rows).items():
+                    if f"{name}:{kind}" in row_of:
+                        ordered[row_of[f"{name}:{kind}"], rows] = as_float32(values)
 
-        _in_threads(fill, [(name, rows) for name in rolling for rows in _pieces(order.size)])
-        for name, r in rolling.items():
+            _in_threads(fill, _pieces(order.size))
             context |= {f"{name}:recent_median": r.recent_median, f"{name}:spread": r.spread,
                         f"{name}:off_median": r.off_median,
                         f"{name}:previous": r.previous, f"{name}:repeats": r.repeats}
         return ordered, context
 
     def _frame(self, dataset: Dataset, ordered: np.ndarray, context: dict) -> pd.DataFrame:
-        X = ordered[:, context["position"]].T
+        position = context["position"]
+        # A file already in (entity, time) order (one sensor, or sorted by entity) keeps
+        # the filled rows as its columns: no second copy of every feature.
+        in_order = bool(np.all(position[1:] > position[:-1]))
+        X = (ordered if in_order else ordered[:, position]).T
         return pd.DataFrame(X, index=dataset.frame.index, columns=self.feature_names_, copy=False)
 
     def feature_label(self, name: str) -> str:
