@@ -112,7 +112,9 @@ class IsolationForestDetector:
         """
         from detection.forest import FlatForest  # numba: imported with the forest
 
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        # Any layout: the kernel is compiled for each, and a feature frame's columns (an
+        # F-order matrix) walk as fast as rows; a C-order copy would cost its size again.
+        X = np.asarray(X, dtype=np.float32)
         # Laid out once per loaded model (20 ms for 100 trees): the API scores hundreds
         # of small bodies a second with one model. Never pickled (see __getstate__).
         flat = self.__dict__.get("_flat")

@@ -70,7 +70,7 @@ class FlatForest:
         return cls(depth, feature, _float32_below(threshold), missing_left, leaf_depth)
 
     def depth_sums(self, X: np.ndarray) -> np.ndarray:
-        """Per row of ``X`` (float32, C order), the sum over trees of its leaf depth."""
+        """Per row of ``X`` (float32, any layout), the sum over trees of its leaf depth."""
         out = np.zeros(len(X), dtype="float64")
         _depth_sums(X, self.depth, self.feature, self.threshold, self.missing_left,
                     self.leaf_depth, BLOCK_ROWS, bool(np.isnan(X).any()), out)

@@ -193,7 +193,10 @@ def test_compiled_forest_scores_equal_sklearn_bit_for_bit(seed):
     fresh[rng.random(fresh.shape) < 0.1] = np.nan
     detector = IsolationForestDetector()
     detector.forest_ = forest
-    for data in (X, fresh):
+    # A feature frame's matrix is F-order; slices of it are neither C nor F: each layout
+    # is walked as it is, not copied.
+    for data in (X, fresh, np.asfortranarray(fresh), np.asfortranarray(fresh)[5:400],
+                 fresh[::3]):
         np.testing.assert_array_equal(detector.score_samples(data), -forest.score_samples(data))
     assert FlatForest.of(forest).feature.shape[0] == len(forest.estimators_)
 
