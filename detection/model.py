@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from detection import memory
 from detection.calibration import FLAG_SCORE, Calibration, severity
 from detection.columns import ColumnMapping
 from detection.dataset import Dataset
@@ -155,6 +156,7 @@ class Model:
         dataset = dataset.with_constant_metrics()
         if features is None:
             features = self.featurizer.transform(dataset)
+            _let_go(dataset)
         X, names = self._detector_input(dataset, features)
         result = self._result(dataset, features, self._scores(X, self.detector.score_samples(X)))
         if self.envelope is not None:  # None: a model saved before drift was measured
@@ -222,6 +224,13 @@ class Model:
         return model
 
 
+def _let_go(dataset: Dataset) -> None:
+    """After a big file's features: its working arrays' memory back to the system, so the
+    forest and the results do not come on top of it."""
+    if len(dataset) >= memory.BIG_ROWS:
+        memory.release(collect=False)
+
+
 def _threshold_note(detector, params: dict, normal: bool) -> str:
     if detector.name == DEFAULT_DETECTOR:
         share = params["contamination"]
@@ -250,6 +259,7 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
     featurizer = featurizer_cls(window=window) if window and dataset.profile == "sensor" \
         else featurizer_cls()
     features = featurizer.fit_transform(dataset)
+    _let_go(dataset)
     if detector == DEFAULT_DETECTOR and params.get("contamination") is None:
         params = {**params, "contamination": DEFAULT_CONTAMINATION[dataset.profile]}
     estimator = make_detector(detector, **params)

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from app import charts, memory, scoring, services, ui
+from app import charts, scoring, services, ui
 from app.text import markdown
-from detection import PROFILES
+from detection import PROFILES, memory
 from detection.columns import ROLES
 from detection.detectors import DETECTORS
 from detection.model import DEFAULT_CONTAMINATION
