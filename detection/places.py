@@ -60,10 +60,15 @@ def _locate(city: str | None, country: str | None) -> tuple[float, float]:
 
 def coordinates(city: pd.Series, country: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Latitude and longitude of each (city, country) pair (missing values allowed);
-    NaN where the table does not know the place. Each distinct pair is looked up once."""
-    pairs = (city.astype("string").fillna("") + "\x1f"
-             + country.astype("string").fillna(""))
-    codes, unique = pd.factorize(pairs.to_numpy(dtype=object))
-    found = np.array([_locate(*(part or None for part in pair.split("\x1f")))
-                      for pair in unique], dtype="float64").reshape(-1, 2)
+    NaN where the table does not know the place. Each distinct pair is looked up once,
+    found through the codes of the two columns (no text per row is made)."""
+    city_code, cities = pd.factorize(city.astype("string"))
+    country_code, countries = pd.factorize(country.astype("string"))
+    # -1 (missing) becomes 0: each pair of codes is one number.
+    pair = (city_code.astype("int64") + 1) * (len(countries) + 1) + country_code + 1
+    codes, unique = pd.factorize(pair)
+    names = (np.array([None, *cities], dtype=object), np.array([None, *countries], dtype=object))
+    found = np.array([_locate(names[0][p // (len(countries) + 1)] or None,
+                              names[1][p % (len(countries) + 1)] or None)
+                      for p in unique], dtype="float64").reshape(-1, 2)
     return found[codes, 0], found[codes, 1]

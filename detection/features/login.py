@@ -53,17 +53,29 @@ NUMERIC = ("time", "failed", "latitude", "longitude")
 def _network(ip: pd.Series) -> pd.Series:
     """The /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number).
 
-    Arrow's regular expressions work on the whole column at once: the first three
+    Arrow's regular expressions work on each distinct address once: the first three
     dot-separated parts plus ``.0/24``, or the first three colon groups plus ``::/48``.
     """
-    text = pa.array(ip.astype("string").str.strip().array, type=pa.string())
+    codes, distinct = pd.factorize(ip.astype("string").str.strip())
+    text = pa.array(distinct.astype("string").array, type=pa.string())
     v6 = pc.match_substring(text, ":")
     v4_net = pc.binary_join_element_wise(
         pc.replace_substring_regex(text, r"\.[^.]*$", ""), ".0/24", "")
     v6_net = pc.binary_join_element_wise(
         pc.replace_substring_regex(text, r"^([^:]*(?::[^:]*){0,2}).*$", r"\1"), "::/48", "")
-    network = pc.if_else(pc.fill_null(v6, False), v6_net, v4_net)
-    return pd.Series(pd.array(network, dtype="string"), index=ip.index)
+    network = pd.array(pc.if_else(pc.fill_null(v6, False), v6_net, v4_net), dtype="string")
+    return pd.Series(network.take(codes, allow_fill=True), index=ip.index)
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """Text without surrounding spaces, blank as missing: the column as read (its memory
+    shared with the file's, not a copy) when no value has either."""
+    text = column.astype("string")
+    trimmed = text.str.strip()
+    if not trimmed.equals(text):
+        text = trimmed
+    del trimmed
+    return text.replace("", pd.NA) if (text == "").any() else text
 
 
 def known_rows(known: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -218,7 +230,7 @@ class LoginFeatures:
             column = column_of(role)
             if column is None:
                 return pd.Series(pd.NA, index=index, dtype="string")
-            return column.astype("string").str.strip().replace("", pd.NA)
+            return _text(column)
 
         events = pd.DataFrame({
             "user": text("user").fillna("(unknown)"),
@@ -274,13 +286,15 @@ class LoginFeatures:
         features = self._with_numbers(dataset, events, self._features(
             events, history=None, known=dataset.known))
         # Each user's last events, in time order, copied once (not the whole file sorted
-        # and then cut), once the features' working arrays are gone.
+        # and then cut), once the features' working arrays are gone; the events
+        # themselves (shared, not copied) when they are all kept, in time order already.
         order = np.argsort(events["time"].to_numpy(), kind="stable")
         users = pd.Series(pd.factorize(events["user"])[0][order])
-        recent = users.groupby(users.to_numpy()).cumcount(ascending=False).to_numpy() \
-            < self.history_per_user
-        self.history_ = events.iloc[order[recent]].reset_index(drop=True)
-        del events, order, users, recent
+        keep = order[users.groupby(users.to_numpy()).cumcount(ascending=False).to_numpy()
+                     < self.history_per_user]
+        whole = keep.size == len(events) and bool(np.all(keep[1:] > keep[:-1]))
+        self.history_ = events.iloc[slice(None) if whole else keep].reset_index(drop=True)
+        del events, order, users, keep
         X = features.X.to_numpy(dtype="float64")
         # Mean and std (not median/MAD): most features are rare 0/1 flags.
         self.feature_center_ = X.mean(axis=0)
@@ -407,7 +421,7 @@ class LoginFeatures:
         by_user = pd.Series(counted).groupby(user_code)
         earlier_ok = (by_user.cumsum() - counted).to_numpy()
         learning = earlier_ok < self.min_history
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}  # float32, as the features are kept
         context: dict[str, np.ndarray] = {"learning": learning, "earlier_ok": earlier_ok}
 
         hours = pd.to_datetime(time).hour.to_numpy().astype("int64")
@@ -415,13 +429,14 @@ class LoginFeatures:
         near = _earlier_same(user_hour, ok, weight) + sum(
             _earlier_count(user_hour, ok, user_code.astype("int64") * 24 + (hours + d) % 24,
                            weight) for d in (-1, 1))
-        out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1))
+        out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1)
+                                      ).astype("float32")
 
         for key in self.novelty_:
             value = ev[key].to_numpy()
             pair = user_code.astype("int64") * (len(uniques[key]) + 1) + value + 1
             out[f"new_{key}"] = ((_earlier_same(pair, ok) == 0) & ~learning & (value >= 0)
-                                 ).astype("float64")
+                                 ).astype("float32")
 
         if getattr(self, "unseen_", None):
             self._unseen(ev, order, time, ok, out, mature=history is not None)
@@ -431,10 +446,11 @@ class LoginFeatures:
 
         if self.has_outcome_:
             context["user_failures_1h"] = _window_count(user_code, time, failed)
-            out["user_failures_1h"] = np.log1p(context["user_failures_1h"])
+            out["user_failures_1h"] = np.log1p(context["user_failures_1h"]).astype("float32")
             if "ip_failed_users_1h" in self.feature_names_:
                 context["ip_failed_users_1h"] = self._spray(ev, time, failed)
-                out["ip_failed_users_1h"] = np.log1p(context["ip_failed_users_1h"])
+                out["ip_failed_users_1h"] = np.log1p(
+                    context["ip_failed_users_1h"]).astype("float32")
 
         # Back to the input's order, keeping only the rows of the file being scored; each
         # full-length array is let go as soon as its rows are taken.
@@ -443,7 +459,7 @@ class LoginFeatures:
         back[order] = np.arange(len(order))
         keep = back[own]
         del back, order, own
-        X = pd.DataFrame({k: out.pop(k)[keep].astype("float32") for k in self.feature_names_
+        X = pd.DataFrame({k: out.pop(k)[keep] for k in self.feature_names_
                           if k in out}, index=index)
         context = {k: v[keep] for k, v in context.items()}
         return FeatureSet(X=X, context=context)
@@ -460,7 +476,7 @@ class LoginFeatures:
         for key in self.unseen_:
             value = ev[key].to_numpy()[by_time]
             unseen = (_earlier_same(value, ok_t) == 0) & (value >= 0) & enough
-            out[f"unseen_{key}"] = np.empty(len(ok_t), dtype="float64")
+            out[f"unseen_{key}"] = np.empty(len(ok_t), dtype="float32")
             out[f"unseen_{key}"][by_time] = unseen
 
     # -- numbers beside the login columns ---------------------------------------------
@@ -541,7 +557,8 @@ class LoginFeatures:
             located = ~np.isnan(km)
             # Travel is what a successful login proves; a failed try proves nothing.
             impossible = located & (speed > TRAVEL_KMH) & (km > TRAVEL_MIN_KM) & ok
-            out["travel_speed"] = np.log1p(np.nan_to_num(np.where(ok, speed, 0.0)))
+            out["travel_speed"] = np.log1p(np.nan_to_num(np.where(ok, speed, 0.0))
+                                           ).astype("float32")
             context["travel_km"] = km
         if "country" in self.novelty_:
             # Places no distance is known for: a country change within two hours.
@@ -553,13 +570,13 @@ class LoginFeatures:
             names = np.asarray(countries, dtype=object)
             context["previous_country"] = np.where(
                 np.isnan(prev), None, names[np.nan_to_num(prev).astype("int64")])
-        out["impossible_travel"] = impossible.astype("float64")
+        out["impossible_travel"] = impossible.astype("float32")
 
     def _spray(self, ev: pd.DataFrame, time: np.ndarray, failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:
         a user whose failures began more than an hour earlier is not counted)."""
-        ip_code = pd.factorize(ev["ip"])[0]  # a missing IP (-1) is one group, as before
-        user_code = pd.factorize(ev["user"])[0]
+        ip_code = ev["ip"].to_numpy()  # a missing IP (-1) is one group, as before
+        user_code = ev["user"].to_numpy()
         order = np.lexsort((time, ip_code))
         t, ip, user, fail = time[order], ip_code[order], user_code[order], failed[order]
         pair = pd.factorize(ip.astype("int64") * (user.max() + 1) + user)[0]  # (IP, user)

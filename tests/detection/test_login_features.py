@@ -48,6 +48,17 @@ def test_appending_later_events_leaves_earlier_features_unchanged():
     pd.testing.assert_frame_equal(before, after.iloc[:-1])
 
 
+def test_values_are_read_without_surrounding_spaces_and_blank_is_missing():
+    """A device exported with trailing spaces is the user's usual device, and a blank
+    country no country at all: neither is new."""
+    frame = add(history(), timestamp=pd.Timestamp("2025-05-25 10:00"), user="alice",
+                device="Firefox   ", country="   ")
+    X, scored = features(frame)
+    assert X.iloc[-1]["new_device"] == 0 and X.iloc[-1]["new_country"] == 0
+    untouched, _ = features(history())
+    pd.testing.assert_frame_equal(X.iloc[:-1], untouched)
+
+
 def test_users_with_little_history_are_learning_not_novel():
     frame = add(history(users=tuple("abcdefg"), days=3), timestamp=pd.Timestamp("2025-05-04 09:00"), user="dave",
                 country="Spain")
@@ -208,9 +219,10 @@ def test_impossible_travel_from_the_places_named_when_there_are_no_coordinates(d
 def test_places_are_found_by_name_code_and_without_accents():
     from detection.places import coordinates
 
-    lat, lon = coordinates(pd.Series(["Sao Paulo", "Bergen", None, "Xyzzyville", None]),
-                           pd.Series([None, "NO", "Germany", "Nowhere", None]))
+    lat, lon = coordinates(pd.Series(["Sao Paulo", "Bergen", None, "Xyzzyville", None, ""]),
+                           pd.Series([None, "NO", "Germany", "Nowhere", None, "NO"]))
     assert lat[0] == pytest.approx(-23.55, abs=0.1) and lon[0] == pytest.approx(-46.64, abs=0.1)
     assert lat[1] == pytest.approx(60.39, abs=0.1)            # Bergen, Norway (not elsewhere)
     assert lat[2] == pytest.approx(52.52, abs=0.1)            # Germany: at its capital
     assert np.isnan(lat[3]) and np.isnan(lat[4])              # unknown stays unknown
+    assert lat[5] == pytest.approx(59.91, abs=0.1)            # no city: Norway's capital
