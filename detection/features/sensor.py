@@ -220,8 +220,11 @@ class SensorFeatures:
         if not varies.any():
             varies[:] = True
         self.feature_names_ = [f for f, keep in zip(candidates, varies, strict=True) if keep]
-        if not varies.all():
-            ordered = ordered[varies]
+        # Kept rows moved up in place: a boolean index would copy every feature.
+        for target, source in enumerate(np.flatnonzero(varies)):
+            if target != source:
+                ordered[target] = ordered[source]
+        ordered = ordered[: int(varies.sum())]
         # Reference spread of each feature, for ranking reasons.
         stats = [robust_center_scale(values) for values in ordered]
         self.feature_center_ = np.array([c for c, _ in stats])
