@@ -239,8 +239,8 @@ def _insert_incidents(session: Session, run_id: int, run: RunToSave) -> np.ndarr
         return np.zeros(0, dtype="int64")
     found["entity"] = [clean(e, NAME_CHARS) if isinstance(e, str) else None
                        for e in found["entity"]]
-    found["started_at"] = found["started_at"].where(found["started_at"].notna(), None)
-    found["ended_at"] = found["ended_at"].where(found["ended_at"].notna(), None)
+    for column in ("started_at", "ended_at"):  # NaT (a file without times) as NULL
+        found[column] = found[column].astype(object).where(found[column].notna(), None)
     values = [{"run_id": run_id, **row} for row in found.to_dict("records")]
     ids = session.scalars(insert(Incident).returning(Incident.id,
                                                      sort_by_parameter_order=True),

@@ -9,9 +9,11 @@ from sqlalchemy import func, select, text
 from app import scoring, services
 from app.settings import Settings
 from app.vigil import Vigil
+from detection import read_csv
 from sample_data import sample_path
 from storage import db, journal, runs
 from storage.schema import Anomaly, DetectionRun
+from tests.conftest import to_csv_bytes
 
 LOGINS = sample_path("logins.csv")
 
@@ -246,3 +248,18 @@ def test_downloads_keep_the_files_column_order_on_every_database(database_url, t
     data = services.anomalies_csv(vigil, services.AnomalyFilter(run_ids=[report.run_id]))
     header = next(csv.reader(io.StringIO(data.decode())))
     assert [c for c in header if c in columns] == columns
+
+
+def test_a_file_without_times_is_stored_with_incidents_without_times(database_url, tmp_path):
+    """A generic file (no timestamp column): its incidents have no start or end, which
+    used to stop the save with a traceback."""
+    frame = read_csv(sample_path("elevators.csv"))[["revolutions", "humidity", "vibration"]]
+    vigil = Vigil(settings_for(database_url, tmp_path))
+    result = services.analyze(vigil, services.read_dataset(to_csv_bytes(frame)))
+    assert result.profile == "generic" and result.frame["is_anomaly"].sum() > 0
+    report = services.save(vigil, result, source_name="untimed.csv", file_sha256="c" * 64)
+    assert report.stored, report.message
+    assert stored_counts(database_url) == (1, int(result.frame["is_anomaly"].sum()))
+    found = services.query_incidents(vigil, services.IncidentFilter(run_ids=[report.run_id]),
+                                     limit=None)
+    assert len(found) and found["started_at"].isna().all()
