@@ -13,6 +13,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -109,6 +110,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _date(text: str) -> datetime:
+    """A --since date: YYYY-MM-DD (or an ISO time), read as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-01, got {text!r}"
+                                         ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _input(path: str) -> Path:
     p = Path(path)
     if not p.is_file():
@@ -174,11 +185,24 @@ def _score_in_pieces(path: Path, model, out_path: str | None) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     params = _detector_params(args)
-    path = _input(args.baseline)
+    chosen = [args.baseline is not None, args.from_runs is not None, args.since is not None]
+    if sum(chosen) != 1:
+        raise UsageError("train on one of: a baseline file, --from-runs RUN..., --since DATE")
     _preload_forest(args)
-    dataset = scoring.read_dataset(path, profile=args.profile)
-    meta = _services().train(_vigil(), dataset, detector=args.detector, source_name=path.name,
-                          activate=args.activate, **params)
+    if args.baseline is None:
+        if args.since is not None and args.profile not in ("sensor", "generic"):
+            raise UsageError("--since needs --profile sensor or --profile generic")
+        meta = _services().train_from_runs(
+            _vigil(), runs=args.from_runs, since=args.since,
+            profile=args.profile if args.since is not None else None,
+            detector=args.detector, activate=args.activate, **params)
+        echo(f"trained on runs {', '.join(map(str, meta['runs']))}: "
+             f"{meta['left_out']} row(s) reviewed as confirmed left out")
+    else:
+        path = _input(args.baseline)
+        dataset = scoring.read_dataset(path, profile=args.profile)
+        meta = _services().train(_vigil(), dataset, detector=args.detector,
+                                 source_name=path.name, activate=args.activate, **params)
     echo(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
           f"{len(meta['features'])} features{' (active)' if meta['is_active'] else ''}")
     echo(f"model version {meta['version']}")
@@ -456,8 +480,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="email the run's digest to its team (with --save)")
     score.set_defaults(func=cmd_score)
 
-    train = sub.add_parser("train", help="fit a model on a baseline of normal history")
-    train.add_argument("baseline")
+    train = sub.add_parser("train", help="fit a model on a baseline of normal history: a "
+                           "file, or the rows of stored runs")
+    train.add_argument("baseline", nargs="?", help="a CSV of normal history")
+    train.add_argument("--from-runs", type=_count, nargs="+", metavar="RUN",
+                       help="train on the rows these stored sensor or generic runs kept, "
+                            "without the rows reviewed as confirmed")
+    train.add_argument("--since", type=_date, metavar="DATE",
+                       help="train on every run of --profile stored since DATE "
+                            "(YYYY-MM-DD, UTC), without the rows reviewed as confirmed")
     _add_detector_options(train)
     train.add_argument("--activate", action="store_true",
                        help="make it the active model of its profile")

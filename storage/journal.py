@@ -2,7 +2,7 @@
 
 One folder per run under the journal directory: ``run.json`` (the run's metadata),
 ``anomalies.csv`` (the flagged rows, the original row as JSON text) and, when present,
-``chart.parquet``. A folder is written under a temporary name and renamed when
+``chart.parquet`` and ``inputs.parquet`` (the file's rows). A folder is written under a temporary name and renamed when
 complete, so a crash never leaves half a journal entry behind. An entry the database
 refuses is set aside under ``rejected/`` with a ``reason.txt``, so it never blocks the
 entries after it.
@@ -26,6 +26,7 @@ from storage.runs import RunToSave
 META = "run.json"
 ROWS = "anomalies.csv"
 CHART = "chart.parquet"
+INPUTS = "inputs.parquet"
 REJECTED = "rejected"
 REASON = "reason.txt"
 
@@ -55,7 +56,7 @@ def _write(folder: Path, run: RunToSave) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     meta = {f.name: getattr(run, f.name) for f in fields(run)
-            if f.name not in ("anomalies", "chart_data")}
+            if f.name not in ("anomalies", "chart_data", "inputs")}
     (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
     rows = run.anomalies.copy()
     rows["data"] = [json.dumps(d, default=str) for d in rows["data"]]
@@ -63,6 +64,8 @@ def _write(folder: Path, run: RunToSave) -> Path:
     rows.to_csv(tmp / ROWS, index=False)
     if run.chart_data is not None:
         (tmp / CHART).write_bytes(run.chart_data)
+    if run.inputs is not None:
+        (tmp / INPUTS).write_bytes(run.inputs)
     tmp.rename(entry)
     return entry
 
@@ -106,9 +109,10 @@ def read(entry: Path) -> RunToSave:
         "reasons": rows["reasons"].astype(object),
         "data": [json.loads(d) for d in rows["data"]],
     })
-    chart = entry / CHART
+    chart, inputs = entry / CHART, entry / INPUTS
     return RunToSave(**meta, anomalies=anomalies,
-                     chart_data=chart.read_bytes() if chart.exists() else None)
+                     chart_data=chart.read_bytes() if chart.exists() else None,
+                     inputs=inputs.read_bytes() if inputs.exists() else None)
 
 
 def remove(entry: Path) -> None:

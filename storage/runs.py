@@ -21,9 +21,10 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from detection import SCORE_COLUMNS, ScoredFrame, incidents
+from storage import run_inputs
 from storage.db import dialect_name, transaction
 from storage.errors import RefusedValueError
-from storage.schema import Anomaly, DetectionRun, Incident
+from storage.schema import Anomaly, DetectionRun, Incident, RunInput
 from storage.text import NAME_CHARS, clean, clean_column, clean_json
 
 # Columns of RunToSave.anomalies, one per column of the anomalies table it fills.
@@ -74,6 +75,7 @@ class RunToSave:
     drift_share: float | None = None  # scored by a registered model: see detection.envelope
     drift_feature: str | None = None
     mapping: dict | None = None  # role -> column (detection.columns.ColumnMapping)
+    inputs: bytes | None = None  # the file's rows (storage.run_inputs), to train from
 
     @property
     def incident_gap(self) -> pd.Timedelta:
@@ -96,7 +98,9 @@ class RunToSave:
     @classmethod
     def from_result(cls, result: ScoredFrame, *, source_name: str, file_sha256: str,
                     chart_data: bytes | None = None, score_histogram: list | None = None,
-                    incident_gap_minutes: float | None = None) -> RunToSave:
+                    incident_gap_minutes: float | None = None,
+                    keep_inputs: bool = False) -> RunToSave:
+        """``keep_inputs``: keep a sensor or generic file's rows, to train from later."""
         flagged = result.anomalies
         inputs = flagged.drop(columns=list(SCORE_COLUMNS))
         inputs = inputs.astype(object).where(inputs.notna(), None)
@@ -129,6 +133,8 @@ class RunToSave:
             mapping={role: clean(column) for role, column in result.mapping.as_dict().items()
                      if column is not None},
             **drift_fields(result.drift),
+            inputs=(run_inputs.to_bytes(result.frame.drop(columns=list(SCORE_COLUMNS)))
+                    if keep_inputs and result.profile in run_inputs.PROFILES else None),
         )
 
 
@@ -219,6 +225,8 @@ def _save(engine: Engine, run: RunToSave, values: dict) -> SaveOutcome:
             return SaveOutcome(existing, created=False)
         insert_anomalies(session, run_id, run.anomalies.assign(
             incident_id=_insert_incidents(session, run_id, run)))
+        if run.inputs is not None:
+            session.add(RunInput(run_id=run_id, row_count=run.total_rows, content=run.inputs))
     return SaveOutcome(run_id, created=True)
 
 

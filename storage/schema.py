@@ -352,3 +352,19 @@ class KnownValue(Base):
         BigInteger().with_variant(Integer, "sqlite"),
         ForeignKey("anomalies.id", ondelete="SET NULL"), index=True,
         comment="anomalies.id: the row reviewed as a false positive.")
+
+
+class RunInput(Base):
+    __tablename__ = "run_inputs"
+    __table_args__ = (
+        {"comment": "The rows of a stored sensor or generic file, as read (Parquet): what "
+                    "`vigil train --from-runs` and Models train a model on, leaving out the "
+                    "rows reviewed as confirmed."},
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("detection_runs.id", ondelete="CASCADE"), primary_key=True,
+        comment="detection_runs.id.")
+    row_count: Mapped[int] = mapped_column(Integer, comment="Data rows kept.")
+    content: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="The file's rows (Parquet, zstd; the index is the row number).")

@@ -55,7 +55,9 @@ from app.services.models import (
     list_models,
     load_model,
     rollback_model,
+    runs_to_train_from,
     train,
+    train_from_runs,
 )
 from app.services.operations import (
     health,
@@ -173,7 +175,9 @@ __all__ = [
     "stream_checkpoint",
     "summarize",
     "token_holder",
+    "runs_to_train_from",
     "train",
+    "train_from_runs",
     "with_known",
     "upgrade_database",
 ]

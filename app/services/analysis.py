@@ -66,11 +66,13 @@ def with_known(vigil: Vigil, dataset: Dataset) -> Dataset:
 def prepare_run(vigil: Vigil, result: ScoredFrame, *, source_name: str,
                 file_sha256: str) -> RunToSave:
     """What a save stores of a scored file: flagged rows (grouped into incidents when
-    stored), chart bins, score histogram."""
+    stored), chart bins, score histogram, and a sensor or generic file's rows (to train
+    models from runs)."""
     return RunToSave.from_result(
         result, source_name=source_name, file_sha256=file_sha256,
         chart_data=series_bins(result), score_histogram=score_histogram(result),
-        incident_gap_minutes=vigil.settings.incident_gap_minutes(result.profile))
+        incident_gap_minutes=vigil.settings.incident_gap_minutes(result.profile),
+        keep_inputs=True)
 
 
 @dataclass(frozen=True)

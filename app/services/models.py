@@ -8,9 +8,11 @@ from functools import lru_cache
 from sqlalchemy import Engine
 
 from app.vigil import Vigil
-from detection import Dataset, Model, fit
+from detection import Dataset, Model, fit, prepare
 from detection.envelope import STALE_SHARE
-from storage import audit, registry
+from storage import audit, registry, run_inputs
+
+RUNS_NAMED = 8  # runs a model's source name lists before it only counts the rest
 
 
 def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
@@ -27,6 +29,32 @@ def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
                             "training_rows": meta["training_rows"],
                             "source_name": source_name, "active": activate})
     return meta
+
+
+def train_from_runs(vigil: Vigil, *, runs: list[int] | None = None,
+                    since: datetime | None = None, profile: str | None = None,
+                    detector: str = "isolation_forest", activate: bool = False,
+                    **params) -> dict:
+    """Fit a model on the rows stored sensor or generic runs kept (``runs``, or every run
+    of ``profile`` created since ``since``), leaving out the rows reviewed as confirmed,
+    and register it: the model's metadata adds ``runs`` and ``left_out``."""
+    vigil.require("admin")
+    found = run_inputs.training_rows(vigil.engine, run_ids=runs, since=since, profile=profile)
+    dataset = prepare(found.frame, profile=found.profile, columns=found.mapping)
+    named = ", ".join(str(i) for i in found.run_ids[:RUNS_NAMED])
+    more = len(found.run_ids) - RUNS_NAMED
+    source = f"run{'s' if len(found.run_ids) > 1 else ''} {named}" + (
+        f" and {more} more" if more > 0 else "")
+    meta = train(vigil, dataset, detector=detector, source_name=source, activate=activate,
+                 **params)
+    return meta | {"runs": found.run_ids, "left_out": found.left_out}
+
+
+def runs_to_train_from(vigil: Vigil) -> list[dict]:
+    """The newest runs that kept their rows (id, created_at, source_name, profile,
+    row_count)."""
+    vigil.require("viewer")
+    return run_inputs.runs_with_rows(vigil.engine)
 
 
 def list_models(vigil: Vigil, *, profile: str | None = None) -> list[dict]:

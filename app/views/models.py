@@ -80,3 +80,34 @@ with st.form("train"):
                                       activate=activate)
             st.success(f"Registered {meta['version']}: {meta['detector']} on "
                        f"{meta['training_rows']:,} {meta['profile']} rows.")
+
+st.subheader("Train from stored runs")
+st.caption("Saved sensor and generic files keep their rows (up to a million rows a file). "
+           "A model trained from runs learns from those rows, without the rows reviewed as "
+           "confirmed on Explore: real incidents are not learnt as normal.")
+with ui.user_errors():
+    kept = services.runs_to_train_from(vigil)
+if not kept:
+    st.info("No stored run kept its rows yet: save a scored sensor or generic file on "
+            "Analyze.")
+else:
+    labels = {r["id"]: (f"#{r['id']} · {r['source_name']} · {r['profile']} · "
+                        f"{r['row_count']:,} rows · {r['created_at']:%Y-%m-%d %H:%M}")
+              for r in kept}
+    with st.form("train_from_runs"):
+        chosen = st.multiselect("Runs", list(labels), format_func=lambda i: labels[i])
+        cols = st.columns(2)
+        detector = cols[0].selectbox("Detector", list(DETECTORS), key="runs_detector")
+        activate = cols[1].checkbox("Make it active", value=True, key="runs_activate")
+        if st.form_submit_button("Train from these runs"):
+            if not chosen:
+                st.warning("Choose one or more runs first.")
+            else:
+                with ui.user_errors(), st.spinner("Fitting…"):
+                    meta = services.train_from_runs(vigil, runs=chosen, detector=detector,
+                                                    activate=activate)
+                st.success(markdown(
+                    f"Registered {meta['version']}: {meta['detector']} on "
+                    f"{meta['training_rows']:,} {meta['profile']} rows of runs "
+                    f"{', '.join(map(str, meta['runs']))} ({meta['left_out']:,} confirmed "
+                    "rows left out)."))

@@ -450,3 +450,27 @@ def test_models_page_lists_what_false_positives_made_known(dashboard_env):
     user = rows["entity"].iloc[0]
     assert set(known["user"]) == {user}
     assert {"country", "ip", "network", "device"} <= set(known["key"])
+
+
+def test_models_page_trains_a_model_from_stored_runs(dashboard_env):
+    vigil = Vigil()
+    elevators = pd.read_csv(sample_path("elevators.csv"))
+    ids = []
+    for name, rows in (("first.csv", elevators.iloc[:4000]), ("second.csv", elevators.iloc[4000:])):
+        result = services.analyze(vigil, services.read_dataset(to_csv_bytes(rows)))
+        ids.append(services.save(vigil, result, source_name=name, file_sha256=name[0] * 64).run_id)
+    confirmed = services.query_anomalies(vigil, AnomalyFilter(run_ids=[ids[0]]), limit=3)
+    services.review(vigil, confirmed["id"].tolist(), "confirmed")
+    at = open_page("models")
+    runs = next(m for m in at.multiselect if m.label == "Runs")
+    assert [o.split(" · ")[:4] for o in runs.options] == [
+        [f"#{ids[1]}", "second.csv", "sensor", f"{len(elevators) - 4000:,} rows"],
+        [f"#{ids[0]}", "first.csv", "sensor", "4,000 rows"]]
+    runs.set_value(ids)
+    button(at, "Train from these runs").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    success = " ".join(s.value for s in at.success)
+    assert f"on {len(elevators) - 3:,} sensor rows of runs {ids[0]}, {ids[1]} (3 confirmed" \
+        in success.replace("\\", "")
+    model = services.list_models(vigil)[0]
+    assert model["source_name"] == f"runs {ids[0]}, {ids[1]}" and model["is_active"]
