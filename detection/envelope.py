@@ -13,7 +13,11 @@ flag score, and the anomaly score is the larger of the forest's and the envelope
 Some features are evidence on their own (a journey no airliner makes): a featurizer
 names them ``decisive``, and a row above the baseline's largest value of one reaches
 ``DECISIVE_REACH`` whatever its edges. A model of clean history, where the feature was
-never up, flags it; a file scored on its own, where it was, leaves it to the forest.
+never up, flags it. A file scored on its own is its own baseline, anomalies included:
+there the ceiling is the largest value of all but its rarest ``EDGE_SHARE`` of rows, so
+a decisive value a few rows have flags them and a common one is left to the forest
+(whose 256-row samples rarely hold one of a handful of rare rows, and so never split
+on them).
 
 The same edges measure drift: a file from the baseline's source has about 2 x
 ``EDGE_SHARE`` of its rows outside them on any one feature; ten times that on some
@@ -45,16 +49,22 @@ class Envelope:
     forest's to judge.
     """
 
-    def fit(self, X: np.ndarray, decisive: list[bool] | None = None) -> Envelope:
-        """``decisive``: per feature, whether a value above the baseline's largest flags."""
+    def fit(self, X: np.ndarray, decisive: list[bool] | None = None, *,
+            normal: bool = True) -> Envelope:
+        """``decisive``: per feature, whether a value above the baseline's largest flags;
+        ``normal=False`` (the baseline is the file to be scored, anomalies and all): above
+        the largest of all but its rarest ``EDGE_SHARE`` of rows, so a decisive value
+        only a few of the file's rows have flags them, and a common one is left to the
+        forest."""
         # Above FIT_ROWS rows an evenly spaced sample stands in for all (the 0.5% edges
         # of 100,000 rows are 500 rows deep): a million rows' quantiles took 1.3 s. The
-        # largest values of decisive features come from every row.
+        # ceilings of decisive features come from every row.
         self.ceiling_ = np.full(X.shape[1], np.inf)
         if decisive is not None and any(decisive):
-            chosen = np.flatnonzero(decisive)
-            self.ceiling_[chosen] = np.nanmax(np.asarray(X[:, chosen], dtype="float64"),
-                                              axis=0, initial=-np.inf)
+            chosen = np.asarray(X[:, np.flatnonzero(decisive)], dtype="float64")
+            self.ceiling_[np.flatnonzero(decisive)] = (
+                np.nanmax(chosen, axis=0, initial=-np.inf) if normal
+                else np.nanquantile(chosen, 1 - EDGE_SHARE, axis=0, method="lower"))
         X = np.asarray(X[:: max(1, len(X) // FIT_ROWS)], dtype="float64")
         low, self.center_, high = np.nanquantile(X, [EDGE_SHARE, 0.5, 1 - EDGE_SHARE], axis=0)
         # 1 / distance to each edge; 0 switches a side off.

@@ -285,7 +285,7 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
     threshold = estimator.threshold(train_scores, normal=normal)
     model.calibration = Calibration.fit(train_scores, threshold, normal=normal)
     decisive = getattr(featurizer, "DECISIVE", ())
-    model.envelope = Envelope().fit(X, [name in decisive for name in names])
+    model.envelope = Envelope().fit(X, [name in decisive for name in names], normal=normal)
     metadata["threshold"] = {"score": FLAG_SCORE, "raw": threshold}
     metadata["threshold_note"] = _threshold_note(estimator, estimator.get_params(), normal)
     return model, features, model._scores(X, train_scores)

@@ -119,6 +119,28 @@ def test_a_decisive_feature_above_the_baselines_largest_value_is_flagged():
     assert Envelope().fit(baseline, decisive=[True, False]).score(rows)[0] < 50
 
 
+def test_in_a_file_scored_on_its_own_a_decisive_value_few_rows_have_is_flagged():
+    """The file is its own baseline, anomalies and all: its largest value says nothing,
+    so a value only its rarest 0.5% of rows reach decides, and a common one does not."""
+    baseline = np.zeros((1000, 1), dtype="float32")
+    baseline[:3, 0] = 1.0                                   # 0.3% of the file
+    assert Envelope().fit(baseline, [True], normal=False).score(baseline[:3]).min() >= 85
+    assert Envelope().fit(baseline, [True]).score(baseline[:3]).max() < 50   # trained
+    baseline[:50, 0] = 1.0                                  # 5%: everyday in this file
+    assert Envelope().fit(baseline, [True], normal=False).score(baseline[:3]).max() < 50
+
+
+def test_a_month_scored_on_its_own_catches_countries_no_one_uses(month_after_month):
+    """The in-file blind spot: IsolationForest's 256-row samples rarely hold one of six
+    rare rows, so it never split on them (0 of 6 were caught)."""
+    _, later, labels = month_after_month
+    result = fit_score(prepare(later))[1].frame
+    unseen = labels.index[labels["pattern"] == "unseen_country"]
+    caught = result.loc[result.index.isin(unseen)]
+    assert len(caught) == 6 and (caught["is_anomaly"] == 1).all()
+    assert caught["reasons"].str.contains("no one has logged in with it before").all()
+
+
 def test_login_pieces_with_numbers_and_asn_score_as_one_pass(month_after_month):
     """Everyone's known values ride along in a stream's state: a country no one used
     before comes out as in one pass, however the file is cut."""
