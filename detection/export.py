@@ -38,20 +38,21 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _arrow(chunk: pd.DataFrame) -> pa.Table:
+def arrow_table(frame: pd.DataFrame, *, index: bool = False) -> pa.Table:
+    """``frame`` as an Arrow table (``index``: with its index); a column mixing numbers
+    and text is kept as the text it was read as."""
     try:
-        return pa.Table.from_pandas(chunk, preserve_index=False)
+        return pa.Table.from_pandas(frame, preserve_index=index)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # A column mixing numbers and text: write it as the text it was read as.
-        mixed = chunk.select_dtypes(include="object").columns
-        return pa.Table.from_pandas(chunk.astype({c: "string" for c in mixed}),
-                                    preserve_index=False)
+        mixed = frame.select_dtypes(include="object").columns
+        return pa.Table.from_pandas(frame.astype({c: "string" for c in mixed}),
+                                    preserve_index=index)
 
 
 def _csv_bytes(chunk: pd.DataFrame, header: bool) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     options = pa_csv.WriteOptions(include_header=header, quoting_style="needed")
-    pa_csv.write_csv(_arrow(safe_frame(chunk)), sink, write_options=options)
+    pa_csv.write_csv(arrow_table(safe_frame(chunk)), sink, write_options=options)
     return sink.getvalue()
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 
+from detection.export import arrow_table
 from storage.errors import StorageError
 from storage.schema import Anomaly, DetectionRun, RunInput
 
@@ -24,15 +25,9 @@ PROFILES = ("sensor", "generic")  # login models learn users' histories: not fro
 
 
 def to_bytes(frame: pd.DataFrame) -> bytes:
-    """A file's rows as Parquet (a column mixing numbers and text kept as its text)."""
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        mixed = frame.select_dtypes(include="object").columns
-        table = pa.Table.from_pandas(frame.astype({c: "string" for c in mixed}),
-                                     preserve_index=True)
+    """A file's rows as Parquet, the row numbers as the index."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(arrow_table(frame, index=True), sink, compression="zstd")
     return sink.getvalue().to_pybytes()
 
 
