@@ -51,6 +51,7 @@ from app.services.analysis import (
     with_known,
 )
 from app.services.models import (
+    RUN_PROFILES,
     activate_model,
     list_models,
     load_model,
@@ -175,6 +176,7 @@ __all__ = [
     "stream_checkpoint",
     "summarize",
     "token_holder",
+    "RUN_PROFILES",
     "runs_to_train_from",
     "train",
     "train_from_runs",

@@ -13,6 +13,7 @@ from detection.envelope import STALE_SHARE
 from storage import audit, registry, run_inputs
 
 RUNS_NAMED = 8  # runs a model's source name lists before it only counts the rest
+RUN_PROFILES = run_inputs.PROFILES  # the profiles whose saved runs keep their rows
 
 
 def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",

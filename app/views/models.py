@@ -1,5 +1,7 @@
 """Models: registered versions, train one from a baseline, activate, roll back."""
 
+from datetime import UTC, datetime, time
+
 import pandas as pd
 import streamlit as st
 
@@ -96,16 +98,23 @@ else:
               for r in kept}
     with st.form("train_from_runs"):
         chosen = st.multiselect("Runs", list(labels), format_func=lambda i: labels[i])
-        cols = st.columns(2)
-        detector = cols[0].selectbox("Detector", list(DETECTORS), key="runs_detector")
-        activate = cols[1].checkbox("Make it active", value=True, key="runs_activate")
+        cols = st.columns(4)
+        since = cols[0].date_input("Or every run since", value=None,
+                                   help="UTC; leave the runs above empty")
+        profile = cols[1].selectbox("of profile", services.RUN_PROFILES)
+        detector = cols[2].selectbox("Detector", list(DETECTORS), key="runs_detector")
+        activate = cols[3].checkbox("Make it active", value=True, key="runs_activate")
         if st.form_submit_button("Train from these runs"):
-            if not chosen:
-                st.warning("Choose one or more runs first.")
+            if bool(chosen) == (since is not None):
+                st.warning("Choose runs, or a date to train on every run since: one of "
+                           "the two.")
             else:
+                start = None if since is None else datetime.combine(since, time(), UTC)
                 with ui.user_errors(), st.spinner("Fitting…"):
-                    meta = services.train_from_runs(vigil, runs=chosen, detector=detector,
-                                                    activate=activate)
+                    meta = services.train_from_runs(
+                        vigil, runs=chosen or None, since=start,
+                        profile=profile if start else None, detector=detector,
+                        activate=activate)
                 st.success(markdown(
                     f"Registered {meta['version']}: {meta['detector']} on "
                     f"{meta['training_rows']:,} {meta['profile']} rows of runs "

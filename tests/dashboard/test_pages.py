@@ -474,3 +474,18 @@ def test_models_page_trains_a_model_from_stored_runs(dashboard_env):
         in success.replace("\\", "")
     model = services.list_models(vigil)[0]
     assert model["source_name"] == f"runs {ids[0]}, {ids[1]}" and model["is_active"]
+
+    # Every sensor run since a date, instead of a choice of runs; not both, not neither.
+    at = open_page("models")
+    since = next(d for d in at.date_input if d.label == "Or every run since")
+    since.set_value((pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)).date())
+    next(m for m in at.multiselect if m.label == "Runs").set_value([ids[0]])
+    button(at, "Train from these runs").click().run()
+    assert any("one of the two" in w.value for w in at.warning)
+    assert len(services.list_models(vigil)) == 1
+    next(m for m in at.multiselect if m.label == "Runs").set_value([])
+    button(at, "Train from these runs").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"of runs {ids[0]}, {ids[1]} (3 confirmed" in \
+        " ".join(s.value for s in at.success).replace("\\", "")
+    assert len(services.list_models(vigil)) == 2
