@@ -65,6 +65,9 @@ def training_rows(engine: Engine, *, run_ids: list[int] | None = None,
         pieces, a run stored before rows were kept), runs of different profiles or
         columns, or nothing left to train on.
     """
+    if run_ids is None and profile not in PROFILES:
+        raise StorageError(f"training from every run since a date needs a profile: one of "
+                           f"{', '.join(PROFILES)}")
     query = select(DetectionRun.id, DetectionRun.profile, DetectionRun.columns,
                    DetectionRun.mapping, RunInput.content).outerjoin(
         RunInput, RunInput.run_id == DetectionRun.id).order_by(DetectionRun.id)

@@ -1,5 +1,7 @@
 """A model trained from stored runs: their rows, without the ones reviewed as confirmed."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,6 +80,9 @@ def test_runs_that_cannot_be_trained_from_are_named(vigil):
         services.train_from_runs(vigil, runs=[sensor, other])
     with pytest.raises(StorageError, match="no run 999 is stored"):
         services.train_from_runs(vigil, runs=[sensor, 999])
+    with pytest.raises(StorageError, match="needs a profile: one of sensor, generic"):
+        services.train_from_runs(vigil, since=pd.Timestamp("2000-01-01", tz="UTC"),
+                                 profile="login")
     assert [r["id"] for r in services.runs_to_train_from(vigil)] == [other, sensor]
 
 
@@ -93,8 +98,7 @@ def test_a_journaled_run_keeps_its_rows(tmp_path):
     run = runs.RunToSave.from_result(result, source_name="t.csv", file_sha256="a" * 64,
                                      keep_inputs=True)
     back = journal.read(journal.write(tmp_path / "j", run))
-    assert back.inputs == run.inputs and len(pd.read_parquet(__import__("io").BytesIO(
-        back.inputs))) == 720
+    assert back.inputs == run.inputs and len(pd.read_parquet(io.BytesIO(back.inputs))) == 720
 
 
 def test_vigil_train_from_runs_and_since(tmp_path):
