@@ -8,7 +8,10 @@ cut-off while ordinary busy-hour rows score over it. The envelope catches those 
 per feature, the baseline's median and the distances above and below it within which
 all but ``EDGE_SHARE`` of its rows lie. A row's *reach* is its largest distance in those
 units: 1 at the baseline's edge, 2 twice as far out. Reach ``REACH_FLAG`` scores the
-flag score, and the anomaly score is the larger of the forest's and the envelope's.
+flag score, farther out scores more, and the anomaly score is the larger of the
+forest's and the envelope's. Below ``REACH_FLAG`` the envelope says nothing: there the
+forest's score ranks the rows (a row's largest reach over many features, each judged
+alone, reorders ordinary rows by chance: ODDS' tabular sets lost 0.006 of ROC-AUC).
 
 Some features are evidence on their own (a journey no airliner makes): a featurizer
 names them ``decisive``, and a row above the baseline's largest value of one reaches
@@ -86,9 +89,11 @@ class Envelope:
         return reach.astype("float64")
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """The 0-100 score of each row's reach: ``REACH_FLAG`` scores the flag score."""
-        z = np.clip((self.reach(X) - REACH_FLAG) * _SLOPE, -50, 50)
-        return 100.0 / (1.0 + np.exp(-z))
+        """The 0-100 score of each row's reach from ``REACH_FLAG`` (the flag score) up;
+        0 below it."""
+        reach = self.reach(X)
+        z = np.clip((reach - REACH_FLAG) * _SLOPE, -50, 50)
+        return np.where(reach >= REACH_FLAG, 100.0 / (1.0 + np.exp(-z)), 0.0)
 
     def outside(self, X: np.ndarray) -> np.ndarray:
         """Per feature, the share of rows beyond its edges (about 1% in the baseline)."""

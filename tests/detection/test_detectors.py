@@ -1,8 +1,10 @@
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from detection import fit_score, prepare
 from detection.calibration import Calibration, severity
 from detection.detectors import (
     DETECTORS,
@@ -154,8 +156,26 @@ def test_the_envelope_reaches_rows_far_out_on_one_feature_of_many():
     assert envelope.reach(rows.astype(np.float32)) == pytest.approx(reach, rel=1e-5)
     scores = envelope.score(rows)
     assert scores[1] > 90 and scores[0] < 10 and scores[2] < 50
-    assert envelope.score(np.array([[0.0] * 7 + [2 * 2.58] + [0.0] * 12]))[0] == \
-        pytest.approx(50, abs=3)  # twice the edge (about 2.58 sd) scores the flag score
+    twice = np.zeros((3, 20))  # at, just beyond and just within twice the edge's distance
+    twice[:, 7] = envelope.center_[7] + np.array([2.0, 2.05, 1.95]) / envelope.up_[7]
+    at, beyond, within = envelope.score(twice)
+    assert at == pytest.approx(50) and beyond > 50
+    # Below the flag score the envelope says nothing: the forest ranks ordinary rows.
+    assert within == 0 and scores[2] == 0
+
+
+def test_below_the_flag_score_a_rows_score_is_the_forests():
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(2000, 12)), columns=[f"x{i}" for i in range(12)])
+    frame.loc[:4, "x3"] = 40.0  # far out on one feature: the envelope flags these
+    dataset = prepare(frame, profile="generic")
+    model, result = fit_score(dataset)
+    X, _ = model._detector_input(dataset, model.featurizer.transform(dataset))
+    forest = model.calibration.transform(model.detector.score_samples(X))
+    scores = result.frame["anomaly_score"].to_numpy()
+    calm = ~result.frame["is_anomaly"].astype(bool).to_numpy()
+    np.testing.assert_allclose(scores[calm], np.round(forest[calm], 2))
+    assert result.frame["is_anomaly"].iloc[:5].all()
 
 
 def test_severity_bands():
