@@ -175,6 +175,7 @@ class Model:
         return np.maximum(scores, self.envelope.score(X))
 
     def _result(self, dataset: Dataset, features, scores: np.ndarray) -> ScoredFrame:
+        _let_go(dataset)
         flagged = scores > FLAG_SCORE
         rows = np.flatnonzero(flagged)
         reasons = self.featurizer.explain(dataset, features, rows) if rows.size else []
@@ -225,8 +226,8 @@ class Model:
 
 
 def _let_go(dataset: Dataset) -> None:
-    """After a big file's features: its working arrays' memory back to the system, so the
-    forest and the results do not come on top of it."""
+    """Between a big file's steps (after its features, before its results): the freed
+    working arrays' memory back to the system, so the next step does not come on top."""
     if len(dataset) >= memory.BIG_ROWS:
         memory.release(collect=False)
 

@@ -332,7 +332,7 @@ class SensorFeatures:
         row_of = {f: j for j, f in enumerate(names)}
         # One contiguous row per feature while filling; pandas stores columns this way too.
         ordered = np.empty((len(names), len(dataset)), dtype="float32")
-        context = {"position": np.empty_like(order)}
+        context = {"position": np.empty(order.size, dtype="int32")}
         context["position"][order] = np.arange(order.size)
         for name in self.metrics_:
             r = _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
@@ -347,8 +347,8 @@ class SensorFeatures:
 
             _in_threads(fill, _pieces(order.size))
             context |= {f"{name}:recent_median": r.recent_median, f"{name}:spread": r.spread,
-                        f"{name}:off_median": r.off_median,
-                        f"{name}:previous": r.previous, f"{name}:repeats": r.repeats}
+                        f"{name}:off_median": r.off_median, f"{name}:previous": r.previous,
+                        f"{name}:repeats": r.repeats.astype("int32")}
         return ordered, context
 
     def _frame(self, dataset: Dataset, ordered: np.ndarray, context: dict) -> pd.DataFrame:
