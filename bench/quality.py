@@ -13,8 +13,8 @@ and for a global z-score (|z| > 3) and IsolationForest on the raw value (1% flag
 Login cases: a model of a month of logins with latency, response time and bytes scores
 the next month with 20 injected logins (and the month scored on its own); caught per
 kind beside IsolationForest on the raw numbers. ODDS tabular sets (the ``.mat`` files
-of odds.cs.stonybrook.edu, in ``../shared/datasets/odds``; PyOD's repository carries 17
-of them), scored on their own by the generic profile: ROC-AUC beside IsolationForest on
+of odds.cs.stonybrook.edu, in ``../shared/datasets/odds``: the 21 that PyOD's
+repository carries or carried), scored on their own by the generic profile: ROC-AUC beside IsolationForest on
 the raw columns. Without that folder, ODDS' recipe (one class down-sampled to a few
 outliers) applied to the UCI sets scikit-learn bundles stands in: wine, breast cancer
 (= ODDS wbc) and digits (a small optdigits).
