@@ -103,6 +103,68 @@ def machine(rng: np.random.Generator, days: int = 30, start: pd.Timestamp = STAR
     return frame, labels
 
 
+SERVER_METRICS = 24
+
+
+def server(rng: np.random.Generator, days: int = 7, start: pd.Timestamp = START,
+           incidents: bool = True, machine: int = 0) -> tuple[pd.DataFrame, list]:
+    """One server's ``SERVER_METRICS`` metrics a minute, driven by a few shared causes
+    (the day's load, a slow drift, request bursts) as SMD's machines are: a fault shows
+    as a few metrics leaving their usual relation. A backup every six hours lifts three
+    metrics for ten minutes (normal). With ``incidents``, eight faults: a relation
+    break, a burst on three metrics, a level shift, a stuck metric, a surge beyond the
+    usual load, erratic metrics, two metrics turned against the load, a slow drift.
+    ``machine`` fixes how the metrics depend on the causes; ``rng`` draws the days."""
+    build = np.random.default_rng(machine)
+    weight = build.normal(0, 1, (SERVER_METRICS, 3)) * np.array([1.0, 0.5, 0.6])
+    weight[:, 0] = np.abs(weight[:, 0]) + 0.5  # every metric follows the load
+    noise = build.uniform(0.1, 0.4, SERVER_METRICS)
+    scale = build.uniform(1, 100, SERVER_METRICS)
+    n = days * 1440
+    times = pd.date_range(start, periods=n, freq="1min")
+    hour = times.hour.to_numpy() + times.minute.to_numpy() / 60
+    load = np.sin(2 * np.pi * (hour - 15) / 24) + np.convolve(
+        rng.normal(0, 0.15, n + 29), np.ones(30) / 30 ** 0.5, "valid")
+    slow = np.cumsum(rng.normal(0, 0.01, n))
+    slow -= np.convolve(slow, np.ones(1441) / 1441, "same")  # wanders, no trend
+    bursts = np.convolve((rng.random(n + 9) < 0.01) * rng.exponential(1, n + 9),
+                         np.exp(-np.arange(10) / 3), "valid")
+    z = weight @ np.stack([load, slow, bursts]) + noise[:, None] * rng.normal(0, 1, (SERVER_METRICS, n))
+    backup = np.flatnonzero((times.hour.to_numpy() % 6 == 2) & (times.minute.to_numpy() < 10))
+    z[np.ix_([3, 7, 11], backup)] += 3.0
+    labels = []
+    if incidents:
+        at = np.sort(rng.choice(np.arange(120, n - 300, 300), 8, replace=False))
+        faults = [("relation break", [0, 1], 60), ("burst", [2, 5, 9], 10),
+                  ("level shift", [4, 6, 8, 10], 120), ("stuck", [12], 90),
+                  ("surge", list(range(SERVER_METRICS)), 30), ("erratic", [13, 14, 15], 60),
+                  ("against the load", [16, 17], 90), ("drift", [18, 19], 180)]
+        for start_at, (kind, metrics, length) in zip(at, faults, strict=True):
+            rows = np.arange(start_at, start_at + length)
+            for m in metrics:
+                if kind == "relation break":
+                    z[m, rows] -= weight[m, 0] * (load[rows] + 1.2)  # idles while busy
+                elif kind == "burst":
+                    z[m, rows] += 6 * noise[m] + 2
+                elif kind == "level shift":
+                    z[m, rows] += 2.5
+                elif kind == "stuck":
+                    z[m, rows] = z[m, rows[0]]
+                elif kind == "surge":
+                    z[m, rows] += 2.5 * weight[m, 0]
+                elif kind == "erratic":
+                    z[m, rows] += rng.normal(0, 4 * noise[m] + 0.5, length)
+                elif kind == "against the load":
+                    z[m, rows] -= 2 * weight[m, 0] * load[rows]
+                else:
+                    z[m, rows] += np.linspace(0, 3, length)
+            labels += [(r + 1, kind.replace(" ", "_"), kind) for r in rows]
+    frame = pd.DataFrame((scale[:, None] * (z + 5)).T.round(3),
+                         columns=[f"m{k:02d}" for k in range(SERVER_METRICS)])
+    frame.insert(0, "timestamp", times.strftime("%Y-%m-%d %H:%M:%S"))
+    return frame, labels
+
+
 PLACES = [  # country, city, latitude, longitude, first two octets of local IPs
     ("Norway", "Oslo", 59.91, 10.75, "84.208"), ("Norway", "Bergen", 60.39, 5.32, "84.210"),
     ("Germany", "Berlin", 52.52, 13.40, "91.64"), ("Germany", "Munich", 48.14, 11.58, "91.66"),

@@ -4,7 +4,11 @@ For every metric: the level (standardised per entity), its deviation from the us
 level at that hour of day, a robust z-score against the preceding readings
 (median/MAD), the step from the previous reading, the variability of the recent
 window (the median change between readings: a stuck sensor has none) and the recent
-median (a sustained drift).
+median (a sustained drift). With ``RELATION_MIN_METRICS`` metrics or more, one more
+per metric: how far its level lies from what the other metrics' levels imply, by the
+relation they keep in the baseline (a principal-component fit), in its usual departures
+from it: a fault that moves a few of many correlated metrics, none of them far on its
+own.
 
 The window statistics are medians: one spike moves a window's mean and standard
 deviation for as long as it stays in the window (30 readings of flags after it),
@@ -34,12 +38,12 @@ from detection.features.base import (
 )
 from detection.threads import THREADS
 
-KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend", "repeat")
+KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend", "repeat", "relation")
 # How each kind reads in a message about a feature (a model's drift).
-KIND_WORDS = {"level": "level", "time_of_day": "level for the hour", "trend": "recent level",
+KIND_WORDS = {"relation": "relation to the other metrics", "level": "level", "time_of_day": "level for the hour", "trend": "recent level",
               "vs_recent": "change vs recent readings", "step": "step between readings",
               "spread": "variability", "repeat": "repeated readings"}
-FAMILY = {"level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
+FAMILY = {"relation": "relation", "level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
           "step": "change", "spread": "spread", "repeat": "spread"}
 MIN_HISTORY = 5        # readings before the recent-window features say anything
 SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(spread) finite when stuck
@@ -50,6 +54,8 @@ DAILY = 0.25           # share of a metric's spread the hour must explain to be 
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
 MIN_REPEATS = 3
 FLAT_SHARE = 0.1       # recent variation below this share of the usual reads as "flat"
+RELATION_MIN_METRICS = 5  # fewer metrics: each one's own features say it all
+RELATION_VARIANCE = 0.9   # share of the baseline's variance the kept components explain
 # Bumped when the features change meaning: a model saved by an earlier Vigil then asks
 # to be trained again rather than scoring with features it was not fitted on.
 # 2: window variability and level from medians (were the std and the mean).
@@ -211,8 +217,10 @@ class SensorFeatures:
         self.step_scale_: dict[str, float] = {}
         self.spread_typical_: dict[str, float] = {}
         self.repeat_allowance_: dict[str, float] = {}
+        related = len(self.metrics_) >= RELATION_MIN_METRICS
         candidates = [f"{m}:{k}" for m in self.metrics_ for k in KINDS
-                      if k != "time_of_day" or self.use_time_of_day_]
+                      if (k != "time_of_day" or self.use_time_of_day_)
+                      and (k != "relation" or related)]
         ordered, context = self._assemble(dataset, candidates, learn=True)
         # A feature with one value all through the baseline can never split a tree: leave
         # it out (e.g. repeats, when no sensor in the baseline ever stuck).
@@ -334,8 +342,12 @@ class SensorFeatures:
         ordered = np.empty((len(names), len(dataset)), dtype="float32")
         context = {"position": np.empty(order.size, dtype="int32")}
         context["position"][order] = np.arange(order.size)
+        related = any(n.endswith(":relation") for n in names)
+        levels = []
         for name in self.metrics_:
             r = _Rolling.of(self._standardise(dataset, name)[order], blocks, self.window)
+            if related:
+                levels.append(r.z.astype("float32"))
             if learn:
                 self._learn(name, r, hours)
             self._drift(name, r, hours, blocks)
@@ -349,7 +361,38 @@ class SensorFeatures:
             context |= {f"{name}:recent_median": r.recent_median, f"{name}:spread": r.spread,
                         f"{name}:off_median": r.off_median, f"{name}:previous": r.previous,
                         f"{name}:repeats": r.repeats.astype("int32")}
+        if related:
+            levels = np.stack(levels, axis=1)
+            if learn:
+                self._learn_relation(levels)
+            residuals = self._residuals(levels)
+            for j, name in enumerate(self.metrics_):
+                if f"{name}:relation" in row_of:
+                    ordered[row_of[f"{name}:relation"]] = as_float32(residuals[:, j])
         return ordered, context
+
+    def _learn_relation(self, levels: np.ndarray) -> None:
+        """The baseline's principal components (explaining ``RELATION_VARIANCE`` of its
+        variance; all metrics but one at most) and each metric's usual departure from
+        what they imply."""
+        sample = levels[:: max(1, len(levels) // STATS_SAMPLE)].astype("float64")
+        sample = sample[np.isfinite(sample).all(axis=1)]
+        self.relation_mean_ = sample.mean(axis=0)
+        _, singular, vt = np.linalg.svd(sample - self.relation_mean_, full_matrices=False)
+        share = np.cumsum(singular ** 2) / max(float(np.sum(singular ** 2)), 1e-12)
+        keep = min(int(np.searchsorted(share, RELATION_VARIANCE)) + 1, levels.shape[1] - 1)
+        self.relation_axes_ = vt[:keep]
+        self.relation_scale_ = np.ones(levels.shape[1])
+        departures = self._residuals(sample)
+        self.relation_scale_ = np.maximum(
+            [robust_center_scale(departures[:, j])[1] for j in range(levels.shape[1])], 1e-6)
+
+    def _residuals(self, levels: np.ndarray) -> np.ndarray:
+        """Each metric's departure from what the baseline's relation implies, in its usual
+        departures (standardised levels in; a missing level counts as the usual)."""
+        centred = np.nan_to_num(np.asarray(levels, dtype="float64") - self.relation_mean_)
+        return (centred - (centred @ self.relation_axes_.T) @ self.relation_axes_) \
+            / self.relation_scale_
 
     def _frame(self, dataset: Dataset, ordered: np.ndarray, context: dict) -> pd.DataFrame:
         position = context["position"]
@@ -374,6 +417,7 @@ class SensorFeatures:
         hours = dataset.time.iloc[rows].dt.hour.to_numpy()
         centers = {m: self._center_scale(dataset, m, rows) for m in self.metrics_}
         actual = {m: dataset.metrics[m].to_numpy()[rows] for m in self.metrics_}
+        implied = self._implied(centers, actual) if hasattr(self, "relation_axes_") else None
         reasons = []
         for i, (row, picks) in enumerate(zip(rows, top, strict=True)):
             parts, said = [], set()
@@ -383,11 +427,22 @@ class SensorFeatures:
                 if (metric, FAMILY[kind]) in said or len(parts) == 2:
                     continue
                 said.add((metric, FAMILY[kind]))
+                if kind == "relation":
+                    parts.append(f"{metric} {fmt(actual[metric][i])} where the other metrics "
+                                 f"imply {fmt(implied[metric][i])}")
+                    continue
                 center, scale = centers[metric][0][i], centers[metric][1][i]
                 parts.append(self._phrase(features, metric, kind, row, hours[i], actual[metric][i],
                                           center, scale, X[i, j]))
             reasons.append("; ".join(dict.fromkeys(parts)))
         return reasons
+
+    def _implied(self, centers: dict, actual: dict) -> dict[str, np.ndarray]:
+        """Per metric, the value the other metrics' levels imply for each explained row."""
+        levels = np.column_stack([(actual[m] - centers[m][0]) / centers[m][1]
+                                  for m in self.metrics_])
+        gaps = self._residuals(levels) * self.relation_scale_
+        return {m: actual[m] - gaps[:, j] * centers[m][1] for j, m in enumerate(self.metrics_)}
 
     def _phrase(self, features, metric, kind, row, hour, actual, center, scale, value) -> str:
         ctx = features.context

@@ -1,0 +1,81 @@
+"""Many correlated metrics: a metric that leaves its relation to the others is flagged,
+though none of its readings lies outside its own usual range."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detection import fit, prepare, read_csv
+from detection.features.sensor import RELATION_MIN_METRICS
+from detection.stream import StreamScorer
+from sample_data.generate import START
+from tests.conftest import to_csv_bytes
+
+FAULT = slice(2000, 2200)
+
+
+def wandering(rng: np.random.Generator, rows: int) -> np.ndarray:
+    load = np.convolve(rng.normal(0, 1, rows + 119), np.ones(120) / 120 ** 0.5, "valid")
+    return load / load.std()
+
+
+def correlated(seed: int, metrics: int = 12, rows: int = 2800, fault: bool = False):
+    """``metrics`` metrics a minute for under two days (no hour-of-day features) that
+    all follow one shared, wandering load; with
+    ``fault``, m03 follows another load of the same kind for the 200 readings of
+    ``FAULT``, from a moment the two agree: each reading is one m03 often has, only not
+    while the others read what they do."""
+    rng = np.random.default_rng(seed)
+    load = wandering(rng, rows)
+    weight = 1 + np.random.default_rng(0).random(metrics)  # the machine, not the day
+    values = 50 + 10 * weight[:, None] * load + rng.normal(0, 0.5, (metrics, rows))
+    if fault:
+        other = wandering(np.random.default_rng(seed + 100), rows)
+        other += load[FAULT.start] - other[FAULT.start]  # no jump where it starts
+        values[3, FAULT] = 50 + 10 * weight[3] * np.clip(other[FAULT], -1.5, 1.5) + rng.normal(0, 0.5, 200)
+    frame = pd.DataFrame(values.T.round(3), columns=[f"m{j:02d}" for j in range(metrics)])
+    frame.insert(0, "timestamp", pd.date_range(START, periods=rows, freq="1min")
+                 .strftime("%Y-%m-%d %H:%M:%S"))
+    return frame
+
+
+def dataset(frame: pd.DataFrame):
+    return prepare(read_csv(to_csv_bytes(frame)))
+
+
+def test_a_metric_leaving_the_others_relation_is_flagged_and_named():
+    model = fit(dataset(correlated(seed=1)))
+    frame = correlated(seed=2, fault=True)
+    result = model.score(dataset(frame)).frame
+    flagged = result["is_anomaly"].to_numpy() == 1
+    inside = np.zeros(len(frame), dtype=bool)
+    inside[FAULT] = True
+    m03 = frame["m03"].to_numpy()
+    assert m03[FAULT].min() > np.quantile(m03[~inside], 0.01)  # in its own usual range
+    assert m03[FAULT].max() < np.quantile(m03[~inside], 0.99)
+    assert flagged[inside].mean() > 0.5
+    assert flagged[~inside].mean() < 0.02
+    reasons = result.loc[inside & flagged, "reasons"]
+    assert reasons.str.contains(r"m03 [\d.]+ where the other metrics imply [\d.]+").mean() > 0.8
+
+
+def test_the_relation_needs_enough_metrics():
+    names = fit(dataset(correlated(seed=1, metrics=RELATION_MIN_METRICS))).metadata["features"]
+    assert sum(n.endswith(":relation") for n in names) == RELATION_MIN_METRICS
+    fewer = fit(dataset(correlated(seed=1, metrics=RELATION_MIN_METRICS - 1)))
+    assert not any(n.endswith(":relation") for n in fewer.metadata["features"])
+
+
+@pytest.mark.parametrize("size", [1, 333])
+def test_pieces_score_as_one_pass_with_the_relation(size):
+    model = fit(dataset(correlated(seed=1)))
+    frame = correlated(seed=2, fault=True).iloc[1800:2400]
+    expected = model.score(dataset(frame)).frame
+    whole = read_csv(to_csv_bytes(frame))
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(whole.iloc[at:at + size]).frame
+                     for at in range(0, len(whole), size)])
+    columns = ["anomaly_score", "is_anomaly", "severity", "reasons"]
+    pd.testing.assert_frame_equal(got[columns].reset_index(drop=True),
+                                  expected[columns].reset_index(drop=True))
+    assert expected["is_anomaly"].sum() > 50
