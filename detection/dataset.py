@@ -80,6 +80,14 @@ class Dataset:
                     else w for w in self.warnings]
         return replace(self, metrics=metrics, constant=None, warnings=warnings)
 
+    def rows(self, keep: np.ndarray) -> Dataset:
+        """The dataset of the rows ``keep`` (a boolean mask) picks."""
+        def part(values):
+            return None if values is None else values[keep]
+        return replace(self, frame=self.frame[keep], time=part(self.time),
+                       entity=part(self.entity), metrics=part(self.metrics),
+                       constant=part(self.constant))
+
     def column(self, role: str) -> pd.Series | None:
         name = getattr(self.mapping, role)
         return None if name is None else self.frame[name]
