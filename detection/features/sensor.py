@@ -40,11 +40,12 @@ from detection.threads import THREADS
 
 KINDS = ("level", "time_of_day", "vs_recent", "step", "spread", "trend", "repeat", "relation")
 # How each kind reads in a message about a feature (a model's drift).
-KIND_WORDS = {"relation": "relation to the other metrics", "level": "level", "time_of_day": "level for the hour", "trend": "recent level",
+KIND_WORDS = {"level": "level", "time_of_day": "level for the hour", "trend": "recent level",
               "vs_recent": "change vs recent readings", "step": "step between readings",
-              "spread": "variability", "repeat": "repeated readings"}
-FAMILY = {"relation": "relation", "level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
-          "step": "change", "spread": "spread", "repeat": "spread"}
+              "spread": "variability", "repeat": "repeated readings",
+              "relation": "relation to the other metrics"}
+FAMILY = {"level": "level", "time_of_day": "level", "trend": "level", "vs_recent": "change",
+          "step": "change", "spread": "spread", "repeat": "spread", "relation": "relation"}
 MIN_HISTORY = 5        # readings before the recent-window features say anything
 SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(spread) finite when stuck
 LOCAL_FLOOR = 0.1      # smallest recent MAD, so a quiet window does not inflate z
@@ -382,17 +383,19 @@ class SensorFeatures:
         share = np.cumsum(singular ** 2) / max(float(np.sum(singular ** 2)), 1e-12)
         keep = min(int(np.searchsorted(share, RELATION_VARIANCE)) + 1, levels.shape[1] - 1)
         self.relation_axes_ = vt[:keep]
-        self.relation_scale_ = np.ones(levels.shape[1])
-        departures = self._residuals(sample)
+        departures = self._departures(sample)
         self.relation_scale_ = np.maximum(
             [robust_center_scale(departures[:, j])[1] for j in range(levels.shape[1])], 1e-6)
 
-    def _residuals(self, levels: np.ndarray) -> np.ndarray:
-        """Each metric's departure from what the baseline's relation implies, in its usual
-        departures (standardised levels in; a missing level counts as the usual)."""
+    def _departures(self, levels: np.ndarray) -> np.ndarray:
+        """Each metric's departure from what the baseline's relation implies, in standard
+        units (standardised levels in; a missing level counts as the usual)."""
         centred = np.nan_to_num(np.asarray(levels, dtype="float64") - self.relation_mean_)
-        return (centred - (centred @ self.relation_axes_.T) @ self.relation_axes_) \
-            / self.relation_scale_
+        return centred - (centred @ self.relation_axes_.T) @ self.relation_axes_
+
+    def _residuals(self, levels: np.ndarray) -> np.ndarray:
+        """The departures in each metric's usual departures: the relation features."""
+        return self._departures(levels) / self.relation_scale_
 
     def _frame(self, dataset: Dataset, ordered: np.ndarray, context: dict) -> pd.DataFrame:
         position = context["position"]
@@ -441,7 +444,7 @@ class SensorFeatures:
         """Per metric, the value the other metrics' levels imply for each explained row."""
         levels = np.column_stack([(actual[m] - centers[m][0]) / centers[m][1]
                                   for m in self.metrics_])
-        gaps = self._residuals(levels) * self.relation_scale_
+        gaps = self._departures(levels)
         return {m: actual[m] - gaps[:, j] * centers[m][1] for j, m in enumerate(self.metrics_)}
 
     def _phrase(self, features, metric, kind, row, hour, actual, center, scale, value) -> str:
