@@ -21,11 +21,10 @@ def wandering(rng: np.random.Generator, rows: int) -> np.ndarray:
 
 
 def correlated(seed: int, metrics: int = 12, rows: int = 2800, fault: bool = False):
-    """``metrics`` metrics a minute for under two days (no hour-of-day features) that
-    all follow one shared, wandering load; with
-    ``fault``, m03 follows another load of the same kind for the 200 readings of
-    ``FAULT``, from a moment the two agree: each reading is one m03 often has, only not
-    while the others read what they do."""
+    """``metrics`` metrics a minute for under two days (no hour-of-day features), all
+    following one shared, wandering load; with ``fault``, m03 follows another load of
+    the same kind for the 200 readings of ``FAULT``, from a moment the two agree: each
+    reading is one m03 often has, only not while the others read what they do."""
     rng = np.random.default_rng(seed)
     load = wandering(rng, rows)
     weight = 1 + np.random.default_rng(0).random(metrics)  # the machine, not the day
@@ -33,7 +32,8 @@ def correlated(seed: int, metrics: int = 12, rows: int = 2800, fault: bool = Fal
     if fault:
         other = wandering(np.random.default_rng(seed + 100), rows)
         other += load[FAULT.start] - other[FAULT.start]  # no jump where it starts
-        values[3, FAULT] = 50 + 10 * weight[3] * np.clip(other[FAULT], -1.5, 1.5) + rng.normal(0, 0.5, 200)
+        values[3, FAULT] = (50 + 10 * weight[3] * np.clip(other[FAULT], -1.5, 1.5)
+                            + rng.normal(0, 0.5, 200))
     frame = pd.DataFrame(values.T.round(3), columns=[f"m{j:02d}" for j in range(metrics)])
     frame.insert(0, "timestamp", pd.date_range(START, periods=rows, freq="1min")
                  .strftime("%Y-%m-%d %H:%M:%S"))
