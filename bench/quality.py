@@ -16,10 +16,10 @@ kind beside IsolationForest on the raw numbers. Server machines: SMD-like data (
 metrics a minute driven by shared causes; SMD itself is not reachable here), a model of
 a normal week scoring the next, normal and with eight faults: share of the normal week
 flagged, faults caught, flag precision, ROC-AUC, beside IsolationForest on the raw
-metrics (cut at its baseline's 1.5%). ODDS tabular sets (the ``.mat`` files
-of odds.cs.stonybrook.edu, in ``../shared/datasets/odds``: the 21 that PyOD's
-repository carries or carried), scored on their own by the generic profile: ROC-AUC beside IsolationForest on
-the raw columns. Without that folder, ODDS' recipe (one class down-sampled to a few
+metrics (cut at its baseline's 1.5%). ODDS tabular sets (the ``.mat`` files of
+odds.cs.stonybrook.edu, in ``../shared/datasets/odds``: the 21 that PyOD's repository
+carries or carried), scored on their own by the generic profile: ROC-AUC beside
+IsolationForest on the raw columns. Without that folder, ODDS' recipe (one class down-sampled to a few
 outliers) applied to the UCI sets scikit-learn bundles stands in: wine, breast cancer
 (= ODDS wbc) and digits (a small optdigits).
 """
@@ -104,7 +104,7 @@ def server_machines(seeds: int = 6) -> None:
           "week normal and with eight faults")
     print(f"{'seed':>4} {'normal file':>11} {'flags':>5} {'precision':>9} {'ROC-AUC':>7} "
           f"{'faults':>6}   iforest raw: precision ROC-AUC faults")
-    caught_all = flags_all = inside_all = 0
+    totals = np.zeros(3)  # faults caught, flags, flags inside a fault
     for seed in range(seeds):
         later = START + pd.Timedelta(days=7)
         history = server(np.random.default_rng(2 * seed), machine=seed, incidents=False)[0]
@@ -129,13 +129,12 @@ def server_machines(seeds: int = 6) -> None:
         caught, flags, hits, auc = outcome(result["is_anomaly"].to_numpy() == 1,
                                            result["anomaly_score"].to_numpy())
         raw_caught, raw_flags, raw_hits, raw_auc = outcome(raw > cut, raw)
-        caught_all, flags_all, inside_all = caught_all + caught, flags_all + flags, \
-            inside_all + hits
+        totals += (caught, flags, hits)
         print(f"{seed:>4} {normal_share:>11.2%} {flags:>5} {hits / max(flags, 1):>9.2f} "
               f"{auc:>7.3f} {caught:>4}/8   {raw_hits / max(raw_flags, 1):>20.2f} "
               f"{raw_auc:>7.3f} {raw_caught:>4}/8")
-    print(f"faults caught {caught_all / (8 * seeds):.2f}, flag precision "
-          f"{inside_all / max(flags_all, 1):.2f} (targets: at least 0.8 at 0.45)")
+    print(f"faults caught {totals[0] / (8 * seeds):.2f}, flag precision "
+          f"{totals[2] / max(totals[1], 1):.2f} (targets: at least 0.8 at 0.45)")
 
 
 def login_cases(seeds: int = 3) -> None:

@@ -129,35 +129,32 @@ def server(rng: np.random.Generator, days: int = 7, start: pd.Timestamp = START,
     slow -= np.convolve(slow, np.ones(1441) / 1441, "same")  # wanders, no trend
     bursts = np.convolve((rng.random(n + 9) < 0.01) * rng.exponential(1, n + 9),
                          np.exp(-np.arange(10) / 3), "valid")
-    z = weight @ np.stack([load, slow, bursts]) + noise[:, None] * rng.normal(0, 1, (SERVER_METRICS, n))
+    z = weight @ np.stack([load, slow, bursts])
+    z += noise[:, None] * rng.normal(0, 1, (SERVER_METRICS, n))
     backup = np.flatnonzero((times.hour.to_numpy() % 6 == 2) & (times.minute.to_numpy() < 10))
     z[np.ix_([3, 7, 11], backup)] += 3.0
     labels = []
     if incidents:
         at = np.sort(rng.choice(np.arange(120, n - 300, 300), 8, replace=False))
-        faults = [("relation break", [0, 1], 60), ("burst", [2, 5, 9], 10),
-                  ("level shift", [4, 6, 8, 10], 120), ("stuck", [12], 90),
-                  ("surge", list(range(SERVER_METRICS)), 30), ("erratic", [13, 14, 15], 60),
-                  ("against the load", [16, 17], 90), ("drift", [18, 19], 180)]
-        for start_at, (kind, metrics, length) in zip(at, faults, strict=True):
+        # fault: (metrics, readings, the metric's readings during it from metric m's)
+        faults = {
+            "relation break": ([0, 1], 60,  # idles while busy
+                               lambda m, rows: z[m, rows] - weight[m, 0] * (load[rows] + 1.2)),
+            "burst": ([2, 5, 9], 10, lambda m, rows: z[m, rows] + 6 * noise[m] + 2),
+            "level shift": ([4, 6, 8, 10], 120, lambda m, rows: z[m, rows] + 2.5),
+            "stuck": ([12], 90, lambda m, rows: np.full(rows.size, z[m, rows[0]])),
+            "surge": (range(SERVER_METRICS), 30,
+                      lambda m, rows: z[m, rows] + 2.5 * weight[m, 0]),
+            "erratic": ([13, 14, 15], 60, lambda m, rows: z[m, rows] + rng.normal(
+                0, 4 * noise[m] + 0.5, rows.size)),
+            "against the load": ([16, 17], 90,
+                                 lambda m, rows: z[m, rows] - 2 * weight[m, 0] * load[rows]),
+            "drift": ([18, 19], 180, lambda m, rows: z[m, rows] + np.linspace(0, 3, rows.size)),
+        }
+        for start_at, (kind, (metrics, length, effect)) in zip(at, faults.items(), strict=True):
             rows = np.arange(start_at, start_at + length)
             for m in metrics:
-                if kind == "relation break":
-                    z[m, rows] -= weight[m, 0] * (load[rows] + 1.2)  # idles while busy
-                elif kind == "burst":
-                    z[m, rows] += 6 * noise[m] + 2
-                elif kind == "level shift":
-                    z[m, rows] += 2.5
-                elif kind == "stuck":
-                    z[m, rows] = z[m, rows[0]]
-                elif kind == "surge":
-                    z[m, rows] += 2.5 * weight[m, 0]
-                elif kind == "erratic":
-                    z[m, rows] += rng.normal(0, 4 * noise[m] + 0.5, length)
-                elif kind == "against the load":
-                    z[m, rows] -= 2 * weight[m, 0] * load[rows]
-                else:
-                    z[m, rows] += np.linspace(0, 3, length)
+                z[m, rows] = effect(m, rows)
             labels += [(r + 1, kind.replace(" ", "_"), kind) for r in rows]
     frame = pd.DataFrame((scale[:, None] * (z + 5)).T.round(3),
                          columns=[f"m{k:02d}" for k in range(SERVER_METRICS)])
