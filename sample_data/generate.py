@@ -256,11 +256,14 @@ def logins(rng: np.random.Generator, users: int = 200, days: int = 30,
                 if rng.random() < 0.03:  # a typo first
                     event(user, time - pd.Timedelta(seconds=40), place, ip, device, False)
                 event(user, time, place, ip, device, True)
-    # Legitimate trips: a plausible gap and a new city, now and then.
+    # Legitimate trips: a new city now and then, the only login of that day (a home login
+    # the same day would be a journey of 1,000-2,800 km/h).
     for user in rng.choice(names, size=6, replace=False):
         place, ips, devices, hour_start = profiles[user]
         trip = PLACES[(PLACES.index(place) + 3) % len(PLACES)]
         day = start + pd.Timedelta(days=int(rng.integers(10, 25)), hours=hour_start + 2)
+        events[:] = [e for e in events
+                     if not (e["user"] == user and e["timestamp"].normalize() == day.normalize())]
         event(user, day, trip, f"{trip[4]}.7.{rng.integers(2, 250)}", devices[0], True)
     if attacks:
         _attacks(rng, names, profiles, start, event)
