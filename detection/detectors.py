@@ -25,6 +25,7 @@ TAIL_SHARE = 0.5
 # Each tree sees max_samples rows (256): 100 trees never use more than 25,600, so a
 # random 100,000-row sample of a large baseline fits the same forest several times faster.
 FIT_SAMPLE = 100_000
+UNIT_ROWS = 10_000  # baseline rows (evenly spaced) that set the units of two scores
 
 
 def _average_path_length(n: np.ndarray) -> np.ndarray:
@@ -49,6 +50,13 @@ def tail_cut(scores: np.ndarray, share: float) -> float:
     return start + scale * np.log(TAIL_FIT / share)
 
 
+def _units(scores: np.ndarray, contamination: float) -> tuple[float, float]:
+    """A score's median and its distance to the score ``contamination`` of rows exceed
+    (1 where they tie)."""
+    mid, cut = np.quantile(scores, [0.5, 1 - contamination])
+    return float(mid), float(cut - mid) or 1.0
+
+
 class IsolationForestDetector:
     """IsolationForest on the profile's features.
 
@@ -61,6 +69,11 @@ class IsolationForestDetector:
     n_estimators : int, default 100
     max_samples : int, default 256
     random_state : int, default 0
+    neighbours : int, default 0
+        With k > 0, a row's score is the larger of the forest's and its distance to the
+        k nearest rows of a baseline sample (detection.neighbours), each in units of its
+        own cut-off: 0 at the baseline's median, 1 where ``contamination`` of it lies
+        above. The generic profile uses 10.
     n_jobs : int, default detection.threads.THREADS
         Threads used to score; the trees release the GIL.
     """
@@ -68,16 +81,19 @@ class IsolationForestDetector:
     name = "isolation_forest"
 
     def __init__(self, contamination: float = 0.015, n_estimators: int = 100,
-                 max_samples: int = 256, random_state: int = 0, n_jobs: int = THREADS):
+                 max_samples: int = 256, random_state: int = 0, neighbours: int = 0,
+                 n_jobs: int = THREADS):
         self.contamination = contamination
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.random_state = random_state
+        self.neighbours = neighbours
         self.n_jobs = n_jobs
 
     def get_params(self) -> dict:
-        return {"contamination": self.contamination, "n_estimators": self.n_estimators,
-                "max_samples": self.max_samples, "random_state": self.random_state}
+        params = {"contamination": self.contamination, "n_estimators": self.n_estimators,
+                  "max_samples": self.max_samples, "random_state": self.random_state}
+        return {**params, "neighbours": self.neighbours} if self.neighbours else params
 
     def fit(self, X: np.ndarray) -> IsolationForestDetector:
         if not 0 < self.contamination <= 0.5:  # scikit-learn's range, (0, 0.5]
@@ -101,9 +117,27 @@ class IsolationForestDetector:
             contamination="auto",
             random_state=self.random_state,
         ).fit(X)
+        if self.neighbours:
+            from detection.neighbours import Neighbours
+
+            self.near_ = Neighbours(self.neighbours, self.random_state).fit(X)
+            # Each score's units from a sample of the baseline: its median and the score
+            # that contamination of it exceeds.
+            sample = X[:: max(1, len(X) // UNIT_ROWS)]
+            self.units_ = [_units(score, self.contamination)
+                           for score in (self._forest_scores(sample), self.near_.score(sample))]
         return self
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """The forest's score; with ``neighbours``, the larger of it and the distance to
+        the nearest baseline rows, both in units of their cut-offs."""
+        forest = self._forest_scores(X)
+        if not getattr(self, "neighbours", 0):  # a model saved before neighbours
+            return forest
+        (f_mid, f_unit), (n_mid, n_unit) = self.units_
+        return np.maximum((forest - f_mid) / f_unit, (self.near_.score(X) - n_mid) / n_unit)
+
+    def _forest_scores(self, X: np.ndarray) -> np.ndarray:
         """2^(-mean path length / c(max_samples)), the paper's anomaly score.
 
         This is ``-IsolationForest.score_samples``, bit for bit (sklearn's sign says

@@ -34,6 +34,10 @@ DEFAULT_DETECTOR = "isolation_forest"
 # Share of baseline rows flagged when the caller does not say. Chosen on the labelled
 # samples and NAB (bench/quality.py): attacks on logins come in bursts of many rows.
 DEFAULT_CONTAMINATION = {"sensor": 0.015, "generic": 0.015, "login": 0.02}
+# Nearest baseline rows beside the forest (detection.neighbours). Sensor and login
+# features are judged by their own rules (the envelope, decisive features); on tabular
+# data a row between dense clusters is what the forest misses.
+DEFAULT_NEIGHBOURS = {"generic": 10}
 
 
 HASH_ROWS = 65_536  # rows converted to Arrow at a time while hashing
@@ -241,6 +245,10 @@ def _threshold_note(detector, params: dict, normal: bool, checked: bool = False)
         share = params["contamination"]
         note = (f"Rows scoring above {FLAG_SCORE:g} are flagged: the cut-off is the score "
                 f"that {share:.1%} of the baseline rows exceed (contamination {share:g})")
+        if params.get("neighbours"):
+            note += (f"; a row's score is the larger of the forest's and its distance to its "
+                     f"{params['neighbours']} nearest baseline rows, each in units of its own "
+                     "cut-off")
         if normal:
             note += (f", or higher where the baseline's own tail shows those rows are normal "
                      f"variation: about {TAIL_SHARE * share:.2%} of normal rows lie above it")
@@ -288,6 +296,8 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
     _let_go(dataset)
     if detector == DEFAULT_DETECTOR and params.get("contamination") is None:
         params = {**params, "contamination": DEFAULT_CONTAMINATION[dataset.profile]}
+    if detector == DEFAULT_DETECTOR and "neighbours" not in params:
+        params = {**params, "neighbours": DEFAULT_NEIGHBOURS.get(dataset.profile, 0)}
     estimator = make_detector(detector, **params)
     created = datetime.now(UTC).replace(microsecond=0)
     metadata = {
