@@ -13,15 +13,18 @@ and for a global z-score (|z| > 3) and IsolationForest on the raw value (1% flag
 Login cases: a model of a month of logins with latency, response time and bytes scores
 the next month with 20 injected logins (and the month scored on its own); caught per
 kind beside IsolationForest on the raw numbers. Server machines: SMD-like data (24
-metrics a minute driven by shared causes; SMD itself is not reachable here), a model of
-a normal week scoring the next, normal and with eight faults: share of the normal week
-flagged, faults caught, flag precision, ROC-AUC, beside IsolationForest on the raw
-metrics (cut at its baseline's 1.5%). ODDS tabular sets (the ``.mat`` files of
+metrics a minute driven by shared causes; SMD itself is reachable here only in part), a
+model of a normal week scoring the next, normal and with eight faults: share of the
+normal week flagged, faults caught, flag precision, ROC-AUC, beside IsolationForest on
+the raw metrics (cut at its baseline's 1.5%). SMD's machine-1-1 (the 6,500-minute slice
+of its test set in ``../shared/datasets/smd``, five labelled incidents): scored on its
+own, and by models of two stretches' normal rows scoring the rows after them, beside
+IsolationForest on the raw metrics. ODDS tabular sets (the ``.mat`` files of
 odds.cs.stonybrook.edu, in ``../shared/datasets/odds``: the 21 that PyOD's repository
 carries or carried), scored on their own by the generic profile: ROC-AUC beside
-IsolationForest on the raw columns. Without that folder, ODDS' recipe (one class down-sampled to a few
-outliers) applied to the UCI sets scikit-learn bundles stands in: wine, breast cancer
-(= ODDS wbc) and digits (a small optdigits).
+IsolationForest on the raw columns. Without that folder, ODDS' recipe (one class
+down-sampled to a few outliers) applied to the UCI sets scikit-learn bundles stands in:
+wine, breast cancer (= ODDS wbc) and digits (a small optdigits).
 """
 
 from __future__ import annotations
@@ -205,6 +208,62 @@ def nab_table() -> None:
           "(targets: recall >= 0.9, precision >= 0.6, both above iforest raw)")
 
 
+SMD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "smd"
+# machine-1-1's slice: (first, end) rows of each baseline; the model of a baseline's normal
+# rows scores every row after it.
+SMD_BASELINES = ((0, 2572), (3029, 5287))
+
+
+def smd_table() -> None:
+    """SMD's machine-1-1, the 6,500-row slice of its test set reachable here: scored on its
+    own, and by models of the normal rows of a stretch of it scoring the rest."""
+    from sklearn.metrics import roc_auc_score
+
+    path = SMD / "machine-1-1_test.csv"
+    if not path.exists():
+        print(f"\nSMD not found at {SMD}: skipped")
+        return
+    values = np.loadtxt(path, delimiter=",")
+    incident = np.loadtxt(SMD / "machine-1-1_label.csv").astype(bool)
+    frame = pd.DataFrame(values, columns=[f"m{k:02d}" for k in range(values.shape[1])])
+    columns = list(frame.columns)
+    times = pd.date_range(START, periods=len(frame), freq="1min")
+    frame.insert(0, "timestamp", times.strftime("%Y-%m-%d %H:%M:%S"))
+    print(f"\nSMD machine-1-1 ({len(frame):,} minutes of its test set, 38 metrics, "
+          f"{incident.mean():.0%} of rows in {np.count_nonzero(np.diff(incident.astype(int)) == 1)}"
+          " incidents)")
+    print(f"{'mode':20} {'normal flagged':>14} {'precision':>9} {'ROC-AUC':>7} {'incidents':>9}"
+          f"   iforest raw: normal flagged, precision, ROC-AUC, incidents")
+
+    def outcome(flagged, scores, inside):
+        edges = np.diff(np.r_[0, inside.astype(int), 0])
+        spans = zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+        caught = [flagged[a:b].any() for a, b in spans]
+        return (f"{flagged[~inside].mean():>14.2%} "
+                f"{(flagged & inside).sum() / max(flagged.sum(), 1):>9.2f} "
+                f"{roc_auc_score(inside, scores):>7.3f} {f'{sum(caught)}/{len(caught)}':>9}")
+
+    forest = IsolationForest(contamination=0.015, random_state=0).fit(frame[columns])
+    result = fit_score(prepare(frame))[1].frame
+    print(f"{'scored on its own':20} "
+          + outcome(result["is_anomaly"].to_numpy() == 1, result["anomaly_score"], incident)
+          + "   " + outcome(forest.predict(frame[columns]) == -1,
+                            -forest.score_samples(frame[columns]), incident))
+    for first, end in SMD_BASELINES:
+        rows = np.arange(first, end)
+        baseline, later, inside = frame.iloc[rows[~incident[rows]]], frame.iloc[end:], incident[end:]
+        scored = fit(prepare(baseline)).score(prepare(later))
+        forest = IsolationForest(random_state=0).fit(baseline[columns])
+        cut = np.quantile(-forest.score_samples(baseline[columns]), 0.985)
+        raw = -forest.score_samples(later[columns])
+        print(f"{f'model of {first:,}-{end - 1:,}':20} "
+              + outcome(scored.frame["is_anomaly"].to_numpy() == 1,
+                        scored.frame["anomaly_score"], inside)
+              + "   " + outcome(raw > cut, raw, inside))
+        if scored.drift is not None and scored.drift.stale:
+            print(f"{'':20} {scored.drift.warning()}")
+
+
 ODDS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "odds"
 
 
@@ -265,5 +324,6 @@ if __name__ == "__main__":
     trained_mode()
     server_machines()
     login_cases()
+    smd_table()
     nab_table()
     odds_table()
