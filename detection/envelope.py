@@ -7,15 +7,18 @@ drift (15 standard deviations above the usual level at that hour) can score unde
 cut-off while ordinary busy-hour rows score over it. The envelope catches those rows:
 per feature, the baseline's median and the distances above and below it within which
 all but ``EDGE_SHARE`` of its rows lie. A row's *reach* is its largest distance in those
-units: 1 at the baseline's edge, 2 twice as far out. Reach ``REACH_FLAG`` scores the
-flag score, farther out scores more, and the anomaly score is the larger of the
-forest's and the envelope's. Below ``REACH_FLAG`` the envelope says nothing: there the
-forest's score ranks the rows (a row's largest reach over many features, each judged
-alone, reorders ordinary rows by chance: ODDS' tabular sets lost 0.006 of ROC-AUC).
+units: 1 at the baseline's edge, 2 twice as far out. The flag reach (``REACH_FLAG``)
+scores the flag score, farther out scores more, and the anomaly score is the larger of
+the forest's and the envelope's. In a model of normal history the flag reach rises to
+the reach that only ``FLAG_SHARE`` of the baseline's own rows exceed, where more do
+(many features, heavy tails, metrics that move in steps). Below the flag reach the
+envelope says nothing: there the forest's score ranks the rows (a row's largest reach
+over many features, each judged alone, reorders ordinary rows by chance: ODDS' tabular
+sets lost 0.006 of ROC-AUC).
 
 Some features are evidence on their own (a journey no airliner makes): a featurizer
 names them ``decisive``, and a row above the baseline's largest value of one reaches
-``DECISIVE_REACH`` whatever its edges. A model of clean history, where the feature was
+one past the flag reach (a score of 90, "high") whatever its edges. A model of clean history, where the feature was
 never up, flags it. A file scored on its own is its own baseline, anomalies included:
 there the ceiling is the largest value of all but its rarest ``EDGE_SHARE`` of rows, so
 a decisive value a few rows have flags them and a common one is left to the forest
@@ -36,9 +39,13 @@ import numpy as np
 from detection.calibration import MEDIAN_SCORE
 
 EDGE_SHARE = 0.005  # on each side
+# A model of normal history: the reach that flags rises to the one its baseline's rows
+# exceed this seldom. With dozens of metrics, each feature judged alone, a baseline of a
+# day's minutes had 2% of its own rows twice beyond some edge (SMD's machine-1-1): they
+# flagged every tenth later normal row, four times the forest's share.
+FLAG_SHARE = 0.001
 FIT_ROWS = 100_000
 REACH_FLAG = 2.0
-DECISIVE_REACH = REACH_FLAG + 1  # a score of 90: "high"
 # The envelope's score on the 0-100 scale: a logistic curve through (1, MEDIAN_SCORE)
 # and (REACH_FLAG, 50, the flag score), like the forest's calibration.
 _SLOPE = np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE) / (REACH_FLAG - 1)
@@ -74,7 +81,16 @@ class Envelope:
         with np.errstate(divide="ignore"):
             self.up_ = np.where(high > self.center_, 1.0 / (high - self.center_), 0.0)
             self.down_ = np.where(low < self.center_, 1.0 / (self.center_ - low), 0.0)
+        self.flag_ = REACH_FLAG
+        if normal:
+            self.flag_ = max(REACH_FLAG, float(np.quantile(self.reach(X), 1 - FLAG_SHARE)))
         return self
+
+    @property
+    def flag(self) -> float:
+        """The reach from which a row is flagged (``REACH_FLAG`` in a model saved before
+        it was fitted)."""
+        return getattr(self, "flag_", REACH_FLAG)
 
     def reach(self, X: np.ndarray) -> np.ndarray:
         """Each row's largest distance from the baseline's median, in edge units."""
@@ -85,15 +101,15 @@ class Envelope:
             np.fmax(reach, column * X.dtype.type(-self.down_[j]), out=reach)
         for j in np.flatnonzero(np.isfinite(getattr(self, "ceiling_", ()))):  # saved earlier:
             above = X[:, j] > self.ceiling_[j]                                 # none
-            reach[above] = np.maximum(reach[above], DECISIVE_REACH)
+            reach[above] = np.maximum(reach[above], self.flag + 1)  # a score of 90
         return reach.astype("float64")
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """The 0-100 score of each row's reach from ``REACH_FLAG`` (the flag score) up;
         0 below it."""
         reach = self.reach(X)
-        z = np.clip((reach - REACH_FLAG) * _SLOPE, -50, 50)
-        return np.where(reach >= REACH_FLAG, 100.0 / (1.0 + np.exp(-z)), 0.0)
+        z = np.clip((reach - self.flag) * _SLOPE, -50, 50)
+        return np.where(reach >= self.flag, 100.0 / (1.0 + np.exp(-z)), 0.0)
 
     def outside(self, X: np.ndarray) -> np.ndarray:
         """Per feature, the share of rows beyond its edges (about 1% in the baseline)."""

@@ -20,7 +20,7 @@ from detection.calibration import FLAG_SCORE, Calibration, severity
 from detection.columns import ColumnMapping
 from detection.dataset import Dataset
 from detection.detectors import TAIL_SHARE, make_detector, tail_cut
-from detection.envelope import EDGE_SHARE, REACH_FLAG, Drift, Envelope
+from detection.envelope import EDGE_SHARE, FLAG_SHARE, REACH_FLAG, Drift, Envelope
 from detection.errors import ModelMismatchError, NoNumericColumnError, TooFewRowsError
 from detection.features import FEATURIZERS
 
@@ -240,23 +240,26 @@ def _let_go(dataset: Dataset) -> None:
         memory.release(collect=False)
 
 
-def _threshold_note(detector, params: dict, normal: bool, checked: bool = False) -> str:
+def _threshold_note(detector, params: dict, normal: bool, checked: bool = False,
+                    reach: float = REACH_FLAG) -> str:
     if detector.name == DEFAULT_DETECTOR:
         share = params["contamination"]
         note = (f"Rows scoring above {FLAG_SCORE:g} are flagged: the cut-off is the score "
                 f"that {share:.1%} of the baseline rows exceed (contamination {share:g})")
-        if params.get("neighbours"):
-            note += (f"; a row's score is the larger of the forest's and its distance to its "
-                     f"{params['neighbours']} nearest baseline rows, each in units of its own "
-                     "cut-off")
         if normal:
             note += (f", or higher where the baseline's own tail shows those rows are normal "
                      f"variation: about {TAIL_SHARE * share:.2%} of normal rows lie above it")
             if checked:
                 note += (f" (of later rows too: checked on the baseline's latest "
                          f"{HELD_OUT:.0%}, scored by a model of the rest)")
-        return note + (f". A row {REACH_FLAG:g} times farther out on any one feature than "
-                       f"the baseline's most extreme {EDGE_SHARE:.1%} is flagged too.")
+        if params.get("neighbours"):
+            note += (f". A row's score is the larger of the forest's and its distance to its "
+                     f"{params['neighbours']} nearest baseline rows, each in units of its own "
+                     "cut-off")
+        return note + (f". A row {reach:.3g} times farther out on any one feature than "
+                       f"the baseline's most extreme {EDGE_SHARE:.1%} is flagged too"
+                       + (f" (as far as only {FLAG_SHARE:.1%} of the baseline's own rows lie)"
+                          if reach > REACH_FLAG else "") + ".")
     return (f"Rows scoring above {FLAG_SCORE:g} are flagged: a value more than "
             f"{params['multiplier']:g} standard deviations from the mean.")
 
@@ -328,7 +331,7 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
     model.envelope = Envelope().fit(X, [name in decisive for name in names], normal=normal)
     metadata["threshold"] = {"score": FLAG_SCORE, "raw": threshold}
     metadata["threshold_note"] = _threshold_note(estimator, estimator.get_params(), normal,
-                                                 checked)
+                                                 checked, model.envelope.flag)
     return model, features, model._scores(X, train_scores), train_scores
 
 

@@ -13,7 +13,7 @@ from detection.detectors import (
     make_detector,
     tail_cut,
 )
-from detection.envelope import Envelope
+from detection.envelope import FLAG_SHARE, REACH_FLAG, Envelope
 from detection.errors import ParameterError
 
 
@@ -162,6 +162,25 @@ def test_the_envelope_reaches_rows_far_out_on_one_feature_of_many():
     assert at == pytest.approx(50) and beyond > 50
     # Below the flag score the envelope says nothing: the forest ranks ordinary rows.
     assert within == 0 and scores[2] == 0
+
+
+def test_a_normal_baselines_flag_reach_rises_to_what_its_own_rows_seldom_reach():
+    rng = np.random.default_rng(6)
+    X = rng.standard_t(2, size=(5000, 40))  # heavy tails, many features
+    X = np.column_stack([X, np.zeros(5000)])  # and a decisive feature never up
+    decisive = [False] * 40 + [True]
+    normal = Envelope().fit(X, decisive)
+    own = Envelope().fit(X, decisive, normal=False)  # a file scored on its own
+    assert own.flag == REACH_FLAG < normal.flag
+    assert np.mean(own.score(X) >= 50) > 0.02
+    assert np.mean(normal.score(X) >= 50) <= FLAG_SHARE
+    # Light tails: no baseline row reaches 2, which stays the flag reach.
+    assert Envelope().fit(rng.normal(size=(5000, 5))).flag == REACH_FLAG
+    # A decisive value above the baseline's largest still scores 90, as far past the
+    # raised flag reach as 3 lies past 2.
+    up = np.zeros((1, 41))
+    up[0, 40] = 1.0
+    assert normal.score(up)[0] == pytest.approx(90)
 
 
 def test_below_the_flag_score_a_rows_score_is_the_forests():
