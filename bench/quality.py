@@ -251,7 +251,8 @@ def smd_table() -> None:
                             -forest.score_samples(frame[columns]), incident))
     for first, end in SMD_BASELINES:
         rows = np.arange(first, end)
-        baseline, later, inside = frame.iloc[rows[~incident[rows]]], frame.iloc[end:], incident[end:]
+        baseline = frame.iloc[rows[~incident[rows]]]
+        later, inside = frame.iloc[end:], incident[end:]
         scored = fit(prepare(baseline)).score(prepare(later))
         forest = IsolationForest(random_state=0).fit(baseline[columns])
         cut = np.quantile(-forest.score_samples(baseline[columns]), 0.985)

@@ -18,12 +18,12 @@ sets lost 0.006 of ROC-AUC).
 
 Some features are evidence on their own (a journey no airliner makes): a featurizer
 names them ``decisive``, and a row above the baseline's largest value of one reaches
-one past the flag reach (a score of 90, "high") whatever its edges. A model of clean history, where the feature was
-never up, flags it. A file scored on its own is its own baseline, anomalies included:
-there the ceiling is the largest value of all but its rarest ``EDGE_SHARE`` of rows, so
-a decisive value a few rows have flags them and a common one is left to the forest
-(whose 256-row samples rarely hold one of a handful of rare rows, and so never split
-on them).
+one past the flag reach (a score of 90, "high") whatever its edges. A model of clean
+history, where the feature was never up, flags it. A file scored on its own is its own
+baseline, anomalies included: there the ceiling is the largest value of all but its
+rarest ``EDGE_SHARE`` of rows, so a decisive value a few rows have flags them and a
+common one is left to the forest (whose 256-row samples rarely hold one of a handful of
+rare rows, and so never split on them).
 
 The same edges measure drift: a file from the baseline's source has about 2 x
 ``EDGE_SHARE`` of its rows outside them on any one feature; ten times that on some
@@ -47,7 +47,8 @@ FLAG_SHARE = 0.001
 FIT_ROWS = 100_000
 REACH_FLAG = 2.0
 # The envelope's score on the 0-100 scale: a logistic curve through (1, MEDIAN_SCORE)
-# and (REACH_FLAG, 50, the flag score), like the forest's calibration.
+# and (REACH_FLAG, 50, the flag score), like the forest's calibration; a raised flag
+# reach moves the curve along with it (50 there, 90 one further).
 _SLOPE = np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE) / (REACH_FLAG - 1)
 
 
@@ -105,7 +106,7 @@ class Envelope:
         return reach.astype("float64")
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """The 0-100 score of each row's reach from ``REACH_FLAG`` (the flag score) up;
+        """The 0-100 score of each row's reach from the flag reach (the flag score) up;
         0 below it."""
         reach = self.reach(X)
         z = np.clip((reach - self.flag) * _SLOPE, -50, 50)
