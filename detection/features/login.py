@@ -119,6 +119,20 @@ def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
+def _impossible(start: np.ndarray, end: np.ndarray):
+    """Whether each journey from ``start`` to ``end`` (rows: time in ns, latitude,
+    longitude, country code; NaN unknown) is one no one makes, with its km and km/h:
+    faster than an airliner over more than TRAVEL_MIN_KM, or where no distance is known,
+    a country change within COUNTRY_HOP."""
+    minutes = (end[0] - start[0]) / 6e10
+    km = _haversine(start[1], start[2], end[1], end[2])
+    speed = km / np.maximum(minutes / 60, 1 / 60)
+    located = ~np.isnan(km)
+    hop = ~np.isnan(start[3]) & ~np.isnan(end[3]) & (start[3] != end[3]) \
+        & (minutes * 6e10 < COUNTRY_HOP)
+    return (located & (speed > TRAVEL_KMH) & (km > TRAVEL_MIN_KM)) | (hop & ~located), km, speed
+
+
 def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """For rows sorted by (group, time): flagged rows of the same group in (t - 1h, t].
 
@@ -346,7 +360,8 @@ class LoginFeatures:
             known = good[["user", key]].dropna().drop_duplicates()
             parts.append(pd.DataFrame({**blank, "user": known["user"].to_numpy(),
                                        key: known[key].to_numpy(), "time": 0, "weight": 0}))
-        last = good.sort_values("time", kind="stable").groupby("user").tail(1)
+        # The last two: travel after an impossible jump is measured from the one before.
+        last = good.sort_values("time", kind="stable").groupby("user").tail(2)
         latest = events["time"].max() if latest is None else latest
         recent = events[~ok & (events["time"] > latest - 2 * HOUR)]
         parts += [last.assign(weight=0), recent.assign(weight=0)]
@@ -544,33 +559,39 @@ class LoginFeatures:
         return masked.groupby(user_code).shift(1).groupby(user_code).ffill().to_numpy()
 
     def _travel(self, ev, countries, user_code, time, ok, out, context) -> None:
-        prev_time = self._previous_ok(pd.Series(time.astype("float64")), user_code, ok)
-        minutes = (time - prev_time) / 6e10
-        context["travel_minutes"] = minutes
-        impossible = np.zeros(len(ev), dtype=bool)
-        located = np.zeros(len(ev), dtype=bool)
-        if self._coordinates() is not None:
-            prev_lat = self._previous_ok(ev["latitude"], user_code, ok)
-            prev_lon = self._previous_ok(ev["longitude"], user_code, ok)
-            km = _haversine(prev_lat, prev_lon, ev["latitude"], ev["longitude"])
-            speed = km / np.maximum(minutes / 60, 1 / 60)
-            located = ~np.isnan(km)
-            # Travel is what a successful login proves; a failed try proves nothing.
-            impossible = located & (speed > TRAVEL_KMH) & (km > TRAVEL_MIN_KM) & ok
+        """Travel from the user's previous successful login; after an impossible jump,
+        from where the user was before it when this login is possible from there (the
+        user back home after an attacker's login abroad: one excursion, one flag)."""
+        country = (ev["country"].to_numpy() if "country" in self.novelty_
+                   else np.full(len(ev), -1))
+        coords = self._coordinates() is not None
+        here = np.stack([time.astype("float64"),
+                         *(ev[c].to_numpy(dtype="float64") if coords else np.full(len(ev), np.nan)
+                           for c in ("latitude", "longitude")),
+                         np.where(country >= 0, country, np.nan)])
+        # The row of the user's previous successful login (NaN: none), and its place.
+        previous = self._previous_ok(pd.Series(np.arange(len(ev), dtype="float64")),
+                                     user_code, ok)
+        known = ~np.isnan(previous)
+        at = np.where(known, previous, 0).astype("int64")
+        start = np.where(known, here[:, at], np.nan)
+        jumped = np.flatnonzero(known & _impossible(start, here)[0][at])
+        if jumped.size:  # after an impossible jump: from before it, where possible
+            earlier = start[:, at[jumped]]
+            back = ~_impossible(earlier, here[:, jumped])[0]
+            start[:, jumped[back]] = earlier[:, back]
+        # Travel is what a successful login proves; a failed try proves nothing.
+        impossible, km, speed = _impossible(start, here)
+        out["impossible_travel"] = (impossible & ok).astype("float32")
+        context["travel_minutes"] = (here[0] - start[0]) / 6e10
+        if coords:
             out["travel_speed"] = np.log1p(np.nan_to_num(np.where(ok, speed, 0.0))
                                            ).astype("float32")
             context["travel_km"] = km
         if "country" in self.novelty_:
-            # Places no distance is known for: a country change within two hours.
-            country = ev["country"].to_numpy()
-            prev = self._previous_ok(pd.Series(np.where(country >= 0, country, np.nan)),
-                                     user_code, ok)
-            changed = ~np.isnan(prev) & (country >= 0) & (prev != country)
-            impossible |= changed & ~located & (minutes * 6e10 < COUNTRY_HOP) & ok
             names = np.asarray(countries, dtype=object)
             context["previous_country"] = np.where(
-                np.isnan(prev), None, names[np.nan_to_num(prev).astype("int64")])
-        out["impossible_travel"] = impossible.astype("float32")
+                np.isnan(start[3]), None, names[np.nan_to_num(start[3]).astype("int64")])
 
     def _spray(self, ev: pd.DataFrame, time: np.ndarray, failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from detection import fit, fit_score, prepare, read_csv
+from detection.stream import StreamScorer
 from tests.conftest import to_csv_bytes
 
 
@@ -74,6 +75,38 @@ def test_impossible_travel_from_coordinates():
     row = scored[scored["country"] == "Japan"].iloc[0]
     assert X.loc[row.name, "impossible_travel"] == 1
     assert "impossible travel" in row["reasons"]
+
+
+@pytest.mark.parametrize("coordinates", [True, False], ids=["coordinates", "places"])
+def test_one_excursion_is_one_impossible_journey_not_two(coordinates):
+    """Alice in Oslo; a login from Tokyo 30 minutes later (impossible); Alice back in Oslo
+    two hours after that: the journey back is measured from where she was before Tokyo,
+    and is not flagged. A login from Rio half an hour later is impossible from Oslo too."""
+    frame = history(days=20)
+    for time, city, country, lat, lon in [("2025-05-20 09:30", "Tokyo", "Japan", 35.7, 139.7),
+                                          ("2025-05-20 11:30", "Oslo", "Norway", 59.9, 10.75),
+                                          ("2025-05-20 12:00", "Rio", "Brazil", -22.9, -43.2),
+                                          ("2025-05-21 09:00", "Oslo", "Norway", 59.9, 10.75)]:
+        frame = add(frame, timestamp=pd.Timestamp(time), user="alice", city=city,
+                    country=country, lat=lat, lon=lon)
+    frame = frame.sort_values("timestamp", kind="stable")
+    if not coordinates:  # looked up by name: Tokyo, Oslo and Rio are in the city table
+        frame = frame.drop(columns=["lat", "lon"])
+    X, scored = features(frame)
+    alice = scored.index[(scored["user"] == "alice").to_numpy()
+                         & (scored["timestamp"] >= "2025-05-20 09:30").to_numpy()]
+    assert X.loc[alice, "impossible_travel"].tolist() == [1, 0, 1, 0]
+    assert scored.loc[alice, "is_anomaly"].tolist() == [1, 0, 1, 0]
+    assert "travelled" in scored.loc[alice[1], "reasons"] or not scored.loc[alice[1], "reasons"]
+    # The same events one at a time after a model of the history: the same flags.
+    model = fit(prepare(read_csv(to_csv_bytes(frame[frame["timestamp"] < "2025-05-20 09:30"]))))
+    scorer = StreamScorer(model)
+    later = frame[frame["timestamp"] >= "2025-05-20 09:30"]
+    streamed = pd.concat([scorer.score(read_csv(to_csv_bytes(later.iloc[[i]]))).frame
+                          for i in range(len(later))])
+    whole = model.score(prepare(read_csv(to_csv_bytes(later)))).frame
+    assert streamed["anomaly_score"].tolist() == whole["anomaly_score"].tolist()
+    assert whole.loc[whole["user"] == "alice", "is_anomaly"].tolist() == [1, 0, 1, 0]
 
 
 def test_brute_force_and_password_spray_counts():
