@@ -69,10 +69,10 @@ def test_a_baseline_row_is_not_its_own_neighbour():
     # The nearest sample row is skipped for every row: 0 -> 1 and 3 -> 1 are measured.
     np.testing.assert_allclose(near.score(np.array([[0.0], [3.0]])), np.log1p([1.0, 2.0]))
     many = np.arange(5000.0)[:, None]
-    assert len(Neighbours(k=10).fit(many).index_._fit_X) == SAMPLE_ROWS
+    assert Neighbours(k=10).fit(many).index_.n_samples_fit_ == SAMPLE_ROWS
 
 
-def test_identical_rows_score_zero_and_a_different_row_above_the_cut_off():
+def test_repeated_rows_are_not_flagged_and_the_one_different_row_is():
     frame = pd.DataFrame({"a": [1.0, 2.0] * 50 + [9.0], "b": [5.0, 6.0] * 50 + [0.0]})
     result = fit_score(prepare(frame, profile="generic"))[1].frame
     assert result["is_anomaly"].tolist() == [0] * 100 + [1]
