@@ -281,8 +281,8 @@ def _held_out_cut(dataset: Dataset, params: dict, window: int | None,
     as often as the target share, once for all stretches pooled and once for the latest
     (the nearest thing to the next file, scored by a model of the past); the stricter
     sets the cut-off. The latest fifth alone judged by a day and a half: one server in
-    six flagged 1.3% of its next normal week; all stretches alone missed what changes
-    from week to week (another flagged 1.2-1.6% of three later weeks)."""
+    six flagged 1.3% of its next normal week; all stretches pooled alone missed what
+    changes from week to week (another flagged 1.2% and 1.6% of two later weeks)."""
     time = dataset.time
     edges = time.quantile(np.linspace(0, 1, HELD_OUT_FOLDS + 1)).to_numpy()
     surprise = []

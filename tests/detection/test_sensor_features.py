@@ -182,8 +182,8 @@ def history_and_next_month(seed: int, anomalies: bool):
 def test_a_model_of_normal_history_flags_about_its_stated_share_of_a_normal_month(seed):
     """Was 1-2.5%: the cut-off flagged the baseline's own top 1.5%, so every later normal
     file flagged about as much. The note promises about 0.75%: a cut-off set by the most
-    surprising of the baseline's held-out fifths flagged 0.00-0.23%, deaf to all but
-    the largest incidents."""
+    surprising of the baseline's held-out fifths flagged 0.00-0.23%, far stricter than
+    it says."""
     model, result, _ = history_and_next_month(seed, anomalies=False)
     assert 0.0015 < result["is_anomaly"].mean() < 0.01
     assert "about 0.75% of normal rows lie above it" in model.metadata["threshold_note"]
