@@ -29,6 +29,7 @@ MIN_FIT_ROWS = 20
 # to check the cut-off (_held_out_cut); from this many distinct times up (fewer: too few
 # rows to tell).
 HELD_OUT_FOLDS = 5
+REFERENCE_ROWS = 100_000  # of a stretch's model's own rows (evenly spaced) it is judged by
 MIN_HELD_OUT_TIMES = 1000
 SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "severity", "reasons")
 DEFAULT_DETECTOR = "isolation_forest"
@@ -274,13 +275,13 @@ def _held_out_cut(dataset: Dataset, params: dict, window: int | None,
     then flagged twice the share meant (1.4% of normal weeks of 24-metric server data).
 
     Each of ``HELD_OUT_FOLDS`` stretches of time is scored by a model of the others. A
-    held-out row's exceedance is the share of that model's own rows scoring at least as
-    high: a conformal p-value, uniform where the rows are like the learned ones, so its
-    -log is exponential with scale 1; a heavier tail is the gap to be closed. The tail
-    fitted to the -log exceedances gives the in-sample share that held-out rows exceed
-    as often as the target share, once for all stretches pooled and once for the latest
-    (the nearest thing to the next file, scored by a model of the past); the stricter
-    sets the cut-off. The latest fifth alone judged by a day and a half: one server in
+    held-out row's exceedance is the share of that model's own rows (``REFERENCE_ROWS`` of
+    them at most) scoring at least as high: a conformal p-value, uniform where the rows
+    are like the learned ones, so its -log is exponential with scale 1; a heavier tail
+    is the gap to be closed. The tail fitted to the -log exceedances gives the in-sample
+    share that held-out rows exceed as often as the target share, once for all stretches
+    pooled and once for the latest (the nearest thing to the next file, scored by a model
+    of the past); the stricter sets the cut-off. The latest fifth alone judged by a day and a half: one server in
     six flagged 1.3% of its next normal week; all stretches pooled alone missed what
     changes from week to week (another flagged 1.2% and 1.6% of two later weeks)."""
     time = dataset.time
@@ -288,14 +289,13 @@ def _held_out_cut(dataset: Dataset, params: dict, window: int | None,
     surprise = []
     for first, end in zip(edges[:-1], edges[1:], strict=True):
         held = ((time >= first) & ((time < end) if end < edges[-1] else True)).to_numpy()
-        model, _, _, own = _fit(dataset.rows(~held), DEFAULT_DETECTOR, params, window,
-                                normal=True, check=False)
+        model, _, own, _ = _learn(dataset.rows(~held), DEFAULT_DETECTOR, params, window)
+        own = np.sort(model.detector.score_samples(own[:: max(1, len(own) // REFERENCE_ROWS)]))
         # The readings up to the stretch's end: its first rows' windows look back.
         upto = (time <= end).to_numpy()
         part = dataset.rows(upto)
         X, _ = model._detector_input(part, model.featurizer.transform(part))
         scores = model.detector.score_samples(X[held[upto]])
-        own = np.sort(own)
         above = own.size - np.searchsorted(own, scores, side="left")
         surprise.append(-np.log((above + 1) / (own.size + 1)))
     target = TAIL_SHARE * model.detector.contamination
@@ -304,8 +304,9 @@ def _held_out_cut(dataset: Dataset, params: dict, window: int | None,
     return float(np.quantile(train_scores, 1 - share))
 
 
-def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, normal: bool,
-         check: bool = True):
+def _learn(dataset: Dataset, detector: str, params: dict, window: int | None):
+    """A model's features and detector fitted on ``dataset``, before its cut-off: the
+    model, the features, the detector's input and its feature names."""
     if dataset.profile != "login" and dataset.metrics is not None \
             and dataset.metrics.shape[1] == 0:
         raise NoNumericColumnError("every numeric column is constant: there is nothing to "
@@ -343,9 +344,15 @@ def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, n
     model = Model(dataset.profile, featurizer, estimator, Calibration(0.0, 1.0, 1.0), metadata)
     X, names = model._detector_input(dataset, features)
     estimator.fit(X)
+    return model, features, X, names
+
+
+def _fit(dataset: Dataset, detector: str, params: dict, window: int | None, *, normal: bool):
+    model, features, X, names = _learn(dataset, detector, params, window)
+    estimator, featurizer, metadata = model.detector, model.featurizer, model.metadata
     train_scores = estimator.score_samples(X)
     threshold = estimator.threshold(train_scores, normal=normal)
-    checked = check and normal and dataset.profile == "sensor" \
+    checked = normal and dataset.profile == "sensor" \
         and detector == DEFAULT_DETECTOR and dataset.time.nunique() >= MIN_HELD_OUT_TIMES
     if checked:
         threshold = max(threshold, _held_out_cut(dataset, params, window, train_scores))
