@@ -242,9 +242,10 @@ def nab_trained_table(series: list[nab.Series]) -> None:
             fresh.append(share)
         print(f"{s.name:58} {first:>8,} {'-' if share is None else f'{share:.2%}':>14} "
               f"{f'{hit}/{len(s.windows)}':>7} {'stale' if stale else 'fresh':>6}")
-    print(f"files the model still describes (no stale warning): {len(fresh)}, normal rows "
-          f"flagged: median {np.median(fresh):.2%}, worst {max(fresh):.2%} (target: at most "
-          f"1%); windows caught {caught}/{windows}")
+    flagged = (f"normal rows flagged: median {np.median(fresh):.2%}, worst {max(fresh):.2%} "
+               "(target: at most 1%); " if fresh else "")
+    print(f"files the model still describes (no stale warning): {len(fresh)}, {flagged}"
+          f"windows caught {caught}/{windows}")
 
 
 SMD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "smd"
