@@ -281,16 +281,18 @@ def _held_out_cut(dataset: Dataset, params: dict, window: int | None,
     is the gap to be closed. The tail fitted to the -log exceedances gives the in-sample
     share that held-out rows exceed as often as the target share, once for all stretches
     pooled and once for the latest (the nearest thing to the next file, scored by a model
-    of the past); the stricter sets the cut-off. The latest fifth alone judged by a day and a half: one server in
-    six flagged 1.3% of its next normal week; all stretches pooled alone missed what
-    changes from week to week (another flagged 1.2% and 1.6% of two later weeks)."""
+    of the past); the stricter sets the cut-off. The latest fifth alone judged by a day
+    and a half: one server in six flagged 1.3% of its next normal week; all stretches
+    pooled alone missed what changes from week to week (another flagged 1.2% and 1.6% of
+    two later weeks)."""
     time = dataset.time
     edges = time.quantile(np.linspace(0, 1, HELD_OUT_FOLDS + 1)).to_numpy()
     surprise = []
     for first, end in zip(edges[:-1], edges[1:], strict=True):
         held = ((time >= first) & ((time < end) if end < edges[-1] else True)).to_numpy()
-        model, _, own, _ = _learn(dataset.rows(~held), DEFAULT_DETECTOR, params, window)
-        own = np.sort(model.detector.score_samples(own[:: max(1, len(own) // REFERENCE_ROWS)]))
+        model, _, learned, _ = _learn(dataset.rows(~held), DEFAULT_DETECTOR, params, window)
+        own = np.sort(model.detector.score_samples(
+            learned[:: max(1, len(learned) // REFERENCE_ROWS)]))
         # The readings up to the stretch's end: its first rows' windows look back.
         upto = (time <= end).to_numpy()
         part = dataset.rows(upto)
