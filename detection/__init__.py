@@ -10,10 +10,10 @@ Typical use::
 """
 
 from detection.calibration import SEVERITIES
-from detection.columns import ColumnMapping, map_columns
+from detection.columns import SCORE_COLUMNS, ColumnMapping, map_columns
 from detection.dataset import PROFILES, Dataset, prepare
 from detection.errors import DetectionError
-from detection.model import SCORE_COLUMNS, Model, ScoredFrame, fit, fit_score
+from detection.model import Model, ScoredFrame, fit, fit_score
 from detection.reading import read_csv
 
 __all__ = [

@@ -32,6 +32,16 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The columns Vigil adds to every scored row (DESIGN.md); a file scored before and
+# uploaded again has them.
+SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "severity", "reasons")
+# 0/1 columns under these names (normalised) say which rows are anomalous: the answer
+# an evaluation file carries (NAB, SKAB, ODDS' exports), not a measurement.
+LABELS = frozenset(("anomaly", "anomalies", "anomalous", "label", "labels", "outlier",
+                    "isoutlier", "changepoint", "groundtruth", "attack", "isattack",
+                    "class", "target"))
+
+
 def normalise(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", str(name).strip().lower())
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detection.columns import ColumnMapping, map_columns
+from detection.columns import LABELS, SCORE_COLUMNS, ColumnMapping, map_columns, normalise
 from detection.errors import (
     ColumnMappingError,
     NoNumericColumnError,
@@ -147,6 +147,27 @@ def parse_success(values: pd.Series, column: str) -> pd.Series:
             "expected true/false, 1/0, success/failed"
         )
     return result.fillna(True).astype(bool)
+
+
+def _verdicts(frame: pd.DataFrame, exclude: set[str], warnings: list[str]) -> set[str]:
+    """Columns that judge the rows rather than measure them: an earlier scoring's, and
+    0/1 labels of which rows are anomalous. Scored as measurements, the earlier verdict
+    or the answer would decide the new one (a file scored again moved by 27 points)."""
+    scored = [c for c in frame.columns if c in SCORE_COLUMNS and c not in exclude]
+    labels = [c for c in frame.columns if normalise(c) in LABELS and c not in exclude
+              and _zero_one(frame[c])]
+    if scored:
+        warnings.append(f"column(s) {', '.join(map(repr, scored))} of an earlier scoring "
+                        "ignored: the rows are scored afresh")
+    if labels:
+        warnings.append(f"column(s) {', '.join(map(repr, labels))} ignored: 0/1 labels of "
+                        "which rows are anomalous, not measurements")
+    return {*scored, *labels}
+
+
+def _zero_one(column: pd.Series) -> bool:
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    return not values.empty and bool(values.isin((0, 1)).all())
 
 
 def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str],
@@ -287,7 +308,8 @@ def prepare(
     warnings: list[str] = []
     mapping = map_columns(list(frame.columns), columns)
     # Coordinates are features of the login profile, never metrics of a sensor.
-    exclude = mapping.used()
+    roles = mapping.used()
+    exclude = roles | _verdicts(frame, roles, warnings)
     rejected: list[str] = []
     metrics = _numeric_columns(frame, exclude, warnings, rejected)
     if profile == "auto":

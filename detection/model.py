@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from detection import memory
 from detection.calibration import FLAG_SCORE, Calibration, severity
-from detection.columns import ColumnMapping
+from detection.columns import SCORE_COLUMNS, ColumnMapping
 from detection.dataset import Dataset
 from detection.detectors import TAIL_SHARE, make_detector, tail_cut
 from detection.envelope import EDGE_SHARE, FLAG_SHARE, REACH_FLAG, Drift, Envelope
@@ -31,7 +31,6 @@ MIN_FIT_ROWS = 20
 HELD_OUT_FOLDS = 5
 REFERENCE_ROWS = 100_000  # of a stretch's model's own rows (evenly spaced) it is judged by
 MIN_HELD_OUT_TIMES = 1000
-SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "severity", "reasons")
 DEFAULT_DETECTOR = "isolation_forest"
 # Share of baseline rows flagged when the caller does not say. Chosen on the labelled
 # samples and NAB (bench/quality.py): attacks on logins come in bursts of many rows.

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detection import fit, map_columns, prepare, read_csv
+from detection import fit, fit_score, map_columns, prepare, read_csv
 from detection.errors import (
     ColumnMappingError,
     NoNumericColumnError,
@@ -203,3 +203,43 @@ def test_when_no_column_is_usable_the_error_says_why_each_was_refused():
     assert "column 'value': 20 of 30 cells are not numbers (rows 2, 3, 5" in message
     assert "column 'flag' is true/false" in message
     assert "column 'note': 30 of 30 cells are not numbers" in message
+
+
+def _with_spike() -> pd.DataFrame:
+    frame = sensor_frame()
+    frame.loc[300, "vibration"] = 30.0
+    return frame
+
+
+def test_a_scored_file_uploaded_again_gets_the_same_scores():
+    first = fit_score(prepare(read_csv(to_csv_bytes(_with_spike()))))[1]
+    again = prepare(read_csv(to_csv_bytes(first.frame)))
+    second = fit_score(again)[1]
+    assert list(again.metrics.columns) == ["temperature", "vibration"]
+    assert any("of an earlier scoring ignored" in w for w in again.warnings)
+    for column in ("anomaly_score", "is_anomaly", "reasons"):
+        assert second.frame[column].tolist() == first.frame[column].tolist()
+
+
+@pytest.mark.parametrize("name", ["anomaly", "label", "changepoint", "Class", "is_attack"])
+def test_a_label_of_which_rows_are_anomalous_is_not_a_measurement(name):
+    frame = _with_spike()
+    plain = fit_score(prepare(read_csv(to_csv_bytes(frame))))[1].frame
+    # Rows 100-104 labelled: ordinary readings, which the label must not single out.
+    frame[name] = np.where(np.isin(np.arange(len(frame)), range(100, 105)), 1, 0)
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    assert name not in dataset.metrics.columns
+    assert f"column(s) {name!r} ignored: 0/1 labels" in " ".join(dataset.warnings)
+    labelled = fit_score(dataset)[1].frame
+    assert labelled["anomaly_score"].tolist() == plain["anomaly_score"].tolist()
+    assert labelled[name].tolist() == frame[name].tolist()  # kept in the output
+
+
+@pytest.mark.parametrize(("name", "values"), [
+    ("door_open", [0, 1]),          # a 0/1 measurement under its own name
+    ("target", [18.5, 21.0, 0.0]),  # a label name holding readings
+])
+def test_only_a_label_name_with_0_1_values_is_left_out(name, values):
+    frame = sensor_frame()
+    frame[name] = np.resize(values, len(frame))
+    assert name in prepare(read_csv(to_csv_bytes(frame))).metrics.columns

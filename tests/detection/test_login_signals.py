@@ -155,3 +155,13 @@ def test_login_pieces_with_numbers_and_asn_score_as_one_pass(month_after_month):
                                   whole.frame[SCORES])
     pd.testing.assert_frame_equal(pd.concat([p.features for p in parts]), whole.features)
     assert whole.features["unseen_country"].sum() >= 1
+
+
+def test_a_scored_login_file_uploaded_again_gets_the_same_scores(month_after_month):
+    """The score columns of a file scored before are no login numbers (they moved 39
+    flags of the logins sample when they were)."""
+    later = month_after_month[1]
+    first = fit_score(prepare(later))[1].frame
+    again = fit_score(prepare(read_csv(to_csv_bytes(first))))[1].frame
+    for column in SCORES:
+        assert again[column].tolist() == first[column].tolist()
