@@ -22,8 +22,9 @@ from typing import BinaryIO
 import pandas as pd
 
 from detection import Dataset, Model, ScoredFrame, prepare
+from detection.errors import MalformedCsvError
 from detection.export import write_csv
-from detection.reading import read_csv
+from detection.reading import holds_values, read_csv
 from detection.stream import StreamScorer
 
 BATCH_ROWS = 25_000  # a batch that arrives at once (a file read through) is scored in these
@@ -141,6 +142,9 @@ def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], ou
         batch = [line for line in batch if line.strip()]
         if header is None and batch:
             header = batch[0]
+            if holds_values(header):  # each batch is read with it, and restarts find it
+                raise MalformedCsvError("the stream's first line holds values: a stream "
+                                        "starts with a header line naming its columns")
         # A rotated file starts with the header again: it is no row.
         batch = [line for line in batch if line != header]
         passed = min(len(batch), max(0, skip - position))

@@ -305,7 +305,7 @@ def prepare(
         raise ParameterError(
             f"profile must be one of auto, {', '.join(PROFILES)}; got {profile!r}"
         )
-    warnings: list[str] = []
+    warnings: list[str] = list(frame.attrs.get("warnings", ()))  # from reading it
     mapping = map_columns(list(frame.columns), columns)
     # Coordinates are features of the login profile, never metrics of a sensor.
     roles = mapping.used()

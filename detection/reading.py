@@ -73,14 +73,16 @@ def sniff_delimiter(sample: str) -> str:
         return best if counts[best] else ","
 
 
-def _malformed(exc: pd.errors.ParserError, delimiter: str) -> MalformedCsvError:
+def _malformed(exc: pd.errors.ParserError, delimiter: str,
+               names: list[str] | None) -> MalformedCsvError:
     """pandas' tokenizer error in the words of someone who exported the file."""
     text = str(exc)
     fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
     if fields:
         expected, line, saw = fields.groups()
         return MalformedCsvError(
-            f"line {line} of the file has {saw} values but the header names {expected} "
+            f"line {line} of the file has {saw} values but the "
+            f"{'header names' if names is None else 'first line has'} {expected} "
             f"columns: a value that contains {delimiter!r} must be in double quotes"
         )
     quote = re.search(r"EOF inside string starting at row (\d+)", text)
@@ -103,10 +105,55 @@ def _header(raw: BinaryIO, encoding: str, delimiter: str) -> list[str]:
     return [name.strip() for name in header]
 
 
+def header_names(header: list[str]) -> list[str] | None:
+    """Names for the columns of a file without a header line, whose first line already
+    holds values (every cell a number or a date: no column is named that way):
+    ``timestamp`` for the first column of dates, ``column_<n>`` for the others. None
+    for a file whose first line names its columns."""
+    kinds = [_value_kind(cell) for cell in header]
+    if not header or None in kinds:
+        return None
+    dates = [i for i, kind in enumerate(kinds) if kind == "date"]
+    return ["timestamp" if dates and i == dates[0] else f"column_{i + 1}"
+            for i in range(len(header))]
+
+
+def _value_kind(cell: str) -> str | None:
+    """"number" or "date" for a cell that reads as one; None for a name."""
+    if not any(c.isdigit() for c in cell):
+        return None
+    try:
+        float(cell)
+        return "number"
+    except ValueError:
+        pass
+    try:
+        pd.Timestamp(cell)
+        return "date"
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def headerless_warning(names: list[str]) -> str:
+    shown = names if len(names) <= 4 else [*names[:2], "...", names[-1]]
+    return (f"the file has no header line (its first line holds values): its columns are "
+            f"read as {', '.join(shown)}")
+
+
+def holds_values(line: bytes) -> bool:
+    """Whether a CSV's first line holds values rather than column names."""
+    encoding = _encoding([line])
+    delimiter = sniff_delimiter(_head(line, encoding))
+    return header_names(_header(io.BytesIO(line), encoding, delimiter)) is not None
+
+
 def read_csv(source: Source) -> pd.DataFrame:
     """Read a CSV from a path, bytes or a binary file object.
 
-    Columns keep their names and order; values are parsed by pandas' type inference.
+    Columns keep their names and order; values are parsed by pandas' type inference. A
+    file whose first line holds values rather than names (:func:`header_names`) is read
+    without a header, its columns named ``timestamp`` and ``column_<n>``, and the frame's
+    ``attrs["warnings"]`` says so.
 
     Raises
     ------
@@ -123,14 +170,15 @@ def read_csv(source: Source) -> pd.DataFrame:
         raise EmptyFileError("the file is empty: expected a header line and data rows")
     view = memoryview(data)
     encoding = _encoding(view[i:i + DECODE_SLICE] for i in range(0, len(view), DECODE_SLICE))
-    delimiter = _layout(io.BytesIO(data), data[:SAMPLE_BYTES], encoding)
+    delimiter, names = _layout(io.BytesIO(data), data[:SAMPLE_BYTES], encoding)
     # pandas decodes the bytes itself, faster than parsing the decoded text.
     try:
         frame = pd.read_csv(io.BytesIO(data), encoding=encoding, sep=delimiter,
-                            skipinitialspace=True, low_memory=False)
+                            skipinitialspace=True, low_memory=False,
+                            **_header_options(names))
     except pd.errors.ParserError as exc:
-        raise _malformed(exc, delimiter) from None
-    frame = _numbered(frame, 0)
+        raise _malformed(exc, delimiter, names) from None
+    frame = _numbered(frame, 0, names)
     if frame.empty:
         raise EmptyFileError("the file has a header but no data rows")
     return frame
@@ -157,19 +205,19 @@ def read_pieces(source: str | Path | bytes, rows: int) -> Iterator[pd.DataFrame]
         raw.seek(0)
         encoding = _encoding(iter(lambda: raw.read(DECODE_SLICE), b""))
         raw.seek(0)
-        delimiter = _layout(raw, head, encoding)
+        delimiter, names = _layout(raw, head, encoding)
     done = 0
     try:
         with opened() as raw, pd.read_csv(raw, encoding=encoding, sep=delimiter,
                                           skipinitialspace=True, low_memory=False,
-                                          chunksize=rows) as reader:
+                                          chunksize=rows, **_header_options(names)) as reader:
             for piece in reader:
                 done += len(piece)
-                piece = _numbered(piece, done - len(piece))
+                piece = _numbered(piece, done - len(piece), names)
                 if not piece.empty:
                     yield piece
     except pd.errors.ParserError as exc:
-        raise _malformed(exc, delimiter) from None
+        raise _malformed(exc, delimiter, names) from None
     if done == 0:
         raise EmptyFileError("the file has a header but no data rows")
 
@@ -178,22 +226,34 @@ def _has_visible(raw: BinaryIO) -> bool:
     return any(_VISIBLE.search(piece) for piece in iter(lambda: raw.read(DECODE_SLICE), b""))
 
 
-def _layout(raw: BinaryIO, head: bytes, encoding: str) -> str:
-    """The delimiter, once the header is checked for duplicate names."""
+def _layout(raw: BinaryIO, head: bytes, encoding: str) -> tuple[str, list[str] | None]:
+    """The delimiter, once the header is checked for duplicate names, and the column
+    names of a file without a header line."""
     delimiter = sniff_delimiter(_head(head, encoding))
     header = _header(raw, encoding, delimiter)
+    names = header_names(header)
+    if names:
+        return delimiter, names
     duplicates = [name for name, n in Counter(header).items() if n > 1]
     if duplicates:
         raise DuplicateColumnError(
             f"column {duplicates[0]!r} appears {Counter(header)[duplicates[0]]} times in the "
             "header: rename one so every column has its own name"
         )
-    return delimiter
+    return delimiter, None
 
 
-def _numbered(frame: pd.DataFrame, before: int) -> pd.DataFrame:
+def _header_options(names: list[str] | None) -> dict:
+    return {} if names is None else {"header": None, "names": names}
+
+
+def _numbered(frame: pd.DataFrame, before: int, names: list[str] | None) -> pd.DataFrame:
     """Names stripped, the index the data row numbers users see in messages (row 1
-    follows the header), rows with no value at all left out."""
+    follows the header, or is the first line of a file without one), rows with no value
+    at all left out."""
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = pd.RangeIndex(before + 1, before + len(frame) + 1, name="row")
-    return frame.dropna(how="all")
+    frame = frame.dropna(how="all")
+    if names is not None:
+        frame.attrs["warnings"] = [headerless_warning(names)]
+    return frame

@@ -255,3 +255,17 @@ def test_standard_input_redirected_from_a_file(tmp_path):
                              cwd=tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout == whole.stdout
+
+
+def test_a_stream_without_a_header_line_is_refused_with_a_clear_message(tmp_path):
+    """Each batch is read with the stream's first line: a first line of values would be
+    scored again with every batch."""
+    temperature = sample_path("temperature.csv")
+    run = vigil("train", temperature, "--profile", "sensor", tmp_path=tmp_path)
+    version = run.stdout.strip().splitlines()[-1].split()[-1]
+    lines = temperature.read_text().splitlines(keepends=True)[1:200]
+    streamed = vigil("stream", "-", "--model", version, tmp_path=tmp_path, stdin="".join(lines))
+    assert streamed.returncode == 2
+    assert streamed.stderr.strip() == ("error: the stream's first line holds values: a stream "
+                                       "starts with a header line naming its columns")
+    assert streamed.stdout == ""

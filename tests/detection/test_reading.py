@@ -78,6 +78,7 @@ def test_a_header_longer_than_the_sniffing_sample_is_read_whole():
     "timestamp,value\n" + "".join(f"2025-01-01 00:{i % 60:02d}:00,{i}\n" for i in range(250)),
     "\ufeffa;b\n" + "".join(f"{i};x{i}\n" for i in range(97)) + ";\n5;y\n",
     "user,city\n" + "åse,Tromsø\n" * 30,
+    "".join(f"2025-01-01 00:{i % 60:02d}:00;{i};{i / 7:.3f}\n" for i in range(120)),
 ])
 @pytest.mark.parametrize("rows", [1, 10, 1000])
 def test_reading_in_pieces_gives_the_whole_file(tmp_path, content, rows):
@@ -98,6 +99,7 @@ def test_reading_in_pieces_gives_the_whole_file(tmp_path, content, rows):
     (b"a,b\n", EmptyFileError, "header but no data rows"),
     (b"a,a\n1,2\n", DuplicateColumnError, "'a' appears 2 times"),
     (b"a,b\n1,2\n3,4,5\n", MalformedCsvError, "line 3 of the file has 3 values"),
+    (b"1,2\n3,4\n5,6,7\n", MalformedCsvError, "line 3 of the file has 3 values but the first line has 2"),
 ])
 def test_reading_in_pieces_refuses_what_reading_whole_refuses(tmp_path, content, error, message):
     from detection.reading import read_pieces
@@ -110,3 +112,41 @@ def test_reading_in_pieces_refuses_what_reading_whole_refuses(tmp_path, content,
         list(read_pieces(path, 1))
     with pytest.raises(error, match=message):
         list(read_pieces(content, 1))
+
+
+@pytest.mark.parametrize(("content", "columns"), [
+    ("0.15,0.08,0.0,0.0\n0.16,0.10,0.0,0.0\n", ["column_1", "column_2", "column_3", "column_4"]),
+    ("2014-07-01 00:00:00;10844\n2014-07-01 00:30:00;8127\n", ["timestamp", "column_2"]),
+    ("7,2014-07-01T00:00:00Z,3\n8,2014-07-01T00:30:00Z,4\n", ["column_1", "timestamp", "column_3"]),
+])
+def test_a_file_whose_first_line_holds_values_is_read_without_a_header(content, columns):
+    """Exports without a header line (SMD's metric files, a logger's timestamp,value
+    lines): the first line is data, not names (it was taken for names: its repeated
+    0.0 refused the file, or its first reading silently disappeared)."""
+    frame = read_csv(content.encode())
+    assert list(frame.columns) == columns
+    assert list(frame.index) == [1, 2]
+    assert frame.iloc[0].astype(str).tolist() == [
+        cell.strip() for cell in content.splitlines()[0].replace(";", ",").split(",")]
+    assert "no header line" in frame.attrs["warnings"][0]
+
+
+@pytest.mark.parametrize("header", ["timestamp,101,102", "a,b,c", "2024,2025,total"])
+def test_a_first_line_with_any_name_is_the_header(header):
+    frame = read_csv(f"{header}\n2025-01-01,1,2\n2025-01-02,3,4\n".encode())
+    assert list(frame.columns) == header.split(",")
+    assert "warnings" not in frame.attrs
+
+
+def test_a_file_without_a_header_is_scored_as_the_same_file_with_one():
+    from detection import fit_score, prepare
+
+    lines = "".join(f"2025-01-01 {i // 60:02d}:{i % 60:02d}:00,{20 + (i % 7) + (40 if i == 500 else 0)}\n"
+                    for i in range(1200))
+    named = fit_score(prepare(read_csv(f"timestamp,column_2\n{lines}".encode())))[1]
+    dataset = prepare(read_csv(lines.encode()))
+    unnamed = fit_score(dataset)[1]
+    assert dataset.profile == "sensor"
+    assert dataset.warnings[0].startswith("the file has no header line")
+    pd.testing.assert_frame_equal(unnamed.frame, named.frame)
+    assert unnamed.frame.loc[501, "is_anomaly"] == 1  # row 501: line 501, the spike
