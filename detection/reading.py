@@ -19,6 +19,7 @@ DELIMITERS = ",;\t|"
 SAMPLE_BYTES = 64 * 1024
 DECODE_SLICE = 8 * 1024 * 1024
 _VISIBLE = re.compile(rb"\S")
+_DATE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(\b|T)")
 
 Source = str | Path | bytes | BinaryIO
 
@@ -119,7 +120,9 @@ def header_names(header: list[str]) -> list[str] | None:
 
 
 def _value_kind(cell: str) -> str | None:
-    """"number" or "date" for a cell that reads as one; None for a name."""
+    """"number" or "date" for a cell that reads as one; None for a name. A date is
+    written with its day, month and year (pandas also reads names such as ``T1`` or
+    ``5m`` as dates)."""
     if not any(c.isdigit() for c in cell):
         return None
     try:
@@ -127,6 +130,8 @@ def _value_kind(cell: str) -> str | None:
         return "number"
     except ValueError:
         pass
+    if not _DATE.match(cell):
+        return None
     try:
         pd.Timestamp(cell)
         return "date"

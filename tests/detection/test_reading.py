@@ -131,7 +131,8 @@ def test_a_file_whose_first_line_holds_values_is_read_without_a_header(content, 
     assert "no header line" in frame.attrs["warnings"][0]
 
 
-@pytest.mark.parametrize("header", ["timestamp,101,102", "a,b,c", "2024,2025,total"])
+@pytest.mark.parametrize("header", ["timestamp,101,102", "a,b,c", "2024,2025,total",
+                                    "T1,T2,M1", "12h,5m,2nd"])  # pandas reads these as dates
 def test_a_first_line_with_any_name_is_the_header(header):
     frame = read_csv(f"{header}\n2025-01-01,1,2\n2025-01-02,3,4\n".encode())
     assert list(frame.columns) == header.split(",")
