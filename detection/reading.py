@@ -19,6 +19,10 @@ DELIMITERS = ",;\t|"
 SAMPLE_BYTES = 64 * 1024
 DECODE_SLICE = 8 * 1024 * 1024
 _VISIBLE = re.compile(rb"\S")
+# A number written with a decimal comma, as spreadsheets in much of Europe export it
+# (with ";" between values): "10,5", "-0,75".
+_DECIMAL_COMMA = r"\s*[+-]?(\d+|\d*,\d+)\s*"
+CHECK_CELLS = 1000  # a column's first cells are checked before the whole column
 _DATE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(\b|T)")
 
 Source = str | Path | bytes | BinaryIO
@@ -183,7 +187,7 @@ def read_csv(source: Source) -> pd.DataFrame:
                             **_header_options(names))
     except pd.errors.ParserError as exc:
         raise _malformed(exc, delimiter, names) from None
-    frame = _numbered(frame, 0, names)
+    frame = _numbered(frame, 0, names, delimiter)
     if frame.empty:
         raise EmptyFileError("the file has a header but no data rows")
     return frame
@@ -218,7 +222,7 @@ def read_pieces(source: str | Path | bytes, rows: int) -> Iterator[pd.DataFrame]
                                           chunksize=rows, **_header_options(names)) as reader:
             for piece in reader:
                 done += len(piece)
-                piece = _numbered(piece, done - len(piece), names)
+                piece = _numbered(piece, done - len(piece), names, delimiter)
                 if not piece.empty:
                     yield piece
     except pd.errors.ParserError as exc:
@@ -248,15 +252,34 @@ def _layout(raw: BinaryIO, head: bytes, encoding: str) -> tuple[str, list[str] |
     return delimiter, None
 
 
+def _read_decimal_commas(frame: pd.DataFrame) -> None:
+    """Text columns whose every cell is a number with a decimal comma (or a whole
+    number) become numbers. Only where values are not separated by commas: there a
+    quoted "1,000" is a thousand."""
+    for i, (_, column) in enumerate(frame.items()):
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        present = column.dropna()
+        if present.empty or not isinstance(present.iloc[0], str):
+            continue
+        if all(part.astype("string").str.fullmatch(_DECIMAL_COMMA).all()
+               for part in (present.iloc[:CHECK_CELLS], present)):
+            numbers = pd.to_numeric(column.astype("string").str.replace(",", "."))
+            frame.isetitem(i, numbers.astype("float64"))
+
+
 def _header_options(names: list[str] | None) -> dict:
     return {} if names is None else {"header": None, "names": names}
 
 
-def _numbered(frame: pd.DataFrame, before: int, names: list[str] | None) -> pd.DataFrame:
+def _numbered(frame: pd.DataFrame, before: int, names: list[str] | None,
+              delimiter: str) -> pd.DataFrame:
     """Names stripped, the index the data row numbers users see in messages (row 1
-    follows the header, or is the first line of a file without one), rows with no value
-    at all left out."""
+    follows the header, or is the first line of a file without one), numbers written
+    with a decimal comma read as numbers, rows with no value at all left out."""
     frame.columns = [str(c).strip() for c in frame.columns]
+    if delimiter != ",":
+        _read_decimal_commas(frame)
     frame.index = pd.RangeIndex(before + 1, before + len(frame) + 1, name="row")
     frame = frame.dropna(how="all")
     if names is not None:

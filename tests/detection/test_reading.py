@@ -79,6 +79,8 @@ def test_a_header_longer_than_the_sniffing_sample_is_read_whole():
     "\ufeffa;b\n" + "".join(f"{i};x{i}\n" for i in range(97)) + ";\n5;y\n",
     "user,city\n" + "åse,Tromsø\n" * 30,
     "".join(f"2025-01-01 00:{i % 60:02d}:00;{i};{i / 7:.3f}\n" for i in range(120)),
+    "t;v\n" + "".join(f"2025-01-01 00:{i % 60:02d}:00;{i}{',5' if i % 20 else ''}\n"
+                      for i in range(120)),
 ])
 @pytest.mark.parametrize("rows", [1, 10, 1000])
 def test_reading_in_pieces_gives_the_whole_file(tmp_path, content, rows):
@@ -151,3 +153,16 @@ def test_a_file_without_a_header_is_scored_as_the_same_file_with_one():
     assert dataset.warnings[0].startswith("the file has no header line")
     pd.testing.assert_frame_equal(unnamed.frame, named.frame)
     assert unnamed.frame.loc[501, "is_anomaly"] == 1  # row 501: line 501, the spike
+
+
+def test_numbers_with_a_decimal_comma_are_numbers_where_values_are_not_comma_separated():
+    """Spreadsheets in much of Europe export "10,5" with ";" between values."""
+    frame = read_csv(b"tid;temperatur;rom;kode\n2025-01-01 00:00;10,5;A;7\n"
+                     b"2025-01-01 00:10;-0,75;B;\n2025-01-01 00:20;11;C;8\n")
+    assert frame["temperatur"].tolist() == [10.5, -0.75, 11.0]
+    assert frame["temperatur"].dtype == "float64"
+    assert frame["rom"].tolist() == ["A", "B", "C"]
+    # Between commas a quoted "1,000" may be a thousand: left as the text it is.
+    assert read_csv(b'a,b\n"10,5",1\n"1,000",2\n')["a"].tolist() == ["10,5", "1,000"]
+    # A column with any other text stays text (the usual message names its cells).
+    assert read_csv(b"a;b\n10,5;1\nn/a x;2\n")["a"].tolist() == ["10,5", "n/a x"]
