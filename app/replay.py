@@ -16,7 +16,7 @@ from typing import TextIO
 import pandas as pd
 
 from detection.columns import map_columns
-from detection.dataset import parse_timestamps
+from detection.dataset import row_times
 from detection.errors import ColumnMappingError, DetectionError
 from detection.reading import SAMPLE_BYTES, sniff_delimiter
 
@@ -50,7 +50,7 @@ def replay(path: Path, out: TextIO, *, speed: float | None = None, rate: float |
                 if column is None:
                     raise ColumnMappingError(f"{path.name} has no timestamp column to pace "
                                              "--speed by: use --rate")
-                times = parse_timestamps(chunk[column], column).to_numpy(dtype="int64")
+                times = row_times(chunk, column).to_numpy(dtype="int64")
                 first = times[0] if first is None else first
                 due = (times - first) / 1e9 / speed
             else:

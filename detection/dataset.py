@@ -20,6 +20,7 @@ from detection.errors import (
     TimestampError,
     describe_rows,
 )
+from detection.reading import CHECK_CELLS, every_cell_matches
 
 PROFILES = ("sensor", "login", "generic")
 # A column with text cells counts as numeric (the text cells missing, with a warning)
@@ -107,6 +108,45 @@ def _naive_iso(text: pd.Series) -> pd.Series | None:
     return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index)
 
 
+# Loggers and spreadsheets export a reading's date and its time of day apart ("Date",
+# "Time"): a column of times of day beside a column named so is joined to it.
+TIME_OF_DAY = r"\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*"
+DATE_NAMES = ("date", "day")
+
+
+def row_times(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Each row's time from its timestamp ``column``: where that holds times of day
+    only, joined to the date in the column beside it named ``date`` or ``day``."""
+    values = frame[column]
+    date = _date_beside(frame, column)
+    if date is None:
+        return parse_timestamps(values, column)
+    joined = frame[date].astype("string").str.strip() + " " + values.astype("string").str.strip()
+    return parse_timestamps(joined, f"{date} {column}")
+
+
+def _date_beside(frame: pd.DataFrame, column: str) -> str | None:
+    dates = [c for c in frame.columns if c != column and normalise(c) in DATE_NAMES]
+    values = frame[column].dropna()
+    if not dates or values.empty or pd.api.types.is_numeric_dtype(values):
+        return None
+    return dates[0] if every_cell_matches(values, TIME_OF_DAY) else None
+
+
+def _day_first(text: pd.Series) -> bool:
+    """Whether dates written with the day and month as numbers (01.02.2025, 01/02/2025)
+    put the day first: the column's own dates tell where one of the two passes 12; where
+    none does, dots put the day first (as in Europe) and slashes the month (as pandas)."""
+    pattern = r"^\s*(\d{1,2})([./-])(\d{1,2})[./-]\d{2,4}\b"
+    if text.iloc[:CHECK_CELLS].str.extract(pattern).dropna().empty:
+        return False  # ISO dates, names of months, epochs: a file keeps to one format
+    parts = text.str.extract(pattern).dropna()
+    first, second = parts[0].astype(int), parts[2].astype(int)
+    if (first > 12).any() or (second > 12).any():
+        return bool((first > 12).any())
+    return parts[1].iloc[0] == "."
+
+
 def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
     """Parse dates (ISO, common formats, epoch seconds or milliseconds) to naive UTC."""
     if pd.api.types.is_numeric_dtype(values):
@@ -116,11 +156,13 @@ def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
         text = values.astype("string").str.strip()
         parsed = _naive_iso(text)
         if parsed is None:
+            dayfirst = _day_first(text)
             try:
-                parsed = pd.to_datetime(text, utc=True)
+                parsed = pd.to_datetime(text, utc=True, dayfirst=dayfirst)
             except (ValueError, TypeError):
                 # Mixed formats or a few bad cells: parse each value on its own.
-                parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+                parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed",
+                                        dayfirst=dayfirst)
             parsed = parsed.dt.tz_localize(None)
     bad = parsed.isna()
     if bad.any():
@@ -321,7 +363,7 @@ def prepare(
         entity = frame[mapping.entity].astype("string").fillna("(none)")
     time = None
     if mapping.timestamp is not None and profile != "generic":
-        time = parse_timestamps(frame[mapping.timestamp], mapping.timestamp)
+        time = row_times(frame, mapping.timestamp)
         if not _in_time_order(time, entity):
             whose = "rows" if entity is None else f"rows of some {mapping.entity!r} values"
             warnings.append(

@@ -252,6 +252,13 @@ def _layout(raw: BinaryIO, head: bytes, encoding: str) -> tuple[str, list[str] |
     return delimiter, None
 
 
+def every_cell_matches(values: pd.Series, pattern: str) -> bool:
+    """Whether every cell of ``values`` (none missing) is text matching ``pattern`` whole;
+    the first ``CHECK_CELLS`` are tried first, so a column of other text costs little."""
+    return all(part.astype("string").str.fullmatch(pattern).all()
+               for part in (values.iloc[:CHECK_CELLS], values))
+
+
 def _read_decimal_commas(frame: pd.DataFrame) -> None:
     """Text columns whose every cell is a number with a decimal comma (or a whole
     number) become numbers. Only where values are not separated by commas: there a
@@ -262,8 +269,7 @@ def _read_decimal_commas(frame: pd.DataFrame) -> None:
         present = column.dropna()
         if present.empty or not isinstance(present.iloc[0], str):
             continue
-        if all(part.astype("string").str.fullmatch(_DECIMAL_COMMA).all()
-               for part in (present.iloc[:CHECK_CELLS], present)):
+        if every_cell_matches(present, _DECIMAL_COMMA):
             numbers = pd.to_numeric(column.astype("string").str.replace(",", "."))
             frame.isetitem(i, numbers.astype("float64"))
 

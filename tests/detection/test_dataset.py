@@ -134,8 +134,12 @@ def test_epoch_seconds_are_timestamps():
         (["2024-03-01T08:00:00Z", "2024-03-01 10:00:00+01:00"], ["2024-03-01 08:00:00", "2024-03-01 09:00:00"]),
         (["03/01/2024 08:00", "03/02/2024 08:00"], ["2024-03-01 08:00:00", "2024-03-02 08:00:00"]),
         (["2024-03-01 08:00:00", "2 March 2024 08:00"], ["2024-03-01 08:00:00", "2024-03-02 08:00:00"]),
+        # The day first where a date says so (13/03), or with dots, as in Europe.
+        (["01/03/2024 08:00", "13/03/2024 08:00"], ["2024-03-01 08:00:00", "2024-03-13 08:00:00"]),
+        (["01.03.2024 08:00", "02.03.2024 08:00"], ["2024-03-01 08:00:00", "2024-03-02 08:00:00"]),
     ],
-    ids=["iso-space", "iso-t-fraction-spaces", "date-only", "zones", "us-slashes", "mixed-formats"],
+    ids=["iso-space", "iso-t-fraction-spaces", "date-only", "zones", "us-slashes", "mixed-formats",
+         "day-first-slashes", "day-first-dots"],
 )
 def test_timestamp_formats_parse_to_naive_utc(cells, expected):
     lines = "\n".join(f'"{cell}",{i}' for i, cell in enumerate(cells * 10))
@@ -243,3 +247,24 @@ def test_only_a_label_name_with_0_1_values_is_left_out(name, values):
     frame = sensor_frame()
     frame[name] = np.resize(values, len(frame))
     assert name in prepare(read_csv(to_csv_bytes(frame))).metrics.columns
+
+
+def test_a_date_column_and_a_time_of_day_column_are_one_timestamp():
+    """Loggers export Date and Time apart: the times of day alone are no timestamps (every
+    day's 00:00 came before the day before's 23:00: rows out of order, no daily cycle)."""
+    frame = _with_spike()
+    stamps = pd.to_datetime(frame.pop("timestamp"))
+    apart = frame.assign(Date=stamps.dt.strftime("%d.%m.%Y"), Time=stamps.dt.strftime("%H:%M"))
+    dataset = prepare(read_csv(to_csv_bytes(apart[["Date", "Time", "temperature", "vibration"]])))
+    assert dataset.time.tolist() == stamps.tolist()
+    assert dataset.warnings == []
+    whole = fit_score(prepare(read_csv(to_csv_bytes(frame.assign(timestamp=stamps)))))[1]
+    assert fit_score(dataset)[1].frame["anomaly_score"].tolist() == \
+        whole.frame["anomaly_score"].tolist()
+
+
+def test_a_bad_date_beside_a_time_of_day_names_both_columns_and_the_row():
+    data = b"date,time,value\n2025-01-01,10:00,1\n2025-01-01,10:10,2\nsoon,10:20,3\n"
+    with pytest.raises(TimestampError, match=r"column 'date time': 1 value\(s\) are not dates "
+                                             r"\(row 3\), for example 'soon 10:20'"):
+        prepare(read_csv(data))
