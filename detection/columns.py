@@ -40,6 +40,9 @@ SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "severity", "reasons")
 LABELS = frozenset(("anomaly", "anomalies", "anomalous", "label", "labels", "outlier",
                     "isoutlier", "changepoint", "groundtruth", "attack", "isattack",
                     "class", "target"))
+# Names (normalised) of a column that numbers the rows, when its numbers go up by one;
+# pandas names a saved index without a name "Unnamed: 0".
+ROW_NUMBERS = frozenset(("", "index", "row", "rownumber", "no", "nr", "#", "id"))
 
 
 def normalise(name: str) -> str:

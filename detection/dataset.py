@@ -12,7 +12,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detection.columns import LABELS, SCORE_COLUMNS, ColumnMapping, map_columns, normalise
+from detection.columns import (
+    LABELS,
+    ROW_NUMBERS,
+    SCORE_COLUMNS,
+    ColumnMapping,
+    map_columns,
+    normalise,
+)
 from detection.errors import (
     ColumnMappingError,
     NoNumericColumnError,
@@ -20,7 +27,7 @@ from detection.errors import (
     TimestampError,
     describe_rows,
 )
-from detection.reading import CHECK_CELLS, every_cell_matches
+from detection.reading import CHECK_CELLS, DATE_TEXT, every_cell_matches
 
 PROFILES = ("sensor", "login", "generic")
 # A column with text cells counts as numeric (the text cells missing, with a warning)
@@ -191,25 +198,52 @@ def parse_success(values: pd.Series, column: str) -> pd.Series:
     return result.fillna(True).astype(bool)
 
 
-def _verdicts(frame: pd.DataFrame, exclude: set[str], warnings: list[str]) -> set[str]:
-    """Columns that judge the rows rather than measure them: an earlier scoring's, and
-    0/1 labels of which rows are anomalous. Scored as measurements, the earlier verdict
-    or the answer would decide the new one (a file scored again moved by 27 points)."""
-    scored = [c for c in frame.columns if c in SCORE_COLUMNS and c not in exclude]
-    labels = [c for c in frame.columns if normalise(c) in LABELS and c not in exclude
-              and _zero_one(frame[c])]
-    if scored:
-        warnings.append(f"column(s) {', '.join(map(repr, scored))} of an earlier scoring "
-                        "ignored: the rows are scored afresh")
-    if labels:
-        warnings.append(f"column(s) {', '.join(map(repr, labels))} ignored: 0/1 labels of "
-                        "which rows are anomalous, not measurements")
-    return {*scored, *labels}
+def _timestamp_by_content(frame: pd.DataFrame, mapping: ColumnMapping,
+                          warnings: list[str]) -> ColumnMapping:
+    """A time column under a name no synonym knows (``Zeit``, ``tid``, ``recorded``):
+    the first column of text whose every cell is a date (``DATE_TEXT``)."""
+    for name in frame.columns:
+        values = frame[name].dropna()
+        if name in mapping.used() or values.empty or not isinstance(values.iloc[0], str):
+            continue
+        if every_cell_matches(values, DATE_TEXT):
+            warnings.append(f"column {name!r} holds dates: it is the rows' timestamp")
+            return replace(mapping, timestamp=name)
+    return mapping
+
+
+def _not_measurements(frame: pd.DataFrame, exclude: set[str], warnings: list[str]) -> set[str]:
+    """Numeric columns that are no measurements: an earlier scoring's (a file scored
+    again moved by 27 points), 0/1 labels of which rows are anomalous (the answer would
+    decide the new verdict) and row numbers (a pandas index saved with the file: a
+    later file's numbers lie beyond any the model saw)."""
+    kinds = {
+        "of an earlier scoring ignored: the rows are scored afresh":
+            lambda name, _: name in SCORE_COLUMNS,
+        "ignored: 0/1 labels of which rows are anomalous, not measurements":
+            lambda name, column: normalise(name) in LABELS and _zero_one(column),
+        "ignored: row numbers, not measurements":
+            lambda name, column: (str(name).startswith("Unnamed: ")
+                                  or normalise(name) in ROW_NUMBERS) and _counts_rows(column),
+    }
+    left_out = set()
+    for said, test in kinds.items():
+        found = [c for c in frame.columns
+                 if c not in exclude and c not in left_out and test(c, frame[c])]
+        if found:
+            warnings.append(f"column(s) {', '.join(map(repr, found))} {said}")
+            left_out.update(found)
+    return left_out
 
 
 def _zero_one(column: pd.Series) -> bool:
     values = pd.to_numeric(column, errors="coerce").dropna()
     return not values.empty and bool(values.isin((0, 1)).all())
+
+
+def _counts_rows(column: pd.Series) -> bool:
+    """Whole numbers going up by one from row to row."""
+    return pd.api.types.is_integer_dtype(column) and bool((column.diff().iloc[1:] == 1).all())
 
 
 def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str],
@@ -350,8 +384,10 @@ def prepare(
     warnings: list[str] = list(frame.attrs.get("warnings", ()))  # from reading it
     mapping = map_columns(list(frame.columns), columns)
     # Coordinates are features of the login profile, never metrics of a sensor.
+    if mapping.timestamp is None and "timestamp" not in (columns or {}):
+        mapping = _timestamp_by_content(frame, mapping, warnings)
     roles = mapping.used()
-    exclude = roles | _verdicts(frame, roles, warnings)
+    exclude = roles | _not_measurements(frame, roles, warnings)
     rejected: list[str] = []
     metrics = _numeric_columns(frame, exclude, warnings, rejected)
     if profile == "auto":

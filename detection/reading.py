@@ -23,7 +23,10 @@ _VISIBLE = re.compile(rb"\S")
 # (with ";" between values): "10,5", "-0,75".
 _DECIMAL_COMMA = r"\s*[+-]?(\d+|\d*,\d+)\s*"
 CHECK_CELLS = 1000  # a column's first cells are checked before the whole column
-_DATE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(\b|T)")
+# A date written with day, month and year as numbers, then perhaps a time of day, AM/PM
+# and a zone: "2024-03-01 08:00:00", "01.03.2024 08:00", "3/1/2024 8:00:00 PM UTC".
+DATE_TEXT = (r"\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+             r"(?: ?[AaPp][Mm])?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)?\s*")
 
 Source = str | Path | bytes | BinaryIO
 
@@ -134,7 +137,7 @@ def _value_kind(cell: str) -> str | None:
         return "number"
     except ValueError:
         pass
-    if not _DATE.match(cell):
+    if not re.fullmatch(DATE_TEXT, cell):
         return None
     try:
         pd.Timestamp(cell)

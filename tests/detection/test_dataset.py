@@ -268,3 +268,41 @@ def test_a_bad_date_beside_a_time_of_day_names_both_columns_and_the_row():
     with pytest.raises(TimestampError, match=r"column 'date time': 1 value\(s\) are not dates "
                                              r"\(row 3\), for example 'soon 10:20'"):
         prepare(read_csv(data))
+
+
+def test_a_time_column_under_a_name_no_synonym_knows_is_found_by_its_dates():
+    frame = _with_spike()
+    named = fit_score(prepare(read_csv(to_csv_bytes(frame))))[1].frame
+    renamed = frame.rename(columns={"timestamp": "Zeit"})[["temperature", "Zeit", "vibration"]]
+    dataset = prepare(read_csv(to_csv_bytes(renamed, sep=";")))
+    assert (dataset.profile, dataset.mapping.timestamp) == ("sensor", "Zeit")
+    assert dataset.warnings == ["column 'Zeit' holds dates: it is the rows' timestamp"]
+    assert fit_score(dataset)[1].frame["anomaly_score"].tolist() == named["anomaly_score"].tolist()
+    # Told there is none, there is none; text that is not all dates is no timestamp.
+    assert prepare(read_csv(to_csv_bytes(renamed)), columns={"timestamp": None}).profile == "generic"
+    notes = renamed.assign(Zeit=renamed["Zeit"].where(renamed.index != 7, "calibrated"))
+    assert prepare(read_csv(to_csv_bytes(notes))).profile == "generic"
+
+
+@pytest.mark.parametrize(("name", "first"), [("Unnamed: 0", 0), ("index", 0), ("id", 1), ("#", 1)])
+def test_a_column_of_row_numbers_is_not_a_measurement(name, first):
+    """A pandas index saved with the file: as a metric, a later file's row numbers lie
+    beyond any the model saw, and every row of it looks like a drift."""
+    frame = sensor_frame()
+    saved = frame.assign(**{name: np.arange(first, first + len(frame))})
+    dataset = prepare(read_csv(to_csv_bytes(saved)))
+    assert list(dataset.metrics.columns) == ["temperature", "vibration"]
+    assert f"column(s) {name!r} ignored: row numbers" in " ".join(dataset.warnings)
+    later = sensor_frame(seed=1).assign(
+        timestamp=lambda f: (pd.to_datetime(f["timestamp"]) + pd.Timedelta(days=5)).astype(str))
+    numbered = later.assign(**{name: np.arange(first + len(frame), first + 2 * len(frame))})
+    scores = fit(dataset).score(prepare(read_csv(to_csv_bytes(numbered)))).frame
+    plain = fit(prepare(read_csv(to_csv_bytes(frame)))).score(
+        prepare(read_csv(to_csv_bytes(later)))).frame
+    assert scores["anomaly_score"].tolist() == plain["anomaly_score"].tolist()
+
+
+def test_a_numbered_column_that_does_not_count_rows_is_a_measurement():
+    frame = sensor_frame().assign(id=lambda f: np.arange(len(f)) * 2,
+                                  index=lambda f: np.arange(len(f)) + 0.5)
+    assert {"id", "index"} <= set(prepare(read_csv(to_csv_bytes(frame))).metrics.columns)
