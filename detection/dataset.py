@@ -258,13 +258,13 @@ def _numeric_columns(frame: pd.DataFrame, exclude: set[str], warnings: list[str]
         if pd.api.types.is_bool_dtype(column):
             rejected.append(f"column {name!r} is true/false")
             continue
+        if not column.notna().any():  # a trailing delimiter's column, say
+            rejected.append(f"column {name!r} is empty")
+            continue
         if pd.api.types.is_numeric_dtype(column):
             values = column.astype("float64")
         else:
             present = column.notna()
-            if not present.any():
-                rejected.append(f"column {name!r} is empty")
-                continue
             parsed = pd.to_numeric(column, errors="coerce")
             ok = parsed.notna()
             if ok[present].mean() <= NUMERIC_SHARE:

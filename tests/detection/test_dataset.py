@@ -306,3 +306,10 @@ def test_a_numbered_column_that_does_not_count_rows_is_a_measurement():
     frame = sensor_frame().assign(id=lambda f: np.arange(len(f)) * 2,
                                   index=lambda f: np.arange(len(f)) + 0.5)
     assert {"id", "index"} <= set(prepare(read_csv(to_csv_bytes(frame))).metrics.columns)
+
+
+def test_a_trailing_delimiters_empty_column_is_no_constant_column():
+    lines = "".join(f"2025-01-01 00:{i:02d},{i % 7}.5,\n" for i in range(40))
+    dataset = prepare(read_csv(f"timestamp,value,\n{lines}".encode()))
+    assert list(dataset.metrics.columns) == ["value"]
+    assert dataset.warnings == []  # was: "constant column(s) 'Unnamed: 2' ignored"
