@@ -101,6 +101,7 @@ class IsolationForestDetector:
                 "contamination must be more than 0 and at most 0.5 (share of baseline rows "
                 f"flagged); got {self.contamination!r}"
             )
+        self.__dict__.pop("_flat", None)  # the trees laid out for scoring are the old ones
         if len(X) > FIT_SAMPLE:
             rng = np.random.default_rng(self.random_state)
             X = X[np.sort(rng.choice(len(X), FIT_SAMPLE, replace=False))]

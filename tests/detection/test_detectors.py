@@ -296,6 +296,10 @@ def test_the_forests_layout_is_built_once_and_never_saved():
     loaded = pickle.loads(pickle.dumps(detector))
     assert "_flat" not in loaded.__dict__
     np.testing.assert_array_equal(loaded.score_samples(X), first)
+    # Fitted again, it scores with its new trees, not the layout of the old ones.
+    other = X * 3 + 1
+    np.testing.assert_array_equal(detector.fit(other).score_samples(X),
+                                  IsolationForestDetector().fit(other).score_samples(X))
 
 
 def test_contamination_half_is_scikit_learns_upper_bound_and_accepted():
