@@ -16,6 +16,7 @@ from detection.columns import (
     LABELS,
     ROW_NUMBERS,
     SCORE_COLUMNS,
+    SYNONYMS,
     ColumnMapping,
     map_columns,
     normalise,
@@ -329,9 +330,12 @@ def _check_profile_columns(profile: str, mapping: ColumnMapping, n_metrics: int,
         if not (mapping.ip or mapping.country or mapping.city or mapping.latitude):
             missing.append("ip or location")
         if missing:
+            found = ", ".join(f"{role} {column!r}" for role, column in mapping.as_dict().items()
+                              if column is not None)
             raise ColumnMappingError(
                 f"the login profile needs a {' and a '.join(missing)} column; none was found "
-                "(name it, or map it explicitly)"
+                f"(name it, for example {', '.join(map(repr, SYNONYMS[missing[0].split()[0]][:3]))},"
+                f" or map it explicitly)" + (f"; found {found}" if found else "")
             )
     elif profile == "sensor" and mapping.timestamp is None:
         raise ColumnMappingError(
@@ -354,6 +358,8 @@ def detect_profile(mapping: ColumnMapping, n_metrics: int,
         return "sensor"
     if n_metrics:
         return "generic"
+    if mapping.user or has_place:  # a login file short of a column: say which
+        _check_profile_columns("login", mapping, n_metrics, rejected or [])
     raise NoNumericColumnError(
         "no usable numeric column and no login columns (user, timestamp, IP or location): "
         "nothing to score" + _why(rejected or [])

@@ -24,6 +24,9 @@ from tests.conftest import sensor_frame, to_csv_bytes
         (["ts", "Login Successful"], "success", "Login Successful"),
         (["timestamp", "elevator_id", "vibration"], "entity", "elevator_id"),
         (["timestamp", "lat", "lon"], "latitude", "lat"),
+        (["time", "Email", "IP"], "user", "Email"),
+        (["time", "actor", "ip"], "user", "actor"),
+        (["time", "UserPrincipalName", "ip"], "user", "UserPrincipalName"),
     ],
 )
 def test_columns_are_mapped_by_synonyms(columns, role, expected):
@@ -313,3 +316,12 @@ def test_a_trailing_delimiters_empty_column_is_no_constant_column():
     dataset = prepare(read_csv(f"timestamp,value,\n{lines}".encode()))
     assert list(dataset.metrics.columns) == ["value"]
     assert dataset.warnings == []  # was: "constant column(s) 'Unnamed: 2' ignored"
+
+
+def test_a_login_file_short_of_a_column_is_told_which_and_what_was_found():
+    """It was told there were no login columns at all."""
+    with pytest.raises(ColumnMappingError, match=(
+            r"the login profile needs a user column; none was found \(name it, for example "
+            r"'user', 'user_id', 'username', or map it explicitly\); found timestamp 'time', "
+            r"ip 'ip', country 'country'")):
+        prepare(read_csv(b"time,ip,country\n2025-01-01 10:00,10.0.0.1,NO\n"))
