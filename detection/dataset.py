@@ -203,9 +203,10 @@ def _timestamp_by_content(frame: pd.DataFrame, mapping: ColumnMapping,
                           warnings: list[str]) -> ColumnMapping:
     """A time column under a name no synonym knows (``Zeit``, ``tid``, ``recorded``):
     the first column of text whose every cell is a date (``DATE_TEXT``)."""
+    used = mapping.used()
     for name in frame.columns:
         values = frame[name].dropna()
-        if name in mapping.used() or values.empty or not isinstance(values.iloc[0], str):
+        if name in used or values.empty or not isinstance(values.iloc[0], str):
             continue
         if every_cell_matches(values, DATE_TEXT):
             warnings.append(f"column {name!r} holds dates: it is the rows' timestamp")
@@ -358,7 +359,8 @@ def detect_profile(mapping: ColumnMapping, n_metrics: int,
         return "sensor"
     if n_metrics:
         return "generic"
-    if mapping.user or has_place:  # a login file short of a column: say which
+    if sum(map(bool, (mapping.user, mapping.timestamp, has_place))) == 2:
+        # A login file short of one column: say which
         _check_profile_columns("login", mapping, n_metrics, rejected or [])
     raise NoNumericColumnError(
         "no usable numeric column and no login columns (user, timestamp, IP or location): "
@@ -389,9 +391,9 @@ def prepare(
         )
     warnings: list[str] = list(frame.attrs.get("warnings", ()))  # from reading it
     mapping = map_columns(list(frame.columns), columns)
-    # Coordinates are features of the login profile, never metrics of a sensor.
     if mapping.timestamp is None and "timestamp" not in (columns or {}):
         mapping = _timestamp_by_content(frame, mapping, warnings)
+    # Coordinates are features of the login profile, never metrics of a sensor.
     roles = mapping.used()
     exclude = roles | _not_measurements(frame, roles, warnings)
     rejected: list[str] = []
