@@ -135,10 +135,7 @@ def row_times(frame: pd.DataFrame, column: str) -> pd.Series:
 
 def _date_beside(frame: pd.DataFrame, column: str) -> str | None:
     dates = [c for c in frame.columns if c != column and normalise(c) in DATE_NAMES]
-    values = frame[column].dropna()
-    if not dates or values.empty or pd.api.types.is_numeric_dtype(values):
-        return None
-    return dates[0] if every_cell_matches(values, TIME_OF_DAY) else None
+    return dates[0] if dates and every_cell_matches(frame[column], TIME_OF_DAY) else None
 
 
 def _day_first(text: pd.Series) -> bool:
@@ -205,10 +202,7 @@ def _timestamp_by_content(frame: pd.DataFrame, mapping: ColumnMapping,
     the first column of text whose every cell is a date (``DATE_TEXT``)."""
     used = mapping.used()
     for name in frame.columns:
-        values = frame[name].dropna()
-        if name in used or values.empty or not isinstance(values.iloc[0], str):
-            continue
-        if every_cell_matches(values, DATE_TEXT):
+        if name not in used and every_cell_matches(frame[name], DATE_TEXT):
             warnings.append(f"column {name!r} holds dates: it is the rows' timestamp")
             return replace(mapping, timestamp=name)
     return mapping
@@ -333,10 +327,11 @@ def _check_profile_columns(profile: str, mapping: ColumnMapping, n_metrics: int,
         if missing:
             found = ", ".join(f"{role} {column!r}" for role, column in mapping.as_dict().items()
                               if column is not None)
+            examples = SYNONYMS[missing[0].split()[0]][:3]  # "ip or location": an IP's
             raise ColumnMappingError(
                 f"the login profile needs a {' and a '.join(missing)} column; none was found "
-                f"(name it, for example {', '.join(map(repr, SYNONYMS[missing[0].split()[0]][:3]))},"
-                f" or map it explicitly)" + (f"; found {found}" if found else "")
+                f"(name it, for example {', '.join(map(repr, examples))}, or map it "
+                "explicitly)" + (f"; found {found}" if found else "")
             )
     elif profile == "sensor" and mapping.timestamp is None:
         raise ColumnMappingError(

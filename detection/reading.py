@@ -255,9 +255,13 @@ def _layout(raw: BinaryIO, head: bytes, encoding: str) -> tuple[str, list[str] |
     return delimiter, None
 
 
-def every_cell_matches(values: pd.Series, pattern: str) -> bool:
-    """Whether every cell of ``values`` (none missing) is text matching ``pattern`` whole;
-    the first ``CHECK_CELLS`` are tried first, so a column of other text costs little."""
+def every_cell_matches(column: pd.Series, pattern: str) -> bool:
+    """Whether ``column`` holds text whose every cell (missing ones aside) matches
+    ``pattern`` whole; the first ``CHECK_CELLS`` are tried first, so a column of other
+    text costs little. A column of numbers, or of nothing, does not."""
+    values = column.dropna()
+    if values.empty or not isinstance(values.iloc[0], str):
+        return False
     return all(part.astype("string").str.fullmatch(pattern).all()
                for part in (values.iloc[:CHECK_CELLS], values))
 
@@ -267,12 +271,7 @@ def _read_decimal_commas(frame: pd.DataFrame) -> None:
     number) become numbers. Only where values are not separated by commas: there a
     quoted "1,000" is a thousand."""
     for i, (_, column) in enumerate(frame.items()):
-        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            continue
-        present = column.dropna()
-        if present.empty or not isinstance(present.iloc[0], str):
-            continue
-        if every_cell_matches(present, _DECIMAL_COMMA):
+        if every_cell_matches(column, _DECIMAL_COMMA):
             numbers = pd.to_numeric(column.astype("string").str.replace(",", "."))
             frame.isetitem(i, numbers.astype("float64"))
 
