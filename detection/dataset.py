@@ -37,11 +37,19 @@ PROFILES = ("sensor", "login", "generic")
 NUMERIC_SHARE = 0.5
 
 # Numeric columns of a login file that name things rather than measure them: "id",
-# "session_id", "requestId", "port", "pid".
-IDENTIFIER = re.compile(r"(?i:(^|[\s_\-.])(id|port|pid|uid)$)|[a-z](Id|ID)$")
+# "session_id", "requestId", "port", "pid", "Sign-in error code", "errorCode" (a code
+# 50126 is no larger than a code 0: as a measurement, every failure was "unusual").
+IDENTIFIER = re.compile(r"(?i:(^|[\s_\-.])(id|port|pid|uid|code|number|no|nr)$)"
+                        r"|[a-z](Id|ID|Code|Number)$")
 
-TRUE_WORDS = {"true", "1", "yes", "y", "success", "succeeded", "successful", "ok", "pass", "t"}
-FALSE_WORDS = {"false", "0", "no", "n", "failure", "failed", "fail", "error", "denied", "f"}
+# Outcomes of a login. A cell is one of these words, or holds one among its words ("Login
+# failure", "FAILURE: INVALID_CREDENTIALS"), a failure word first. An interrupted sign-in
+# (Entra ID's, at a second factor, say) did not succeed: it makes no place familiar.
+TRUE_WORDS = {"true", "1", "yes", "y", "success", "succeeded", "successful", "ok", "pass",
+              "passed", "t", "allow", "allowed", "accepted", "granted"}
+FALSE_WORDS = {"false", "0", "no", "n", "failure", "failed", "fail", "error", "denied", "f",
+               "deny", "blocked", "rejected", "invalid", "unsuccessful", "interrupted",
+               "locked", "lockout"}
 
 
 @dataclass
@@ -182,11 +190,10 @@ def parse_success(values: pd.Series, column: str) -> pd.Series:
     """Map success/outcome cells (true/false, 1/0, success/failed, ...) to booleans."""
     if pd.api.types.is_bool_dtype(values):
         return values.astype(bool)
-    words = values.astype("string").str.strip().str.lower()
-    result = pd.Series(np.nan, index=values.index, dtype="object")
-    result[words.isin(TRUE_WORDS)] = True
-    result[words.isin(FALSE_WORDS)] = False
-    unknown = result.isna() & words.notna()
+    codes, distinct = pd.factorize(values.astype("string").str.strip().str.lower())
+    outcome = np.array([_outcome(word) for word in distinct] + [None], dtype=object)
+    result = pd.Series(outcome[codes], index=values.index, dtype="object")
+    unknown = result.isna() & values.notna()
     if unknown.any():
         raise ColumnMappingError(
             f"column {column!r}: {int(unknown.sum())} value(s) are neither success nor failure "
@@ -194,6 +201,13 @@ def parse_success(values: pd.Series, column: str) -> pd.Series:
             "expected true/false, 1/0, success/failed"
         )
     return result.fillna(True).astype(bool)
+
+
+def _outcome(word: str) -> bool | None:
+    if word in FALSE_WORDS or word in TRUE_WORDS:
+        return word in TRUE_WORDS
+    words = set(re.findall(r"[a-z]{2,}", word))
+    return False if words & FALSE_WORDS else True if words & TRUE_WORDS else None
 
 
 def _timestamp_by_content(frame: pd.DataFrame, mapping: ColumnMapping,

@@ -58,6 +58,26 @@ def _locate(city: str | None, country: str | None) -> tuple[float, float]:
     return np.nan, np.nan
 
 
+def split(city: pd.Series, country: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Cities and countries of a file whose place column may hold the whole place, "City,
+    Region, Country" (Entra ID's and Okta's exports, ``Redmond, Washington, US``): there
+    the last part is the country, and the first the city unless a city column names one.
+    Each distinct place is split once."""
+    codes, distinct = pd.factorize(country.astype("string"))
+    whole = pd.Series(distinct, dtype="string")
+    if not whole.str.contains(",", regex=False).any():
+        return city, country
+    parts = whole.str.split(",")
+    last = parts.str[-1].str.strip().replace("", pd.NA)
+    first = parts.str[0].str.strip().replace("", pd.NA).where(parts.str.len() > 1)
+
+    def per_row(values: pd.Series) -> pd.Series:
+        return pd.Series(values.array.take(codes, allow_fill=True), index=country.index,
+                         dtype="string")
+
+    return city.astype("string").fillna(per_row(first)), per_row(last)
+
+
 def coordinates(city: pd.Series, country: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Latitude and longitude of each (city, country) pair (missing values allowed);
     NaN where the table does not know the place. Each distinct pair is looked up once,

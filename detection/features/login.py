@@ -100,6 +100,10 @@ def row_values(row: dict, mapping: dict) -> tuple[str | None, list[tuple[str, st
         return text or None
 
     values = {key: cell(key) for key in NOVELTY if key != "network"}
+    city, country = places.split(*(pd.Series([values[k]], dtype="string")
+                                   for k in ("city", "country")))
+    values["city"], values["country"] = (None if pd.isna(v) else v
+                                         for v in (city.iloc[0], country.iloc[0]))
     if values["ip"]:
         values["network"] = _network(pd.Series([values["ip"]])).iloc[0]
     return cell("user"), [(k, v) for k, v in values.items() if v]
@@ -256,6 +260,7 @@ class LoginFeatures:
             "asn": text("asn"),
         }, index=index)
         events["network"] = _network(events["ip"])
+        events["city"], events["country"] = places.split(events["city"], events["country"])
         if self._coordinates() == "places":  # named places, looked up in detection.places
             events["latitude"], events["longitude"] = places.coordinates(events["city"],
                                                                          events["country"])

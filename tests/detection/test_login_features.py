@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from detection import fit, fit_score, prepare, read_csv
+from detection.errors import ColumnMappingError
 from detection.stream import StreamScorer
 from tests.conftest import to_csv_bytes
 
@@ -150,11 +151,27 @@ def test_model_history_makes_a_baseline_user_known():
     assert "device curl/8: no one has logged in with it before" in result["reasons"].iloc[-1]
 
 
-@pytest.mark.parametrize("value", ["true", "1", "success", "Succeeded", "yes"])
-def test_success_words(value):
+@pytest.mark.parametrize("value, succeeded", [
+    ("true", True), ("1", True), ("success", True), ("Succeeded", True), ("yes", True),
+    ("ALLOW", True), ("Login success", True),
+    ("false", False), ("0", False), ("FAILURE", False), ("DENY", False),
+    # Entra ID's export: a sign-in stopped at a second factor did not succeed.
+    ("Interrupted", False), ("Login failure", False), ("FAILURE: INVALID_CREDENTIALS", False),
+    ("unsuccessful", False), ("Blocked", False)])
+def test_outcome_words(value, succeeded):
+    """Identity providers write outcomes their own way (Entra ID's Interrupted, Okta's
+    DENY): such files were refused ("neither success nor failure")."""
     from detection.dataset import parse_success
 
-    assert parse_success(pd.Series([value]), "success").iloc[0]
+    assert parse_success(pd.Series([value]), "success").iloc[0] == succeeded
+
+
+def test_an_outcome_that_is_neither_names_its_rows():
+    from detection.dataset import parse_success
+
+    with pytest.raises(ColumnMappingError, match=r"column 'status': 1 value\(s\) are neither "
+                       r"success nor failure \(row 2\), for example 'pending'"):
+        parse_success(pd.Series(["success", "pending", None], index=[1, 2, 3]), "status")
 
 
 def test_failure_windows_stay_per_user_with_a_million_users_over_a_year():
@@ -247,6 +264,33 @@ def test_impossible_travel_from_the_places_named_when_there_are_no_coordinates(d
     assert caught.sum() >= 4
     reasons = " ".join(flagged.loc[flagged.index.isin(travel["row"]), "reasons"])
     assert "km/h) between the places named" in reasons
+
+
+def test_a_place_written_whole_is_its_city_and_its_country():
+    """Entra ID and Okta export one Location, "Redmond, Washington, US": each was one
+    country ("country Beijing, China: no one has logged in with it before") that the
+    places table did not know, so no journey was measured."""
+    from sample_data import labels_path, sample_path
+
+    frame = pd.read_csv(sample_path("logins.csv"))
+    frame["location"] = frame["city"] + ", " + frame["country"]
+    frame = frame.drop(columns=["city", "country", "latitude", "longitude"])
+    _, result = fit_score(prepare(read_csv(to_csv_bytes(frame))))
+    labels = pd.read_csv(labels_path("logins.csv"))
+    travel = labels[labels["pattern"] == "impossible_travel"]
+    flagged = result.frame[result.frame["is_anomaly"] == 1]
+    caught = travel.groupby("incident")["row"].apply(lambda r: bool(set(r) & set(flagged.index)))
+    assert caught.sum() >= 4
+    assert "km/h) between the places named" in " ".join(flagged["reasons"])
+    assert "country China: no one has logged in with it before" in " ".join(flagged["reasons"])
+
+
+def test_feedback_on_a_place_written_whole_knows_its_city_and_country():
+    from detection.features.login import row_values
+
+    user, pairs = row_values({"who": "ann", "where": "Redmond, Washington, US"},
+                             {"user": "who", "country": "where"})
+    assert (user, pairs) == ("ann", [("country", "US"), ("city", "Redmond")])
 
 
 def test_places_are_found_by_name_code_and_without_accents():

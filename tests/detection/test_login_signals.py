@@ -73,12 +73,19 @@ def test_a_model_with_numbers_names_the_column_a_file_lacks(month_after_month):
 
 
 def test_identifiers_are_not_measurements():
-    frame = history().assign(session_id=np.arange(60), requestId=np.arange(60) * 7,
-                             port=443, latency=np.linspace(10, 20, 60))
+    """Entra ID exports a sign-in's error code (0, or 50126 for a wrong password) and its
+    ASN as numbers: as measurements every failure read "error code 50,126, usual 0-0"
+    and ASNs were compared by size."""
+    failed = np.arange(60) % 9 == 0
+    frame = history().assign(**{
+        "session_id": np.arange(60), "requestId": np.arange(60) * 7, "port": 443,
+        "Sign-in error code": np.where(failed, 50126, 0), "errorCode": np.where(failed, 7, 0),
+        "Autonomous system  number": 2119, "latency": np.linspace(10, 20, 60)})
     dataset = prepare(read_csv(to_csv_bytes(frame)))
     assert list(dataset.metrics.columns) == ["latency"]
-    assert any("'session_id', 'requestId', 'port'" in w and "identifiers" in w
-               for w in dataset.warnings)
+    assert dataset.mapping.asn == "Autonomous system  number"
+    assert any("'session_id', 'requestId', 'port', 'Sign-in error code', 'errorCode'" in w
+               and "identifiers" in w for w in dataset.warnings)
 
 
 def test_a_value_no_one_has_used_counts_once_the_file_has_enough_logins():
