@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass, fields
 from detection.errors import ColumnMappingError
 
 # Names are compared after lower-casing and dropping spaces, dashes and underscores,
-# so "Login Timestamp", "login_timestamp" and "login-timestamp" are one synonym.
+# so "Login Timestamp", "login_timestamp" and "login-timestamp" are one synonym. A name
+# with dots is a path in the event an export flattened (Okta's "client.ipAddress",
+# "actor.alternateId"): where no column's whole name matches, its last part does.
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "timestamp": (
         "timestamp", "time", "date", "datetime", "event_time", "login timestamp",
@@ -16,7 +18,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "user": ("user", "user_id", "username", "user id", "account", "login", "user_name",
              "account_name", "login_name", "email", "email_address", "user_email", "mail",
-             "actor", "user_principal_name", "upn"),
+             "actor", "user_principal_name", "upn", "alternate_id"),
     "ip": ("ip", "ip_address", "ip address", "src_ip", "source_ip", "client_ip", "ipaddr"),
     "asn": ("asn", "as_number", "as number", "autonomous_system", "autonomous_system_number",
             "client_asn", "isp"),
@@ -25,7 +27,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "latitude": ("lat", "latitude"),
     "longitude": ("lon", "lng", "long", "longitude"),
     "device": (
-        "device", "device_type", "user_agent", "user agent string", "useragent", "browser",
+        # The raw user agent first: Okta's client.device is "Computer" or "Mobile".
+        "raw_user_agent", "device", "device_type", "user_agent", "user agent string",
+        "useragent", "browser",
     ),
     "success": ("success", "login successful", "status", "outcome", "result", "successful"),
     "entity": (
@@ -41,7 +45,7 @@ SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "severity", "reasons")
 # 0/1 columns under these names (normalised) say which rows are anomalous: the answer
 # an evaluation file carries (NAB, SKAB, ODDS' exports), not a measurement.
 LABELS = frozenset(("anomaly", "anomalies", "anomalous", "label", "labels", "outlier",
-                    "isoutlier", "changepoint", "groundtruth", "attack", "isattack",
+                    "isoutlier", "isanomaly", "changepoint", "groundtruth", "attack", "isattack",
                     "class", "target"))
 # Names (normalised) of a column that numbers the rows, when its numbers go up by one;
 # pandas names a saved index without a name "Unnamed: 0".
@@ -93,6 +97,8 @@ def map_columns(columns: list[str], overrides: dict[str, str | None] | None = No
             f"unknown column role {sorted(unknown)[0]!r}: expected one of {', '.join(ROLES)}"
         )
     by_norm = {normalise(c): c for c in reversed(columns)}
+    by_norm = {**{normalise(str(c).rsplit(".", 1)[-1]): c for c in reversed(columns)
+                  if "." in str(c)}, **by_norm}
     found: dict[str, str | None] = {}
     taken: set[str] = set()
     for role in ROLES:

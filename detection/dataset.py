@@ -229,7 +229,8 @@ def _not_measurements(frame: pd.DataFrame, exclude: set[str], warnings: list[str
     later file's numbers lie beyond any the model saw)."""
     kinds = {
         "of an earlier scoring ignored: the rows are scored afresh":
-            lambda name, _: name in SCORE_COLUMNS,
+            # (Okta's severity, INFO or WARN, is no earlier scoring's)
+            lambda name, _: name in SCORE_COLUMNS and SCORE_COLUMNS[0] in frame.columns,
         "ignored: 0/1 labels of which rows are anomalous, not measurements":
             lambda name, column: normalise(name) in LABELS and _zero_one(column),
         "ignored: row numbers, not measurements":

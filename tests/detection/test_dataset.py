@@ -33,6 +33,33 @@ def test_columns_are_mapped_by_synonyms(columns, role, expected):
     assert getattr(map_columns(columns), role) == expected
 
 
+OKTA = ["uuid", "published", "eventType", "actor.id", "actor.alternateId",
+        "actor.displayName", "client.userAgent.rawUserAgent", "client.device",
+        "client.ipAddress", "client.geographicalContext.city",
+        "client.geographicalContext.country", "client.geographicalContext.geolocation.lat",
+        "client.geographicalContext.geolocation.lon", "outcome.result", "outcome.reason"]
+
+
+def test_a_flattened_exports_columns_are_mapped_by_the_last_part_of_their_path():
+    """Okta's System Log export: it had no column Vigil knew, and was scored as a sensor
+    file of latitude and longitude."""
+    mapping = map_columns(OKTA)
+    assert (mapping.user, mapping.ip, mapping.device, mapping.success) == (
+        "actor.alternateId", "client.ipAddress", "client.userAgent.rawUserAgent",
+        "outcome.result")
+    assert (mapping.city, mapping.country, mapping.latitude, mapping.longitude) == (
+        "client.geographicalContext.city", "client.geographicalContext.country",
+        "client.geographicalContext.geolocation.lat",
+        "client.geographicalContext.geolocation.lon")
+    # A whole name that matches wins over a path's last part.
+    assert map_columns(["actor.country", "country"]).country == "country"
+    row = "2025-01-01T10:00:00.000Z,u1,a@x.io,1.2.3.4,Oslo,Norway,SUCCESS"
+    dataset = prepare(read_csv(
+        ("published,actor.id,actor.alternateId,client.ipAddress,client.geographicalContext.city,"
+         f"client.geographicalContext.country,outcome.result\n{row}\n").encode()))
+    assert dataset.profile == "login"
+
+
 def test_caller_overrides_the_mapping():
     mapping = map_columns(["when", "who", "addr"], {"timestamp": "when", "user": "who", "ip": "addr"})
     assert (mapping.timestamp, mapping.user, mapping.ip) == ("when", "who", "addr")
@@ -226,6 +253,10 @@ def test_a_scored_file_uploaded_again_gets_the_same_scores():
     assert any("of an earlier scoring ignored" in w for w in again.warnings)
     for column in ("anomaly_score", "is_anomaly", "reasons"):
         assert second.frame[column].tolist() == first.frame[column].tolist()
+    # Its other score columns deleted, is_anomaly is still a label, not a measurement.
+    flags_only = first.frame.drop(columns=["anomaly_score", "severity", "reasons"])
+    assert list(prepare(read_csv(to_csv_bytes(flags_only))).metrics.columns) == [
+        "temperature", "vibration"]
 
 
 @pytest.mark.parametrize("name", ["anomaly", "label", "changepoint", "Class", "is_attack"])
@@ -250,6 +281,15 @@ def test_only_a_label_name_with_0_1_values_is_left_out(name, values):
     frame = sensor_frame()
     frame[name] = np.resize(values, len(frame))
     assert name in prepare(read_csv(to_csv_bytes(frame))).metrics.columns
+
+
+def test_a_severity_column_of_a_file_never_scored_is_its_own():
+    """Okta's export has a severity (INFO, WARN); a machine log may grade faults 1-5.
+    Without an anomaly_score they are no earlier scoring of Vigil's."""
+    frame = sensor_frame().assign(severity=lambda f: np.arange(len(f)) % 5 + 1)
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    assert "severity" in dataset.metrics.columns
+    assert not any("earlier scoring" in w for w in dataset.warnings)
 
 
 def test_a_date_column_and_a_time_of_day_column_are_one_timestamp():
