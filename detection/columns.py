@@ -39,6 +39,11 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Names (normalised) of a column saying which metric a row's value is, in a "long" file:
+# one row per reading, "timestamp,metric,value" (InfluxDB's _field, Grafana's Series).
+SERIES_NAMES = frozenset(("metric", "metricname", "field", "variable", "signal", "channel",
+                          "series", "parameter", "sensortype"))
+
 # The columns Vigil adds to every scored row (DESIGN.md); a file scored before and
 # uploaded again has them.
 SCORE_COLUMNS = ("anomaly_score", "is_anomaly", "severity", "reasons")

@@ -16,6 +16,7 @@ from detection.columns import (
     LABELS,
     ROW_NUMBERS,
     SCORE_COLUMNS,
+    SERIES_NAMES,
     SYNONYMS,
     ColumnMapping,
     map_columns,
@@ -403,8 +404,10 @@ def prepare(
     mapping = map_columns(list(frame.columns), columns)
     if mapping.timestamp is None and "timestamp" not in (columns or {}):
         mapping = _timestamp_by_content(frame, mapping, warnings)
+    series = next((c for c in frame.columns
+                   if c not in mapping.used() and normalise(c) in SERIES_NAMES), None)
     # Coordinates are features of the login profile, never metrics of a sensor.
-    roles = mapping.used()
+    roles = mapping.used() | ({series} if series else set())
     exclude = roles | _not_measurements(frame, roles, warnings)
     rejected: list[str] = []
     metrics = _numeric_columns(frame, exclude, warnings, rejected)
@@ -413,7 +416,15 @@ def prepare(
     _check_profile_columns(profile, mapping, metrics.shape[1], rejected)
 
     entity = None
-    if mapping.entity is not None and profile == "sensor":
+    if profile == "sensor" and series is not None:
+        warnings.append(f"column {series!r} names the metric of each row's value: each of its "
+                        f"{frame[series].nunique()} metrics is a series of its own")
+        if mapping.entity is None:
+            mapping = replace(mapping, entity=series)
+        else:  # one series per machine and metric
+            entity = frame[mapping.entity].astype("string").fillna("(none)") + " · " \
+                + frame[series].astype("string").fillna("(none)")
+    if entity is None and mapping.entity is not None and profile == "sensor":
         entity = frame[mapping.entity].astype("string").fillna("(none)")
     time = None
     if mapping.timestamp is not None and profile != "generic":

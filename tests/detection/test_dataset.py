@@ -365,3 +365,43 @@ def test_a_login_file_short_of_a_column_is_told_which_and_what_was_found():
             r"'user', 'user_id', 'username', or map it explicitly\); found timestamp 'time', "
             r"ip 'ip', country 'country'")):
         prepare(read_csv(b"time,ip,country\n2025-01-01 10:00,10.0.0.1,NO\n"))
+
+
+def _long(machines=("M1",)):
+    """Readings one to a row, the metric named beside the value (InfluxDB's and
+    Grafana's long exports): a vibration spike on the last machine at minute 400."""
+    rng = np.random.default_rng(0)
+    minutes = pd.date_range("2025-01-01", periods=600, freq="min")
+    parts = []
+    for machine in machines:
+        vibration = 0.5 + rng.normal(0, 0.02, 600)
+        if machine == machines[-1]:
+            vibration[400] = 0.9
+        for metric, values in (("temperature", 20 + np.sin(np.arange(600) / 60)
+                                + rng.normal(0, 0.1, 600)),
+                               ("vibration", vibration),
+                               ("humidity", 40 + rng.normal(0, 1, 600))):
+            parts.append(pd.DataFrame({"timestamp": minutes, "machine": machine,
+                                       "metric": metric, "value": values}))
+    frame = pd.concat(parts).sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return frame if len(machines) > 1 else frame.drop(columns="machine")
+
+
+@pytest.mark.parametrize("machines", [("M1",), ("M1", "M2")], ids=["metric", "machine+metric"])
+def test_a_long_file_scores_each_metric_as_a_series_of_its_own(machines):
+    """Its values were one series running temperature, vibration, humidity in turn: every
+    humidity reading "jumped from 0.497 to 37.2", and the spike was not among the top 5."""
+    frame = _long(machines)
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    assert list(dataset.metrics.columns) == ["value"]
+    assert any("column 'metric' names the metric of each row's value: each of its 3 metrics "
+               "is a series of its own" in w for w in dataset.warnings)
+    assert dataset.mapping.entity == ("metric" if len(machines) == 1 else "machine")
+    result = fit_score(dataset)[1].frame
+    top = result.loc[result["anomaly_score"].idxmax()]
+    assert (top["metric"], top["value"], pd.Timestamp(top["timestamp"]).minute) == (
+        "vibration", 0.9, 40)
+    if len(machines) > 1:
+        assert top["machine"] == machines[-1]
+    humidity = result.loc[result["metric"] == "humidity", "reasons"]
+    assert not humidity.str.contains(r"jumped from 0\.").any()  # from a vibration reading
