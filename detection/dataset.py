@@ -36,6 +36,7 @@ PROFILES = ("sensor", "login", "generic")
 # when more than this share of its filled cells are numbers: `ERR` in one row of seven,
 # `x` in one row of three.
 NUMERIC_SHARE = 0.5
+MIN_READINGS_PER_SERIES = 10  # a long file's metric column: its metrics' readings, at least
 
 # Numeric columns of a login file that name things rather than measure them: "id",
 # "session_id", "requestId", "port", "pid", "Sign-in error code", "errorCode" (a code
@@ -248,6 +249,13 @@ def _not_measurements(frame: pd.DataFrame, exclude: set[str], warnings: list[str
     return left_out
 
 
+def _names_metrics(column: pd.Series) -> bool:
+    """Text naming a few metrics, each read many times: not a reading under a name such
+    as "signal" (a signal strength in dBm)."""
+    return not pd.api.types.is_numeric_dtype(column) \
+        and column.nunique() <= max(1, len(column) // MIN_READINGS_PER_SERIES)
+
+
 def _zero_one(column: pd.Series) -> bool:
     values = pd.to_numeric(column, errors="coerce").dropna()
     return not values.empty and bool(values.isin((0, 1)).all())
@@ -404,8 +412,8 @@ def prepare(
     mapping = map_columns(list(frame.columns), columns)
     if mapping.timestamp is None and "timestamp" not in (columns or {}):
         mapping = _timestamp_by_content(frame, mapping, warnings)
-    series = next((c for c in frame.columns
-                   if c not in mapping.used() and normalise(c) in SERIES_NAMES), None)
+    series = next((c for c in frame.columns if c not in mapping.used()
+                   and normalise(c) in SERIES_NAMES and _names_metrics(frame[c])), None)
     # Coordinates are features of the login profile, never metrics of a sensor.
     roles = mapping.used() | ({series} if series else set())
     exclude = roles | _not_measurements(frame, roles, warnings)

@@ -405,3 +405,9 @@ def test_a_long_file_scores_each_metric_as_a_series_of_its_own(machines):
         assert top["machine"] == machines[-1]
     humidity = result.loc[result["metric"] == "humidity", "reasons"]
     assert not humidity.str.contains(r"jumped from 0\.").any()  # from a vibration reading
+
+
+def test_a_reading_under_a_series_name_is_a_reading():
+    frame = sensor_frame().assign(signal=lambda f: -60 + np.arange(len(f)) % 7)
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    assert "signal" in dataset.metrics.columns and dataset.mapping.entity is None
