@@ -36,6 +36,9 @@ PROFILES = ("sensor", "login", "generic")
 # when more than this share of its filled cells are numbers: `ERR` in one row of seven,
 # `x` in one row of three.
 NUMERIC_SHARE = 0.5
+# Epoch times' unit by the median's magnitude, and the last time each unit can hold.
+EPOCH_UNITS = (("ns", 1e17), ("us", 1e14), ("ms", 1e11))
+LAST_EPOCH = {"s": 9.2e9, "ms": 9.2e12, "us": 9.2e15, "ns": 9.2e18}
 MIN_READINGS_PER_SERIES = 10  # a long file's metric column: its metrics' readings, at least
 
 # Numeric columns of a login file that name things rather than measure them: "id",
@@ -163,10 +166,15 @@ def _day_first(text: pd.Series) -> bool:
 
 
 def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
-    """Parse dates (ISO, common formats, epoch seconds or milliseconds) to naive UTC."""
+    """Parse dates (ISO, common formats, epoch seconds, milli-, micro- or nanoseconds) to
+    naive UTC."""
     if pd.api.types.is_numeric_dtype(values):
-        unit = "ms" if values.abs().median() > 1e11 else "s"
-        parsed = pd.to_datetime(values, unit=unit, errors="coerce")
+        # Epoch time as loggers and InfluxDB write it: the unit by the magnitude (today is
+        # 1.7e9 seconds, 1.7e18 nanoseconds); a number no unit makes a date is no date.
+        size = values.abs().median()
+        unit = next((u for u, above in EPOCH_UNITS if size > above), "s")
+        within = values.abs() < LAST_EPOCH[unit]
+        parsed = pd.to_datetime(values.where(within), unit=unit, errors="coerce")
     else:
         text = values.astype("string").str.strip()
         parsed = _naive_iso(text)

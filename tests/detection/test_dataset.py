@@ -147,11 +147,22 @@ def test_mostly_numeric_text_column_counts_non_numbers_as_missing():
     assert "1 non-numeric value(s) treated as missing (row 21)" in dataset.warnings[0]
 
 
-def test_epoch_seconds_are_timestamps():
-    data = "time,value\n" + "\n".join(f"{1_700_000_000 + 60 * i},{i % 7}" for i in range(30))
+@pytest.mark.parametrize("scale", [1, 1000, 10**6, 10**9], ids=["s", "ms", "us", "ns"])
+def test_epoch_times_are_timestamps(scale):
+    """Microseconds and InfluxDB's nanoseconds were read as milliseconds: a traceback
+    ("Out of bounds nanosecond timestamp: 55969-09-28")."""
+    data = "time,value\n" + "\n".join(f"{(1_700_000_000 + 60 * i) * scale},{i % 7}"
+                                       for i in range(30))
     dataset = prepare(read_csv(data.encode()))
     assert dataset.profile == "sensor"
     assert dataset.time.iloc[0] == pd.Timestamp("2023-11-14 22:13:20")
+
+
+def test_an_epoch_time_beyond_its_unit_is_no_date():
+    data = "time,value\n" + "\n".join(f"{1_700_000_000 + 60 * i},{i % 7}" for i in range(30))
+    with pytest.raises(TimestampError, match=r"column 'time': 1 value\(s\) are not dates "
+                       r"\(row 31\), for example .*99999999999"):
+        prepare(read_csv(f"{data}\n99999999999,3\n".encode()))
 
 
 @pytest.mark.parametrize(
