@@ -187,10 +187,14 @@ def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
                 parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed",
                                         dayfirst=dayfirst)
             parsed = parsed.dt.tz_localize(None)
-    bad = parsed.isna()
+    # Times are held to the nanosecond: from 1677 to 2262 (a year 1500 or 2999 was a
+    # traceback).
+    outside = (parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max)
+    bad = parsed.isna() | outside
     if bad.any():
         raise TimestampError(
-            f"column {column!r}: {int(bad.sum())} value(s) are not dates "
+            f"column {column!r}: {int(bad.sum())} value(s) are not dates"
+            f"{' between the years 1678 and 2261' if outside.any() else ''} "
             f"({describe_rows(values.index[bad])}), for example {values[bad].iloc[0]!r}"
         )
     return parsed.astype("datetime64[ns]")

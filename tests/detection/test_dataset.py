@@ -158,6 +158,16 @@ def test_epoch_times_are_timestamps(scale):
     assert dataset.time.iloc[0] == pd.Timestamp("2023-11-14 22:13:20")
 
 
+@pytest.mark.parametrize("year", [1500, 2999])
+def test_a_date_beyond_what_a_timestamp_holds_names_its_rows(year):
+    """It was a traceback: "Out of bounds nanosecond timestamp: 1500-01-01 00:00:00"."""
+    data = "timestamp,value\n" + "\n".join(f"2024-01-01 00:{i:02d}:00,{i % 7}" for i in range(30))
+    with pytest.raises(TimestampError, match=(
+            rf"column 'timestamp': 1 value\(s\) are not dates between the years 1678 and 2261 "
+            rf"\(row 31\), for example '{year}-01-01 00:30:00'")):
+        prepare(read_csv(f"{data}\n{year}-01-01 00:30:00,3\n".encode()))
+
+
 def test_an_epoch_time_beyond_its_unit_is_no_date():
     data = "time,value\n" + "\n".join(f"{1_700_000_000 + 60 * i},{i % 7}" for i in range(30))
     with pytest.raises(TimestampError, match=r"column 'time': 1 value\(s\) are not dates "
