@@ -19,9 +19,12 @@ DELIMITERS = ",;\t|"
 SAMPLE_BYTES = 64 * 1024
 DECODE_SLICE = 8 * 1024 * 1024
 _VISIBLE = re.compile(rb"\S")
-# A number written with a decimal comma, as spreadsheets in much of Europe export it
-# (with ";" between values): "10,5", "-0,75".
-_DECIMAL_COMMA = r"\s*[+-]?(\d+|\d*,\d+)\s*"
+# Numbers as spreadsheets write them: perhaps with a percent sign ("45%", "12.5 %",
+# read as 45 and 12.5) and, where values are not separated by commas, with a decimal
+# comma and dots between thousands, as in much of Europe ("10,5", "-0,75", "1.200,5").
+_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)"
+_COMMA_NUMBER = r"[+-]?(\d{1,3}(\.\d{3})+(,\d*)?|\d+(,\d*)?|,\d+)"
+_PERCENT = r"(\s*%)?"
 CHECK_CELLS = 1000  # a column's first cells are checked before the whole column
 # A date written with day, month and year as numbers, then perhaps a time of day, AM/PM
 # and a zone: "2024-03-01 08:00:00", "01.03.2024 08:00", "3/1/2024 8:00:00 PM UTC".
@@ -259,21 +262,31 @@ def every_cell_matches(column: pd.Series, pattern: str) -> bool:
     """Whether ``column`` holds text whose every cell (missing ones aside) matches
     ``pattern`` whole; the first ``CHECK_CELLS`` are tried first, so a column of other
     text costs little. A column of numbers, or of nothing, does not."""
-    values = column.dropna()
-    if values.empty or not isinstance(values.iloc[0], str):
+    def matches(cells: pd.Series) -> bool:
+        return bool(cells.astype("string").str.fullmatch(pattern).all())
+
+    head = column.iloc[:CHECK_CELLS].dropna()
+    if head.empty:  # its first cells are missing: the first present ones
+        head = column.dropna().iloc[:CHECK_CELLS]
+    if head.empty or not isinstance(head.iloc[0], str) or not matches(head):
         return False
-    return all(part.astype("string").str.fullmatch(pattern).all()
-               for part in (values.iloc[:CHECK_CELLS], values))
+    return matches(column.dropna())
 
 
-def _read_decimal_commas(frame: pd.DataFrame) -> None:
-    """Text columns whose every cell is a number with a decimal comma (or a whole
-    number) become numbers. Only where values are not separated by commas: there a
-    quoted "1,000" is a thousand."""
+def _read_written_numbers(frame: pd.DataFrame, delimiter: str) -> None:
+    """Text columns whose every cell is a number as spreadsheets write it become numbers.
+    A decimal comma only where values are not separated by commas: there a quoted
+    "1,000" is a thousand."""
+    forms = [(_NUMBER, False)] if delimiter == "," else [(_COMMA_NUMBER, True), (_NUMBER, False)]
     for i, (_, column) in enumerate(frame.items()):
-        if every_cell_matches(column, _DECIMAL_COMMA):
-            numbers = pd.to_numeric(column.astype("string").str.replace(",", "."))
-            frame.isetitem(i, numbers.astype("float64"))
+        for number, comma in forms:
+            if every_cell_matches(column, rf"\s*{number}{_PERCENT}\s*"):
+                text = column.astype("string").str.replace("%", "", regex=False).str.strip()
+                if comma:
+                    text = text.str.replace(".", "", regex=False).str.replace(",", ".",
+                                                                             regex=False)
+                frame.isetitem(i, pd.to_numeric(text).astype("float64"))
+                break
 
 
 def _header_options(names: list[str] | None) -> dict:
@@ -284,10 +297,9 @@ def _numbered(frame: pd.DataFrame, before: int, names: list[str] | None,
               delimiter: str) -> pd.DataFrame:
     """Names stripped, the index the data row numbers users see in messages (row 1
     follows the header, or is the first line of a file without one), numbers written
-    with a decimal comma read as numbers, rows with no value at all left out."""
+    as spreadsheets write them read as numbers, rows with no value at all left out."""
     frame.columns = [str(c).strip() for c in frame.columns]
-    if delimiter != ",":
-        _read_decimal_commas(frame)
+    _read_written_numbers(frame, delimiter)
     frame.index = pd.RangeIndex(before + 1, before + len(frame) + 1, name="row")
     frame = frame.dropna(how="all")
     if names is not None:

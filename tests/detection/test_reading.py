@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -166,3 +167,15 @@ def test_numbers_with_a_decimal_comma_are_numbers_where_values_are_not_comma_sep
     assert read_csv(b'a,b\n"10,5",1\n"1,000",2\n')["a"].tolist() == ["10,5", "1,000"]
     # A column with any other text stays text (the usual message names its cells).
     assert read_csv(b"a;b\n10,5;1\nn/a x;2\n")["a"].tolist() == ["10,5", "n/a x"]
+
+
+def test_numbers_with_thousands_dots_and_percent_signs_are_numbers():
+    """Such files were refused: "no usable numeric column ... 60 of 60 cells are not
+    numbers"."""
+    frame = read_csv(b"tid;effekt;last\n2025-01-01 00:00;1.200,5;45 %\n"
+                     b"2025-01-01 00:10;999,25;7,5%\n2025-01-01 00:20;12.000;\n")
+    assert frame["effekt"].tolist() == [1200.5, 999.25, 12000.0]
+    assert frame["last"].tolist()[:2] == [45.0, 7.5] and np.isnan(frame["last"].iloc[2])
+    commas = read_csv(b"time,cpu,mem\n2025-01-01 00:00,45%,1.5\n2025-01-01 00:10,12.5%,2\n")
+    assert commas["cpu"].tolist() == [45.0, 12.5]
+    assert read_csv(b"a,b\n45%,1\nhigh,2\n")["a"].tolist() == ["45%", "high"]
