@@ -50,6 +50,19 @@ TEXT = ("user", "ip", "country", "city", "device", "network", "asn")
 NUMERIC = ("time", "failed", "latitude", "longitude")
 
 
+# An address with its port, as some logs write it: "203.0.113.9:51234", "[2001:db8::1]:443".
+WITH_PORT = r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$|^\[([0-9A-Fa-f:.]+)\](?::\d+)?$"
+
+
+def _address(ip: pd.Series) -> pd.Series:
+    """IP addresses without a port (each login's source port is another): each distinct
+    value looked at once."""
+    codes, distinct = pd.factorize(ip)
+    found = pd.Series(distinct, dtype="string").str.extract(WITH_PORT)
+    bare = found[0].fillna(found[1]).fillna(pd.Series(distinct, dtype="string"))
+    return pd.Series(bare.array.take(codes, allow_fill=True), index=ip.index, dtype="string")
+
+
 def _network(ip: pd.Series) -> pd.Series:
     """The /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number).
 
@@ -100,6 +113,8 @@ def row_values(row: dict, mapping: dict) -> tuple[str | None, list[tuple[str, st
         return text or None
 
     values = {key: cell(key) for key in NOVELTY if key != "network"}
+    if values["ip"]:
+        values["ip"] = _address(pd.Series([values["ip"]], dtype="string")).iloc[0]
     city, country = places.split(*(pd.Series([values[k]], dtype="string")
                                    for k in ("city", "country")))
     values["city"], values["country"] = (None if pd.isna(v) else v
@@ -253,7 +268,7 @@ class LoginFeatures:
         events = pd.DataFrame({
             "user": text("user").fillna("(unknown)"),
             "time": dataset.time.iloc[pick].astype("int64"),
-            "ip": text("ip"),
+            "ip": _address(text("ip")),
             "country": text("country"),
             "city": text("city"),
             "device": text("device"),
