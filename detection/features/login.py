@@ -51,33 +51,30 @@ NUMERIC = ("time", "failed", "latitude", "longitude")
 
 
 # An address with its port, as some logs write it: "203.0.113.9:51234", "[2001:db8::1]:443".
-WITH_PORT = r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$|^\[([0-9A-Fa-f:.]+)\](?::\d+)?$"
+WITH_PORT = (r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"^\[([0-9A-Fa-f:.]+)\](?::\d+)?$")
 
 
-def _address(ip: pd.Series) -> pd.Series:
-    """IP addresses without a port (each login's source port is another): each distinct
-    value looked at once."""
-    codes, distinct = pd.factorize(ip)
-    found = pd.Series(distinct, dtype="string").str.extract(WITH_PORT)
-    bare = found[0].fillna(found[1]).fillna(pd.Series(distinct, dtype="string"))
-    return pd.Series(bare.array.take(codes, allow_fill=True), index=ip.index, dtype="string")
-
-
-def _network(ip: pd.Series) -> pd.Series:
-    """The /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number).
+def _addresses(ip: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each IP address without a port (each login's source port is another) and its
+    network, the /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number).
 
     Arrow's regular expressions work on each distinct address once: the first three
     dot-separated parts plus ``.0/24``, or the first three colon groups plus ``::/48``.
     """
     codes, distinct = pd.factorize(ip.astype("string").str.strip())
-    text = pa.array(distinct.astype("string").array, type=pa.string())
+    given = pa.array(distinct.astype("string").array, type=pa.string())
+    text = given
+    for pattern in WITH_PORT:
+        text = pc.replace_substring_regex(text, pattern, r"\1")
     v6 = pc.match_substring(text, ":")
     v4_net = pc.binary_join_element_wise(
         pc.replace_substring_regex(text, r"\.[^.]*$", ""), ".0/24", "")
     v6_net = pc.binary_join_element_wise(
         pc.replace_substring_regex(text, r"^([^:]*(?::[^:]*){0,2}).*$", r"\1"), "::/48", "")
     network = pd.array(pc.if_else(pc.fill_null(v6, False), v6_net, v4_net), dtype="string")
-    return pd.Series(network.take(codes, allow_fill=True), index=ip.index)
+    address = ip if text.equals(given) else pd.Series(
+        pd.array(text, dtype="string").take(codes, allow_fill=True), index=ip.index)
+    return address, pd.Series(network.take(codes, allow_fill=True), index=ip.index)
 
 
 def _text(column: pd.Series) -> pd.Series:
@@ -113,14 +110,13 @@ def row_values(row: dict, mapping: dict) -> tuple[str | None, list[tuple[str, st
         return text or None
 
     values = {key: cell(key) for key in NOVELTY if key != "network"}
-    if values["ip"]:
-        values["ip"] = _address(pd.Series([values["ip"]], dtype="string")).iloc[0]
     city, country = places.split(*(pd.Series([values[k]], dtype="string")
                                    for k in ("city", "country")))
     values["city"], values["country"] = (None if pd.isna(v) else v
                                          for v in (city.iloc[0], country.iloc[0]))
     if values["ip"]:
-        values["network"] = _network(pd.Series([values["ip"]])).iloc[0]
+        ip, network = _addresses(pd.Series([values["ip"]]))
+        values["ip"], values["network"] = ip.iloc[0], network.iloc[0]
     return cell("user"), [(k, v) for k, v in values.items() if v]
 
 
@@ -268,13 +264,13 @@ class LoginFeatures:
         events = pd.DataFrame({
             "user": text("user").fillna("(unknown)"),
             "time": dataset.time.iloc[pick].astype("int64"),
-            "ip": _address(text("ip")),
+            "ip": text("ip"),
             "country": text("country"),
             "city": text("city"),
             "device": text("device"),
             "asn": text("asn"),
         }, index=index)
-        events["network"] = _network(events["ip"])
+        events["ip"], events["network"] = _addresses(events["ip"])
         events["city"], events["country"] = places.split(events["city"], events["country"])
         if self._coordinates() == "places":  # named places, looked up in detection.places
             events["latitude"], events["longitude"] = places.coordinates(events["city"],
