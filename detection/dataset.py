@@ -439,13 +439,11 @@ def prepare(
     if profile == "sensor" and series is not None:
         warnings.append(f"column {series!r} names the metric of each row's value: each of its "
                         f"{frame[series].nunique()} metrics is a series of its own")
-        if mapping.entity is None:
-            mapping = replace(mapping, entity=series)
-        else:  # one series per machine and metric
-            entity = frame[mapping.entity].astype("string").fillna("(none)") + " · " \
-                + frame[series].astype("string").fillna("(none)")
-    if entity is None and mapping.entity is not None and profile == "sensor":
+        mapping = mapping if mapping.entity else replace(mapping, entity=series)
+    if profile == "sensor" and mapping.entity is not None:
         entity = frame[mapping.entity].astype("string").fillna("(none)")
+        if series not in (None, mapping.entity):  # one series per machine and metric
+            entity = entity + " · " + frame[series].astype("string").fillna("(none)")
     time = None
     if mapping.timestamp is not None and profile != "generic":
         time = row_times(frame, mapping.timestamp)
