@@ -39,7 +39,6 @@ NUMERIC_SHARE = 0.5
 # Epoch times' unit by the median's magnitude, and the last time each unit can hold.
 EPOCH_UNITS = (("ns", 1e17), ("us", 1e14), ("ms", 1e11))
 LAST_EPOCH = {"s": 9.2e9, "ms": 9.2e12, "us": 9.2e15, "ns": 9.2e18}
-MIN_READINGS_PER_SERIES = 10  # a long file's metric column: its metrics' readings, at least
 
 # Numeric columns of a login file that name things rather than measure them: "id",
 # "session_id", "requestId", "port", "pid", "Sign-in error code", "errorCode" (a code
@@ -261,13 +260,6 @@ def _not_measurements(frame: pd.DataFrame, exclude: set[str], warnings: list[str
     return left_out
 
 
-def _names_metrics(column: pd.Series) -> bool:
-    """Text naming a few metrics, each read many times: not a reading under a name such
-    as "signal" (a signal strength in dBm)."""
-    return not pd.api.types.is_numeric_dtype(column) \
-        and column.nunique() <= max(1, len(column) // MIN_READINGS_PER_SERIES)
-
-
 def _zero_one(column: pd.Series) -> bool:
     values = pd.to_numeric(column, errors="coerce").dropna()
     return not values.empty and bool(values.isin((0, 1)).all())
@@ -425,7 +417,9 @@ def prepare(
     if mapping.timestamp is None and "timestamp" not in (columns or {}):
         mapping = _timestamp_by_content(frame, mapping, warnings)
     series = next((c for c in frame.columns if c not in mapping.used()
-                   and normalise(c) in SERIES_NAMES and _names_metrics(frame[c])), None)
+                   and normalise(c) in SERIES_NAMES
+                   # text: a number is a reading under such a name ("signal" in dBm)
+                   and not pd.api.types.is_numeric_dtype(frame[c])), None)
     # Coordinates are features of the login profile, never metrics of a sensor.
     roles = mapping.used() | ({series} if series else set())
     exclude = roles | _not_measurements(frame, roles, warnings)

@@ -81,6 +81,20 @@ def test_a_single_series_and_generic_files_too():
     pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
 
 
+@pytest.mark.parametrize("machines_", [("M1",), ("M1", "M2")], ids=["metric", "machine+metric"])
+def test_a_long_files_pieces_score_as_one_pass(machines_):
+    """A piece of a long file, however short, scores each metric as a series of its own."""
+    from tests.detection.test_dataset import _long
+
+    whole = read_csv(to_csv_bytes(_long(machines_)))
+    model = fit(prepare(whole.iloc[:900]))
+    expected = model.score(prepare(whole.iloc[900:])).frame
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(piece).frame for piece in
+                     (whole.iloc[900:][i:i + 7] for i in range(0, len(whole) - 900, 7))])
+    pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
+
+
 @pytest.mark.parametrize("size", [1, 37, 500, 100_000])
 def test_login_pieces_score_as_one_pass(size):
     """The user's whole history rides along as a few weighted rows per user: new places,
