@@ -51,6 +51,16 @@ def test_a_flattened_exports_columns_are_mapped_by_the_last_part_of_their_path()
         "client.geographicalContext.city", "client.geographicalContext.country",
         "client.geographicalContext.geolocation.lat",
         "client.geographicalContext.geolocation.lon")
+    # CloudTrail's console sign-ins and Auth0's logs, flattened.
+    trail = map_columns(["eventTime", "userIdentity.type", "userIdentity.userName",
+                         "sourceIPAddress", "userAgent", "responseElements.ConsoleLogin"])
+    assert (trail.timestamp, trail.user, trail.ip, trail.device, trail.success) == (
+        "eventTime", "userIdentity.userName", "sourceIPAddress", "userAgent",
+        "responseElements.ConsoleLogin")
+    auth0 = map_columns(["date", "type", "user_name", "ip", "location_info.country_code",
+                         "location_info.city_name"])
+    assert (auth0.user, auth0.country, auth0.city) == (
+        "user_name", "location_info.country_code", "location_info.city_name")
     # A whole name that matches wins over a path's last part.
     assert map_columns(["actor.country", "country"]).country == "country"
     row = "2025-01-01T10:00:00.000Z,u1,a@x.io,1.2.3.4,Oslo,Norway,SUCCESS"
