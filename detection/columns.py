@@ -10,7 +10,8 @@ from detection.errors import ColumnMappingError
 # Names are compared after lower-casing and dropping spaces, dashes and underscores,
 # so "Login Timestamp", "login_timestamp" and "login-timestamp" are one synonym. A name
 # with dots is a path in the event an export flattened (Okta's "client.ipAddress",
-# "actor.alternateId"): where no column's whole name matches, its last part does.
+# "actor.alternateId"): where no column's whole name matches, its last part does. A unit
+# or note in brackets at the end is no part of a name: "Date (UTC)" is a date.
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "timestamp": (
         "timestamp", "time", "date", "datetime", "event_time", "login timestamp",
@@ -60,7 +61,8 @@ ROW_NUMBERS = frozenset(("index", "row", "rownumber", "no", "nr", "#", "id"))
 
 
 def normalise(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", str(name).strip().lower())
+    bare = re.sub(r"\s*(\([^()]*\)|\[[^\[\]]*\])\s*$", "", str(name).strip())
+    return re.sub(r"[\s_\-]+", "", (bare or str(name)).lower())
 
 
 @dataclass(frozen=True)

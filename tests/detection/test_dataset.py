@@ -61,6 +61,10 @@ def test_a_flattened_exports_columns_are_mapped_by_the_last_part_of_their_path()
                          "location_info.city_name"])
     assert (auth0.user, auth0.country, auth0.city) == (
         "user_name", "location_info.country_code", "location_info.city_name")
+    # A unit or note in brackets is no part of a name (Entra ID's export).
+    entra = map_columns(["Date (UTC)", "User", "IP address", "IP address (seen by resource)",
+                         "Latency [ms]"])
+    assert (entra.timestamp, entra.ip) == ("Date (UTC)", "IP address")
     # A whole name that matches wins over a path's last part.
     assert map_columns(["actor.country", "country"]).country == "country"
     row = "2025-01-01T10:00:00.000Z,u1,a@x.io,1.2.3.4,Oslo,Norway,SUCCESS"
