@@ -50,13 +50,17 @@ TEXT = ("user", "ip", "country", "city", "device", "network", "asn")
 NUMERIC = ("time", "failed", "latitude", "longitude")
 
 
-# An address with its port, as some logs write it: "203.0.113.9:51234", "[2001:db8::1]:443".
-WITH_PORT = (r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"^\[([0-9A-Fa-f:.]+)\](?::\d+)?$")
+# An address as some logs write it, and the address itself: with its port
+# ("203.0.113.9:51234", "[2001:db8::1]:443"), an IPv4 one mapped into IPv6
+# ("::ffff:203.0.113.9", as dual-stack servers log it).
+ADDRESS_FORMS = (r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"^\[([0-9A-Fa-f:.]+)\](?::\d+)?$",
+                 r"^(?i:::ffff:)(\d{1,3}(?:\.\d{1,3}){3})$")
 
 
 def _addresses(ip: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Each IP address without a port (each login's source port is another) and its
-    network, the /24 of an IPv4 address, the /48 of an IPv6 one, as text (never a number).
+    """Each IP address as itself (out of ``ADDRESS_FORMS``: each login's source port is
+    another) and its network, the /24 of an IPv4 address, the /48 of an IPv6 one, as text
+    (never a number).
 
     Arrow's regular expressions work on each distinct address once: the first three
     dot-separated parts plus ``.0/24``, or the first three colon groups plus ``::/48``.
@@ -64,7 +68,7 @@ def _addresses(ip: pd.Series) -> tuple[pd.Series, pd.Series]:
     codes, distinct = pd.factorize(ip.astype("string").str.strip())
     given = pa.array(distinct.astype("string").array, type=pa.string())
     text = given
-    for pattern in WITH_PORT:
+    for pattern in ADDRESS_FORMS:
         text = pc.replace_substring_regex(text, pattern, r"\1")
     v6 = pc.match_substring(text, ":")
     v4_net = pc.binary_join_element_wise(

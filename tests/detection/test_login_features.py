@@ -43,11 +43,12 @@ def test_novelty_uses_only_earlier_events():
 
 def test_an_address_with_its_port_is_the_address():
     """Logs that write "203.0.113.9:51234" made every login a new IP (another source
-    port) and the address, with its colon, an IPv6 one of a network of its own."""
+    port) and the address, with its colon, an IPv6 one of a network of its own; so did a
+    dual-stack server's "::ffff:203.0.113.9"."""
     frame = history()
     frame.loc[frame.index % 2 == 0, "ip"] = [f"2001:db8::{i % 3}" for i in range(30)]
-    ported = frame.assign(ip=[f"{ip}:{40000 + i}" if "." in ip else f"[{ip}]:443"
-                              for i, ip in enumerate(frame["ip"])])
+    ported = frame.assign(ip=[(f"{ip}:{40000 + i}" if i % 3 else f"::ffff:{ip}") if "." in ip
+                              else f"[{ip}]:443" for i, ip in enumerate(frame["ip"])])
     X, scored = features(frame)
     X_ported, scored_ported = features(ported)
     pd.testing.assert_frame_equal(X_ported, X)
