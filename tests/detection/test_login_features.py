@@ -144,6 +144,10 @@ def test_ip_addresses_are_text_and_networks_are_prefixes():
 
     _, nets = _addresses(pd.Series(["10.1.2.3", "10.1.2.200", "2001:db8:1:2::5"]))
     assert list(nets) == ["10.1.2.0/24", "10.1.2.0/24", "2001:db8:1::/48"]
+    # As logs also write them: with a port, or an IPv4 address mapped into IPv6.
+    ips, nets = _addresses(pd.Series(["10.1.2.3:5123", "::FFFF:10.1.2.3", "[2001:db8::1]:443"]))
+    assert list(ips) == ["10.1.2.3", "10.1.2.3", "2001:db8::1"]
+    assert list(nets)[:2] == ["10.1.2.0/24", "10.1.2.0/24"]
 
 
 def test_model_history_makes_a_baseline_user_known():
