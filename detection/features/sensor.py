@@ -66,6 +66,17 @@ FEATURES_VERSION = 2
 PIECE_ROWS = 131_072
 
 
+def _usual_range(values: np.ndarray) -> tuple[float, float]:
+    """The 1st and 99th percentiles of a baseline's values (of an evenly spaced sample of
+    ``STATS_SAMPLE``); NaN when it has none."""
+    values = values[:: max(1, values.size // STATS_SAMPLE)]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return np.nan, np.nan
+    low, high = np.quantile(values, [0.01, 0.99])
+    return float(low), float(high)
+
+
 def _blocks(entity_sorted: np.ndarray) -> list[tuple[int, int]]:
     if entity_sorted.size == 0:
         return []
@@ -218,6 +229,7 @@ class SensorFeatures:
         self.step_scale_: dict[str, float] = {}
         self.spread_typical_: dict[str, float] = {}
         self.repeat_allowance_: dict[str, float] = {}
+        self.trend_usual_: dict[str, tuple[float, float]] = {}
         related = len(self.metrics_) >= RELATION_MIN_METRICS
         candidates = [f"{m}:{k}" for m in self.metrics_ for k in KINDS
                       if (k != "time_of_day" or self.use_time_of_day_)
@@ -352,6 +364,8 @@ class SensorFeatures:
             if learn:
                 self._learn(name, r, hours)
             self._drift(name, r, hours, blocks)
+            if learn:
+                self.trend_usual_[name] = _usual_range(r.off_median)
 
             def fill(rows: slice, name=name, r=r) -> None:
                 for kind, values in self._kinds(name, r, hours, rows).items():
@@ -477,8 +491,13 @@ class SensorFeatures:
         if kind == "trend":
             median = ctx[f"{metric}:off_median"][at]
             if not self.daily_.get(metric):
+                # The window medians' own usual range: a median of 30 readings strays far
+                # less than one reading (a model saved before it knew: the readings').
+                low, high = getattr(self, "trend_usual_", {}).get(metric, (np.nan, np.nan))
+                usual = (f"{fmt(center + low * scale)} to {fmt(center + high * scale)}"
+                         if np.isfinite(low) else f"{fmt(center)} ± {fmt(scale)}")
                 return (f"{metric} median {fmt(center + median * scale)} over the last "
-                        f"{self.window} readings, usual {fmt(center)} ± {fmt(scale)}")
+                        f"{self.window} readings, usual {usual}")
             gap = median * self.tod_[metric][hour][1] * scale
             return (f"{metric} {fmt(abs(gap))} {'above' if gap > 0 else 'below'} its usual "
                     f"level for the hour over the last {self.window} readings (median)")

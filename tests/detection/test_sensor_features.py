@@ -230,3 +230,24 @@ def test_a_busy_hour_is_no_drift():
     model, result = fit_score(prepare(read_csv(to_csv_bytes(frame))))
     assert model.featurizer.daily_["revolutions"]
     assert not result.frame["reasons"].str.contains("revolutions median").any()
+
+
+def test_a_drift_is_told_against_the_usual_range_of_window_medians():
+    """A drift's reason quoted the readings' usual range ("median 21.5 over the last 30
+    readings, usual 20.0 ± 1.0"): the flagged median lay inside it. A median of 30 readings
+    strays far less than one reading; its own usual range is what it left."""
+    rng = np.random.default_rng(4)
+    times = pd.date_range("2025-03-01", periods=6000, freq="min")
+    value = 20 + rng.normal(0, 1, times.size)
+    value[5000:5300] += np.linspace(0, 3, 300)  # the later file's last hours drift
+    frame = pd.DataFrame({"timestamp": times.astype(str), "value": value})
+    model = fit(prepare(read_csv(to_csv_bytes(frame.iloc[:3000]))))
+    result = model.score(prepare(read_csv(to_csv_bytes(frame.iloc[3000:])))).frame
+    drift = result.loc[2001:2300]  # rows of the later file
+    told = drift.loc[drift["is_anomaly"] == 1, "reasons"].str.extract(
+        r"value median ([-\d.,]+) over the last 30 readings, usual ([-\d.,]+) to ([-\d.,]+)")
+    told = told.dropna().map(lambda text: float(text.replace(",", "")))
+    assert len(told) >= 10
+    # Once the drift has gone a third of its way (a reading's spread), its window's median
+    # lies above the medians' usual range.
+    assert (told.loc[2100:, 0] > told.loc[2100:, 2]).all()
