@@ -37,7 +37,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                 "console_login"),
     "entity": (
         "sensor_id", "elevator_id", "device_id", "machine", "machine_id", "asset",
-        "asset_id", "sensor", "elevator", "entity",
+        "asset_id", "sensor", "elevator", "entity", "entity_id",  # Home Assistant's history
+        "host", "hostname",
     ),
 }
 

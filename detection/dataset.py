@@ -334,11 +334,12 @@ def _fill_missing(metrics: pd.DataFrame, entity: pd.Series | None, warnings: lis
             f"column {name!r}: {int(missing[name].sum())} missing value(s) filled from the "
             f"previous reading ({describe_rows(metrics.index[missing[name]])})"
         )
-    if entity is not None:
-        filled = metrics.groupby(entity.to_numpy(), sort=False).ffill()
-    else:
-        filled = metrics.ffill()
-    return filled.fillna(metrics.median())
+    if entity is None:
+        return metrics.ffill().fillna(metrics.median())
+    # Before an entity's first reading: its own median (the file's mixed every entity's:
+    # a room's first "unavailable" temperature became 32.9, the mean of it and a humidity).
+    groups = metrics.groupby(entity.to_numpy(), sort=False)
+    return groups.ffill().fillna(groups.transform("median")).fillna(metrics.median())
 
 
 def _why(rejected: list[str]) -> str:

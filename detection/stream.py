@@ -8,7 +8,7 @@ reading has been repeating longer, every row of that run. The pieces then get ex
 the scores, flags and reasons one pass over the whole file gives, in memory bounded by
 the piece and the carried rows, as long as each entity's rows come in time order. (One
 difference remains: a value missing before an entity's first reading is filled with the
-median of the piece it arrives in, where one pass takes the whole file's.)
+entity's median in the piece it arrives in, where one pass takes the whole file's.)
 
 Generic files carry their last row (a missing value is filled from the previous one).
 Login features count a user's whole history: a login stream carries it as a few

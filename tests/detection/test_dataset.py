@@ -27,6 +27,7 @@ from tests.conftest import sensor_frame, to_csv_bytes
         (["time", "Email", "IP"], "user", "Email"),
         (["time", "actor", "ip"], "user", "actor"),
         (["time", "UserPrincipalName", "ip"], "user", "UserPrincipalName"),
+        (["entity_id", "state", "last_changed"], "entity", "entity_id"),  # Home Assistant
     ],
 )
 def test_columns_are_mapped_by_synonyms(columns, role, expected):
@@ -152,6 +153,20 @@ def test_tolerated_problems_become_warnings():
     assert list(dataset.metrics.columns) == ["temperature", "vibration"]
     assert not dataset.metrics.isna().any().any()
     assert "note" in dataset.frame.columns
+
+
+def test_a_reading_missing_before_an_entitys_first_is_its_own_usual():
+    """Home Assistant's history writes "unavailable": a room's first temperature was filled
+    with the median of every sensor in the file (32.9, between 21 degrees and 45% humidity)
+    and was the file's top anomaly."""
+    rows = [(f"2025-01-01 00:{i // 2:02d}:00", sensor, base + i % 3)
+            for i, (sensor, base) in enumerate([("room", 21), ("kitchen", 45)] * 30)]
+    frame = pd.DataFrame(rows, columns=["timestamp", "entity_id", "state"]).astype(
+        {"state": "object"})
+    frame.loc[0, "state"] = "unavailable"
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    room = dataset.metrics["state"][dataset.entity == "room"]
+    assert room.iloc[0] == room.iloc[1:].median()
 
 
 def test_mostly_numeric_text_column_counts_non_numbers_as_missing():
