@@ -58,7 +58,8 @@ LABELS = frozenset(("anomaly", "anomalies", "anomalous", "label", "labels", "out
                     "class", "target"))
 # Names (normalised) of a column that numbers the rows, when its numbers go up by one;
 # pandas names a saved index without a name "Unnamed: 0".
-ROW_NUMBERS = frozenset(("index", "row", "rownumber", "no", "nr", "#", "id"))
+# A datalogger's "RECORD" counts its lines.
+ROW_NUMBERS = frozenset(("index", "row", "rownumber", "no", "nr", "#", "id", "record"))
 
 
 def normalise(name: str) -> str:

@@ -26,6 +26,7 @@ _NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)"
 _COMMA_NUMBER = r"[+-]?(\d{1,3}(\.\d{3})+(,\d*)?|\d+(,\d*)?|,\d+)"
 _PERCENT = r"(\s*%)?"
 CHECK_CELLS = 1000  # a column's first cells are checked before the whole column
+UNITS_LINES = 3  # lines under a header that may name units ("Deg C") or kinds ("Avg")
 # A date written with day, month and year as numbers, then perhaps a time of day, AM/PM
 # and a zone: "2024-03-01 08:00:00", "01.03.2024 08:00", "3/1/2024 8:00:00 PM UTC".
 DATE_TEXT = (r"\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
@@ -285,8 +286,30 @@ def _read_written_numbers(frame: pd.DataFrame, delimiter: str) -> None:
                 if comma:
                     text = text.str.replace(".", "", regex=False).str.replace(",", ".",
                                                                              regex=False)
-                frame.isetitem(i, pd.to_numeric(text).astype("float64"))
+                numbers = pd.to_numeric(text)  # whole numbers stay whole: row numbers count
+                whole = pd.api.types.is_integer_dtype(numbers) and not numbers.isna().any()
+                frame.isetitem(i, numbers.astype("int64" if whole else "float64"))
                 break
+
+
+def _units_lines(frame: pd.DataFrame) -> int:
+    """How many of the first lines under the header name units or kinds of reading
+    ("Deg C", "Volts", "Avg": dataloggers write them) rather than values: lines with
+    neither a number nor a date in them, above a column of dates and a column of numbers
+    (a time series' first reading with "ERR" in it has its date)."""
+    count = 0
+    for _, line in frame.iloc[:UNITS_LINES].iterrows():
+        cells = line.dropna().astype("string")
+        if cells.empty or cells.str.fullmatch(rf"\s*{_NUMBER}\s*|{DATE_TEXT}").any():
+            break
+        count += 1
+    if count == 0 or count == len(frame):
+        return 0
+    rest = frame.iloc[count:]
+    held = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
+            and every_cell_matches(rest[c], rf"\s*{_NUMBER}{_PERCENT}\s*")]
+    dated = any(every_cell_matches(rest[c], DATE_TEXT) for c in frame.columns)
+    return count if held and dated else 0
 
 
 def _header_options(names: list[str] | None) -> dict:
@@ -299,9 +322,16 @@ def _numbered(frame: pd.DataFrame, before: int, names: list[str] | None,
     follows the header, or is the first line of a file without one), numbers written
     as spreadsheets write them read as numbers, rows with no value at all left out."""
     frame.columns = [str(c).strip() for c in frame.columns]
-    _read_written_numbers(frame, delimiter)
     frame.index = pd.RangeIndex(before + 1, before + len(frame) + 1, name="row")
+    warnings = [headerless_warning(names)] if names is not None else []
+    units = _units_lines(frame) if before == 0 and names is None else 0
+    if units:
+        said = ", ".join(repr(str(v)) for v in frame.iloc[:units].stack().unique()[:4])
+        warnings.append(f"row(s) {', '.join(map(str, frame.index[:units]))} under the header "
+                        f"name units or kinds of reading ({said}), not values: skipped")
+        frame = frame.iloc[units:].copy()
+    _read_written_numbers(frame, delimiter)
     frame = frame.dropna(how="all")
-    if names is not None:
-        frame.attrs["warnings"] = [headerless_warning(names)]
+    if warnings:
+        frame.attrs["warnings"] = warnings
     return frame

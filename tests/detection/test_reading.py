@@ -179,3 +179,33 @@ def test_numbers_with_thousands_dots_and_percent_signs_are_numbers():
     commas = read_csv(b"time,cpu,mem\n2025-01-01 00:00,45%,1.5\n2025-01-01 00:10,12.5%,2\n")
     assert commas["cpu"].tolist() == [45.0, 12.5]
     assert read_csv(b"a,b\n45%,1\nhigh,2\n")["a"].tolist() == ["45%", "high"]
+
+
+TOA5 = ("TIMESTAMP,RECORD,BattV_Min,AirTC_Avg\nTS,RN,Volts,Deg C\n,,Min,Avg\n" + "".join(
+    f"2024-01-01 {i // 60:02d}:{i % 60:02d}:00,{i},12.{i % 7},{20 + i % 3}.5\n"
+    for i in range(100))).encode()
+
+
+def test_lines_of_units_under_the_header_are_skipped():
+    """Dataloggers (Campbell Scientific's tables, and others) write units and kinds of
+    reading under the names: the file was refused ("column 'TIMESTAMP': 2 value(s) are
+    not dates (rows 1, 2), for example 'TS'")."""
+    from detection import prepare
+    from detection.reading import read_pieces
+
+    frame = read_csv(TOA5)
+    assert frame.index[0] == 3  # row numbers stay the file's
+    assert frame["AirTC_Avg"].iloc[0] == 20.5 and frame["RECORD"].dtype == "int64"
+    assert frame.attrs["warnings"] == [
+        "row(s) 1, 2 under the header name units or kinds of reading ('TS', 'RN', 'Volts', "
+        "'Deg C'), not values: skipped"]
+    dataset = prepare(frame)
+    assert dataset.profile == "sensor"
+    assert list(dataset.metrics.columns) == ["BattV_Min", "AirTC_Avg"]  # RECORD counts lines
+    pieces = pd.concat(read_pieces(TOA5, 7))
+    pd.testing.assert_frame_equal(pieces, frame)
+    # A time series' first reading with a word in it keeps its date: a reading; a file
+    # without dates has no units lines.
+    assert read_csv(b"time,v\n2024-01-01 00:00,ERR\n2024-01-01 00:01,2\n")["v"].tolist() \
+        == ["ERR", "2"]
+    assert read_csv(b"a,b\nERR,ERR\n1,2\n3,4\n")["a"].tolist() == ["ERR", "1", "3"]
