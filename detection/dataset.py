@@ -236,7 +236,7 @@ def _timestamp_by_content(frame: pd.DataFrame, mapping: ColumnMapping,
 
 
 def _not_measurements(frame: pd.DataFrame, exclude: set[str], warnings: list[str]) -> set[str]:
-    """Numeric columns that are no measurements: an earlier scoring's (a file scored
+    """Columns that are no measurements: an earlier scoring's (a file scored
     again moved by 27 points), 0/1 labels of which rows are anomalous (the answer would
     decide the new verdict) and row numbers (a pandas index saved with the file: a
     later file's numbers lie beyond any the model saw)."""
@@ -258,6 +258,14 @@ def _not_measurements(frame: pd.DataFrame, exclude: set[str], warnings: list[str
             warnings.append(f"column(s) {', '.join(map(repr, found))} {said}")
             left_out.update(found)
     return left_out
+
+
+def _series_column(frame: pd.DataFrame, mapping: ColumnMapping) -> str | None:
+    """A long file's column naming each row's metric (``SERIES_NAMES``): text, since a
+    number under such a name is a reading ("signal" in dBm)."""
+    return next((c for c in frame.columns if c not in mapping.used()
+                 and normalise(c) in SERIES_NAMES
+                 and not pd.api.types.is_numeric_dtype(frame[c])), None)
 
 
 def _zero_one(column: pd.Series) -> bool:
@@ -417,10 +425,7 @@ def prepare(
     mapping = map_columns(list(frame.columns), columns)
     if mapping.timestamp is None and "timestamp" not in (columns or {}):
         mapping = _timestamp_by_content(frame, mapping, warnings)
-    series = next((c for c in frame.columns if c not in mapping.used()
-                   and normalise(c) in SERIES_NAMES
-                   # text: a number is a reading under such a name ("signal" in dBm)
-                   and not pd.api.types.is_numeric_dtype(frame[c])), None)
+    series = _series_column(frame, mapping)
     # Coordinates are features of the login profile, never metrics of a sensor.
     roles = mapping.used() | ({series} if series else set())
     exclude = roles | _not_measurements(frame, roles, warnings)

@@ -25,6 +25,13 @@ _VISIBLE = re.compile(rb"\S")
 _NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)"
 _COMMA_NUMBER = r"[+-]?(\d{1,3}(\.\d{3})+(,\d*)?|\d+(,\d*)?|,\d+)"
 _PERCENT = r"(\s*%)?"
+
+
+def _written(number: str) -> str:
+    """A cell holding ``number`` as spreadsheets write it: spaces, perhaps a percent sign."""
+    return rf"\s*{number}{_PERCENT}\s*"
+
+
 CHECK_CELLS = 1000  # a column's first cells are checked before the whole column
 UNITS_LINES = 3  # lines under a header that may name units ("Deg C") or kinds ("Avg")
 # A date written with day, month and year as numbers, then perhaps a time of day, AM/PM
@@ -281,7 +288,7 @@ def _read_written_numbers(frame: pd.DataFrame, delimiter: str) -> None:
     forms = [(_NUMBER, False)] if delimiter == "," else [(_COMMA_NUMBER, True), (_NUMBER, False)]
     for i, (_, column) in enumerate(frame.items()):
         for number, comma in forms:
-            if every_cell_matches(column, rf"\s*{number}{_PERCENT}\s*"):
+            if every_cell_matches(column, _written(number)):
                 text = column.astype("string").str.replace("%", "", regex=False).str.strip()
                 if comma:
                     text = text.str.replace(".", "", regex=False).str.replace(",", ".",
@@ -300,14 +307,14 @@ def _units_lines(frame: pd.DataFrame) -> int:
     count = 0
     for _, line in frame.iloc[:UNITS_LINES].iterrows():
         cells = line.dropna().astype("string")
-        if cells.empty or cells.str.fullmatch(rf"\s*{_NUMBER}\s*|{DATE_TEXT}").any():
+        if cells.empty or cells.str.fullmatch(rf"{_written(_NUMBER)}|{DATE_TEXT}").any():
             break
         count += 1
     if count == 0 or count == len(frame):
         return 0
     rest = frame.iloc[count:]
-    held = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
-            and every_cell_matches(rest[c], rf"\s*{_NUMBER}{_PERCENT}\s*")]
+    held = any(not pd.api.types.is_numeric_dtype(frame[c])
+               and every_cell_matches(rest[c], _written(_NUMBER)) for c in frame.columns)
     dated = any(every_cell_matches(rest[c], DATE_TEXT) for c in frame.columns)
     return count if held and dated else 0
 
