@@ -89,6 +89,28 @@ class Dataset:
         codes, names = pd.factorize(self.entity)
         return codes, names.to_numpy(dtype=object)
 
+    @cached_property
+    def readings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sensor files: the positions of the distinct readings in (entity, time) order,
+        and each row's place among them. A row with the entity, time and metrics of an
+        earlier row is that reading again (a file exported twice, two exports that
+        overlap), not a second one: counted twice, every reading would look like a sensor
+        holding still."""
+        codes, time = self.entity_codes[0], self.time.to_numpy()
+        order = np.lexsort((time, codes))
+        place = np.empty(order.size, dtype="int64")
+        after = order[1:]
+        same = (codes[after] == codes[order[:-1]]) & (time[after] == time[order[:-1]])
+        if not same.any():
+            place[order] = np.arange(order.size)
+            return order, place
+        keys = pd.DataFrame(self.metrics.to_numpy(dtype="float64")[order])
+        keys["entity"], keys["time"] = codes[order], time[order]
+        # Numbered by first appearance: reading k is the k-th distinct one in order.
+        group = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
+        place[order] = group
+        return order[np.unique(group, return_index=True)[1]], place
+
     def with_constant_metrics(self) -> Dataset:
         """This dataset with its constant columns back among the metrics (in file order),
         for scoring with a model fitted where they varied."""
@@ -478,5 +500,19 @@ def prepare(
         kept = _fill_missing(metrics[constant], entity, [])
         metrics = metrics.drop(columns=constant)
     metrics = _fill_missing(metrics, entity, warnings)
-    return Dataset(frame, profile, mapping, time=time, entity=entity, metrics=metrics,
-                   warnings=warnings, constant=kept)
+    dataset = Dataset(frame, profile, mapping, time=time, entity=entity, metrics=metrics,
+                      warnings=warnings, constant=kept)
+    if profile == "sensor":
+        _note_repeated_rows(dataset)
+    return dataset
+
+
+def _note_repeated_rows(dataset: Dataset) -> None:
+    again = np.ones(len(dataset), dtype=bool)
+    again[dataset.readings[0]] = False
+    if again.any():
+        whose = "" if dataset.entity is None else f"{dataset.mapping.entity}, "
+        dataset.warnings.append(
+            f"{int(again.sum())} row(s) repeat an earlier row's {whose}time and readings "
+            f"({describe_rows(dataset.frame.index[again])}): each is scored as the reading "
+            "it repeats, not as a second one")

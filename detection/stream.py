@@ -8,7 +8,9 @@ reading has been repeating longer, every row of that run. The pieces then get ex
 the scores, flags and reasons one pass over the whole file gives, in memory bounded by
 the piece and the carried rows, as long as each entity's rows come in time order. (One
 difference remains: a value missing before an entity's first reading is filled with the
-entity's median in the piece it arrives in, where one pass takes the whole file's.)
+entity's median in the piece it arrives in, where one pass takes the whole file's.) A
+row that repeats a carried reading (a batch sent again) gets the scores that reading got:
+the carried rows keep them.
 
 Generic files carry their last row (a missing value is filled from the previous one).
 Login features count a user's whole history: a login stream carries it as a few
@@ -24,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from detection.columns import SCORE_COLUMNS
 from detection.dataset import Dataset, prepare
 from detection.errors import ParameterError
 from detection.model import Model, ScoredFrame
@@ -52,7 +55,8 @@ class StreamScorer:
         self.model = model
         self.columns = columns
         self.known = known
-        # Sensor and generic: rows as read, metrics as filled; login: the history state.
+        # Sensor and generic: rows as read, metrics as filled, and the scores they got;
+        # login: the history state.
         self.carried: pd.DataFrame | None = None
 
     def score(self, piece: pd.DataFrame) -> ScoredFrame:
@@ -60,14 +64,31 @@ class StreamScorer:
         row numbers, continuing from the previous piece)."""
         if self.model.profile == "login":
             return self._score_logins(piece)
-        rows = piece if self.carried is None else pd.concat([self.carried, piece])
+        carried = self.carried.drop(columns=list(SCORE_COLUMNS), errors="ignore") \
+            if self.carried is not None else None
+        rows = piece if carried is None else pd.concat([carried, piece])
         dataset = prepare(rows, profile=self.model.profile, columns=self.columns)
         result = self.model.score(dataset)
-        self.carried = self._carry(dataset.with_constant_metrics())
         index = piece.index
-        return replace(result, frame=result.frame.loc[index],
-                       features=result.features.loc[index],
+        frame = result.frame.loc[index]
+        if self.model.profile == "sensor" and carried is not None:
+            frame = self._as_carried(frame, dataset, len(carried))
+        self.carried = self._carry(dataset.with_constant_metrics(), frame)
+        return replace(result, frame=frame, features=result.features.loc[index],
                        time=None if result.time is None else result.time.loc[index])
+
+    def _as_carried(self, frame: pd.DataFrame, dataset: Dataset, carried: int) -> pd.DataFrame:
+        """The piece's scores, where a row repeats a carried reading: that reading's."""
+        order, place = dataset.readings
+        first = order[place[carried:]]  # each piece row's reading, as its first row
+        again = first < carried
+        if not again.any() or not set(SCORE_COLUMNS) <= set(self.carried.columns):
+            return frame  # or a checkpoint saved before the carried rows kept scores
+        frame = frame.copy()
+        for column in SCORE_COLUMNS:
+            frame.loc[frame.index[again], column] = \
+                self.carried[column].iloc[first[again]].to_numpy()
+        return frame
 
     def _score_logins(self, piece: pd.DataFrame) -> ScoredFrame:
         featurizer = self.model.featurizer
@@ -78,22 +99,28 @@ class StreamScorer:
         features, self.carried = featurizer.transform_after(dataset, state)
         return self.model.score(dataset, features)
 
-    def _carry(self, dataset) -> pd.DataFrame:
-        """The rows the next piece needs, as read but with their metrics as filled."""
+    def _carry(self, dataset, scored: pd.DataFrame) -> pd.DataFrame:
+        """The rows the next piece needs, as read but with their metrics as filled, and
+        the scores each got (``scored``: the piece's)."""
         if self.model.profile == "generic":
             kept = np.array([len(dataset) - 1])
         else:
             kept = self._recent_rows(dataset)
-        frame = dataset.frame.iloc[kept].copy()
+        # A file scored before brings score columns of its own: the carried ones are these.
+        frame = dataset.frame.iloc[kept].drop(columns=list(SCORE_COLUMNS), errors="ignore")
         frame[list(dataset.metrics.columns)] = dataset.metrics.iloc[kept]
-        return frame
+        scores = scored[list(SCORE_COLUMNS)]
+        if self.carried is not None and set(SCORE_COLUMNS) <= set(self.carried.columns):
+            scores = pd.concat([self.carried[list(SCORE_COLUMNS)], scores])
+        return frame.join(scores.loc[~scores.index.duplicated(keep="last")], how="left")
 
     def _recent_rows(self, dataset) -> np.ndarray:
-        """Positions of each entity's last 2 x window rows, and of every row of a run of
-        the same reading still going on (the repeat feature counts back to its start)."""
+        """Positions of each entity's last 2 x window readings, and of every reading of a
+        run of the same value still going on (the repeat feature counts back to its start);
+        a row repeating an earlier one is its reading (``Dataset.readings``)."""
         window = self.model.featurizer.window
         codes = dataset.entity_codes[0]
-        order = np.lexsort((dataset.time.to_numpy(), codes))
+        order = dataset.readings[0]
         values = dataset.metrics.to_numpy()[order]
         bounds = np.flatnonzero(np.diff(codes[order])) + 1
         keep = []

@@ -276,11 +276,10 @@ class SensorFeatures:
 
     # -- transforming -----------------------------------------------------------
     def _order(self, dataset: Dataset):
-        codes = dataset.entity_codes[0]
-        order = np.lexsort((dataset.time.to_numpy(), codes))
-        blocks = _blocks(codes[order])
+        order, place = dataset.readings
+        blocks = _blocks(dataset.entity_codes[0][order])
         hours = dataset.time.dt.hour.to_numpy()[order]
-        return order, blocks, hours
+        return order, place, blocks, hours
 
     def _standardise(self, dataset: Dataset, name: str) -> np.ndarray:
         values = dataset.metrics[name].to_numpy(dtype="float64")
@@ -346,15 +345,15 @@ class SensorFeatures:
         explanations quote (``learn``: learning each metric's baseline on the way).
 
         One metric at a time: its rolling arrays are let go once its features are filled,
-        but for the five explanations quote. Context arrays stay in (entity, time) order;
-        ``context["position"]`` maps a file position to its place in them.
+        but for the five explanations quote. Features and context arrays hold one column
+        per distinct reading (``Dataset.readings``), in (entity, time) order;
+        ``context["position"]`` maps a file position to its reading's place in them.
         """
-        order, blocks, hours = self._order(dataset)
+        order, place, blocks, hours = self._order(dataset)
         row_of = {f: j for j, f in enumerate(names)}
         # One contiguous row per feature while filling; pandas stores columns this way too.
-        ordered = np.empty((len(names), len(dataset)), dtype="float32")
-        context = {"position": np.empty(order.size, dtype="int32")}
-        context["position"][order] = np.arange(order.size)
+        ordered = np.empty((len(names), order.size), dtype="float32")
+        context = {"position": place.astype("int32")}
         related = any(n.endswith(":relation") for n in names)
         levels = []
         for name in self.metrics_:

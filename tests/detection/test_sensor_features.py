@@ -251,3 +251,33 @@ def test_a_drift_is_told_against_the_usual_range_of_window_medians():
     # Once the drift has gone a third of its way (a reading's spread), its window's median
     # lies above the medians' usual range.
     assert (told.loc[2100:, 0] > told.loc[2100:, 2]).all()
+
+
+def test_a_reading_exported_twice_is_one_reading():
+    """Two exports that overlap (or one exported twice) hold each reading of the overlap
+    twice. Counted as two, every such reading 'changed by 0.0 since the one before': a
+    model of normal history flagged 99% of a normal month uploaded twice as unusually
+    steady. Each copy now scores as the reading it repeats."""
+    model, alone, _ = history_and_next_month(0, anomalies=False)
+    later, _ = machine(np.random.default_rng(1), anomalies=False, start=START + pd.Timedelta(days=30))
+    # Monday's export and Tuesday's, overlapping by a week.
+    overlap = pd.concat([later.iloc[:3000], later.iloc[2000:]], ignore_index=True)
+    dataset = prepare(read_csv(to_csv_bytes(overlap)))
+    assert ("1000 row(s) repeat an earlier row's time and readings (rows 3001, 3002, 3003, "
+            "3004, 3005 and 995 more): each is scored as the reading it repeats"
+            ) in " ".join(dataset.warnings)
+    got = model.score(dataset).frame
+    expected = pd.concat([alone.iloc[:3000], alone.iloc[2000:]])
+    assert (got["reasons"].to_numpy() == expected["reasons"].to_numpy()).all()
+    np.testing.assert_allclose(got["anomaly_score"], expected["anomaly_score"])
+
+
+def test_readings_of_one_time_that_differ_are_readings_of_their_own():
+    """Only an exact copy is one reading: two machines at the same time, or one machine's
+    two readings within the same second, stay two."""
+    frame = pd.DataFrame({"timestamp": ["2025-01-01 00:00:00"] * 3 + ["2025-01-01 00:00:10"] * 3,
+                          "machine": ["a", "b", "a", "a", "b", "a"],
+                          "vibration": [1.0, 1.0, 1.0, 2.0, 2.0, 2.5]})
+    order, place = prepare(frame).readings
+    assert sorted(order.tolist()) == [0, 1, 3, 4, 5]
+    assert place[2] == place[0] and len(set(place.tolist())) == 5

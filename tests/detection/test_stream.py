@@ -160,3 +160,33 @@ def test_login_pieces_without_coordinates_score_as_one_pass(tmp_path):
     pd.testing.assert_frame_equal(pd.concat([p.features for p in pieces]), whole.features)
     assert whole.features["impossible_travel"].max() == 1  # the hop was seen
     assert np.expm1(whole.features["user_failures_1h"].max()).round() >= 12  # the burst
+
+
+@pytest.mark.parametrize("size", [7, 37, 1000])
+def test_rows_sent_again_score_in_pieces_as_in_one_pass(size):
+    """A batch sent again (rows repeated, within a piece or across pieces) scores in
+    pieces as in one pass: each copy as the reading it repeats."""
+    model = fit(prepare(read_csv(to_csv_bytes(machines(seed=11, faults=False)))))
+    frame = machines(seed=5).head(600)
+    frame = pd.concat([frame.iloc[:320], frame.iloc[280:]], ignore_index=True)
+    expected = model.score(prepare(read_csv(to_csv_bytes(frame)))).frame
+    assert expected.loc[281:320, SCORES].equals(expected.loc[321:360, SCORES].set_axis(
+        expected.loc[281:320].index))
+    assert expected.loc[301, "is_anomaly"] == expected.loc[341, "is_anomaly"] == 1  # the spike
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(piece).frame for piece in pieces(frame, size)])
+    pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
+
+
+def test_a_checkpoint_saved_before_carried_rows_kept_scores_still_scores():
+    """Carried rows stored by an earlier Vigil have no scores: a row repeating one is
+    scored afresh, and the stream goes on."""
+    model = fit(prepare(read_csv(to_csv_bytes(machines(seed=11, faults=False)))))
+    whole = read_csv(to_csv_bytes(machines(seed=5).head(300)))
+    scorer = StreamScorer(model)
+    scorer.score(whole.iloc[:200])
+    scorer.carried = scorer.carried.drop(columns=SCORES)
+    again = whole.iloc[190:200].set_axis(pd.RangeIndex(201, 211))
+    got = scorer.score(again).frame
+    assert len(got) == 10 and got["anomaly_score"].notna().all()
+    assert set(SCORES) <= set(scorer.carried.columns)
