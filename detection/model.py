@@ -168,6 +168,7 @@ class Model:
             _let_go(dataset)
         X, names = self._detector_input(dataset, features)
         result = self._result(dataset, features, self._scores(X, self.detector.score_samples(X)))
+        result.warnings.extend(features.warnings)
         if self.envelope is not None:  # None: a model saved before drift was measured
             label = getattr(self.featurizer, "feature_label", str)
             result.drift = Drift.of(self.envelope, X, [label(name) for name in names])

@@ -21,11 +21,13 @@ class FeatureSet:
 
     ``context`` holds intermediate arrays that only the featurizer's own ``explain``
     quotes: in file order, unless the featurizer says otherwise (the sensor featurizer
-    keeps them in (entity, time) order with a ``position`` map).
+    keeps them in (entity, time) order with a ``position`` map). ``warnings``: what the
+    featurizer noticed of the file against its baseline, for the scored file's warnings.
     """
 
     X: pd.DataFrame
     context: dict[str, np.ndarray] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Featurizer(Protocol):

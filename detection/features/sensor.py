@@ -57,6 +57,9 @@ MIN_REPEATS = 3
 FLAT_SHARE = 0.1       # recent variation below this share of the usual reads as "flat"
 RELATION_MIN_METRICS = 5  # fewer metrics: each one's own features say it all
 RELATION_VARIANCE = 0.9   # share of the baseline's variance the kept components explain
+# Readings this many times more (or less) often than in the baseline: the window spans
+# another stretch of time than the model learned from, and the file is told so.
+PACE_RATIO = 1.5
 # Bumped when the features change meaning: a model saved by an earlier Vigil then asks
 # to be trained again rather than scoring with features it was not fitted on.
 # 2: window variability and level from medians (were the std and the mean).
@@ -75,6 +78,26 @@ def _usual_range(values: np.ndarray) -> tuple[float, float]:
         return np.nan, np.nan
     low, high = np.quantile(values, [0.01, 0.99])
     return float(low), float(high)
+
+
+def _pace(dataset: Dataset) -> float | None:
+    """The median time between an entity's successive readings, in seconds (of an evenly
+    spaced sample of them); None without two readings of an entity at different times."""
+    order = dataset.readings[0]
+    pairs = np.arange(0, order.size - 1, max(1, order.size // STATS_SAMPLE))
+    codes, time = dataset.entity_codes[0], dataset.time.to_numpy()
+    first, then = order[pairs], order[pairs + 1]
+    gaps = (time[then] - time[first])[codes[then] == codes[first]] / np.timedelta64(1, "s")
+    gaps = gaps[gaps > 0]
+    return float(np.median(gaps)) if gaps.size else None
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("day", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= 1.5 * size:
+            amount = f"{seconds / size:.3g}"
+            return f"{amount} {unit}{'s' if unit == 'day' else ''}"
+    return f"{seconds:.3g} s"
 
 
 def _blocks(entity_sorted: np.ndarray) -> list[tuple[int, int]]:
@@ -222,6 +245,7 @@ class SensorFeatures:
             self.entity_stats_[name] = {
                 str(names[code]): robust_center_scale(values[idx]) for code, idx in rows_of.items()
             }
+        self.pace_ = _pace(dataset)
         span = dataset.time.max() - dataset.time.min()
         self.use_time_of_day_ = span >= pd.Timedelta(days=MIN_DAYS_FOR_TOD)
         self.tod_: dict[str, np.ndarray] = {}
@@ -304,7 +328,19 @@ class SensorFeatures:
                                      "features differ: train it again on its baseline")
         trained_metrics(dataset, self.metrics_)
         ordered, context = self._assemble(dataset, self.feature_names_)
-        return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
+        return FeatureSet(X=self._frame(dataset, ordered, context), context=context,
+                          warnings=self._pace_warnings(dataset))
+
+    def _pace_warnings(self, dataset: Dataset) -> list[str]:
+        """A warning when the file's readings come at another pace than the baseline's."""
+        learned, pace = getattr(self, "pace_", None), _pace(dataset)  # None: an older model
+        if not learned or not pace or 1 / PACE_RATIO < pace / learned < PACE_RATIO:
+            return []
+        return [f"readings come every {_duration(pace)} here, every {_duration(learned)} in "
+                f"the model's baseline: its window of {self.window} readings spans "
+                f"{_duration(pace * self.window)} here, not {_duration(learned * self.window)}, "
+                "so change and variability are measured over other stretches of time than "
+                "it learned. Train a model on readings at this pace"]
 
     def _drift(self, name: str, r: _Rolling, hours: np.ndarray, blocks) -> None:
         """A drift is judged against the usual level at that hour where the metric has a

@@ -281,3 +281,27 @@ def test_readings_of_one_time_that_differ_are_readings_of_their_own():
     order, place = prepare(frame).readings
     assert sorted(order.tolist()) == [0, 1, 3, 4, 5]
     assert place[2] == place[0] and len(set(place.tolist())) == 5
+
+
+def test_readings_at_another_pace_than_the_baseline_are_told_so():
+    """A model of readings every 10 minutes scoring readings every 30 flagged 11% of a
+    normal month, "erratic", and said only that it was stale. The file now hears why."""
+    model, alone, _ = history_and_next_month(0, anomalies=False)
+    later, _ = machine(np.random.default_rng(1), anomalies=False, start=START + pd.Timedelta(days=30))
+    result = model.score(prepare(read_csv(to_csv_bytes(later.iloc[::3]))))
+    assert result.warnings[0] == (
+        "readings come every 30 min here, every 10 min in the model's baseline: its window of "
+        "30 readings spans 15 h here, not 5 h, so change and variability are measured over "
+        "other stretches of time than it learned. Train a model on readings at this pace")
+    same_pace = model.score(prepare(read_csv(to_csv_bytes(later.iloc[1000:2000]))))
+    assert not any("readings come every" in w for w in same_pace.warnings)
+    del model.featurizer.pace_  # a model saved before the pace was learned
+    assert not any("readings come every" in w
+                   for w in model.score(prepare(read_csv(to_csv_bytes(later.iloc[::3])))).warnings)
+
+
+@pytest.mark.parametrize(("seconds", "said"), [(20, "20 s"), (90, "1.5 min"), (600, "10 min"),
+                                               (5400, "1.5 h"), (18_000, "5 h"),
+                                               (86_400 * 3, "3 days")])
+def test_durations_read_as_people_say_them(seconds, said):
+    assert sensor._duration(seconds) == said
