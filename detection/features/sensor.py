@@ -60,6 +60,9 @@ RELATION_VARIANCE = 0.9   # share of the baseline's variance the kept components
 # Readings this many times more (or less) often than in the baseline: the window spans
 # another stretch of time than the model learned from, and the file is told so.
 PACE_RATIO = 1.5
+# A file's daily cycle matching the baseline's this many times better a few hours on
+# than as it stands: its clock is told to differ (another time zone, a clock change).
+CLOCK_BETTER = 2
 # Bumped when the features change meaning: a model saved by an earlier Vigil then asks
 # to be trained again rather than scoring with features it was not fitted on.
 # 2: window variability and level from medians (were the std and the mean).
@@ -329,7 +332,33 @@ class SensorFeatures:
         trained_metrics(dataset, self.metrics_)
         ordered, context = self._assemble(dataset, self.feature_names_)
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context,
-                          warnings=self._pace_warnings(dataset))
+                          warnings=self._pace_warnings(dataset) + self._clock_warnings(dataset))
+
+    def _clock_warnings(self, dataset: Dataset) -> list[str]:
+        """A warning when the file's daily cycle runs some hours off the baseline's: its
+        times are in another time zone than the baseline's (or across a clock change),
+        and every hour's level looks wrong. Judged from two days of readings up, on the
+        metrics whose level the hour explains."""
+        daily = [name for name in self.metrics_ if getattr(self, "daily_", {}).get(name)]
+        hours = dataset.time.dt.hour.to_numpy()
+        span = dataset.time.max() - dataset.time.min()
+        if not daily or span < pd.Timedelta(days=MIN_DAYS_FOR_TOD) or np.unique(hours).size < 24:
+            return []
+        # Mean distance of the file's usual level at each hour from the baseline's at the
+        # hour ``shift`` before, over the daily metrics, for each shift of -12 to 11 hours.
+        distance = np.zeros(24)
+        for name in daily:
+            level = self._learn_time_of_day(self._standardise(dataset, name), hours)[:, 0]
+            usual = self.tod_[name][:, 0]
+            distance += [np.mean(np.abs(level - np.roll(usual, shift))) for shift in range(-12, 12)]
+        shift = int(np.argmin(distance)) - 12
+        if shift == 0 or distance[shift + 12] * CLOCK_BETTER > distance[12]:
+            return []
+        later = f"{abs(shift)} h {'later' if shift > 0 else 'earlier'}"
+        names = ", ".join(daily)
+        return [f"the daily cycle of {names} runs {later} than in the model's baseline: if the "
+                "file's times are in another time zone (or across a clock change), give them "
+                "as the baseline's; if the schedule moved, train a model on the new one"]
 
     def _pace_warnings(self, dataset: Dataset) -> list[str]:
         """A warning when the file's readings come at another pace than the baseline's."""

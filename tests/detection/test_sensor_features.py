@@ -305,3 +305,31 @@ def test_readings_at_another_pace_than_the_baseline_are_told_so():
                                                (86_400 * 3, "3 days")])
 def test_durations_read_as_people_say_them(seconds, said):
     assert sensor._duration(seconds) == said
+
+
+@pytest.mark.parametrize(("hours", "said"), [(1, "1 h later"), (2, "2 h later"),
+                                             (-3, "3 h earlier")])
+def test_a_daily_cycle_off_by_some_hours_is_told_to_be_off_the_clock(hours, said):
+    """Times in another zone than the baseline's shift the daily cycle: 5% (1 h) to 31%
+    (2 h) of a normal month flagged, with nothing but "stale: retrain" to say why."""
+    model, _, _ = history_and_next_month(0, anomalies=False)
+    later, _ = machine(np.random.default_rng(1), anomalies=False, start=START + pd.Timedelta(days=30))
+    moved = pd.to_datetime(later["timestamp"]) + pd.Timedelta(hours=hours)
+    result = model.score(prepare(read_csv(to_csv_bytes(
+        later.assign(timestamp=moved.dt.strftime("%Y-%m-%d %H:%M:%S"))))))
+    assert result.warnings[0] == (
+        f"the daily cycle of temperature runs {said} than in the model's baseline: if the "
+        "file's times are in another time zone (or across a clock change), give them as the "
+        "baseline's; if the schedule moved, train a model on the new one")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_daily_cycle_on_the_baseline_clock_is_not_told_off(seed):
+    """A normal month, a month with faults, two days, less than a day: no clock warning."""
+    model, _, _ = history_and_next_month(seed, anomalies=False)
+    start = START + pd.Timedelta(days=30)
+    later, _ = machine(np.random.default_rng(2 * seed + 1), anomalies=False, start=start)
+    faulty, _ = machine(np.random.default_rng(2 * seed + 1), anomalies=True, start=start)
+    for frame in (later, faulty, later.iloc[:288], later.iloc[:100]):
+        warnings = model.score(prepare(read_csv(to_csv_bytes(frame)))).warnings
+        assert not any("daily cycle" in w for w in warnings)
