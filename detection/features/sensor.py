@@ -340,15 +340,18 @@ class SensorFeatures:
         and every hour's level looks wrong. Judged from two days of readings up, on the
         metrics whose level the hour explains."""
         daily = [name for name in self.metrics_ if getattr(self, "daily_", {}).get(name)]
-        hours = dataset.time.dt.hour.to_numpy()
         span = dataset.time.max() - dataset.time.min()
-        if not daily or span < pd.Timedelta(days=MIN_DAYS_FOR_TOD) or np.unique(hours).size < 24:
+        if not daily or span < pd.Timedelta(days=MIN_DAYS_FOR_TOD):
+            return []
+        sample = slice(None, None, max(1, len(dataset) // STATS_SAMPLE))
+        hours = dataset.time.iloc[sample].dt.hour.to_numpy()
+        if np.bincount(hours, minlength=24).min() == 0:
             return []
         # Mean distance of the file's usual level at each hour from the baseline's at the
         # hour ``shift`` before, over the daily metrics, for each shift of -12 to 11 hours.
         distance = np.zeros(24)
         for name in daily:
-            level = self._learn_time_of_day(self._standardise(dataset, name), hours)[:, 0]
+            level = self._learn_time_of_day(self._standardise(dataset, name)[sample], hours)[:, 0]
             usual = self.tod_[name][:, 0]
             distance += [np.mean(np.abs(level - np.roll(usual, shift))) for shift in range(-12, 12)]
         shift = int(np.argmin(distance)) - 12
