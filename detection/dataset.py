@@ -136,6 +136,10 @@ class Dataset:
         return None if name is None else self.frame[name]
 
 
+# Share of a sensor file's rows that must share their time with another row before a
+# column telling them apart is read as the machine (``_entity_by_layout``).
+SHARED_TIMES = 0.5
+
 CONSTANT_NOTE = ("constant column(s) {names}: the same value throughout, scored against the "
                  "model's baseline")
 
@@ -288,6 +292,32 @@ def _series_column(frame: pd.DataFrame, mapping: ColumnMapping) -> str | None:
     return next((c for c in frame.columns if c not in mapping.used()
                  and normalise(c) in SERIES_NAMES
                  and not pd.api.types.is_numeric_dtype(frame[c])), None)
+
+
+def _entity_by_layout(frame: pd.DataFrame, mapping: ColumnMapping, series: str | None,
+                      exclude: set[str], warnings: list[str]) -> ColumnMapping:
+    """A sensor file's column naming each row's machine under a name no synonym knows
+    (``unit``, ``pump``, ``Anlage``): the first text column that tells apart the rows
+    sharing a time, where most rows share one. Unknown, every machine's readings were
+    one series, jumping from machine to machine, without a word."""
+    # Text with some value repeated: a note or an id on every row tells nothing apart.
+    named = [c for c in frame.columns if c not in exclude and c != mapping.timestamp
+             and not pd.api.types.is_numeric_dtype(frame[c])
+             and 2 <= frame[c].nunique() < frame[c].count()]
+    if not named:
+        return mapping
+    rows = frame.drop_duplicates()  # a row exported twice tells nothing apart
+    when = [mapping.timestamp, *([series] if series else [])]
+    shared = rows.duplicated(when, keep=False)
+    if shared.mean() < SHARED_TIMES:
+        return mapping
+    for name in named:
+        if not rows[shared].duplicated([*when, name]).any():
+            warnings.append(f"column {name!r} tells apart the readings that share a time: it "
+                            f"names the machine of each row, and each of its "
+                            f"{frame[name].nunique()} values is a series of its own")
+            return replace(mapping, entity=name)
+    return mapping
 
 
 def _zero_one(column: pd.Series) -> bool:
@@ -458,6 +488,8 @@ def prepare(
     _check_profile_columns(profile, mapping, metrics.shape[1], rejected)
 
     entity = None
+    if profile == "sensor" and mapping.entity is None and "entity" not in (columns or {}):
+        mapping = _entity_by_layout(frame, mapping, series, exclude, warnings)
     if profile == "sensor" and series is not None:
         warnings.append(f"column {series!r} names the metric of each row's value: each of its "
                         f"{frame[series].nunique()} metrics is a series of its own")

@@ -67,7 +67,7 @@ class StreamScorer:
         carried = self.carried.drop(columns=list(SCORE_COLUMNS), errors="ignore") \
             if self.carried is not None else None
         rows = piece if carried is None else pd.concat([carried, piece])
-        dataset = prepare(rows, profile=self.model.profile, columns=self.columns)
+        dataset = prepare(rows, profile=self.model.profile, columns=self._columns(rows))
         result = self.model.score(dataset)
         index = piece.index
         frame = result.frame.loc[index]
@@ -76,6 +76,14 @@ class StreamScorer:
         self.carried = self._carry(dataset.with_constant_metrics(), frame)
         return replace(result, frame=frame, features=result.features.loc[index],
                        time=None if result.time is None else result.time.loc[index])
+
+    def _columns(self, rows: pd.DataFrame) -> dict[str, str | None] | None:
+        """The overrides, with the machine column the model was trained with where the
+        rows have it: a few rows cannot show which column tells the machines apart."""
+        column = getattr(self.model.featurizer, "entity_column_", None)
+        if column is None or column not in rows.columns or "entity" in (self.columns or {}):
+            return self.columns
+        return {**(self.columns or {}), "entity": column}
 
     def _as_carried(self, frame: pd.DataFrame, dataset: Dataset, carried: int) -> pd.DataFrame:
         """The piece's scores, where a row repeats a carried reading: that reading's."""

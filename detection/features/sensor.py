@@ -249,6 +249,9 @@ class SensorFeatures:
                 str(names[code]): robust_center_scale(values[idx]) for code, idx in rows_of.items()
             }
         self.pace_ = _pace(dataset)
+        # Streams read each piece with it: a piece too small to show the layout that
+        # told the machine column (Dataset) apart still has the machines as series.
+        self.entity_column_ = dataset.mapping.entity
         span = dataset.time.max() - dataset.time.min()
         self.use_time_of_day_ = span >= pd.Timedelta(days=MIN_DAYS_FOR_TOD)
         self.tod_: dict[str, np.ndarray] = {}

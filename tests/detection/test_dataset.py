@@ -461,3 +461,53 @@ def test_a_reading_under_a_series_name_is_a_reading():
     frame = sensor_frame().assign(signal=lambda f: -60 + np.arange(len(f)) % 7)
     dataset = prepare(read_csv(to_csv_bytes(frame)))
     assert "signal" in dataset.metrics.columns and dataset.mapping.entity is None
+
+
+def _fleet(column: str = "pump") -> pd.DataFrame:
+    """Three machines' readings at the same minutes, under a machine column no synonym
+    knows: a vibration spike on P3 at 0.9 that P1's usual level (1.1) would hide."""
+    rng = np.random.default_rng(3)
+    minutes = pd.date_range("2025-01-01", periods=500, freq="min").strftime("%Y-%m-%d %H:%M")
+    parts = []
+    for name, level in (("P1", 1.1), ("P2", 0.2), ("P3", 0.5)):
+        vibration = level + rng.normal(0, 0.01, 500)
+        if name == "P3":
+            vibration[300] = 0.9
+        parts.append(pd.DataFrame({"timestamp": minutes, column: name, "vibration": vibration,
+                                   "status": rng.choice(["OK", "CHECK"], 500)}))
+    return pd.concat(parts).sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("column", ["pump", "unit", "Anlage", "room"])
+def test_a_machine_column_under_an_unknown_name_is_told_by_the_layout(column):
+    """Such a column was ignored without a word: every machine's readings were one
+    series jumping from machine to machine, and a spike within one's range was lost."""
+    dataset = prepare(read_csv(to_csv_bytes(_fleet(column))))
+    assert dataset.mapping.entity == column
+    assert (f"column {column!r} tells apart the readings that share a time: it names the "
+            "machine of each row, and each of its 3 values is a series of its own"
+            ) in dataset.warnings
+    result = fit_score(dataset)[1].frame
+    top = result.sort_values("anomaly_score", ascending=False).iloc[0]
+    assert (top[column], top["vibration"]) == ("P3", pytest.approx(0.9))
+
+
+def test_a_layout_tells_no_machine_where_nothing_tells_readings_apart():
+    """One machine's readings (a status beside each, a note on every row), and readings
+    of one time that a column cannot tell apart: no machine column."""
+    single = sensor_frame(300)
+    single["status"] = np.where(np.arange(300) % 3, "OK", "CHECK")
+    single["note"] = [f"shift {k}" for k in range(300)]
+    assert prepare(single).mapping.entity is None
+    coarse = pd.concat([single, single.assign(temperature=single["temperature"] + 0.1)])
+    assert prepare(coarse.reset_index(drop=True)).mapping.entity is None
+    fleet = _fleet()
+    assert prepare(fleet, columns={"entity": None}).mapping.entity is None
+    twice = pd.concat([fleet, fleet.iloc[:600]], ignore_index=True)  # exports that overlap
+    assert prepare(twice).mapping.entity == "pump"
+
+
+def test_a_long_files_machine_column_under_an_unknown_name_is_told_by_the_layout():
+    frame = _long(("M1", "M2")).rename(columns={"machine": "unit"})
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    assert dataset.entity.nunique() == 6  # two machines' three metrics

@@ -190,3 +190,19 @@ def test_a_checkpoint_saved_before_carried_rows_kept_scores_still_scores():
     got = scorer.score(again).frame
     assert len(got) == 10 and got["anomaly_score"].notna().all()
     assert set(SCORES) <= set(scorer.carried.columns)
+
+
+@pytest.mark.parametrize("size", [1, 7, 200])
+def test_a_machine_column_told_by_the_layout_holds_in_pieces_too_small_to_show_it(size):
+    """A piece of one row cannot show which column tells the machines apart: the model's
+    machine column reads it, and the pieces score as one pass."""
+    from tests.detection.test_dataset import _fleet
+
+    fleet = read_csv(to_csv_bytes(_fleet("unit")))
+    model = fit(prepare(fleet.iloc[:900]))
+    later = fleet.iloc[900:] if size > 1 else fleet.iloc[900:1100]
+    expected = model.score(prepare(later)).frame
+    scorer = StreamScorer(model)
+    got = pd.concat([scorer.score(later.iloc[i:i + size]).frame
+                     for i in range(0, len(later), size)])
+    pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
