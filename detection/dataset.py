@@ -139,6 +139,7 @@ class Dataset:
 # Share of a sensor file's rows that must share their time with another row before a
 # column telling them apart is read as the machine (``_entity_by_layout``).
 SHARED_TIMES = 0.5
+RECUR = 3  # rows of each of its values, at least, on average
 
 CONSTANT_NOTE = ("constant column(s) {names}: the same value throughout, scored against the "
                  "model's baseline")
@@ -294,20 +295,33 @@ def _series_column(frame: pd.DataFrame, mapping: ColumnMapping) -> str | None:
                  and not pd.api.types.is_numeric_dtype(frame[c])), None)
 
 
+def _names_machines(column: pd.Series) -> bool:
+    """Text or whole numbers, each value on many rows (a note or an id on every row, a
+    counter, tell nothing apart)."""
+    if pd.api.types.is_float_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    distinct = column.nunique()
+    return distinct >= 2 and column.count() >= RECUR * distinct
+
+
 def _entity_by_layout(frame: pd.DataFrame, mapping: ColumnMapping, series: str | None,
-                      exclude: set[str], warnings: list[str]) -> ColumnMapping:
+                      exclude: set[str], metrics: pd.DataFrame,
+                      warnings: list[str]) -> ColumnMapping:
     """A sensor file's column naming each row's machine under a name no synonym knows
-    (``unit``, ``pump``, ``Anlage``): the first text column that tells apart the rows
-    sharing a time, where most rows share one. Unknown, every machine's readings were
-    one series, jumping from machine to machine, without a word."""
-    # Text with some value repeated: a note or an id on every row tells nothing apart.
-    named = [c for c in frame.columns if c not in exclude and c != mapping.timestamp
-             and not pd.api.types.is_numeric_dtype(frame[c])
-             and 2 <= frame[c].nunique() < frame[c].count()]
-    if not named:
+    (``unit``, ``pump``, ``Anlage``; ``1``, ``2``, ``3``): the first column, text before
+    whole numbers, that tells apart the rows sharing a time, where most rows share one.
+    Unknown, every machine's readings were one series, jumping from machine to machine,
+    without a word (and a machine's number was a reading)."""
+    # (A number is a machine's only beside another reading.)
+    named = sorted((c for c in frame.columns if c not in exclude and c != mapping.timestamp
+                    and (c not in metrics.columns or metrics.shape[1] > 1)
+                    and _names_machines(frame[c])),
+                   key=lambda c: pd.api.types.is_numeric_dtype(frame[c]))
+    when = [mapping.timestamp, *([series] if series else [])]
+    # Rows exported twice share their times too: the cheap check before setting them aside.
+    if not named or frame.duplicated(when, keep=False).mean() < SHARED_TIMES:
         return mapping
     rows = frame.drop_duplicates()  # a row exported twice tells nothing apart
-    when = [mapping.timestamp, *([series] if series else [])]
     shared = rows.duplicated(when, keep=False)
     if shared.mean() < SHARED_TIMES:
         return mapping
@@ -489,7 +503,9 @@ def prepare(
 
     entity = None
     if profile == "sensor" and mapping.entity is None and "entity" not in (columns or {}):
-        mapping = _entity_by_layout(frame, mapping, series, exclude, warnings)
+        found = _entity_by_layout(frame, mapping, series, exclude, metrics, warnings)
+        if found.entity is not None:
+            mapping, metrics = found, metrics.drop(columns=[found.entity], errors="ignore")
     if profile == "sensor" and series is not None:
         warnings.append(f"column {series!r} names the metric of each row's value: each of its "
                         f"{frame[series].nunique()} metrics is a series of its own")

@@ -511,3 +511,19 @@ def test_a_long_files_machine_column_under_an_unknown_name_is_told_by_the_layout
     frame = _long(("M1", "M2")).rename(columns={"machine": "unit"})
     dataset = prepare(read_csv(to_csv_bytes(frame)))
     assert dataset.entity.nunique() == 6  # two machines' three metrics
+
+
+def test_a_machine_numbered_under_an_unknown_name_is_no_reading():
+    """Machines numbered 1, 2, 3 under such a name were a reading ("unit 3, usual 1-3")
+    and their readings one series. A number alone in the file stays the reading."""
+    fleet = _fleet("unit")
+    fleet["unit"] = fleet["unit"].str[1:].astype(int)
+    dataset = prepare(read_csv(to_csv_bytes(fleet)))
+    assert dataset.mapping.entity == "unit"
+    assert list(dataset.metrics.columns) == ["vibration"]
+    alone = prepare(read_csv(to_csv_bytes(fleet[["timestamp", "unit"]])))
+    assert alone.mapping.entity is None and list(alone.metrics.columns) == ["unit"]
+    counter = sensor_frame(300)  # a count beside the readings, at times shared by two rows
+    counter["count"] = np.arange(300) // 2
+    counter["timestamp"] = counter["timestamp"].iloc[::2].repeat(2).to_numpy()
+    assert prepare(counter).mapping.entity is None
