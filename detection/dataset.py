@@ -322,34 +322,38 @@ def _names_machines(column: pd.Series) -> bool:
     return distinct >= 2 and column.count() >= RECUR * distinct
 
 
-def _entity_by_layout(frame: pd.DataFrame, mapping: ColumnMapping, series: str | None,
+def _entity_by_layout(frame: pd.DataFrame, time: pd.Series, series: str | None,
                       exclude: set[str], metrics: pd.DataFrame,
-                      warnings: list[str]) -> ColumnMapping:
+                      warnings: list[str]) -> str | None:
     """A sensor file's column naming each row's machine under a name no synonym knows
     (``unit``, ``pump``, ``Anlage``; ``1``, ``2``, ``3``): the first column, text before
     whole numbers, that tells apart the rows sharing a time, where most rows share one.
     Unknown, every machine's readings were one series, jumping from machine to machine,
     without a word (and a machine's number was a reading)."""
-    # (A number is a machine's only beside another reading.)
-    named = sorted((c for c in frame.columns if c not in exclude and c != mapping.timestamp
+    # (A number is a machine's only beside another reading.) The rows' times, parsed: a
+    # logger's Date column beside its times of day is part of them, not a machine.
+    named = sorted((c for c in frame.columns if c not in exclude
                     and (c not in metrics.columns or metrics.shape[1] > 1)
                     and _names_machines(frame[c])),
                    key=lambda c: pd.api.types.is_numeric_dtype(frame[c]))
-    when = [mapping.timestamp, *([series] if series else [])]
+    when = pd.DataFrame({"time": time.to_numpy()}
+                        | ({"series": frame[series].to_numpy()} if series else {}))
     # Rows exported twice share their times too: the cheap check before setting them aside.
-    if not named or frame.duplicated(when, keep=False).mean() < SHARED_TIMES:
-        return mapping
-    rows = frame.drop_duplicates()  # a row exported twice tells nothing apart
-    shared = rows.duplicated(when, keep=False)
+    if not named or when.duplicated(keep=False).mean() < SHARED_TIMES:
+        return None
+    distinct = ~frame.duplicated().to_numpy()  # a row exported twice tells nothing apart
+    when = when[distinct]
+    shared = when.duplicated(keep=False).to_numpy()
     if shared.mean() < SHARED_TIMES:
-        return mapping
+        return None
     for name in named:
-        if not rows[shared].duplicated([*when, name]).any():
+        machine = frame[name].to_numpy()[distinct][shared]
+        if not when[shared].assign(machine=machine).duplicated().any():
             warnings.append(f"column {name!r} tells apart the readings that share a time: it "
                             f"names the machine of each row, and each of its "
                             f"{frame[name].nunique()} values is a series of its own")
-            return replace(mapping, entity=name)
-    return mapping
+            return name
+    return None
 
 
 def _zero_one(column: pd.Series) -> bool:
@@ -519,11 +523,15 @@ def prepare(
         profile = detect_profile(mapping, metrics.shape[1], rejected)
     _check_profile_columns(profile, mapping, metrics.shape[1], rejected)
 
+    time = None
+    if mapping.timestamp is not None and profile != "generic":
+        time = row_times(frame, mapping.timestamp)
     entity = None
     if profile == "sensor" and mapping.entity is None and "entity" not in (columns or {}):
-        found = _entity_by_layout(frame, mapping, series, exclude, metrics, warnings)
-        if found.entity is not None:
-            mapping, metrics = found, metrics.drop(columns=[found.entity], errors="ignore")
+        found = _entity_by_layout(frame, time, series, exclude, metrics, warnings)
+        if found is not None:
+            mapping = replace(mapping, entity=found)
+            metrics = metrics.drop(columns=[found], errors="ignore")
     if profile == "sensor" and series is not None:
         warnings.append(f"column {series!r} names the metric of each row's value: each of its "
                         f"{frame[series].nunique()} metrics is a series of its own")
@@ -532,15 +540,12 @@ def prepare(
         entity = frame[mapping.entity].astype("string").fillna("(none)")
         if series not in (None, mapping.entity):  # one series per machine and metric
             entity = entity + " · " + frame[series].astype("string").fillna("(none)")
-    time = None
-    if mapping.timestamp is not None and profile != "generic":
-        time = row_times(frame, mapping.timestamp)
-        if not _in_time_order(time, entity):
-            whose = "rows" if entity is None else f"rows of some {mapping.entity!r} values"
-            warnings.append(
-                f"column {mapping.timestamp!r}: {whose} are not in time order; they were "
-                "scored in time order and are returned in file order"
-            )
+    if time is not None and not _in_time_order(time, entity):
+        whose = "rows" if entity is None else f"rows of some {mapping.entity!r} values"
+        warnings.append(
+            f"column {mapping.timestamp!r}: {whose} are not in time order; they were "
+            "scored in time order and are returned in file order"
+        )
 
     if profile == "login":
         # Numbers beside the login columns (latency, bytes...) are features; an id or a

@@ -527,3 +527,19 @@ def test_a_machine_numbered_under_an_unknown_name_is_no_reading():
     counter["count"] = np.arange(300) // 2
     counter["timestamp"] = counter["timestamp"].iloc[::2].repeat(2).to_numpy()
     assert prepare(counter).mapping.entity is None
+
+
+def test_a_loggers_date_column_beside_its_times_of_day_is_no_machine():
+    """Date and Time apart: the times of day repeat every day, and the Date column tells
+    them apart, but the rows' times (date and time of day) do not repeat."""
+    frame = sensor_frame(600)
+    when = pd.to_datetime(frame.pop("timestamp"))
+    frame.insert(0, "Date", when.dt.strftime("%Y-%m-%d"))
+    frame.insert(1, "Time", when.dt.strftime("%H:%M"))
+    frame["status"] = np.where(np.arange(600) % 4, "OK", "CHECK")
+    assert prepare(frame).mapping.entity is None
+    fleet = _fleet("pump")
+    when = pd.to_datetime(fleet.pop("timestamp"))
+    fleet.insert(0, "Date", when.dt.strftime("%Y-%m-%d"))
+    fleet.insert(1, "Time", when.dt.strftime("%H:%M"))
+    assert prepare(fleet).mapping.entity == "pump"
