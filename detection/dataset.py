@@ -111,24 +111,6 @@ class Dataset:
         place[order] = group
         return order[np.unique(group, return_index=True)[1]], place
 
-    @cached_property
-    def copies(self) -> np.ndarray | None:
-        """Login files: each row's first copy, its own position or an earlier row's that
-        it repeats exactly (a file exported twice, two exports that overlap): the same
-        login, not a second one (None when no row repeats). Counted twice, every failure
-        doubled its user's burst."""
-        at_once = pd.Series(self.time.to_numpy()).duplicated(keep=False).to_numpy()
-        if not at_once.any():  # a copy has its original's time: the cheap check first
-            return None
-        rows = np.flatnonzero(at_once)
-        candidates = self.frame.iloc[rows]
-        # Numbered by first appearance: group k's first row is the k-th first copy.
-        group = candidates.groupby(list(candidates.columns), sort=False,
-                                   dropna=False).ngroup().to_numpy()
-        first = np.arange(len(self.frame))
-        first[rows] = rows[np.unique(group, return_index=True)[1]][group]
-        return first if (first[rows] != rows).any() else None
-
     def with_constant_metrics(self) -> Dataset:
         """This dataset with its constant columns back among the metrics (in file order),
         for scoring with a model fitted where they varied."""
@@ -554,12 +536,8 @@ def prepare(
         if labels:
             warnings.append(f"column(s) {', '.join(repr(c) for c in labels)} ignored: "
                             "identifiers, not measurements")
-        dataset = Dataset(frame, profile, mapping, time=time,
-                          metrics=metrics.drop(columns=labels), warnings=warnings)
-        if dataset.copies is not None:
-            _note_repeated_rows(dataset, dataset.copies != np.arange(len(dataset)),
-                                "an earlier row exactly", "login")
-        return dataset
+        return Dataset(frame, profile, mapping, time=time, metrics=metrics.drop(columns=labels),
+                       warnings=warnings)
 
     # max > min fails for one distinct value and for no value at all (bottleneck: NaN).
     values = metrics.to_numpy(dtype="float64")
@@ -578,16 +556,16 @@ def prepare(
     dataset = Dataset(frame, profile, mapping, time=time, entity=entity, metrics=metrics,
                       warnings=warnings, constant=kept)
     if profile == "sensor":
-        again = np.ones(len(dataset), dtype=bool)
-        again[dataset.readings[0]] = False
-        if again.any():
-            whose = "" if dataset.entity is None else f"{dataset.mapping.entity}, "
-            _note_repeated_rows(dataset, again, f"an earlier row's {whose}time and readings",
-                                "reading")
+        _note_repeated_rows(dataset)
     return dataset
 
 
-def _note_repeated_rows(dataset: Dataset, again: np.ndarray, what: str, kind: str) -> None:
-    dataset.warnings.append(
-        f"{int(again.sum())} row(s) repeat {what} ({describe_rows(dataset.frame.index[again])}):"
-        f" each is scored as the {kind} it repeats, not as a second one")
+def _note_repeated_rows(dataset: Dataset) -> None:
+    again = np.ones(len(dataset), dtype=bool)
+    again[dataset.readings[0]] = False
+    if again.any():
+        whose = "" if dataset.entity is None else f"{dataset.mapping.entity}, "
+        dataset.warnings.append(
+            f"{int(again.sum())} row(s) repeat an earlier row's {whose}time and readings "
+            f"({describe_rows(dataset.frame.index[again])}): each is scored as the reading "
+            "it repeats, not as a second one")

@@ -10,8 +10,7 @@ the piece and the carried rows, as long as each entity's rows come in time order
 difference remains: a value missing before an entity's first reading is filled with the
 entity's median in the piece it arrives in, where one pass takes the whole file's.) A
 row that repeats a carried reading (a batch sent again) gets the scores that reading got:
-the carried rows keep them. (A login repeating one of an earlier piece is scored as a
-login of its own: the history state keeps counts, not rows.)
+the carried rows keep them.
 
 Generic files carry their last row (a missing value is filled from the previous one).
 Login features count a user's whole history: a login stream carries it as a few

@@ -130,24 +130,6 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _first_copies(dataset: Dataset) -> Dataset:
-    """The dataset without the rows that repeat an earlier one (``Dataset.copies``)."""
-    first = dataset.copies
-    return dataset if first is None else dataset.rows(first == np.arange(len(dataset)))
-
-
-def _as_copies(features: FeatureSet, given: Dataset) -> FeatureSet:
-    """Features of a dataset's first copies given to each row of ``given``: a row that
-    repeats an earlier one gets that one's."""
-    first = given.copies
-    if first is None:
-        return features
-    place = (np.cumsum(first == np.arange(len(given))) - 1)[first]
-    return FeatureSet(X=features.X.iloc[place].set_axis(given.frame.index),
-                      context={k: v[place] for k, v in features.context.items()},
-                      warnings=features.warnings)
-
-
 def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
     lat1, lon1, lat2, lon2 = (np.radians(np.asarray(a, dtype="float64"))
                               for a in (lat1, lon1, lat2, lon2))
@@ -313,7 +295,6 @@ class LoginFeatures:
         return self
 
     def fit_transform(self, dataset: Dataset) -> FeatureSet:
-        given, dataset = dataset, _first_copies(dataset)
         m = dataset.mapping
         # Where travel distances come from: the file's coordinates, else the places it
         # names (city, country) looked up in a built-in table, else none.
@@ -355,13 +336,12 @@ class LoginFeatures:
         # A feature the baseline never moved on is the most unusual thing a row can show:
         # reasons rank it first.
         self.feature_scale_ = np.where(spread > 0, spread, 1e-3)
-        return _as_copies(features, given)
+        return features
 
     def transform(self, dataset: Dataset) -> FeatureSet:
-        given, dataset = dataset, _first_copies(dataset)
         events = self._events(dataset)
-        return _as_copies(self._with_numbers(dataset, events, self._features(
-            events, history=self.history_, known=dataset.known)), given)
+        return self._with_numbers(dataset, events, self._features(
+            events, history=self.history_, known=dataset.known))
 
     def _coordinates(self) -> str | None:
         # A model saved before the places table knew coordinates only from columns, and
@@ -424,7 +404,6 @@ class LoginFeatures:
                         ) -> tuple[FeatureSet, pd.DataFrame]:
         """Features of ``dataset``'s events after a stream ``state``, and the state
         after them."""
-        given, dataset = dataset, _first_copies(dataset)
         events = self._events(dataset)
         # A user's features read only that user's rows, and the spray count everyone's
         # recent failures: the other users' summaries are neither read nor rewritten.
@@ -438,7 +417,7 @@ class LoginFeatures:
         others = state[~mine & (~failed | (state["time"] > latest - 2 * HOUR).to_numpy())]
         updated = self.stream_state(pd.concat([state[mine], events.reset_index(drop=True)],
                                               ignore_index=True), latest=latest)
-        return _as_copies(features, given), pd.concat([others, updated], ignore_index=True)
+        return features, pd.concat([others, updated], ignore_index=True)
 
     # -- features -----------------------------------------------------------------
     def _features(self, events: pd.DataFrame, history: pd.DataFrame | None,

@@ -321,39 +321,3 @@ def test_places_are_found_by_name_code_and_without_accents():
     assert lat[2] == pytest.approx(52.52, abs=0.1)            # Germany: at its capital
     assert np.isnan(lat[3]) and np.isnan(lat[4])              # unknown stays unknown
     assert lat[5] == pytest.approx(59.91, abs=0.1)            # no city: Norway's capital
-
-
-def test_a_login_exported_twice_is_one_login():
-    """Two exports that overlap hold each login of the overlap twice: counted twice, each
-    failure doubled its user's burst ("4 failed logins" for two), and the copies of the
-    logins sample's attack month flagged 146 rows where the month alone flags 138. Each
-    copy now scores as the login it repeats, with a warning naming the rows."""
-    from sample_data import sample_path
-
-    logins = read_csv(sample_path("logins.csv"))
-    model = fit(prepare(logins.iloc[:2400]))
-    later = logins.iloc[2400:4400]
-    alone = model.score(prepare(later)).frame
-    twice = pd.concat([later.iloc[:1500], later.iloc[500:]])
-    twice.index = pd.RangeIndex(1, len(twice) + 1)
-    dataset = prepare(twice)
-    assert ("1000 row(s) repeat an earlier row exactly (rows 1501, 1502, 1503, 1504, 1505 and "
-            "995 more): each is scored as the login it repeats, not as a second one"
-            ) in dataset.warnings
-    got = model.score(dataset).frame
-    expected = pd.concat([alone.iloc[:1500], alone.iloc[500:]])
-    assert alone["is_anomaly"].sum() > 20
-    for column in ("anomaly_score", "is_anomaly", "reasons"):
-        assert got[column].tolist() == expected[column].tolist()
-    in_file = fit_score(dataset)[1].frame
-    assert in_file["reasons"].iloc[1500:2500].tolist() == in_file["reasons"].iloc[500:1500].tolist()
-    assert prepare(later).copies is None
-
-
-def test_logins_at_one_time_that_differ_are_logins_of_their_own():
-    frame = pd.DataFrame({"timestamp": ["2025-01-01 08:00:00"] * 3,
-                          "user": ["a", "b", "a"], "ip": ["10.0.0.1"] * 3,
-                          "success": [True, True, False]})
-    assert prepare(frame).copies is None
-    assert prepare(pd.concat([frame, frame.iloc[[1]]], ignore_index=True)).copies.tolist() \
-        == [0, 1, 2, 1]
