@@ -321,3 +321,16 @@ def test_places_are_found_by_name_code_and_without_accents():
     assert lat[2] == pytest.approx(52.52, abs=0.1)            # Germany: at its capital
     assert np.isnan(lat[3]) and np.isnan(lat[4])              # unknown stays unknown
     assert lat[5] == pytest.approx(59.91, abs=0.1)            # no city: Norway's capital
+
+
+def test_identical_failed_logins_within_one_second_are_each_an_attempt():
+    """An attacker's attempts, many a second, are identical rows where times are written
+    to the second: each counts. (Folding rows that repeat an earlier one exactly, as a
+    sensor's are, would hide the burst: measured and left out.)"""
+    rows = [{"timestamp": f"2025-02-{day:02d} 08:00:00", "user": "alice", "ip": "10.0.0.1",
+             "success": True} for day in range(1, 29)]
+    burst = [{"timestamp": "2025-03-01 09:00:00", "user": "alice", "ip": "66.6.6.6",
+              "success": False}] * 12
+    frame = pd.DataFrame(rows + burst)
+    features = fit_score(prepare(frame))[1].features
+    assert np.expm1(features["user_failures_1h"].max()).round() == 12
