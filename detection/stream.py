@@ -90,13 +90,20 @@ class StreamScorer:
         order, place = dataset.readings
         first = order[place[carried:]]  # each piece row's reading, as its first row
         again = first < carried
-        if not again.any() or not set(SCORE_COLUMNS) <= set(self.carried.columns):
-            return frame  # or a checkpoint saved before the carried rows kept scores
+        known = self._carried_scores()
+        if not again.any() or known is None:
+            return frame
         frame = frame.copy()
         for column in SCORE_COLUMNS:
-            frame.loc[frame.index[again], column] = \
-                self.carried[column].iloc[first[again]].to_numpy()
+            frame.loc[frame.index[again], column] = known[column].iloc[first[again]].to_numpy()
         return frame
+
+    def _carried_scores(self) -> pd.DataFrame | None:
+        """The scores the carried rows got; None without carried rows, or from a
+        checkpoint saved before carried rows kept their scores."""
+        if self.carried is None or not set(SCORE_COLUMNS) <= set(self.carried.columns):
+            return None
+        return self.carried[list(SCORE_COLUMNS)]
 
     def _score_logins(self, piece: pd.DataFrame) -> ScoredFrame:
         featurizer = self.model.featurizer
@@ -118,8 +125,8 @@ class StreamScorer:
         frame = dataset.frame.iloc[kept].drop(columns=list(SCORE_COLUMNS), errors="ignore")
         frame[list(dataset.metrics.columns)] = dataset.metrics.iloc[kept]
         scores = scored[list(SCORE_COLUMNS)]
-        if self.carried is not None and set(SCORE_COLUMNS) <= set(self.carried.columns):
-            scores = pd.concat([self.carried[list(SCORE_COLUMNS)], scores])
+        if (earlier := self._carried_scores()) is not None:
+            scores = pd.concat([earlier, scores])
         return frame.join(scores.loc[~scores.index.duplicated(keep="last")], how="left")
 
     def _recent_rows(self, dataset) -> np.ndarray:
