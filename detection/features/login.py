@@ -92,6 +92,14 @@ def _text(column: pd.Series) -> pd.Series:
     return text.replace("", pd.NA) if (text == "").any() else text
 
 
+def _folded(names: pd.Index) -> pd.Index:
+    """User names as identity providers compare them: regardless of case, and without a
+    domain before a backslash or after an @ (JDoe, CORP\\jdoe, jdoe@corp.example: jdoe)."""
+    text = pd.Series(names, dtype="string").str.casefold()
+    return pd.Index(text.str.replace(r"^[^\\]*\\", "", regex=True)
+                    .str.replace(r"@[^@]*$", "", regex=True))
+
+
 def known_rows(known: pd.DataFrame | None) -> pd.DataFrame | None:
     """Values marked as normal for users (columns user, key, value) as earlier successful
     logins of theirs that carry no weight: known, without counting as logins."""
@@ -266,7 +274,7 @@ class LoginFeatures:
             return _text(column)
 
         events = pd.DataFrame({
-            "user": text("user").fillna("(unknown)"),
+            "user": self._as_known(text("user").fillna("(unknown)")),
             "time": dataset.time.iloc[pick].astype("int64"),
             "ip": text("ip"),
             "country": text("country"),
@@ -340,8 +348,69 @@ class LoginFeatures:
 
     def transform(self, dataset: Dataset) -> FeatureSet:
         events = self._events(dataset)
-        return self._with_numbers(dataset, events, self._features(
+        features = self._with_numbers(dataset, events, self._features(
             events, history=self.history_, known=dataset.known))
+        features.warnings = self._user_warnings(dataset, events["user"])
+        return features
+
+    # -- users as the model's history names them ----------------------------------
+    def _spelling(self, users: pd.Series) -> dict[str, str]:
+        """Each name of ``users`` the model's history lacks that one of its users has,
+        written otherwise (:func:`_folded`): with that user's name as the history has
+        it. A name two of its users share but for case (a system where case tells
+        accounts apart) is neither's."""
+        history = getattr(self, "history_", None)  # None: being fitted
+        if history is None:
+            return {}
+        distinct = pd.Index(users.dropna().unique())
+        known = pd.Index(history["user"].unique())
+        unknown = distinct[~distinct.isin(known)]
+        if unknown.empty:
+            return {}
+        folded = _folded(known)
+        sole = ~folded.duplicated(keep=False)
+        lookup = dict(zip(folded[sole], known[sole], strict=True))
+        return {name: lookup[key] for name, key in zip(unknown, _folded(unknown), strict=True)
+                if key and key in lookup}
+
+    def _as_known(self, users: pd.Series) -> pd.Series:
+        """``users`` with each name written otherwise than in the history as it is there
+        (:meth:`_spelling`): the same user's logins, judged against that user's."""
+        renamed = self._spelling(users)
+        if not renamed:
+            return users
+        codes, distinct = pd.factorize(users)
+        named = pd.array([renamed.get(name, name) for name in distinct], dtype="string")
+        return pd.Series(named.take(codes, allow_fill=True), index=users.index)
+
+    def _user_warnings(self, dataset: Dataset, users: pd.Series) -> list[str]:
+        """What a file's users are to the model's history: names written otherwise there,
+        and users it never saw, when theirs are most of the file's logins."""
+        warnings = []
+        written = dataset.column("user")
+        renamed = {} if written is None else self._spelling(
+            _text(pd.Series(written.unique())))
+        if renamed:
+            shown = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(renamed.items())[:3])
+            warnings.append(
+                f"{len(renamed):,} user name(s) are written otherwise than in the model's "
+                f"baseline ({shown}{', ...' if len(renamed) > 3 else ''}): each is judged "
+                "as that user, names compared regardless of case and of a domain before a "
+                "backslash or after an @")
+        codes, distinct = pd.factorize(users)
+        strange = np.flatnonzero(~pd.Index(distinct).isin(self.history_["user"].unique()))
+        logins = int(np.isin(codes, strange).sum())
+        if strange.size and 2 * logins >= len(users):
+            shown = ", ".join(f"'{distinct[k]}'" for k in strange[:3])
+            warnings.append(
+                f"{logins:,} of {len(users):,} logins ({logins / len(users):.0%}) are by "
+                f"{strange.size:,} user(s) the model's baseline never saw ({shown}"
+                f"{', ...' if strange.size > 3 else ''}): a login is judged against its "
+                f"user's history, and until a user has {self.min_history} successful logins "
+                "there is none, so new devices, places and hours count for nothing. If the "
+                "file comes from another organisation or system than the baseline, train a "
+                "model on its history")
+        return warnings
 
     def _coordinates(self) -> str | None:
         # A model saved before the places table knew coordinates only from columns, and
@@ -426,7 +495,10 @@ class LoginFeatures:
         the values analysts marked as ``known`` (see :func:`known_rows`)."""
         n_new = len(events)
         index = events.index
-        earlier = [h for h in (history, known_rows(known)) if h is not None and len(h)]
+        known = known_rows(known)
+        if known is not None:  # marked on a file that wrote the names otherwise
+            known["user"] = self._as_known(known["user"])
+        earlier = [h for h in (history, known) if h is not None and len(h)]
         events = (pd.concat([*earlier, events.reset_index(drop=True)], ignore_index=True)
                   if earlier else events.reset_index(drop=True))
         own = np.zeros(len(events), dtype=bool)

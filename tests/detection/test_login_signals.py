@@ -172,3 +172,62 @@ def test_a_scored_login_file_uploaded_again_gets_the_same_scores(month_after_mon
     again = fit_score(prepare(read_csv(to_csv_bytes(first))))[1].frame
     for column in SCORES:
         assert again[column].tolist() == first[column].tolist()
+
+
+SPELLINGS = {"upper case": str.upper, "with the domain": lambda u: f"{u}@corp.example",
+             "after the domain": lambda u: f"CORP\\{u}"}
+
+
+@pytest.mark.parametrize("spelled", SPELLINGS.values(), ids=SPELLINGS.keys())
+def test_user_names_written_otherwise_than_in_the_baseline_are_its_users(
+        trained, month_after_month, spelled):
+    """A later export that writes the names otherwise (sAMAccountName then UPN, another
+    case) is judged against each user's history. Compared as written, every user was new
+    to the model, so novelty counted for nothing: 7 of the 20 injected logins were
+    caught instead of 19, without a word."""
+    model, result, _ = trained
+    later = month_after_month[1]
+    renamed = later.assign(user=later["user"].map(spelled))
+    scored = model.score(prepare(renamed))
+    for column in SCORES:  # reasons name the users as the baseline does
+        assert scored.frame[column].tolist() == result[column].tolist(), column
+    told = [w for w in scored.warnings if "written otherwise" in w]
+    assert len(told) == 1 and f"'{spelled('user000')}' as 'user000'" in told[0]
+    scorer = StreamScorer(model)
+    pieces = pd.concat([scorer.score(renamed.iloc[i:i + 400]).frame
+                        for i in range(0, 2000, 400)])
+    pd.testing.assert_frame_equal(pieces[SCORES], result.iloc[:2000][SCORES])
+
+
+def test_a_name_two_baseline_users_share_but_for_case_is_neither():
+    """Where the baseline holds jdoe and JDoe (a system where case tells accounts
+    apart), JDOE is neither of them: a new user."""
+    model = fit(prepare(read_csv(to_csv_bytes(history(users=("jdoe", "JDoe", "bob"))))))
+    later = add(add(history(users=("bob",), days=1), timestamp="2025-06-01 09:00",
+                    user="JDOE"), timestamp="2025-06-01 09:05", user="Bob")
+    scored = model.score(prepare(read_csv(to_csv_bytes(later))))
+    told = " ".join(scored.warnings)
+    assert "'Bob' as 'bob'" in told and "JDOE" not in told
+
+
+def test_a_file_of_users_the_baseline_never_saw_is_told_so(trained, month_after_month):
+    model, _, _ = trained
+    later = month_after_month[1]
+    assert not [w for w in model.score(prepare(later)).warnings if "never saw" in w]
+    strangers = model.score(prepare(later.assign(user="ext-" + later["user"])))
+    told = [w for w in strangers.warnings if "never saw" in w]
+    assert len(told) == 1 and told[0].startswith(f"{len(later):,} of {len(later):,} logins")
+    assert "train a model on its history" in told[0]
+
+
+def test_a_value_marked_known_under_a_name_written_otherwise_is_that_users():
+    """Feedback given on a file that wrote the name otherwise (JDOE) still counts for
+    the user (jdoe) in files that write it either way."""
+    model = fit(prepare(read_csv(to_csv_bytes(history(users=("jdoe", "bob"))))))
+    later = read_csv(to_csv_bytes(add(history(users=("bob",), days=1),
+                                      timestamp="2025-06-01 09:00", user="jdoe",
+                                      device="Safari")))
+    dataset = prepare(later)
+    assert model.featurizer.transform(dataset).X["new_device"].iloc[-1] == 1
+    dataset.known = pd.DataFrame({"user": ["JDOE"], "key": ["device"], "value": ["Safari"]})
+    assert model.featurizer.transform(dataset).X["new_device"].iloc[-1] == 0
