@@ -55,10 +55,15 @@ def trained_metrics(dataset: Dataset, names: list[str]) -> pd.DataFrame:
     have = [] if dataset.metrics is None else list(dataset.metrics.columns)
     missing = [c for c in names if c not in have]
     if missing:
+        # A column present without a number (a sensor that sent nothing) is no metric.
+        blank = [c for c in missing if c in dataset.frame.columns]
+        absent = [c for c in missing if c not in blank]
+        gaps = ([f"this file lacks {', '.join(map(repr, absent))}"] if absent else []) + (
+            [f"its column{'s' if len(blank) > 1 else ''} {', '.join(map(repr, blank))} "
+             f"hold{'' if len(blank) > 1 else 's'} no number in any row"] if blank else [])
         raise ModelMismatchError(
             f"the model was trained on column(s) {', '.join(map(repr, names))}; "
-            f"this file lacks {', '.join(map(repr, missing))}"
-        )
+            + " and ".join(gaps))
     return dataset.metrics if have == names else dataset.metrics[names]
 
 

@@ -89,6 +89,22 @@ def test_model_rejects_a_file_of_another_shape():
         model.score(logins)
 
 
+def test_a_trained_column_with_no_number_is_told_empty_not_lacking():
+    """A sensor that sent nothing leaves its column blank (or "n/a" in every row): the
+    file has the column, and the message said it lacked it."""
+    model = fit(dataset(sensor_frame(300)))
+    for blank in ("", "n/a"):
+        frame = sensor_frame(300).assign(vibration=blank)
+        with pytest.raises(ModelMismatchError,
+                           match="its column 'vibration' holds no number in any row$"):
+            model.score(dataset(frame))
+    model = fit(dataset(sensor_frame(300).assign(pressure=lambda f: f["vibration"] * 2)))
+    frame = sensor_frame(300).assign(vibration="")
+    with pytest.raises(ModelMismatchError, match="this file lacks 'pressure' and its "
+                                                 "column 'vibration' holds no number"):
+        model.score(dataset(frame))
+
+
 def test_too_few_rows_says_the_minimum():
     with pytest.raises(TooFewRowsError, match="at least 20 are needed"):
         fit(dataset(sensor_frame(8)))
