@@ -77,6 +77,9 @@ class Dataset:
     # Login files: values analysts marked as normal for the file's users (columns user,
     # key, value; keys as detection.features.login.NOVELTY), counted as known history.
     known: pd.DataFrame | None = None
+    # Sensor files: the metric cells the file left blank (True), for the metrics with
+    # any; filled from the reading before, which reasons then do not quote as a reading.
+    blank: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -129,7 +132,7 @@ class Dataset:
             return None if values is None else values[keep]
         return replace(self, frame=self.frame[keep], time=part(self.time),
                        entity=part(self.entity), metrics=part(self.metrics),
-                       constant=part(self.constant))
+                       constant=part(self.constant), blank=part(self.blank))
 
     def column(self, role: str) -> pd.Series | None:
         name = getattr(self.mapping, role)
@@ -539,6 +542,8 @@ def prepare(
         return Dataset(frame, profile, mapping, time=time, metrics=metrics.drop(columns=labels),
                        warnings=warnings)
 
+    blank = metrics.isna()  # of the constant columns too: blank, then held, is constant
+    blank = blank.loc[:, blank.any()] if blank.to_numpy().any() else None
     # max > min fails for one distinct value and for no value at all (bottleneck: NaN).
     values = metrics.to_numpy(dtype="float64")
     varies = bn.nanmax(values, axis=0) > bn.nanmin(values, axis=0) if len(values) \
@@ -554,7 +559,7 @@ def prepare(
         metrics = metrics.drop(columns=constant)
     metrics = _fill_missing(metrics, entity, warnings)
     dataset = Dataset(frame, profile, mapping, time=time, entity=entity, metrics=metrics,
-                      warnings=warnings, constant=kept)
+                      warnings=warnings, constant=kept, blank=blank)
     if profile == "sensor":
         _note_repeated_rows(dataset)
     return dataset

@@ -505,13 +505,20 @@ class SensorFeatures:
         centers = {m: self._center_scale(dataset, m, rows) for m in self.metrics_}
         actual = {m: dataset.metrics[m].to_numpy()[rows] for m in self.metrics_}
         implied = self._implied(centers, actual) if hasattr(self, "relation_axes_") else None
+        blank = {} if dataset.blank is None else {
+            m: dataset.blank[m].to_numpy()[rows] for m in self.metrics_ if m in dataset.blank}
         reasons = []
         for i, (row, picks) in enumerate(zip(rows, top, strict=True)):
-            parts, said = [], set()
+            # A metric the file left blank here has no reading to quote: its features
+            # measured the reading before, held.
+            gone = [m for m in blank if blank[m][i]]
+            parts = [f"{m} missing: held at {fmt(actual[m][i])}, the reading before"
+                     for m in gone]
+            said = {(m, family) for m in gone for family in FAMILY.values()}
             for j in picks:
                 metric, kind = self.feature_names_[j].rsplit(":", 1)
                 # One phrase per metric and family: the level seen three ways is one fact.
-                if (metric, FAMILY[kind]) in said or len(parts) == 2:
+                if (metric, FAMILY[kind]) in said or len(parts) == 2 + len(gone):
                     continue
                 said.add((metric, FAMILY[kind]))
                 if kind == "relation":

@@ -6,7 +6,7 @@ import pytest
 from detection import fit, fit_score, prepare, read_csv
 from detection.features import sensor
 from sample_data.generate import START, machine
-from tests.conftest import to_csv_bytes
+from tests.conftest import sensor_frame, to_csv_bytes
 
 
 def series(n=2000, seed=0):
@@ -333,3 +333,28 @@ def test_a_daily_cycle_on_the_baseline_clock_is_not_told_off(seed):
     for frame in (later, faulty, later.iloc[:288], later.iloc[:100]):
         warnings = model.score(prepare(read_csv(to_csv_bytes(frame)))).warnings
         assert not any("daily cycle" in w for w in warnings)
+
+
+def test_a_reading_the_file_left_blank_is_told_missing_not_quoted():
+    """A sensor that stopped reporting for a stretch: its blank cells are filled from the
+    reading before, and its flagged rows were "vibration flat at 10.2: median change
+    between readings 0 ... (stuck sensor?)", about a value no one read. They say it was
+    missing."""
+    model = fit(prepare(read_csv(to_csv_bytes(sensor_frame(2000)))))
+    frame = sensor_frame(600, seed=3)
+    frame.loc[200:499, "vibration"] = np.nan
+    result = model.score(prepare(read_csv(to_csv_bytes(frame)))).frame
+    flagged = result[result["is_anomaly"] == 1]
+    gap = flagged.index.isin(range(201, 501))  # data row numbers of the blank cells
+    assert gap.sum() >= 100
+    held = f"vibration missing: held at {frame.loc[199, 'vibration']:.1f}, the reading before"
+    assert flagged.loc[gap, "reasons"].str.contains(held, regex=False).all()
+    assert not flagged.loc[gap, "reasons"].str.contains("vibration flat").any()
+    # A later reading is quoted as it is.
+    assert not result.loc[501:, "reasons"].str.contains("missing").any()
+    # So in a stream's pieces, where a gap runs from one piece into the next.
+    from detection.stream import StreamScorer
+
+    scorer, read = StreamScorer(model), read_csv(to_csv_bytes(frame))
+    pieces = pd.concat([scorer.score(read.iloc[i:i + 70]).frame for i in range(0, 600, 70)])
+    assert pieces["reasons"].tolist() == result["reasons"].tolist()
