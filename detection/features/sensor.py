@@ -335,7 +335,25 @@ class SensorFeatures:
         trained_metrics(dataset, self.metrics_)
         ordered, context = self._assemble(dataset, self.feature_names_)
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context,
-                          warnings=self._pace_warnings(dataset) + self._clock_warnings(dataset))
+                          warnings=self._pace_warnings(dataset) + self._clock_warnings(dataset)
+                          + self._entity_warnings(dataset))
+
+    def _entity_warnings(self, dataset: Dataset) -> list[str]:
+        """A warning naming the file's machines that the model's baseline lacks (a fleet
+        grown since): each is compared with all the baseline's machines together."""
+        known = self.entity_stats_[self.metrics_[0]]
+        if dataset.entity is None or list(known) == [""]:  # a model of one series
+            return []
+        codes, names = dataset.entity_codes
+        new = np.flatnonzero([str(name) not in known for name in names])
+        if not new.size:
+            return []
+        rows = int(np.isin(codes, new).sum())
+        shown = ", ".join(f"'{names[k]}'" for k in new[:5]) + (", ..." if new.size > 5 else "")
+        column = dataset.mapping.entity or "machine"
+        return [f"{new.size} {column} value(s) not in the model's baseline ({shown}): "
+                f"their {rows:,} row(s) are compared with all of its machines together, "
+                "not with a history of their own; train a model that includes them"]
 
     def _clock_warnings(self, dataset: Dataset) -> list[str]:
         """A warning when the file's daily cycle runs some hours off the baseline's: its

@@ -358,3 +358,28 @@ def test_a_reading_the_file_left_blank_is_told_missing_not_quoted():
     scorer, read = StreamScorer(model), read_csv(to_csv_bytes(frame))
     pieces = pd.concat([scorer.score(read.iloc[i:i + 70]).frame for i in range(0, 600, 70)])
     assert pieces["reasons"].tolist() == result["reasons"].tolist()
+
+
+def _fleet(seed: int, names: str, days: int = 10, start=START) -> pd.DataFrame:
+    parts = []
+    for k, name in enumerate(names):
+        frame = machine(np.random.default_rng(100 * seed + k), days=days, start=start,
+                        anomalies=False)[0]
+        frame["temperature"] += 5 * k
+        parts.append(frame.assign(machine_id=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_machine_the_model_never_saw_is_told_so():
+    """A fleet grown by one machine: its readings have no history of their own and are
+    compared with all machines together. A machine running hotter than any was flagged
+    throughout and the file heard only "the model is stale: retrain"."""
+    model = fit(prepare(read_csv(to_csv_bytes(_fleet(0, "ABCD")))))
+    later = START + pd.Timedelta(days=10)
+    same = model.score(prepare(read_csv(to_csv_bytes(_fleet(1, "ABCD", start=later)))))
+    assert not [w for w in same.warnings if "not in the model's baseline" in w]
+    grown = model.score(prepare(read_csv(to_csv_bytes(_fleet(1, "ABCDEF", start=later)))))
+    told = [w for w in grown.warnings if "not in the model's baseline" in w]
+    assert told == ["2 machine_id value(s) not in the model's baseline ('E', 'F'): their "
+                    "2,880 row(s) are compared with all of its machines together, not with a "
+                    "history of their own; train a model that includes them"]
