@@ -6,6 +6,8 @@ city is looked up by name within its country when the file names one (the most
 populous of that name), else anywhere; a country alone stands at its capital. Names
 match without regard to case or accents ("Sao Paulo" is São Paulo); countries by
 name, ISO 3166 alpha-2 or alpha-3 code. What the table does not know stays unknown.
+The same table names each country one way (:func:`country_names`), however a file
+writes it, so login novelty compares countries, not spellings.
 """
 
 from __future__ import annotations

@@ -495,10 +495,10 @@ class LoginFeatures:
         the values analysts marked as ``known`` (see :func:`known_rows`)."""
         n_new = len(events)
         index = events.index
-        known = known_rows(known)
-        if known is not None:  # marked on a file that wrote the names otherwise
-            known["user"] = self._as_known(known["user"])
-        earlier = [h for h in (history, known) if h is not None and len(h)]
+        marked = known_rows(known)
+        if marked is not None:  # marked on a file that wrote the names otherwise
+            marked["user"] = self._as_known(marked["user"])
+        earlier = [h for h in (history, marked) if h is not None and len(h)]
         events = (pd.concat([*earlier, events.reset_index(drop=True)], ignore_index=True)
                   if earlier else events.reset_index(drop=True))
         # However a file, the history or feedback writes a country (Germany, DE, DEU).
