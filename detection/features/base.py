@@ -58,13 +58,23 @@ def trained_metrics(dataset: Dataset, names: list[str]) -> pd.DataFrame:
         # A column present without a number (a sensor that sent nothing) is no metric.
         blank = [c for c in missing if c in dataset.frame.columns]
         absent = [c for c in missing if c not in blank]
-        gaps = ([f"this file lacks {', '.join(map(repr, absent))}"] if absent else []) + (
+        gaps = ([f"this file lacks {', '.join(map(repr, absent))}{_alike(dataset, absent)}"]
+                if absent else []) + (
             [f"its column{'s' if len(blank) > 1 else ''} {', '.join(map(repr, blank))} "
              f"hold{'' if len(blank) > 1 else 's'} no number in any row"] if blank else [])
         raise ModelMismatchError(
             f"the model was trained on column(s) {', '.join(map(repr, names))}; "
             + " and ".join(gaps))
     return dataset.metrics if have == names else dataset.metrics[names]
+
+
+def _alike(dataset: Dataset, names: list[str]) -> str:
+    """The file's columns that differ from ``names`` only in case or surrounding spaces,
+    as a remark (headers exported otherwise), or nothing."""
+    wanted = {str(n).strip().casefold() for n in names}
+    alike = [c for c in dataset.frame.columns if str(c).strip().casefold() in wanted]
+    return f" (it has {', '.join(map(repr, alike))}: names must match as written)" \
+        if alike else ""
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:

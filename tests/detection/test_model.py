@@ -105,6 +105,17 @@ def test_a_trained_column_with_no_number_is_told_empty_not_lacking():
         model.score(dataset(frame))
 
 
+def test_a_trained_column_written_otherwise_is_named_beside_it():
+    """A later export with the headers in capitals: the message named the model's
+    columns as lacking, not the file's that differ from them only in case."""
+    model = fit(dataset(sensor_frame(300)))
+    frame = sensor_frame(300).rename(columns={"vibration": "VIBRATION"})
+    with pytest.raises(ModelMismatchError, match=r"this file lacks 'vibration' \(it has "
+                                                 r"'VIBRATION': names must match as "
+                                                 r"written\)$"):
+        model.score(dataset(frame))
+
+
 def test_too_few_rows_says_the_minimum():
     with pytest.raises(TooFewRowsError, match="at least 20 are needed"):
         fit(dataset(sensor_frame(8)))
