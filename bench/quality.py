@@ -29,7 +29,8 @@ and missed-alarm rates over all rows, beside IsolationForest on the raw sensors 
 its baseline's 1.5%). ODDS tabular sets (the ``.mat`` files of
 odds.cs.stonybrook.edu, in ``../shared/datasets/odds``: the 21 that PyOD's repository
 carries or carried), scored on their own by the generic profile: ROC-AUC beside
-IsolationForest on the raw columns. Without that folder, ODDS' recipe (one class
+IsolationForest on the raw columns; then trained: a model of half of each set's normal
+rows scores the other half and the outliers (share of each flagged). Without that folder, ODDS' recipe (one class
 down-sampled to a few outliers) applied to the UCI sets scikit-learn bundles stands in:
 wine, breast cancer (= ODDS wbc) and digits (a small optdigits).
 """
@@ -385,22 +386,49 @@ def odds_sets(seed: int = 0) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
     }
 
 
+ODDS_HALVES = 2  # random halves of a set's normal rows, each a trained model's baseline
+
+
+def odds_trained(frame: pd.DataFrame, outlier: np.ndarray) -> tuple[float, float]:
+    """Trained mode on a tabular set: a model of a random half of its normal rows scores
+    the other half and the outliers; (share of those normal rows flagged, of the outliers),
+    averaged over ``ODDS_HALVES`` halvings."""
+    shares = []
+    for seed in range(ODDS_HALVES):
+        normal = np.random.default_rng(seed).permutation(np.flatnonzero(~outlier))
+        base, rest = normal[: normal.size // 2], normal[normal.size // 2:]
+        model = fit(prepare(frame.iloc[base].reset_index(drop=True), profile="generic"))
+        later = np.r_[rest, np.flatnonzero(outlier)]
+        flagged = model.score(prepare(frame.iloc[later].reset_index(drop=True),
+                                      profile="generic")).frame["is_anomaly"].to_numpy() == 1
+        shares.append((flagged[: rest.size].mean(), flagged[rest.size:].mean()))
+    return tuple(np.mean(shares, axis=0))
+
+
 def odds_table() -> None:
     from sklearn.metrics import roc_auc_score
 
     sets = odds_sets()
-    print(f"\n{'ODDS' if ODDS.is_dir() else 'ODDS-style'} sets (generic profile, fitted on "
-          "the set): ROC-AUC")
-    print(f"{'set':10} {'rows':>6} {'outliers':>8} {'vigil':>6} {'iforest raw':>11}")
-    ours, raw = [], []
+    print(f"\n{'ODDS' if ODDS.is_dir() else 'ODDS-style'} sets (generic profile): ROC-AUC "
+          f"fitted on the set; trained: a model of half the normal rows ({ODDS_HALVES} random "
+          "halves) scores the other half and the outliers, share of each flagged")
+    print(f"{'set':10} {'rows':>6} {'outliers':>8} {'vigil':>6} {'iforest raw':>11} "
+          f"{'normal flagged':>14} {'outliers flagged':>16}")
+    ours, raw, trained = [], [], []
     for name, (frame, outlier) in sets.items():
         result = fit_score(prepare(frame, profile="generic"))[1].frame
         forest = IsolationForest(random_state=0).fit(frame.to_numpy())
         ours.append(roc_auc_score(outlier, result["anomaly_score"]))
         raw.append(roc_auc_score(outlier, -forest.score_samples(frame.to_numpy())))
-        print(f"{name:10} {len(frame):>6} {outlier.sum():>8} {ours[-1]:>6.3f} {raw[-1]:>11.3f}")
+        trained.append(odds_trained(frame, outlier == 1))
+        print(f"{name:10} {len(frame):>6} {outlier.sum():>8} {ours[-1]:>6.3f} {raw[-1]:>11.3f} "
+              f"{trained[-1][0]:>14.2%} {trained[-1][1]:>16.1%}")
+    normal = np.array([n for n, _ in trained])
     print(f"{'mean':10} {'':>6} {'':>8} {np.mean(ours):>6.3f} {np.mean(raw):>11.3f} "
-          "(target: mean >= 0.86)")
+          f"{normal.mean():>14.2%} {np.mean([o for _, o in trained]):>16.1%} "
+          "(target: mean ROC-AUC >= 0.86)")
+    print(f"trained: normal rows flagged median {np.median(normal):.2%}, worst {normal.max():.2%}, "
+          f"{(normal > 0.01).sum()} of {len(normal)} sets above 1% (target: at most 1%)")
 
 
 if __name__ == "__main__":

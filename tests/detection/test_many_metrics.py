@@ -95,7 +95,7 @@ def test_a_model_of_a_normal_week_flags_under_1_percent_of_the_next(machine):
     # latest fifth alone, machine 2 flagged 1.29% of its next week.
     history = server(np.random.default_rng(2 * machine), machine=machine, incidents=False)[0]
     model = fit(dataset(history))
-    assert "checked on each 20% of the baseline" in model.metadata["threshold_note"]
+    assert "checked on 5 parts of the baseline" in model.metadata["threshold_note"]
     assert model.score(dataset(week(2 * machine + 1, machine, False)[0])).frame[
         "is_anomaly"].mean() < 0.01
     faulty, labels = week(2 * machine + 1, machine, True)
