@@ -64,7 +64,7 @@ class IsolationForestDetector:
     ----------
     contamination : float, default 0.015
         Share of the baseline rows above the flag threshold; only a cut-off, the
-        forest itself is fitted without it. 1.5% balanced window recall (0.86) and
+        forest itself is fitted without it. 1.5% balanced window recall (0.88) and
         flag precision (0.57) on NAB (bench/quality.py).
     n_estimators : int, default 100
     max_samples : int, default 256

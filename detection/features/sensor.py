@@ -50,6 +50,12 @@ MIN_HISTORY = 5        # readings before the recent-window features say anything
 SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(spread) finite when stuck
 LOCAL_FLOOR = 0.1      # smallest recent MAD, so a quiet window does not inflate z
 MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
+# An hour's spread is at least the width of its readings' 1st-99th percentile range in
+# a normal distribution's units (4.65 standard deviations): an hour that holds two states
+# (a machine stopping at 22:00 give or take ten minutes) has the small MAD of the one it
+# mostly holds, and the other state, seen on many days, read as dozens of them out.
+HOUR_EDGE = 0.01
+HOUR_RANGE_UNITS = 4.65
 DAILY = 0.25           # share of a metric's spread the hour must explain to be a daily cycle
 # A reading repeated more often in a row than twice the baseline's 99th percentile of
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
@@ -295,13 +301,20 @@ class SensorFeatures:
         self.repeat_allowance_[name] = 2 * usual + MIN_REPEATS
 
     def _learn_time_of_day(self, z: np.ndarray, hours: np.ndarray) -> np.ndarray:
-        """Per hour of day: the usual standardised level and its robust spread."""
+        """Per hour of day: the usual standardised level and its spread (robust, and at
+        least its range over ``HOUR_RANGE_UNITS``)."""
         step = max(1, z.size // STATS_SAMPLE)
         z, hours = z[::step], hours[::step]
         tod = np.zeros((24, 2))
         tod[:, 1] = 1.0
         for hour in np.unique(hours):
-            tod[hour] = robust_center_scale(z[hours == hour])
+            values = z[hours == hour]
+            values = values[np.isfinite(values)]
+            if values.size:
+                center, scale = robust_center_scale(values)
+                low, high = np.quantile(values, [HOUR_EDGE, 1 - HOUR_EDGE])
+                with np.errstate(over="ignore"):  # readings near 1e308
+                    tod[hour] = center, max(scale, (high - low) / HOUR_RANGE_UNITS)
         return tod
 
     # -- transforming -----------------------------------------------------------
