@@ -187,6 +187,13 @@ def login_cases(seeds: int = 3) -> None:
                               for p, (s, c) in caught.iterrows()))
 
 
+def nab_vigil(s: nab.Series, seed: int = 0) -> nab.Outcome:
+    """Vigil's flags and scores on a NAB file, fitted on the file itself."""
+    result = fit_score(prepare(read_csv(s.path)), random_state=seed)[1].frame
+    return nab.evaluate(s, result["is_anomaly"].to_numpy() == 1,
+                        result["anomaly_score"].to_numpy())
+
+
 def nab_table() -> None:
     series = nab.load()
     if not series:
@@ -196,9 +203,7 @@ def nab_table() -> None:
     print(f"\nNAB, {len(series)} files: per file window recall / flag precision / ROC-AUC")
     print(f"{'file':58} {'vigil':>18} {'iforest raw':>18}")
     for s in series:
-        result = fit_score(prepare(read_csv(s.path)))[1].frame
-        ours = nab.evaluate(s, result["is_anomaly"].to_numpy() == 1,
-                            result["anomaly_score"].to_numpy())
+        ours = nab_vigil(s)
         value = s.frame["value"].to_numpy(dtype="float64")
         z = np.abs(value - value.mean()) / (value.std() or 1.0)
         forest = IsolationForest(contamination=0.01, random_state=0).fit(value[:, None])
@@ -230,14 +235,8 @@ NAB_SEEDS = 5  # forests: one window is 0.02 of recall, and which rows top a fil
 
 def nab_seeds(series: list[nab.Series], first: dict[str, float]) -> None:
     """Vigil's NAB figures over ``NAB_SEEDS`` forest seeds (``first``: seed 0's)."""
-    figures = [first]
-    for seed in range(1, NAB_SEEDS):
-        outcomes = []
-        for s in series:
-            result = fit_score(prepare(read_csv(s.path)), random_state=seed)[1].frame
-            outcomes.append(nab.evaluate(s, result["is_anomaly"].to_numpy() == 1,
-                                         result["anomaly_score"].to_numpy()))
-        figures.append(nab.summary(outcomes))
+    figures = [first] + [nab.summary([nab_vigil(s, seed) for s in series])
+                         for seed in range(1, NAB_SEEDS)]
 
     def spread(key: str) -> str:
         values = [f[key] for f in figures]

@@ -64,8 +64,8 @@ class IsolationForestDetector:
     ----------
     contamination : float, default 0.015
         Share of the baseline rows above the flag threshold; only a cut-off, the
-        forest itself is fitted without it. 1.5% balanced window recall (0.88) and
-        flag precision (0.57) on NAB (bench/quality.py).
+        forest itself is fitted without it. 1.5% balanced window recall (0.86) and
+        flag precision (0.56) on NAB (bench/quality.py, over five seeds).
     n_estimators : int, default 100
     max_samples : int, default 256
     random_state : int, default 0

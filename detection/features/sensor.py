@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import bottleneck as bn
 import numpy as np
@@ -55,7 +56,7 @@ MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
 # (a machine stopping at 22:00 give or take ten minutes) has the small MAD of the one it
 # mostly holds, and the other state, seen on many days, read as dozens of them out.
 HOUR_EDGE = 0.01
-HOUR_RANGE_UNITS = 4.65
+HOUR_RANGE_UNITS = 2 * NormalDist().inv_cdf(1 - HOUR_EDGE)
 DAILY = 0.25           # share of a metric's spread the hour must explain to be a daily cycle
 # A reading repeated more often in a row than twice the baseline's 99th percentile of
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
