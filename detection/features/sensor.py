@@ -51,12 +51,14 @@ MIN_HISTORY = 5        # readings before the recent-window features say anything
 SPREAD_FLOOR = 0.01    # in per-entity standard units: keeps log(spread) finite when stuck
 LOCAL_FLOOR = 0.1      # smallest recent MAD, so a quiet window does not inflate z
 MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
-# An hour's spread is at least the width of its readings' 1st-99th percentile range in
-# a normal distribution's units (4.65 standard deviations): an hour that holds two states
-# (a machine stopping at 22:00 give or take ten minutes) has the small MAD of the one it
-# mostly holds, and the other state, seen on many days, read as dozens of them out.
-HOUR_EDGE = 0.01
-HOUR_RANGE_UNITS = 2 * NormalDist().inv_cdf(1 - HOUR_EDGE)
+# A baseline's usual range runs from its values' USUAL_EDGE quantile to their
+# 1 - USUAL_EDGE quantile (1st to 99th percentile).
+USUAL_EDGE = 0.01
+# An hour's spread is at least the width of its usual range in a normal distribution's
+# units (4.65 standard deviations): an hour that holds two states (a machine stopping at
+# 22:00 give or take ten minutes) has the small MAD of the one it mostly holds, and the
+# other state, seen on many days, read as dozens of them out.
+HOUR_RANGE_UNITS = 2 * NormalDist().inv_cdf(1 - USUAL_EDGE)
 DAILY = 0.25           # share of a metric's spread the hour must explain to be a daily cycle
 # A reading repeated more often in a row than twice the baseline's 99th percentile of
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
@@ -80,13 +82,13 @@ PIECE_ROWS = 131_072
 
 
 def _usual_range(values: np.ndarray) -> tuple[float, float]:
-    """The 1st and 99th percentiles of a baseline's values (of an evenly spaced sample of
-    ``STATS_SAMPLE``); NaN when it has none."""
+    """The usual range of a baseline's values: their ``USUAL_EDGE`` and 1 - ``USUAL_EDGE``
+    quantiles (of an evenly spaced sample of ``STATS_SAMPLE``); NaN when it has none."""
     values = values[:: max(1, values.size // STATS_SAMPLE)]
     values = values[np.isfinite(values)]
     if values.size == 0:
         return np.nan, np.nan
-    low, high = np.quantile(values, [0.01, 0.99])
+    low, high = np.quantile(values, [USUAL_EDGE, 1 - USUAL_EDGE])
     return float(low), float(high)
 
 
@@ -303,7 +305,7 @@ class SensorFeatures:
 
     def _learn_time_of_day(self, z: np.ndarray, hours: np.ndarray) -> np.ndarray:
         """Per hour of day: the usual standardised level and its spread (robust, and at
-        least its range over ``HOUR_RANGE_UNITS``)."""
+        least its usual range over ``HOUR_RANGE_UNITS``)."""
         step = max(1, z.size // STATS_SAMPLE)
         z, hours = z[::step], hours[::step]
         tod = np.zeros((24, 2))
@@ -313,7 +315,7 @@ class SensorFeatures:
             values = values[np.isfinite(values)]
             if values.size:
                 center, scale = robust_center_scale(values)
-                low, high = np.quantile(values, [HOUR_EDGE, 1 - HOUR_EDGE])
+                low, high = _usual_range(values)
                 with np.errstate(over="ignore"):  # readings near 1e308
                     tod[hour] = center, max(scale, (high - low) / HOUR_RANGE_UNITS)
         return tod
