@@ -126,7 +126,8 @@ def fmt(value: float) -> str:
 
 
 def rank_features(X: np.ndarray, center: np.ndarray, scale: np.ndarray, top: int) -> np.ndarray:
-    """Column indices of each row's most unusual features, most unusual first."""
+    """Column indices of each row's most unusual features, most unusual first (``scale``:
+    one unit per feature, or one per value)."""
     deviation = np.abs(X - center) / scale
     return np.argsort(-deviation, axis=1)[:, :top]
 

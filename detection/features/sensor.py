@@ -17,6 +17,7 @@ its medians not at all.
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -54,11 +55,19 @@ MIN_DAYS_FOR_TOD = 2   # fewer days cannot tell a daily cycle from a trend
 # A baseline's usual range runs from its values' USUAL_EDGE quantile to their
 # 1 - USUAL_EDGE quantile (1st to 99th percentile).
 USUAL_EDGE = 0.01
-# An hour's spread is at least the width of its usual range in a normal distribution's
-# units (4.65 standard deviations): an hour that holds two states (a machine stopping at
-# 22:00 give or take ten minutes) has the small MAD of the one it mostly holds, and the
-# other state, seen on many days, read as dozens of them out.
-HOUR_RANGE_UNITS = 2 * NormalDist().inv_cdf(1 - USUAL_EDGE)
+# The usual range's edge lies this many standard deviations from a normal distribution's
+# median (2.33). An hour's spread is at least the width of its usual range in these
+# units (4.65 of them): an hour that holds two states (a machine stopping at 22:00 give
+# or take ten minutes) has the small MAD of the one it mostly holds, and the other
+# state, seen on many days, read as dozens of them out.
+EDGE_UNITS = NormalDist().inv_cdf(1 - USUAL_EDGE)
+HOUR_RANGE_UNITS = 2 * EDGE_UNITS
+# A level's usual range in reasons (quoted, and the unit they are ranked in): the median
+# of its usual ranges over this many consecutive stretches of the baseline, so that a
+# state it keeps coming back to (a machine off every night) counts as usual and one long
+# stretch (a failure in a file scored on its own) does not.
+RECURRENT_PARTS = 10
+RANGED = ("level", "trend")  # the feature kinds a reason quotes a usual level for
 DAILY = 0.25           # share of a metric's spread the hour must explain to be a daily cycle
 # A reading repeated more often in a row than twice the baseline's 99th percentile of
 # such runs, plus this many, counts as a repeat (quantised series repeat by nature).
@@ -89,6 +98,18 @@ def _usual_range(values: np.ndarray) -> tuple[float, float]:
     if values.size == 0:
         return np.nan, np.nan
     low, high = np.quantile(values, [USUAL_EDGE, 1 - USUAL_EDGE])
+    return float(low), float(high)
+
+
+def _recurring_range(values: np.ndarray) -> tuple[float, float]:
+    """The usual range of a typical stretch of a baseline: the median of the usual ranges
+    of its ``RECURRENT_PARTS`` consecutive parts (of an evenly spaced sample of
+    ``STATS_SAMPLE``)."""
+    values = values[:: max(1, values.size // STATS_SAMPLE)]
+    with warnings.catch_warnings():  # a part of NaN alone (a blank stretch)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanmedian([_usual_range(part)
+                                  for part in np.array_split(values, RECURRENT_PARTS)], axis=0)
     return float(low), float(high)
 
 
@@ -289,7 +310,29 @@ class SensorFeatures:
         stats = [robust_center_scale(values) for values in ordered]
         self.feature_center_ = np.array([c for c, _ in stats])
         self.feature_scale_ = np.array([max(s, 1e-6) for _, s in stats])
+        self.feature_sides_ = self._sides(ordered)
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
+
+    def _sides(self, ordered: np.ndarray) -> np.ndarray:
+        """Each feature's unit below and above its median for ranking reasons: its spread;
+        for a level (``RANGED``), widened to where its recurring usual range reaches on
+        that side, in ``EDGE_UNITS``. A machine that is off a third of the time has the
+        small MAD of its running level: in those units its every stop read as the most
+        unusual fact of the row ("power 1.61, usual 77.3 ± 8.28"), though a third of the
+        baseline reads so."""
+        edges = np.array([_recurring_range(values) if name.rsplit(":", 1)[1] in RANGED
+                          else (np.nan, np.nan)
+                          for name, values in zip(self.feature_names_, ordered, strict=True)])
+        reach = np.abs(edges - self.feature_center_[:, None]) / EDGE_UNITS
+        return np.fmax(reach, self.feature_scale_[:, None]).T  # NaN edges: the spread
+
+    def _reason_units(self, values: np.ndarray) -> np.ndarray:
+        """The unit each of ``values`` (rows of features) is ranked in: its feature's on
+        the value's side of the median."""
+        sides = getattr(self, "feature_sides_", None)  # a model saved before: the spread
+        if sides is None:
+            return self.feature_scale_
+        return np.where(values < self.feature_center_, sides[0], sides[1])
 
     def _learn(self, name: str, r: _Rolling, hours: np.ndarray) -> None:
         """What scoring needs to know of a metric's baseline, from its rolling arrays."""
@@ -469,7 +512,7 @@ class SensorFeatures:
                 self._learn(name, r, hours)
             self._drift(name, r, hours, blocks)
             if learn:
-                self.trend_usual_[name] = _usual_range(r.off_median)
+                self.trend_usual_[name] = _recurring_range(r.off_median)
 
             def fill(rows: slice, name=name, r=r) -> None:
                 for kind, values in self._kinds(name, r, hours, rows).items():
@@ -534,7 +577,11 @@ class SensorFeatures:
     # -- explaining -------------------------------------------------------------
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         X = features.X.to_numpy()[rows]
-        top = rank_features(X, self.feature_center_, self.feature_scale_, top=4)
+        units = self._reason_units(X)
+        top = rank_features(X, self.feature_center_, units, top=4)
+        # A value within its feature's usual range is no reason of its own: after the
+        # first, such phrases are left out.
+        usual = np.abs(X - self.feature_center_) <= EDGE_UNITS * units
         hours = dataset.time.iloc[rows].dt.hour.to_numpy()
         centers = {m: self._center_scale(dataset, m, rows) for m in self.metrics_}
         actual = {m: dataset.metrics[m].to_numpy()[rows] for m in self.metrics_}
@@ -552,7 +599,8 @@ class SensorFeatures:
             for j in picks:
                 metric, kind = self.feature_names_[j].rsplit(":", 1)
                 # One phrase per metric and family: the level seen three ways is one fact.
-                if (metric, FAMILY[kind]) in said or len(parts) == 2 + len(gone):
+                if (metric, FAMILY[kind]) in said or len(parts) == 2 + len(gone) \
+                        or (usual[i, j] and len(parts) > len(gone)):
                     continue
                 said.add((metric, FAMILY[kind]))
                 if kind == "relation":

@@ -247,6 +247,41 @@ def test_a_machine_that_stops_within_its_usual_minutes_is_not_flagged_for_it(see
     assert flags.mean() < 0.0075
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_machine_off_every_night_is_not_told_unusual_for_being_off(seed):
+    """A machine off a third of the day has the small MAD of its running level: a stop
+    read as the row's most unusual fact ("power 1.61, usual 77.3 ± 8.28"), in 41 and 29
+    of the next fortnight's flags. Its level's usual range now holds the off state."""
+    rng = np.random.default_rng(seed)
+    history, _, _ = shifts(rng, 14, "2025-03-03")
+    later, _, _ = shifts(rng, 14, "2025-03-17")
+    model = fit(prepare(read_csv(to_csv_bytes(history))))
+    result = model.score(prepare(read_csv(to_csv_bytes(later)))).frame
+    reasons = result.loc[result["is_anomaly"] == 1, "reasons"]
+    level = reasons.str.extract(r"power ([\d.]+), usual [\d.]+ ± [\d.]+(?:;|$)")[0]
+    low, high = np.quantile(history["power"], [0.01, 0.99])
+    assert len(reasons) > 20
+    assert not level.dropna().astype(float).between(low, high).any()
+
+
+def test_a_long_failure_in_a_file_scored_on_its_own_is_told_by_its_level():
+    """The usual range of a level is that of a typical tenth of the file: a failure in
+    one stretch of it is no usual state, however many rows it holds (the file's 1st-99th
+    percentile, "usual 19.7 to 60.5", held the failing median of 19.8)."""
+    rng = np.random.default_rng(3)
+    times = pd.date_range("2025-03-01", periods=4000, freq="10min")
+    value = 60 + rng.normal(0, 1, times.size)
+    value[3000:3300] = 20 + rng.normal(0, 1, 300)  # 7.5% of the rows, once
+    frame = pd.DataFrame({"timestamp": times.astype(str), "temperature": value})
+    result = fit_score(prepare(read_csv(to_csv_bytes(frame))))[1].frame
+    failing = result.iloc[3000:3300]
+    told = failing.loc[failing["is_anomaly"] == 1, "reasons"]
+    assert len(told) >= 10
+    # Its level, or the level of its last 30 readings, against the running machine's.
+    assert told.str.match(r"temperature (median )?[\d.]+( over the last 30 readings)?, "
+                          r"usual (59|60)").all()
+
+
 def test_a_busy_hour_is_no_drift():
     """Against the overall level, every rush hour of a lift looks like a drift; against
     the usual level at that hour, it does not."""
