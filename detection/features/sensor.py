@@ -113,6 +113,11 @@ def _recurring_range(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _range_words(center: float, scale: float, low: float, high: float) -> str:
+    """A usual range in standard units, as readings: ``12.5 to 58.5``."""
+    return f"{fmt(center + low * scale)} to {fmt(center + high * scale)}"
+
+
 def _pace(dataset: Dataset) -> float | None:
     """The median time between an entity's successive readings, in seconds (of an evenly
     spaced sample of them); None without two readings of an entity at different times."""
@@ -310,29 +315,25 @@ class SensorFeatures:
         stats = [robust_center_scale(values) for values in ordered]
         self.feature_center_ = np.array([c for c, _ in stats])
         self.feature_scale_ = np.array([max(s, 1e-6) for _, s in stats])
-        self.feature_sides_ = self._sides(ordered)
+        # A level's recurring usual range (``RANGED``; NaN for the other kinds).
+        self.feature_edges_ = np.array([
+            _recurring_range(values) if name.rsplit(":", 1)[1] in RANGED else (np.nan, np.nan)
+            for name, values in zip(self.feature_names_, ordered, strict=True)])
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
 
-    def _sides(self, ordered: np.ndarray) -> np.ndarray:
-        """Each feature's unit below and above its median for ranking reasons: its spread;
-        for a level (``RANGED``), widened to where its recurring usual range reaches on
-        that side, in ``EDGE_UNITS``. A machine that is off a third of the time has the
+    def _reason_units(self, values: np.ndarray) -> np.ndarray:
+        """The unit each of ``values`` (rows of features) is ranked in: its feature's
+        spread; for a level, widened to where its recurring usual range reaches on the
+        value's side, in ``EDGE_UNITS``. A machine that is off a third of the time has the
         small MAD of its running level: in those units its every stop read as the most
         unusual fact of the row ("power 1.61, usual 77.3 ± 8.28"), though a third of the
         baseline reads so."""
-        edges = np.array([_recurring_range(values) if name.rsplit(":", 1)[1] in RANGED
-                          else (np.nan, np.nan)
-                          for name, values in zip(self.feature_names_, ordered, strict=True)])
-        reach = np.abs(edges - self.feature_center_[:, None]) / EDGE_UNITS
-        return np.fmax(reach, self.feature_scale_[:, None]).T  # NaN edges: the spread
-
-    def _reason_units(self, values: np.ndarray) -> np.ndarray:
-        """The unit each of ``values`` (rows of features) is ranked in: its feature's on
-        the value's side of the median."""
-        sides = getattr(self, "feature_sides_", None)  # a model saved before: the spread
-        if sides is None:
+        edges = getattr(self, "feature_edges_", None)  # a model saved before: the spread
+        if edges is None:
             return self.feature_scale_
-        return np.where(values < self.feature_center_, sides[0], sides[1])
+        edge = np.where(values < self.feature_center_, edges[:, 0], edges[:, 1])
+        reach = np.abs(edge - self.feature_center_) / EDGE_UNITS
+        return np.fmax(reach, self.feature_scale_)  # NaN edges: the spread
 
     def _learn(self, name: str, r: _Rolling, hours: np.ndarray) -> None:
         """What scoring needs to know of a metric's baseline, from its rolling arrays."""
@@ -608,6 +609,12 @@ class SensorFeatures:
                                  f"imply {fmt(implied[metric][i])}")
                     continue
                 center, scale = centers[metric][0][i], centers[metric][1][i]
+                if kind == "level" and units[i, j] > self.feature_scale_[j]:
+                    # Its usual range reaches farther on this side than its spread says.
+                    low, high = self.feature_edges_[j]
+                    parts.append(f"{metric} {fmt(actual[metric][i])}, usual "
+                                 f"{_range_words(center, scale, low, high)}")
+                    continue
                 parts.append(self._phrase(features, metric, kind, row, hours[i], actual[metric][i],
                                           center, scale, X[i, j]))
             reasons.append("; ".join(dict.fromkeys(parts)))
@@ -653,8 +660,8 @@ class SensorFeatures:
                 # The window medians' own usual range: a median of 30 readings strays far
                 # less than one reading (a model saved before it knew: the readings').
                 low, high = getattr(self, "trend_usual_", {}).get(metric, (np.nan, np.nan))
-                usual = (f"{fmt(center + low * scale)} to {fmt(center + high * scale)}"
-                         if np.isfinite(low) else f"{fmt(center)} ± {fmt(scale)}")
+                usual = (_range_words(center, scale, low, high) if np.isfinite(low)
+                         else f"{fmt(center)} ± {fmt(scale)}")
                 return (f"{metric} median {fmt(center + median * scale)} over the last "
                         f"{self.window} readings, usual {usual}")
             gap = median * self.tod_[metric][hour][1] * scale

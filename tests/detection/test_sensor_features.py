@@ -1,3 +1,5 @@
+import re
+
 import bottleneck as bn
 import numpy as np
 import pandas as pd
@@ -262,6 +264,34 @@ def test_a_machine_off_every_night_is_not_told_unusual_for_being_off(seed):
     low, high = np.quantile(history["power"], [0.01, 0.99])
     assert len(reasons) > 20
     assert not level.dropna().astype(float).between(low, high).any()
+
+
+def pump(rng, days: float, start: str):
+    """A pump switched on and off at any hour, for 30 minutes to 2 hours at a time, on
+    two thirds of the time, read each minute."""
+    times = pd.date_range(start, periods=int(days * 1440), freq="1min")
+    spells = rng.integers(30, 121, times.size)
+    on = np.repeat(rng.random(spells.size) < 2 / 3, spells)[:times.size]
+    power = np.where(on, rng.normal(80, 4, times.size), rng.normal(2, 0.5, times.size))
+    return pd.DataFrame({"timestamp": times.astype(str), "power": power}), on
+
+
+def test_a_level_beyond_a_recurring_state_is_told_against_its_usual_range():
+    """Below even the off state, a reading is unusual for its level; "power -100.0, usual
+    75.4 ± 13.5" hid that the pump is off a third of the time. Its usual range says it
+    (a day and a half of history: no hour-of-day level to tell it instead)."""
+    rng = np.random.default_rng(1)
+    history, _ = pump(rng, 1.5, "2025-03-03")
+    later, on = pump(rng, 1.5, "2025-03-17")
+    at = np.flatnonzero(~on)[500]
+    later.loc[at, "power"] = -100.0
+    model = fit(prepare(read_csv(to_csv_bytes(history))))
+    result = model.score(prepare(read_csv(to_csv_bytes(later)))).frame
+    assert result["is_anomaly"].iloc[at] == 1
+    told = re.search(r"power -100(?:\.0)?, usual ([\d.]+) to ([\d.]+)", result["reasons"].iloc[at])
+    assert told, result["reasons"].iloc[at]
+    low, high = np.quantile(history["power"], [0.01, 0.99])
+    assert abs(float(told[1]) - low) < 1 and abs(float(told[2]) - high) < 5
 
 
 def test_a_long_failure_in_a_file_scored_on_its_own_is_told_by_its_level():
