@@ -297,7 +297,7 @@ def test_a_level_beyond_a_recurring_state_is_told_against_its_usual_range():
 def test_a_long_failure_in_a_file_scored_on_its_own_is_told_by_its_level():
     """The usual range of a level is that of a typical tenth of the file: a failure in
     one stretch of it is no usual state, however many rows it holds (the file's 1st-99th
-    percentile, "usual 19.7 to 60.5", held the failing median of 19.8)."""
+    percentile, "usual 19.8 to 60.6", held the failing median of 19.8)."""
     rng = np.random.default_rng(3)
     times = pd.date_range("2025-03-01", periods=4000, freq="10min")
     value = 60 + rng.normal(0, 1, times.size)
