@@ -609,14 +609,10 @@ class SensorFeatures:
                                  f"imply {fmt(implied[metric][i])}")
                     continue
                 center, scale = centers[metric][0][i], centers[metric][1][i]
-                if kind == "level" and units[i, j] > self.feature_scale_[j]:
-                    # Its usual range reaches farther on this side than its spread says.
-                    low, high = self.feature_edges_[j]
-                    parts.append(f"{metric} {fmt(actual[metric][i])}, usual "
-                                 f"{_range_words(center, scale, low, high)}")
-                    continue
+                # A usual range that reaches farther on this side than the spread says.
+                edges = self.feature_edges_[j] if units[i, j] > self.feature_scale_[j] else None
                 parts.append(self._phrase(features, metric, kind, row, hours[i], actual[metric][i],
-                                          center, scale, X[i, j]))
+                                          center, scale, X[i, j], edges))
             reasons.append("; ".join(dict.fromkeys(parts)))
         return reasons
 
@@ -627,7 +623,10 @@ class SensorFeatures:
         gaps = self._departures(levels)
         return {m: actual[m] - gaps[:, j] * centers[m][1] for j, m in enumerate(self.metrics_)}
 
-    def _phrase(self, features, metric, kind, row, hour, actual, center, scale, value) -> str:
+    def _phrase(self, features, metric, kind, row, hour, actual, center, scale, value,
+                edges=None) -> str:
+        """One reason: ``value`` is the feature's, ``edges`` a level's usual range (in
+        standard units) where it, not the spread, tells what is usual."""
         ctx = features.context
         at = ctx["position"][row]  # the row's place in the context arrays
         if kind == "time_of_day":
@@ -667,4 +666,6 @@ class SensorFeatures:
             gap = median * self.tod_[metric][hour][1] * scale
             return (f"{metric} {fmt(abs(gap))} {'above' if gap > 0 else 'below'} its usual "
                     f"level for the hour over the last {self.window} readings (median)")
+        if edges is not None:
+            return f"{metric} {fmt(actual)}, usual {_range_words(center, scale, *edges)}"
         return level_phrase(metric, actual, center, scale)
