@@ -54,6 +54,7 @@ def elevators(rng: np.random.Generator, days: int = 14) -> tuple[pd.DataFrame, l
     idx = rows("E4", pd.Timestamp("2025-06-10 09:00"), 48)
     frame.loc[idx, "vibration"] = frame.loc[idx[0], "vibration"]
     labels += [(r + 1, "stuck", "stuck vibration sensor") for r in idx[6:]]
+    frame = frame.round({"humidity": 2, "vibration": 2})  # 68.01, not 68.00999999999999
     frame = frame.sort_values(["timestamp", "elevator_id"], kind="stable")
     position = {old: new for new, old in enumerate(frame.index)}
     frame = frame.reset_index(drop=True)
