@@ -117,7 +117,18 @@ def run_label(run) -> str:
 
 
 def severity_styler(frame: pd.DataFrame) -> pd.io.formats.style.Styler:
-    """Severity cells coloured by band."""
-    return frame.style.map(lambda v: f"background-color: {SEVERITY_BACKGROUND.get(v, '')}",
-                           subset=["severity"])
+    """Severity cells coloured by band; numbers to 12 significant digits, readings as
+    read (37.24, not the Styler's 37.240000; a column's own format, such as the score's,
+    still applies)."""
+    return frame.style.map(
+        lambda v: f"background-color: {SEVERITY_BACKGROUND.get(v, '')}", subset=["severity"],
+    ).format("{:.12g}", subset=frame.select_dtypes("float").columns, na_rep="")
+
+
+def anomaly_table(frame: pd.DataFrame, **options):
+    """Scored rows as a table: the score as a 0-100 bar, severity coloured, reasons wide."""
+    return st.dataframe(severity_styler(frame), width="stretch", column_config={
+        "anomaly_score": st.column_config.ProgressColumn(
+            "score", min_value=0, max_value=100, format="%.1f"),
+        "reasons": st.column_config.TextColumn("reasons", width="large")}, **options)
 

@@ -143,7 +143,7 @@ if metrics:
     st.altair_chart(charts.metric_over_time(series, run.anomalies, metric,
                                             time_based=analysis.time_based),
                     width="stretch")
-st.dataframe(ui.severity_styler(analysis.top), width="stretch")
+ui.anomaly_table(analysis.top.drop(columns="is_anomaly"))  # every one is flagged
 
 save_col, alert_col = st.columns(2)
 saved = st.session_state.setdefault("saved", {})

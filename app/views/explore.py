@@ -161,11 +161,7 @@ table = found.head(TABLE_ROWS).drop(columns=["data"])
 if total > len(table):
     st.caption(f"Showing the {len(table):,} highest scores of {total:,}; narrow the filters or "
                "download them all.")
-st.dataframe(
-    ui.severity_styler(table), width="stretch", hide_index=True, key="anomaly_table",
-    column_config={"anomaly_score": st.column_config.ProgressColumn(
-        "score", min_value=0, max_value=100, format="%.1f"),
-        "reasons": st.column_config.TextColumn("reasons", width="large")})
+ui.anomaly_table(table, hide_index=True, key="anomaly_table")
 
 if st.button("Prepare CSV of all matching rows"):
     with ui.user_errors():

@@ -1,9 +1,11 @@
 """Every page with Streamlit's AppTest, and the flows staff use."""
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
@@ -68,6 +70,25 @@ def test_analyze_save_twice_alert_twice_stores_one_run_and_sends_one_email(dashb
     assert len(list((dashboard_env / "outbox").glob("*.eml"))) == 1
 
 
+def test_analyze_shows_the_worst_rows_readings_as_in_the_file_and_the_score_as_a_bar(
+        dashboard_env):
+    """The pandas Styler showed 37.240000 for a reading of 37.24, and 100.000000 for a
+    score; every row shown is flagged, so an is_anomaly column of ones said nothing."""
+    at = analyze_sample("elevators.csv")
+    table = at.dataframe[0]
+    assert "is_anomaly" not in table.value.columns and len(table.value) == 20
+    shown_cells = pa.ipc.open_stream(table.proto.arrow_data.styler.display_values).read_pandas()
+    in_file = pd.read_csv(sample_path("elevators.csv"), dtype=str)
+    rows = shown_cells.merge(in_file, on=["timestamp", "elevator_id"], suffixes=("", "_file"))
+    assert len(rows) == 20
+    for column in ["revolutions", "humidity", "vibration"]:
+        for text, written in zip(rows[column], rows[f"{column}_file"], strict=True):
+            assert float(text) == float(written) and len(text) <= len(written), (text, written)
+    columns = json.loads(table.proto.columns)
+    assert columns["anomaly_score"]["type_config"] == {
+        "type": "progress", "format": "%.1f", "min_value": 0, "max_value": 100}
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [(b"timestamp,value\n2025-01-01,1\nnope,2\n",
@@ -124,6 +145,12 @@ def test_explore_filters_change_the_table_and_the_charts(stored_run):
     assert [m.value for m in at.multiselect if m.label == "Runs"] == [[stored_run]]
     everything = table_rows(at)
     before = chart_rows(at)
+    # Four elevators: each its own bar, tall enough for its label (at 120 pixels for the
+    # whole chart two of the four labels were dropped).
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    per_entity = next(s for s in specs if s.get("encoding", {}).get("y", {}).get("field")
+                      == "entity")
+    assert per_entity["height"] == {"step": 24}
     next(m for m in at.multiselect if m.label == "Severity").set_value(["critical"]).run()
     assert not at.exception
     critical = table_rows(at)
