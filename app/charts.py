@@ -115,7 +115,7 @@ def per_entity(counts: pd.DataFrame, *, label: str = "entity") -> alt.Chart:
         color=alt.Color("max_score:Q", scale=alt.Scale(scheme="orangered", domain=[50, 100]),
                         title="worst score"),
         tooltip=["entity:N", "anomalies:Q", alt.Tooltip("max_score:Q", format=".1f")],
-    ).properties(height=max(120, 22 * len(counts)))
+    ).properties(height=alt.Step(24))  # a row per entity, its label readable
 
 
 def hour_weekday_heatmap(anomalies: pd.DataFrame) -> alt.Chart:
