@@ -124,10 +124,12 @@ def hour_weekday_heatmap(anomalies: pd.DataFrame) -> alt.Chart:
     data = pd.DataFrame({"hour": times.dt.hour, "weekday": times.dt.day_of_week.map(
         dict(enumerate(WEEKDAYS)))}).value_counts().rename("anomalies").reset_index()
     return alt.Chart(data).mark_rect().encode(
-        x=alt.X("hour:O", title="hour (UTC)"),
-        y=alt.Y("weekday:O", sort=WEEKDAYS, title=None),
+        # Every hour and weekday, those without anomalies too: 3 stands three columns
+        # from 6, and each weekday has a row tall enough for its label.
+        x=alt.X("hour:O", title="hour (UTC)", scale=alt.Scale(domain=list(range(24)))),
+        y=alt.Y("weekday:O", title=None, scale=alt.Scale(domain=WEEKDAYS)),
         color=alt.Color("anomalies:Q", scale=alt.Scale(scheme="reds")),
-        tooltip=["weekday:N", "hour:O", "anomalies:Q"]).properties(height=200)
+        tooltip=["weekday:N", "hour:O", "anomalies:Q"]).properties(height=alt.Step(20))
 
 
 def country_field(anomalies: pd.DataFrame) -> str | None:

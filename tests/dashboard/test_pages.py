@@ -465,6 +465,24 @@ def test_models_page_shows_age_drift_and_a_stale_model(dashboard_env):
                for w in shown(at.warning))
 
 
+def test_explore_shows_logins_by_every_hour_and_weekday(dashboard_env):
+    """The heatmap's axes held only the hours with anomalies (3 stood beside 6) and, at
+    200 pixels, dropped every other weekday's label."""
+    vigil = Vigil()
+    result = services.analyze(vigil, services.read_dataset(sample_path("logins.csv")))
+    services.save(vigil, result, source_name="logins.csv", file_sha256="f" * 64)
+    at = open_page("explore")
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    heatmap = next(s for s in specs if s.get("mark", {}).get("type") == "rect")
+    flagged = result.frame.loc[result.frame["is_anomaly"] == 1, "timestamp"]
+    hours = set(pd.to_datetime(flagged, utc=True).dt.hour)
+    assert len(hours) < 24  # the sample leaves hours without anomalies, which still show
+    assert heatmap["encoding"]["x"]["scale"]["domain"] == list(range(24))
+    assert heatmap["encoding"]["y"]["scale"]["domain"] == [
+        "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    assert heatmap["height"] == {"step": 20}
+
+
 def test_models_page_lists_what_false_positives_made_known(dashboard_env):
     vigil = Vigil()
     baseline = services.read_dataset(sample_path("logins.csv"))
