@@ -143,7 +143,9 @@ if metrics:
     st.altair_chart(charts.metric_over_time(series, run.anomalies, metric,
                                             time_based=analysis.time_based),
                     width="stretch")
-ui.anomaly_table(analysis.top.drop(columns="is_anomaly"))  # every one is flagged
+top = analysis.top.drop(columns="is_anomaly")  # every one is flagged
+first = ["anomaly_score", "severity", "reasons"]  # why, before a wide file's own columns
+ui.anomaly_table(top[first + [c for c in top.columns if c not in first]])
 
 save_col, alert_col = st.columns(2)
 saved = st.session_state.setdefault("saved", {})
