@@ -187,10 +187,12 @@ def review_state(review: pd.DataFrame) -> alt.Chart:
 
 
 
-def live_scores(anomalies: pd.DataFrame) -> alt.LayerChart:
-    """Flagged rows of a live stream over time by score and severity, over the usual
-    band (scores up to the flag threshold, where normal rows lie) and the severity
-    bands above it."""
+def live_scores(anomalies: pd.DataFrame, start: pd.Timestamp,
+                end: pd.Timestamp) -> alt.LayerChart:
+    """Flagged rows of a live stream from ``start`` to ``end`` by score and severity,
+    over the usual band (scores up to the flag threshold, where normal rows lie) and the
+    severity bands above it. The time axis spans the whole window: two flags ten minutes
+    apart do not fill an hour's chart."""
     points = anomalies.nlargest(MAX_ANOMALY_POINTS, "anomaly_score").assign(
         time=lambda f: f["event_time"].dt.tz_convert(None),
         entity=lambda f: f["entity"].fillna(""))
@@ -203,7 +205,11 @@ def live_scores(anomalies: pd.DataFrame) -> alt.LayerChart:
             domain=["usual", *SEVERITY_ORDER], range=["#9ca3af", *SEVERITY_COLOURS])),
         tooltip=[alt.Tooltip("band:N", title="band")])
     marks = alt.Chart(points).mark_circle(size=55, opacity=0.9).encode(
-        x=alt.X("time:T", title="time"), y=alt.Y("anomaly_score:Q"),
+        x=alt.X("time:T", title="time", scale=alt.Scale(domain=[alt.DateTime(
+            year=t.year, month=t.month, date=t.day, hours=t.hour, minutes=t.minute,
+            seconds=t.second, milliseconds=t.microsecond // 1000, utc=True)
+            for t in (start, end)])),
+        y=alt.Y("anomaly_score:Q"),
         color=_severity_colour(),
         tooltip=["entity:N", alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S"),
                  alt.Tooltip("anomaly_score:Q", format=".1f"), "severity:N", "reasons:N"])

@@ -54,9 +54,10 @@ def live_view(source: str, minutes: int) -> None:
     cells[4].metric("Last batch", f"{age:,.0f} s ago")
     if end is not None:
         with ui.user_errors():
+            start = end - timedelta(minutes=minutes)
             recent = services.query_anomalies(vigil, services.AnomalyFilter(
-                run_ids=[run_id], since=end - timedelta(minutes=minutes)), limit=None)
-        st.altair_chart(charts.live_scores(recent), width="stretch")
+                run_ids=[run_id], since=start), limit=None)
+        st.altair_chart(charts.live_scores(recent, start, end), width="stretch")
         st.caption(f"Flagged rows in the {minutes} minutes up to the newest one "
                    f"({end:%Y-%m-%d %H:%M:%S}). Grey: the usual band, where the stream's "
                    "normal rows score (up to 50); above it, the severity bands.")

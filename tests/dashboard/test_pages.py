@@ -370,6 +370,15 @@ def test_live_page_shows_a_stream_and_reviews_its_incidents(dashboard_env):
     assert metrics["Rows stored"] == "8,064"
     assert int(metrics["Open incidents"].replace(",", "")) > 0
     assert len(chart_payload(at)) == 1
+    # The time axis spans the hour up to the newest flag (the sample's last two flags, ten
+    # minutes apart, filled the chart), in UTC as the data.
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    domain = next(layer["encoding"]["x"]["scale"]["domain"] for layer in spec["layer"]
+                  if "x" in layer.get("encoding", {}))
+    newest = services.latest_event_time(Vigil(), services.list_runs(Vigil())[0].id)
+    assert [pd.Timestamp(year=d["year"], month=d["month"], day=d["date"], hour=d["hours"],
+                         minute=d["minutes"], second=d["seconds"], tz="UTC") if d["utc"]
+            else None for d in domain] == [newest - pd.Timedelta(hours=1), newest]
     before = services.query_incidents(Vigil(), services.IncidentFilter(review_statuses=["new"]),
                                       limit=None)
     next(b for b in at.button if b.label == "False positive").click().run()
