@@ -19,6 +19,8 @@ MAX_POINTS = 20_000
 MIN_BINS_PER_SERIES = 10
 SERIES_COLUMNS = ("x", "entity", "metric", "value", "lo", "hi", "score", "rows")
 SCORE_METRIC = "anomaly_score"  # the series drawn when a file has no metric columns
+# Scores of one row after another (logins) are noise; a bin of 25 has a mean and a band.
+SCORE_BIN_ROWS = 25
 
 
 def _x(result: ScoredFrame) -> pd.Series:
@@ -60,7 +62,9 @@ def series_frame(result: ScoredFrame) -> pd.DataFrame:
     for name, rows in entity.groupby(entity, sort=True).groups.items():
         for metric in metrics:
             part = _bin_series(x.loc[rows], frame.loc[rows, metric],
-                               frame.loc[rows, "anomaly_score"], bins)
+                               frame.loc[rows, "anomaly_score"], bins if metric != SCORE_METRIC
+                               else min(bins, max(MIN_BINS_PER_SERIES,
+                                                  len(rows) // SCORE_BIN_ROWS)))
             part["entity"], part["metric"] = str(name), metric
             parts.append(part)
     if not parts:

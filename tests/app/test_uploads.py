@@ -134,3 +134,16 @@ def test_merged_bins_keep_every_row_and_the_mean(pieces):
     assert (merged["value"] * merged["rows"]).sum() == pytest.approx(rng.sum())
     assert merged["x"].is_monotonic_increasing
     assert chart_data.merge_series([]).empty
+
+
+def test_a_login_files_score_line_is_binned_into_a_mean_and_a_usual_band():
+    """Logins have no metric columns: the chart draws the score of normal rows. One row
+    per bin drew every login's score, a hatch of vertical strokes with no band."""
+    from detection import fit_score, prepare, read_csv
+
+    result = fit_score(prepare(read_csv(sample_path("logins.csv"))))[1]
+    series = chart_data.series_frame(result)
+    assert set(series["metric"]) == {chart_data.SCORE_METRIC}
+    assert series["rows"].sum() == (result.frame["is_anomaly"] == 0).sum()
+    assert series["rows"].min() >= chart_data.SCORE_BIN_ROWS
+    assert (series["hi"] > series["lo"]).mean() > 0.9  # a band, not a line
