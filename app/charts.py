@@ -132,6 +132,15 @@ def hour_weekday_heatmap(anomalies: pd.DataFrame) -> alt.Chart:
         tooltip=["weekday:N", "hour:O", "anomalies:Q"]).properties(height=alt.Step(20))
 
 
+def scatter_fields(numeric: list[str]) -> tuple[str, str]:
+    """The two fields the scatter starts with: longitude and latitude where the rows have
+    them (a map of where flagged logins came from), else the first two."""
+    mapping = map_columns(numeric)
+    if mapping.longitude and mapping.latitude:
+        return mapping.longitude, mapping.latitude
+    return numeric[0], numeric[1]
+
+
 def country_field(anomalies: pd.DataFrame) -> str | None:
     """The original rows' country column, found by the same synonyms as detection."""
     fields = data_fields(anomalies)

@@ -109,8 +109,9 @@ numeric = charts.numeric_fields(found)
 if len(numeric) >= 2:
     st.subheader("Two fields of the flagged rows")
     a, b = st.columns(2)
-    x = a.selectbox("x", numeric, index=0)
-    y = b.selectbox("y", numeric, index=1)
+    first_x, first_y = charts.scatter_fields(numeric)
+    x = a.selectbox("x", numeric, index=numeric.index(first_x))
+    y = b.selectbox("y", numeric, index=numeric.index(first_y))
     st.altair_chart(charts.feature_scatter(found, x, y), width="stretch")
 
 st.subheader("Incidents")

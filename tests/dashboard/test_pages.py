@@ -476,7 +476,7 @@ def test_models_page_shows_age_drift_and_a_stale_model(dashboard_env):
                for w in shown(at.warning))
 
 
-def test_explore_shows_logins_by_every_hour_and_weekday(dashboard_env):
+def test_explore_shows_logins_by_every_hour_and_weekday_and_on_a_map(dashboard_env):
     """The heatmap's axes held only the hours with anomalies (3 stood beside 6) and, at
     200 pixels, dropped every other weekday's label."""
     vigil = Vigil()
@@ -492,6 +492,8 @@ def test_explore_shows_logins_by_every_hour_and_weekday(dashboard_env):
     assert heatmap["encoding"]["y"]["scale"]["domain"] == [
         "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     assert heatmap["height"] == {"step": 20}
+    # Where flagged logins came from, as on a map: longitude across, latitude up.
+    assert [s.value for s in at.selectbox if s.label in ("x", "y")] == ["longitude", "latitude"]
 
 
 def test_models_page_lists_what_false_positives_made_known(dashboard_env):
