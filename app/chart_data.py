@@ -60,11 +60,11 @@ def series_frame(result: ScoredFrame) -> pd.DataFrame:
     bins = max(MIN_BINS_PER_SERIES, MAX_POINTS // series_count)
     parts = []
     for name, rows in entity.groupby(entity, sort=True).groups.items():
+        score_bins = min(bins, max(MIN_BINS_PER_SERIES, len(rows) // SCORE_BIN_ROWS))
         for metric in metrics:
             part = _bin_series(x.loc[rows], frame.loc[rows, metric],
-                               frame.loc[rows, "anomaly_score"], bins if metric != SCORE_METRIC
-                               else min(bins, max(MIN_BINS_PER_SERIES,
-                                                  len(rows) // SCORE_BIN_ROWS)))
+                               frame.loc[rows, "anomaly_score"],
+                               score_bins if metric == SCORE_METRIC else bins)
             part["entity"], part["metric"] = str(name), metric
             parts.append(part)
     if not parts:
