@@ -8,9 +8,8 @@ import pandas as pd
 from sqlalchemy import select
 
 from storage.db import Bind, transaction
-from storage.runs import json_safe
 from storage.schema import AuditEvent
-from storage.text import NAME_CHARS, clean
+from storage.text import NAME_CHARS, clean, json_safe
 
 COLUMNS = ("id", "at", "actor", "action", "target", "before", "after")
 

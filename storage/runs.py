@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 
 import numpy as np
 import pandas as pd
@@ -21,30 +21,16 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from detection import SCORE_COLUMNS, ScoredFrame, incidents
-from storage import run_inputs
+from storage import audit, run_inputs
 from storage.db import dialect_name, transaction
 from storage.errors import RefusedValueError
 from storage.schema import Anomaly, DetectionRun, Incident, RunInput
-from storage.text import NAME_CHARS, clean, clean_column, clean_json
+from storage.text import NAME_CHARS, clean, clean_column, clean_json, json_safe
 
 # Columns of RunToSave.anomalies, one per column of the anomalies table it fills.
 ANOMALY_FIELDS = ("row_number", "event_time", "entity", "anomaly_score", "severity", "reasons",
                   "data")
 INSERT_BATCH = 20_000
-
-
-def json_safe(value: object) -> object:
-    """A cell as JSON: NaN and NaT become null, timestamps ISO text, numpy scalars Python,
-    text without NUL characters (PostgreSQL refuses them)."""
-    if isinstance(value, str):
-        return clean(value)
-    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    return value
 
 
 @dataclass
@@ -179,8 +165,10 @@ def _anomaly_rows(run_id: int, anomalies: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
+def save_run(engine: Engine, *, run: RunToSave, actor: str | None = None) -> SaveOutcome:
     """Store a run and its flagged rows in one transaction, unless it is stored already.
+    With an ``actor``, the audit log records who stored it (``run.save``), in the same
+    transaction: a run is never stored without its event, nor an event without its run.
 
     The unique ``run_key`` decides between concurrent saves of the same run: the second
     insert does nothing (on PostgreSQL it waits for the first to commit), and the
@@ -199,7 +187,7 @@ def save_run(engine: Engine, *, run: RunToSave) -> SaveOutcome:
         "drift_feature": run.drift_feature, "mapping": run.mapping,
     }
     with refused_values(f"run {run.source_name!r}"):
-        return _save(engine, run, values)
+        return _save(engine, run, values, actor)
 
 
 @contextmanager
@@ -214,7 +202,7 @@ def refused_values(what: str) -> Iterator[None]:
         raise RefusedValueError(f"the database refused a value of {what}: {detail}") from None
 
 
-def _save(engine: Engine, run: RunToSave, values: dict) -> SaveOutcome:
+def _save(engine: Engine, run: RunToSave, values: dict, actor: str | None) -> SaveOutcome:
     with transaction(engine) as session:
         run_id = session.execute(
             _insert_ignoring_duplicate(engine).values(**values).returning(DetectionRun.id)
@@ -227,6 +215,11 @@ def _save(engine: Engine, run: RunToSave, values: dict) -> SaveOutcome:
             incident_id=_insert_incidents(session, run_id, run)))
         if run.inputs is not None:
             session.add(RunInput(run_id=run_id, row_count=run.total_rows, content=run.inputs))
+        if actor is not None:
+            audit.record(session, actor=actor, action="run.save", target=f"run {run_id}",
+                         after={"source": run.source_name, "profile": run.profile,
+                                "rows": run.total_rows, "flagged": len(run.anomalies),
+                                "model": run.model_version or "fitted on the file"})
     return SaveOutcome(run_id, created=True)
 
 

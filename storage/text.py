@@ -8,6 +8,9 @@ visible marker.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import numpy as np
 import pandas as pd
 
 NAME_CHARS = 255  # the varchar columns: entity, file and column names, reviewer
@@ -41,4 +44,18 @@ def clean_json(value: object) -> object:
         return {clean(str(k)): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [clean_json(v) for v in value]
+    return value
+
+
+def json_safe(value: object) -> object:
+    """A cell as JSON: NaN and NaT become null, timestamps ISO text, numpy scalars Python,
+    text without NUL characters (PostgreSQL refuses them)."""
+    if isinstance(value, str):
+        return clean(value)
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
     return value

@@ -48,7 +48,7 @@ def store(vigil: Vigil, run: RunToSave) -> SaveReport:
     vigil.require("analyst")
     settings = vigil.settings
     try:
-        outcome = runs.save_run(vigil.engine, run=run)
+        outcome = runs.save_run(vigil.engine, run=run, actor=vigil.actor.name)
     except DatabaseError as exc:
         try:
             entry = journal.write(settings.journal_dir, run)
@@ -84,7 +84,8 @@ def replay(vigil: Vigil) -> list[SaveReport]:
             if not entry.exists():
                 continue  # stored by a replay that ran before this one took the lock
             try:
-                outcome = runs.save_run(vigil.engine, run=journal.read(entry))
+                outcome = runs.save_run(vigil.engine, run=journal.read(entry),
+                                         actor=vigil.actor.name)
             except (RefusedValueError, OSError, ValueError, KeyError, TypeError) as exc:
                 reason = str(exc) if isinstance(exc, RefusedValueError) \
                     else f"the journal entry cannot be read ({type(exc).__name__}: {exc})"

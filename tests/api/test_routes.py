@@ -185,6 +185,9 @@ def test_a_run_posted_twice_is_stored_once_and_alerted_once(client, tokens, sett
     assert again.status_code == 200
     assert again.json()["run_id"] == created["run_id"] and not again.json()["created"]
     assert again.json()["alert"]["status"] == "duplicate"
+    saved = services.audit_log(Vigil(settings), action="run.save")
+    assert list(zip(saved["actor"], saved["target"], strict=True)) == [
+        ("analyst-job", f"run {created['run_id']}")]  # the token that stored it, once
     mails = list(settings.alert_outbox_dir.glob("*.eml"))
     assert len(mails) == 1
     message = email.message_from_bytes(mails[0].read_bytes())

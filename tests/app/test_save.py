@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text
 
 from app import scoring, services
 from app.settings import Settings
-from app.vigil import Vigil
+from app.vigil import Actor, Vigil
 from detection import read_csv
 from sample_data import sample_path
 from storage import db, journal, runs
@@ -52,6 +52,24 @@ def test_save_twice_stores_once(database_url, tmp_path, scored):
     assert sum(count for _, count in run.score_histogram) == len(result.frame)
 
 
+def saved_by(settings: Settings) -> list[tuple[str, str]]:
+    events = services.audit_log(Vigil(settings), action="run.save")
+    return list(zip(events["actor"], events["target"], strict=True))
+
+
+def test_the_audit_log_says_who_stored_a_run_once(database_url, tmp_path, scored):
+    result, sha = scored
+    settings = settings_for(database_url, tmp_path)
+    ana = Vigil(settings).acting_as(Actor("ana", "analyst"))
+    first = services.save(ana, result, source_name="logins.csv", file_sha256=sha)
+    again = services.save(ana, result, source_name="logins.csv", file_sha256=sha)
+    assert first.created and not again.created
+    assert saved_by(settings) == [("ana", f"run {first.run_id}")]  # stored once: one event
+    (after,) = services.audit_log(Vigil(settings), action="run.save")["after"]
+    assert after == {"source": "logins.csv", "profile": "login", "rows": len(result.frame),
+                     "flagged": len(result.anomalies), "model": "fitted on the file"}
+
+
 def test_database_refusing_connections_journals_the_run(tmp_path, scored, database_url):
     result, sha = scored
     down = settings_for("postgresql://postgres@127.0.0.1:1/vigil", tmp_path)
@@ -62,9 +80,10 @@ def test_database_refusing_connections_journals_the_run(tmp_path, scored, databa
     assert journal.entries(down.journal_dir) == [report.journal_entry]
     # the database is back: replay stores every row once and empties the journal
     up = settings_for(database_url, tmp_path)
-    replayed = services.replay(Vigil(up))
+    replayed = services.replay(Vigil(up).acting_as(Actor("ada", "admin")))
     assert [r.created for r in replayed] == [True]
     assert stored_counts(database_url) == (1, len(result.anomalies))
+    assert saved_by(up) == [("ada", f"run {replayed[0].run_id}")]  # who replayed it
     assert journal.entries(up.journal_dir) == []
     assert services.replay(Vigil(up)) == []
 

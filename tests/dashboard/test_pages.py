@@ -68,6 +68,8 @@ def test_analyze_save_twice_alert_twice_stores_one_run_and_sends_one_email(dashb
     assert (stored_runs, notifications) == (1, 1)
     assert stored_anomalies == services.count_anomalies(Vigil(), AnomalyFilter())
     assert len(list((dashboard_env / "outbox").glob("*.eml"))) == 1
+    saved = services.audit_log(Vigil(), action="run.save")  # by the signed-in user, once
+    assert list(zip(saved["actor"], saved["target"], strict=True)) == [("admin-tester", "run 1")]
 
 
 def test_analyze_shows_the_worst_rows_readings_as_in_the_file_and_the_score_as_a_bar(
