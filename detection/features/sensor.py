@@ -321,19 +321,33 @@ class SensorFeatures:
             for name, values in zip(self.feature_names_, ordered, strict=True)])
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
 
-    def _reason_units(self, values: np.ndarray) -> np.ndarray:
-        """The unit each of ``values`` (rows of features) is ranked in: its feature's
-        spread; for a level, widened to where its recurring usual range reaches on the
-        value's side, in ``EDGE_UNITS``. A machine that is off a third of the time has the
-        small MAD of its running level: in those units its every stop read as the most
-        unusual fact of the row ("power 1.61, usual 77.3 ± 8.28"), though a third of the
-        baseline reads so."""
+    def _reason_units(self, values: np.ndarray, hours: np.ndarray) -> np.ndarray:
+        """The unit each of ``values`` (rows of features, read at ``hours``) is ranked in:
+        its feature's spread; for a level, widened to where its recurring usual range
+        reaches on the value's side, in ``EDGE_UNITS``; for the level for the hour, to
+        where that hour's usual range reaches. A machine that is off a third of the time
+        has the small MAD of its running level: in those units its every stop read as the
+        most unusual fact of the row ("power 1.61, usual 77.3 ± 8.28"), though a third of
+        the baseline reads so; a metric idle at 0.1 with bursts to 99 at any hour read
+        "cpu 88.8, usual 0.1 ± 19.4 at 07:00", a spread reaching below zero."""
         edges = getattr(self, "feature_edges_", None)  # a model saved before: the spread
         if edges is None:
             return self.feature_scale_
         edge = np.where(values < self.feature_center_, edges[:, 0], edges[:, 1])
+        for j, metric in self._hour_ranged():
+            # The hour's range in the feature's units: (level - hour's centre) / its spread.
+            center, scale, low, high = self.tod_[metric][hours].T
+            edge[:, j] = (np.where(values[:, j] < self.feature_center_[j], low, high)
+                          - center) / scale
         reach = np.abs(edge - self.feature_center_) / EDGE_UNITS
         return np.fmax(reach, self.feature_scale_)  # NaN edges: the spread
+
+    def _hour_ranged(self) -> list[tuple[int, str]]:
+        """(column, metric) of each level-for-the-hour feature whose hours' usual ranges the
+        model knows (a model saved before knows their spreads only)."""
+        return [(j, name.rsplit(":", 1)[0]) for j, name in enumerate(self.feature_names_)
+                if name.endswith(":time_of_day")
+                and self.tod_[name.rsplit(":", 1)[0]].shape[1] == 4]
 
     def _learn(self, name: str, r: _Rolling, hours: np.ndarray) -> None:
         """What scoring needs to know of a metric's baseline, from its rolling arrays."""
@@ -348,12 +362,12 @@ class SensorFeatures:
         self.repeat_allowance_[name] = 2 * usual + MIN_REPEATS
 
     def _learn_time_of_day(self, z: np.ndarray, hours: np.ndarray) -> np.ndarray:
-        """Per hour of day: the usual standardised level and its spread (robust, and at
-        least its usual range over ``HOUR_RANGE_UNITS``)."""
+        """Per hour of day (a row each): the usual standardised level, its spread (robust,
+        and at least its usual range over ``HOUR_RANGE_UNITS``) and that usual range's
+        low and high ends (NaN for an hour without readings)."""
         step = max(1, z.size // STATS_SAMPLE)
         z, hours = z[::step], hours[::step]
-        tod = np.zeros((24, 2))
-        tod[:, 1] = 1.0
+        tod = np.tile([0.0, 1.0, np.nan, np.nan], (24, 1))
         for hour in np.unique(hours):
             values = z[hours == hour]
             values = values[np.isfinite(values)]
@@ -361,7 +375,7 @@ class SensorFeatures:
                 center, scale = robust_center_scale(values)
                 low, high = _usual_range(values)
                 with np.errstate(over="ignore"):  # readings near 1e308
-                    tod[hour] = center, max(scale, (high - low) / HOUR_RANGE_UNITS)
+                    tod[hour] = center, max(scale, (high - low) / HOUR_RANGE_UNITS), low, high
         return tod
 
     # -- transforming -----------------------------------------------------------
@@ -578,12 +592,12 @@ class SensorFeatures:
     # -- explaining -------------------------------------------------------------
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         X = features.X.to_numpy()[rows]
-        units = self._reason_units(X)
+        hours = dataset.time.iloc[rows].dt.hour.to_numpy()
+        units = self._reason_units(X, hours)
         top = rank_features(X, self.feature_center_, units, top=4)
         # A value within its feature's usual range is no reason of its own: after the
         # first, such phrases are left out.
         usual = np.abs(X - self.feature_center_) <= EDGE_UNITS * units
-        hours = dataset.time.iloc[rows].dt.hour.to_numpy()
         centers = {m: self._center_scale(dataset, m, rows) for m in self.metrics_}
         actual = {m: dataset.metrics[m].to_numpy()[rows] for m in self.metrics_}
         implied = self._implied(centers, actual) if hasattr(self, "relation_axes_") else None
@@ -626,12 +640,17 @@ class SensorFeatures:
     def _phrase(self, features, metric, kind, row, hour, actual, center, scale, value,
                 edges=None) -> str:
         """One reason: ``value`` is the feature's, ``edges`` a level's usual range (in
-        standard units) where it, not the spread, tells what is usual."""
+        standard units) where it, not the spread, tells what is usual. The level for the
+        hour is told by the hour's usual range, whose spread it is (a model saved before
+        knows the spread only)."""
         ctx = features.context
         at = ctx["position"][row]  # the row's place in the context arrays
         if kind == "time_of_day":
-            tod_center, tod_scale = self.tod_[metric][hour]
-            return level_phrase(metric, actual, center + tod_center * scale, tod_scale * scale,
+            tod = self.tod_[metric][hour]
+            if tod.size == 4 and np.isfinite(tod[2:]).all():  # the hour's usual range
+                return (f"{metric} {fmt(actual)}, usual "
+                        f"{_range_words(center, scale, *tod[2:])} at {hour:02d}:00")
+            return level_phrase(metric, actual, center + tod[0] * scale, tod[1] * scale,
                                 f" at {hour:02d}:00")
         if kind == "vs_recent":
             recent = center + ctx[f"{metric}:recent_median"][at] * scale

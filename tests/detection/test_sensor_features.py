@@ -294,6 +294,52 @@ def test_a_level_beyond_a_recurring_state_is_told_against_its_usual_range():
     assert abs(float(told[1]) - low) < 1 and abs(float(told[2]) - high) < 5
 
 
+def bursty(rng, days: int):
+    """A CPU idle at about 0.1 with bursts of 30-99 for a few readings at any hour (3-4%
+    of the time), every 5 minutes."""
+    times = pd.date_range("2014-04-01", periods=days * 288, freq="5min")
+    cpu = rng.choice([0.07, 0.1, 0.1, 0.1, 0.13], times.size)
+    for start in np.flatnonzero(rng.random(times.size) < 0.006):
+        cpu[start:start + rng.integers(3, 10)] = rng.uniform(30, 99.9)
+    return pd.DataFrame({"timestamp": times.astype(str), "cpu": cpu.round(3)})
+
+
+HOUR_PHRASE = r"cpu ([\d.]+), usual ([\d.]+) to ([\d.]+) at (\d\d):00"
+
+
+def test_an_hours_level_is_told_by_its_usual_range_not_a_spread_reaching_below_it():
+    """At each hour a CPU idle at 0.1 with bursts to 99 has a wide spread: told by it, a
+    burst read "cpu 88.8, usual 0.1 ± 19.4 at 07:00", a range down to -19 that no reading
+    reaches. The hour's usual range (its 1st-99th percentile) tells it, and a burst within
+    it is no reason of its own unless it is the row's first."""
+    frame = bursty(np.random.default_rng(0), 14)
+    result = fit_score(prepare(read_csv(to_csv_bytes(frame))))[1].frame
+    reasons = result.loc[result["is_anomaly"] == 1, "reasons"]
+    assert len(reasons) > 30
+    spreads = reasons.str.extractall(r"usual ([\d.]+) ± ([\d.]+) at").astype(float)
+    assert not (spreads[0] - spreads[1] < frame["cpu"].min()).any(), spreads
+    told = reasons.str.extractall(HOUR_PHRASE)
+    assert len(told) > 5
+    hours = pd.to_datetime(frame["timestamp"]).dt.hour
+    for (row, _), (value, low, high, hour) in told.iterrows():
+        in_hour = frame.loc[hours == int(hour), "cpu"]
+        assert abs(float(low) - in_hour.quantile(0.01)) < 0.05
+        first = re.match(HOUR_PHRASE, reasons.loc[row]) is not None
+        assert first or not float(low) < float(value) < float(high), reasons.loc[row]
+
+
+def test_a_model_saved_before_hours_had_ranges_tells_their_spread():
+    """A model whose hours know their spread only (saved before they had usual ranges)
+    scores and explains as it did."""
+    frame = bursty(np.random.default_rng(0), 14)
+    dataset = prepare(read_csv(to_csv_bytes(frame)))
+    model = fit(dataset)
+    model.featurizer.tod_ = {m: tod[:, :2] for m, tod in model.featurizer.tod_.items()}
+    result = model.score(dataset).frame
+    assert not result["reasons"].str.extract(HOUR_PHRASE)[0].notna().any()
+    assert result["reasons"].str.contains(r"usual [\d.]+ ± [\d.]+ at \d\d:00").any()
+
+
 def test_a_long_failure_in_a_file_scored_on_its_own_is_told_by_its_level():
     """The usual range of a level is that of a typical tenth of the file: a failure in
     one stretch of it is no usual state, however many rows it holds (the file's 1st-99th
