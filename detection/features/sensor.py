@@ -345,9 +345,13 @@ class SensorFeatures:
     def _hour_ranged(self) -> list[tuple[int, str]]:
         """(column, metric) of each level-for-the-hour feature whose hours' usual ranges the
         model knows (a model saved before knows their spreads only)."""
-        return [(j, name.rsplit(":", 1)[0]) for j, name in enumerate(self.feature_names_)
-                if name.endswith(":time_of_day")
-                and self.tod_[name.rsplit(":", 1)[0]].shape[1] == 4]
+        pairs = [(j, name.rsplit(":", 1)) for j, name in enumerate(self.feature_names_)]
+        return [(j, metric) for j, (metric, kind) in pairs
+                if kind == "time_of_day" and self._knows_hour_ranges(metric)]
+
+    def _knows_hour_ranges(self, metric: str) -> bool:
+        """Whether the model keeps each hour's usual range of ``metric`` beside its spread."""
+        return self.tod_[metric].shape[1] == 4
 
     def _learn(self, name: str, r: _Rolling, hours: np.ndarray) -> None:
         """What scoring needs to know of a metric's baseline, from its rolling arrays."""
@@ -647,7 +651,7 @@ class SensorFeatures:
         at = ctx["position"][row]  # the row's place in the context arrays
         if kind == "time_of_day":
             tod = self.tod_[metric][hour]
-            if tod.size == 4 and np.isfinite(tod[2:]).all():  # the hour's usual range
+            if self._knows_hour_ranges(metric) and np.isfinite(tod[2:]).all():
                 return (f"{metric} {fmt(actual)}, usual "
                         f"{_range_words(center, scale, *tod[2:])} at {hour:02d}:00")
             return level_phrase(metric, actual, center + tod[0] * scale, tod[1] * scale,
