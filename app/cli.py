@@ -291,8 +291,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from app.stream import lines, stream
-
     source = sys.stdin.buffer if args.input == "-" else _input(args.input)
     if args.follow and args.input == "-":
         raise UsageError("--follow goes with a file: standard input is read until it closes")
@@ -311,9 +309,27 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     if args.alert and not args.save:
         raise UsageError("--alert needs --save: alerts are sent for stored incidents")
+    name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
+    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    try:
+        with (_services().stream_writer(_vigil(), name, "vigil stream") if args.save
+              else contextlib.nullcontext()) as writer:
+            done = _stream(args, name, writer, source, model_for, out, profile)
+    except KeyboardInterrupt:  # Ctrl-C ends a followed stream; what was scored is written
+        return 0
+    finally:
+        if args.out:
+            out.close()
+    echo(f"{done.rows} rows scored as they arrived, {done.flagged} flagged", err=True)
+    return 0
+
+
+def _stream(args, name, writer, source, model_for, out, profile):
+    """Stream (with ``writer``, the stream's lease holder: saved batch by batch)."""
+    from app.stream import lines, stream
+
     skip, carried, keep = 0, None, None
-    if args.save:
-        name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
+    if writer is not None:
         skip, carried = _services().stream_checkpoint(_vigil(), name)
         if skip:
             echo(f"stream {name}: {skip} rows were stored before; continuing after them",
@@ -322,23 +338,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 _say_alerts(_services().alert_stream(_vigil(), name))
 
         def keep(result, start, end, rows):
-            appended = _services().store_stream_batch(_vigil(), result, source=name, start=start,
-                                                      end=end, carried=rows)
+            appended = _services().store_stream_batch(_vigil(), writer, result, source=name,
+                                                      start=start, end=end, carried=rows)
             if args.alert and appended.incident_ids:
                 _say_alerts(_services().alert_stream(_vigil(), name, appended.incident_ids))
 
-    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
-    try:
-        done = stream(lines(source, follow=args.follow), model_for, out, profile=profile,
-                      skip=skip, carried=carried, keep=keep,
-                      known=functools.partial(_services().with_known, _vigil()))
-    except KeyboardInterrupt:  # Ctrl-C ends a followed stream; what was scored is written
-        return 0
-    finally:
-        if args.out:
-            out.close()
-    echo(f"{done.rows} rows scored as they arrived, {done.flagged} flagged", err=True)
-    return 0
+    return stream(lines(source, follow=args.follow), model_for, out, profile=profile,
+                  skip=skip, carried=carried, keep=keep,
+                  known=functools.partial(_services().with_known, _vigil()))
 
 
 def _say_alerts(reports) -> None:
@@ -416,12 +423,14 @@ def cmd_users(args: argparse.Namespace) -> int:
         settings = vigil.settings
         if not settings.vigil_admin_user or settings.vigil_admin_password is None:
             echo("VIGIL_ADMIN_USER and VIGIL_ADMIN_PASSWORD are not set: nothing to do")
-        elif not services.needs_first_admin(vigil):
-            echo("accounts exist already: nothing to do")
         else:
-            services.create_first_admin(vigil, settings.vigil_admin_user,
-                                        settings.vigil_admin_password.get_secret_value())
-            echo(f"created the administrator {settings.vigil_admin_user}")
+            try:
+                services.create_first_admin(vigil, settings.vigil_admin_user,
+                                            settings.vigil_admin_password.get_secret_value())
+            except NotAllowedError:  # accounts exist (another container made it first)
+                echo("accounts exist already: nothing to do")
+            else:
+                echo(f"created the administrator {settings.vigil_admin_user}")
         return 0
     if args.action == "list":
         for row in services.list_users(vigil).itertuples():

@@ -12,7 +12,10 @@ in a scratch SQLite database:
 2. Latency: `vigil stream FILE --follow --save` while a line is appended every 50 ms for
    20 s; each line's time from being written to being stored (its checkpoint). Target:
    p99 at most 1 s.
-3. Memory: `vigil replay --rate` (as fast as it goes) of ``--replay-rows`` rows into
+3. Two writers: two `vigil replay X | vigil stream - --save --source S` at once, and a
+   third after both. Target: every row stored exactly once, or the writer that could not
+   store its rows exits non-zero saying why (never "N rows scored" for rows not stored).
+4. Memory: `vigil replay --rate` (as fast as it goes) of ``--replay-rows`` rows into
    `vigil stream -`; the stream process's RSS after the first tenth of the rows and at
    the end. Target: growth at most 50 MB.
 """
@@ -107,6 +110,39 @@ def latency(tmp: Path, version: str, lines: list[str]) -> np.ndarray:
     return np.array([stored[row] - written[row] for row in written if row in stored])
 
 
+def two_writers(tmp: Path, version: str, data: Path, rows: int) -> None:
+    """Two replays into one saved stream at once, then one more after both: each writer
+    either stores its rows or fails loudly; at the end every row is stored exactly once."""
+    from app import services
+    from app.settings import Settings
+    from app.vigil import Vigil
+
+    part = tmp / "two-writers.csv"
+    part.write_text("".join(data.read_text().splitlines(keepends=True)[:rows + 1]))
+
+    def writer() -> subprocess.Popen:
+        replay = subprocess.Popen([*APP, "replay", str(part), "--rate", "20000"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        stream = subprocess.Popen([*APP, "stream", "-", "--model", version, "--save",
+                                   "--source", "two-writers", "--out", os.devnull],
+                                  stdin=replay.stdout, stderr=subprocess.PIPE, text=True)
+        replay.stdout.close()
+        return stream
+
+    both = [writer(), writer()]
+    outcomes = [(w.wait(), w.stderr.read().strip().splitlines()[-1:]) for w in both]
+    last = writer()
+    outcomes.append((last.wait(), last.stderr.read().strip().splitlines()[-1:]))
+    stored = services.stream_checkpoint(Vigil(Settings(
+        database_url=os.environ["DATABASE_URL"])), "two-writers")[0]
+    for code, said in outcomes:
+        print(f"  writer exit {code}: {said[0] if said else ''}")
+    ok = stored == rows and all(code == 0 or "error:" in said[0] for code, said in outcomes)
+    print(f"two writers, {rows:,} rows each into one stream: {stored:,} rows stored, "
+          f"{'every row once' if stored == rows else 'ROWS MISSING'}; "
+          f"{'each writer stored or failed loudly' if ok else 'A WRITER FAILED SILENTLY'}")
+
+
 def replay_memory(tmp: Path, version: str, rows: int) -> tuple[float, float, float]:
     """(RSS MB after a tenth of the rows, at the end, seconds) of `vigil stream -`."""
     big = tmp / "replay.csv"
@@ -154,6 +190,7 @@ def main() -> None:
         waits = latency(tmp, version, lines)
         print(f"latency, {len(waits)} appended lines: p50 {np.percentile(waits, 50):.2f} s, "
               f"p99 {np.percentile(waits, 99):.2f} s (target <= 1 s)")
+        two_writers(tmp, version, data, 20_000)
         if args.replay_rows:
             warm, end, seconds = replay_memory(tmp, version, args.replay_rows)
             print(f"memory, {args.replay_rows:,} rows replayed into vigil stream in "

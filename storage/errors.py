@@ -25,3 +25,8 @@ class DatabaseError(StorageError):
     def __init__(self, detail: str):
         super().__init__(f"the database failed ({detail})")
         self.detail = detail
+
+
+class StreamConflictError(StorageError):
+    """A live stream's batch does not follow what is stored (another writer stored one
+    first), or another writer holds the stream: nothing of the batch was stored."""

@@ -1,9 +1,10 @@
 """Live runs: a stream's rows stored batch by batch, exactly once.
 
 Each batch goes in one transaction with the stream's checkpoint (``stream_checkpoints``:
-how many rows are stored, and the rows the next batch needs): a batch that starts
-anywhere but at the checkpoint was stored before (a restart resent it) and changes
-nothing. Flagged rows join their entity's incident while they come within its gap,
+how many rows are stored, and the rows the next batch needs), by the writer that holds
+the stream's lease (:mod:`storage.leases`). A batch that does not start at the
+checkpoint is refused with :class:`StreamConflictError`, never dropped in silence.
+Flagged rows join their entity's incident while they come within its gap,
 as they would in a file stored whole.
 """
 
@@ -20,7 +21,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from detection import incidents
+from storage import leases
 from storage.db import dialect_name, transaction
+from storage.errors import StorageError, StreamConflictError
 from storage.runs import RunToSave, insert_anomalies, refused_values
 from storage.schema import Anomaly, DetectionRun, Incident, StreamCheckpoint
 from storage.text import NAME_CHARS, clean
@@ -36,13 +39,25 @@ class Checkpoint:
 @dataclass(frozen=True)
 class Appended:
     run_id: int
-    stored: bool  # False: the batch was stored before (nothing changed)
     incident_ids: list[int]  # incidents the batch opened or extended
+
+
+def checked_source(source: str) -> str:
+    """A stream's name as given, or :class:`StorageError` when it would be stored as
+    another name (cut to 255 characters, control characters removed): two such names
+    would merge into one stream."""
+    problem = ("is empty" if not source.strip()
+               else f"is {len(source):,} characters long" if len(source) > NAME_CHARS
+               else "holds control characters" if not source.isprintable() else None)
+    if problem:
+        raise StorageError(f"a stream's name is 1 to {NAME_CHARS} printable characters; "
+                           f"this one {problem}")
+    return source
 
 
 def checkpoint(engine: Engine, *, source: str) -> Checkpoint | None:
     with transaction(engine) as session:
-        row = session.get(StreamCheckpoint, clean(source, NAME_CHARS))
+        row = session.get(StreamCheckpoint, checked_source(source))
         return None if row is None else Checkpoint(row.run_id, row.position, row.carried)
 
 
@@ -64,17 +79,23 @@ def live_run_key(source: str, model_version: str | None) -> str:
     return hashlib.sha256(f"stream\0{source}\0{model_version}".encode()).hexdigest()
 
 
-def append(engine: Engine, *, source: str, batch: RunToSave, start: int, end: int,
-           carried: bytes) -> Appended:
+def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSave,
+           start: int, end: int, carried: bytes) -> Appended:
     """Store one scored batch of the stream ``source`` (rows ``start`` + 1 to ``end``):
-    its flagged rows in ``batch.anomalies``, its row count in ``batch.total_rows``."""
-    source = clean(source, NAME_CHARS)
+    its flagged rows in ``batch.anomalies``, its row count in ``batch.total_rows``.
+    ``writer`` must hold the stream's lease; :class:`StreamConflictError` otherwise, or
+    when the stream's checkpoint is not at ``start``."""
+    source = checked_source(source)
     with refused_values(f"stream {source!r}"), transaction(engine) as session:
+        leases.check(session, source=source, writer=writer)
         run_id = _live_run(session, engine, source, batch)
         stored = session.execute(select(StreamCheckpoint).where(
             StreamCheckpoint.source == source).with_for_update()).scalar_one_or_none()
-        if (stored.position if stored else 0) != start:
-            return Appended(run_id, False, [])
+        position = stored.position if stored else 0
+        if position != start:
+            raise StreamConflictError(
+                f"stream {source!r} has {position} rows stored; a batch of rows "
+                f"{start + 1} to {end} does not follow them and was not stored")
         rows = batch.anomalies
         ids = _join_incidents(session, run_id, rows, batch.incident_gap)
         rows = rows.assign(incident_id=ids)
@@ -86,8 +107,7 @@ def append(engine: Engine, *, source: str, batch: RunToSave, start: int, end: in
                                          carried=carried, updated_at=now))
         else:
             stored.position, stored.carried, stored.updated_at = end, carried, now
-        return Appended(run_id, True, sorted(set(ids.tolist())))
-
+        return Appended(run_id, sorted(set(ids.tolist())))
 
 
 def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -> int:

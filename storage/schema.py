@@ -207,6 +207,24 @@ class StreamCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, comment="Last batch (UTC).")
 
 
+class StreamLease(Base):
+    __tablename__ = "stream_leases"
+    __table_args__ = {"comment": "Which process writes each live stream: one writer a "
+                                 "stream, so no batch is lost between two."}
+
+    source: Mapped[str] = mapped_column(String(255), primary_key=True,
+                                        comment="The stream's name (--source).")
+    holder: Mapped[str] = mapped_column(String(255), comment="Who writes it: a process "
+                                                             "(host, pid) or an API batch.")
+    host: Mapped[str] = mapped_column(String(255), comment="The writer's host name.")
+    pid: Mapped[int] = mapped_column(Integer, comment="The writer's process id on that host.")
+    acquired_at: Mapped[datetime] = mapped_column(Timestamp, comment="When it took the "
+                                                                     "stream (UTC).")
+    expires_at: Mapped[datetime] = mapped_column(
+        Timestamp, comment="Renewed while the writer runs; after it (UTC), another may take "
+                           "the stream.")
+
+
 class AlertNotification(Base):
     __tablename__ = "alert_notifications"
     __table_args__ = (
@@ -309,6 +327,24 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, comment="When it was made (UTC).")
     signed_in_at: Mapped[datetime | None] = mapped_column(Timestamp,
                                                           comment="Last sign-in (UTC).")
+
+
+class UserSession(Base):
+    __tablename__ = "user_sessions"
+    __table_args__ = {"comment": "Dashboard sign-ins: a browser holds only a random id "
+                                 "(HttpOnly cookie); disabling the user, changing their "
+                                 "password or signing out ends the session at once."}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Session id.")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True,
+                                            comment="sha256 of the browser's session id.")
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True, comment="users.id")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, comment="Signed in at (UTC).")
+    seen_at: Mapped[datetime] = mapped_column(Timestamp, comment="Last page shown (UTC).")
+    ended_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="Signed out, disabled, password changed or idle (UTC).")
+    ended_why: Mapped[str | None] = mapped_column(String(32), comment="Why it ended.")
 
 
 class AuditEvent(Base):

@@ -17,10 +17,13 @@ from app.services.access import (
     audit_log,
     create_first_admin,
     disable_user,
+    end_session,
     list_tokens,
     list_users,
     needs_first_admin,
+    open_session,
     revoke_token,
+    session_user,
     set_password,
     sign_in,
     sso_user,
@@ -88,16 +91,17 @@ from app.services.runs import (
 )
 from app.services.streams import (
     Ingested,
-    StreamConflictError,
     alert_stream,
     ingest,
     latest_event_time,
     live_streams,
     store_stream_batch,
     stream_checkpoint,
+    stream_writer,
 )
 from app.vigil import Actor, Vigil
 from storage.anomalies import AnomalyFilter
+from storage.errors import StreamConflictError
 from storage.incidents import IncidentFilter
 from storage.schema import REVIEW_STATUSES, ROLES
 
@@ -115,6 +119,7 @@ __all__ = [
     "REFUSED",
     "REVIEW_STATUSES",
     "ROLES",
+    "RUN_PROFILES",
     "SaveReport",
     "SignInError",
     "StreamConflictError",
@@ -131,6 +136,7 @@ __all__ = [
     "count_incidents",
     "create_first_admin",
     "disable_user",
+    "end_session",
     "entity_counts",
     "file_sha256",
     "get_run",
@@ -149,6 +155,7 @@ __all__ = [
     "notification_log",
     "notify",
     "notify_incident",
+    "open_session",
     "overview",
     "prepare_run",
     "preview",
@@ -165,21 +172,22 @@ __all__ = [
     "rollback_model",
     "run_histogram",
     "run_series",
+    "runs_to_train_from",
     "save",
     "score_rows",
     "send_test_email",
+    "session_user",
     "set_password",
     "sign_in",
     "sso_user",
     "store",
     "store_stream_batch",
     "stream_checkpoint",
+    "stream_writer",
     "summarize",
     "token_holder",
-    "RUN_PROFILES",
-    "runs_to_train_from",
     "train",
     "train_from_runs",
-    "with_known",
     "upgrade_database",
+    "with_known",
 ]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -13,7 +16,7 @@ from app.services.analysis import ACTIVE, resolve_model, with_known
 from app.vigil import Vigil
 from detection import ScoredFrame, prepare, read_csv
 from detection.stream import StreamScorer
-from storage import anomalies, incidents, live
+from storage import anomalies, incidents, leases, live
 from storage.errors import StorageError
 from storage.incidents import IncidentFilter
 from storage.runs import RunToSave
@@ -53,21 +56,50 @@ def alert_stream(vigil: Vigil, source: str,
     return [notify_incident(vigil, i) for i in incident_ids]
 
 
-def store_stream_batch(vigil: Vigil, result: ScoredFrame, *, source: str, start: int,
-                       end: int, carried: pd.DataFrame):
-    """Store one scored batch of a live stream with its checkpoint, exactly once."""
+@contextmanager
+def stream_writer(vigil: Vigil, source: str, what: str) -> Iterator[leases.Writer]:
+    """Write the live stream ``source`` as its only writer for the block: its lease is
+    taken (:class:`StreamConflictError` when another writer holds it), renewed every
+    third of its term while the block runs, and given back at the end. ``what`` names
+    the writer to whoever is refused ("vigil stream", "API batch")."""
+    vigil.require("analyst")
+    source = live.checked_source(source)
+    writer = leases.Writer.this_process(what)
+    leases.acquire(vigil.engine, source=source, writer=writer)
+    stop = threading.Event()
+
+    def renew() -> None:
+        # A renewal that fails (database down, lease taken after a long stall) is left
+        # to the next batch, whose own check refuses it in words.
+        while not stop.wait(leases.LEASE_S / 3):
+            try:
+                leases.acquire(vigil.engine, source=source, writer=writer)
+            except StorageError:
+                continue
+
+    heartbeat = threading.Thread(target=renew, name=f"lease-{source}", daemon=True)
+    heartbeat.start()
+    try:
+        yield writer
+    finally:
+        stop.set()
+        heartbeat.join()
+        leases.release(vigil.engine, source=source, writer=writer)
+
+
+def store_stream_batch(vigil: Vigil, writer: leases.Writer, result: ScoredFrame, *,
+                       source: str, start: int, end: int, carried: pd.DataFrame):
+    """Store one scored batch of a live stream with its checkpoint, exactly once:
+    :class:`StreamConflictError` when ``writer`` no longer holds the stream or the batch
+    does not follow what is stored."""
     vigil.require("analyst")
     batch = RunToSave.from_result(
         result, source_name=source, file_sha256="",
         incident_gap_minutes=vigil.settings.incident_gap_minutes(result.profile))
     buffer = io.BytesIO()
     carried.to_pickle(buffer)
-    return live.append(vigil.engine, source=source, batch=batch, start=start, end=end,
-                       carried=buffer.getvalue())
-
-
-class StreamConflictError(StorageError):
-    """Another batch of the same stream was stored first: send this one again."""
+    return live.append(vigil.engine, source=source, writer=writer, batch=batch, start=start,
+                       end=end, carried=buffer.getvalue())
 
 
 @dataclass(frozen=True)
@@ -86,20 +118,18 @@ def ingest(vigil: Vigil, source: str, data: bytes, *, model_version: str = ACTIV
     after the rows stored before (what `vigil stream --save` does with each batch),
     stored with the stream's checkpoint, alerted when asked."""
     vigil.require("analyst")
-    position, carried = stream_checkpoint(vigil, source)
     frame = read_csv(data)
-    frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
     found = prepare(frame, profile=profile).profile
     model = resolve_model(vigil, model_version, profile=found)
     model.check_profile(found)
-    scorer = StreamScorer(model, known=partial(with_known, vigil))
-    scorer.carried = carried
-    result = scorer.score(frame)
-    appended = store_stream_batch(vigil, result, source=source, start=position,
-                                  end=position + len(frame), carried=scorer.carried)
-    if not appended.stored:
-        raise StreamConflictError(f"another batch of stream {source!r} was stored while this "
-                                  "one was scored: send it again")
+    with stream_writer(vigil, source, "an API batch") as writer:
+        position, carried = stream_checkpoint(vigil, source)
+        frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
+        scorer = StreamScorer(model, known=partial(with_known, vigil))
+        scorer.carried = carried
+        result = scorer.score(frame)
+        appended = store_stream_batch(vigil, writer, result, source=source, start=position,
+                                      end=position + len(frame), carried=scorer.carried)
     reports = alert_stream(vigil, source, appended.incident_ids) \
         if alert and appended.incident_ids else []
     return Ingested(source, appended.run_id, result, position + len(frame),

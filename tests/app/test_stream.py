@@ -269,3 +269,74 @@ def test_a_stream_without_a_header_line_is_refused_with_a_clear_message(tmp_path
     assert streamed.stderr.strip() == ("error: the stream's first line holds values: a stream "
                                        "starts with a header line naming its columns")
     assert streamed.stdout == ""
+
+
+def test_a_second_writer_on_a_stream_is_refused_and_no_row_is_lost(tmp_path):
+    """Two `vigil stream - --save --source S` at once stored 1,000 of 2,000 rows and both
+    said "1000 rows scored". The stream's lease refuses the second writer in words."""
+    from app import services
+    from app.settings import Settings
+    from app.vigil import Vigil
+
+    version = trained(tmp_path)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
+    first = subprocess.Popen([sys.executable, "-m", "app", "stream", "-", "--model", version,
+                              "--save", "--source", "lifts", "--out", str(tmp_path / "a.csv")],
+                             env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    header, *rows = ELEVATORS.read_bytes().splitlines(keepends=True)
+    first.stdin.write(header + b"".join(rows[:1000]))
+    first.stdin.flush()
+    vigil_ = Vigil(Settings(database_url=env["DATABASE_URL"]))
+    deadline = time.monotonic() + 120
+    while services.stream_checkpoint(vigil_, "lifts")[0] < 1000:
+        assert time.monotonic() < deadline and first.poll() is None, first.stderr.read()
+        time.sleep(0.05)
+
+    second = vigil("stream", "-", "--model", version, "--save", "--source", "lifts",
+                   "--out", tmp_path / "b.csv", tmp_path=tmp_path,
+                   stdin=(header + b"".join(rows[1000:2000])).decode())
+    assert second.returncode == 2
+    assert second.stderr.startswith("error: stream 'lifts' is being written by vigil "
+                                    f"stream (pid {first.pid} on"), second.stderr
+    assert "Traceback" not in second.stderr
+
+    first.stdin.write(b"".join(rows[1000:2000]))
+    first.stdin.close()
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert services.stream_checkpoint(vigil_, "lifts")[0] == 2000
+    # Given back at the end: the next writer continues after every stored row.
+    again = vigil("stream", "-", "--model", version, "--save", "--source", "lifts",
+                  "--out", tmp_path / "c.csv", tmp_path=tmp_path,
+                  stdin=(header + b"".join(rows[:3000])).decode())
+    assert again.returncode == 0, again.stderr
+    assert services.stream_checkpoint(vigil_, "lifts")[0] == 3000
+
+
+def test_an_api_batch_into_a_stream_a_process_writes_is_refused(tmp_path):
+    """After one API batch into a running CLI stream every later CLI batch was dropped
+    without a word; now the batch is refused while the stream has its writer."""
+    from app import services
+    from app.settings import Settings
+    from app.vigil import Vigil
+    from storage.errors import StreamConflictError
+
+    version = trained(tmp_path)
+    vigil_ = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}"))
+    header, *rows = ELEVATORS.read_bytes().splitlines(keepends=True)
+    batch = header + b"".join(rows[:200])
+    with (services.stream_writer(vigil_, "lifts", "vigil stream"),
+          pytest.raises(StreamConflictError, match="is being written by vigil stream")):
+        services.ingest(vigil_, "lifts", batch, model_version=version)
+    assert services.ingest(vigil_, "lifts", batch, model_version=version).position == 200
+
+
+@pytest.mark.parametrize("name", ["x" * 256, "lifts\x00", "lifts\n2", " "])
+def test_a_stream_name_that_would_be_stored_as_another_is_refused(tmp_path, name):
+    from app import services
+    from app.settings import Settings
+    from app.vigil import Vigil
+    from storage.errors import StorageError
+
+    vigil_ = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}"))
+    with pytest.raises(StorageError, match="a stream's name is 1 to 255 printable"):
+        services.stream_checkpoint(vigil_, name)
