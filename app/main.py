@@ -25,7 +25,8 @@ PAGES = [  # (file, title, icon, url, least role)
     ("views/audit.py", "Audit", ":material/history:", "audit", "admin"),
 ]
 
-actor = ui.signed_in()
+with ui.user_errors():  # who is signed in is a question for the database
+    actor = ui.signed_in()
 if actor is None:
     pages = [st.Page("views/sign_in.py", title="Sign in", icon=":material/login:",
                      url_path="sign-in", default=True)]

@@ -21,7 +21,8 @@ SEVERITY_BACKGROUND = {"critical": "#fecaca", "high": "#fed7aa", "medium": "#fef
                        "low": "#dbeafe"}
 
 
-SIGNED_IN = "signed_in"  # session state: who signed in, with which role, last seen when
+SIGNED_IN = "signed_in"  # session state: the server-side session's id
+SSO_SEEN = "sso_seen"  # session state: when a single sign-on session last showed a page
 NOBODY = Actor("(not signed in)", "none")  # may do nothing that needs a role
 
 
@@ -50,39 +51,49 @@ def sso_identity() -> str | None:
 
 
 def signed_in() -> Actor | None:
-    """Who this session is signed in as; None when signed out or idle too long (then
-    the session is signed out). A single sign-on identity (Streamlit keeps it in a
-    cookie) signs the session in as the account with its e-mail, or with the role its
-    provider's claim names."""
+    """Who this session is signed in as, checked on every page against the server-side
+    session record (:func:`app.services.session_user`): signing out, disabling the user
+    or changing their password ends it at once. A single sign-on identity (Streamlit
+    keeps it in a cookie) signs the session in as the account with its e-mail, or with
+    the role its provider's claim names, checked on every page as well."""
     state = st.session_state.get(SIGNED_IN)
-    if state is None:
-        email = sso_identity()
-        actor = email and services.sso_user(application(), email,
-                                            st.user.get(application().settings.sso_role_claim))
-        if not actor:
-            return None
-        sign_in(actor)
-        state = st.session_state[SIGNED_IN]
-    now = time.time()
-    if now - state["seen"] > application().settings.session_idle_hours * 3600:
+    if state is not None:
+        actor = services.session_user(application(), state["session"])
+        if actor is not None:
+            return actor
         st.session_state.pop(SIGNED_IN, None)
-        if sso_identity():
-            st.logout()  # idle: the single sign-on identity is forgotten as well
+    email = sso_identity()
+    if not email:
         return None
-    state["seen"] = now
-    return Actor(state["name"], state["role"])
+    actor = services.sso_user(application(), email,
+                              st.user.get(application().settings.sso_role_claim))
+    if actor is None:  # the sign-in page says why
+        return None
+    now = time.time()
+    if now - st.session_state.get(SSO_SEEN, now) > \
+            application().settings.session_idle_hours * 3600:
+        st.session_state.pop(SSO_SEEN, None)
+        st.logout()  # idle: the single sign-on identity is forgotten as well
+        return None
+    st.session_state[SSO_SEEN] = now
+    return actor
 
 
 def sign_in(actor: Actor) -> None:
-    st.session_state[SIGNED_IN] = {"name": actor.name, "role": actor.role, "seen": time.time()}
+    """Start a server-side session for ``actor`` (signed in with a password)."""
+    st.session_state[SIGNED_IN] = {"session": services.open_session(application(), actor)}
 
 
 def sign_out() -> None:
-    """Sign this session out. With single sign-on, ``st.logout`` forgets the provider's
-    identity too: it sends the browser to clear its cookie and reload (a rerun here
-    would drop that message); without, the page reruns signed out."""
-    st.session_state.pop(SIGNED_IN, None)
+    """Sign this session out: its record ends, so nothing can use it again. With
+    single sign-on, ``st.logout`` forgets the provider's identity too: it sends the
+    browser to clear its cookie and reload (a rerun here would drop that message);
+    without, the page reruns signed out."""
+    state = st.session_state.pop(SIGNED_IN, None)
+    if state is not None:
+        services.end_session(application(), state["session"])
     if sso_identity():
+        st.session_state.pop(SSO_SEEN, None)
         st.logout()
     else:
         st.rerun()

@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from storage.db import Bind, transaction
 from storage.errors import StorageError
-from storage.schema import ROLES, User
+from storage.schema import ROLES, User, UserSession
 from storage.text import NAME_CHARS, clean
 
 MAX_FAILURES = 5  # failed sign-ins in a row that lock an account
@@ -33,6 +34,7 @@ class Account:
     name: str
     role: str
     email: str | None = None
+    disabled: bool = False
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -86,13 +88,20 @@ def authenticate(bind: Bind, *, name: str, password: str) -> Account | None:
             matches = False
         if user is None or user.password_hash is None or user.disabled:
             return None
-        locked = _utc(user.locked_until)
+        # Counted in the database, not in this process: sixteen wrong passwords sent at
+        # once count sixteen, and whatever they locked is read fresh here.
+        locked = _utc(session.execute(select(User.locked_until).where(User.id == user.id)
+                                      .with_for_update()).scalar_one())
         if locked is not None and locked > now:
             return None
         if not matches:
-            user.failed_attempts += 1
-            if user.failed_attempts >= MAX_FAILURES:
-                user.failed_attempts, user.locked_until = 0, now + LOCKED_FOR
+            failures = session.execute(
+                update(User).where(User.id == user.id)
+                .values(failed_attempts=User.failed_attempts + 1)
+                .returning(User.failed_attempts)).scalar_one()
+            if failures >= MAX_FAILURES:
+                session.execute(update(User).where(User.id == user.id).values(
+                    failed_attempts=0, locked_until=now + LOCKED_FOR))
             return None
         user.failed_attempts, user.locked_until, user.signed_in_at = 0, None, now
         if PASSWORDS.check_needs_rehash(user.password_hash):
@@ -101,11 +110,11 @@ def authenticate(bind: Bind, *, name: str, password: str) -> Account | None:
 
 
 def by_email(bind: Bind, email: str) -> Account | None:
-    """The enabled account with this e-mail (single sign-on), else None."""
+    """The account with this e-mail (single sign-on), disabled or not; else None."""
     with transaction(bind) as session:
-        user = session.scalar(select(User).where(func.lower(User.email) == email.lower(),
-                                                 User.disabled.is_(False)))
-        return None if user is None else Account(user.name, user.role, user.email)
+        user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        return None if user is None else Account(user.name, user.role, user.email,
+                                                 user.disabled)
 
 
 def _user(session, name: str) -> User:
@@ -116,16 +125,30 @@ def _user(session, name: str) -> User:
 
 
 def set_password(bind: Bind, *, name: str, password: str) -> None:
+    """A new password; the user's open sessions end (whoever knew the old one is out)."""
     _checked(name, "viewer", password)
     with transaction(bind) as session:
         user = _user(session, name)
         user.password_hash = PASSWORDS.hash(password)
         user.failed_attempts, user.locked_until = 0, None
+        end_sessions(session, user, why="password changed")
 
 
 def set_disabled(bind: Bind, *, name: str, disabled: bool = True) -> None:
+    """Disable (or enable) an account; disabling ends its open sessions at once."""
     with transaction(bind) as session:
-        _user(session, name).disabled = disabled
+        user = _user(session, name)
+        user.disabled = disabled
+        if disabled:
+            end_sessions(session, user, why="disabled")
+
+
+def end_sessions(session: Session, user: User, *, why: str) -> int:
+    """End every open dashboard session of ``user`` (within the caller's transaction):
+    :mod:`storage.sessions` refuses them from the next page on."""
+    return session.execute(update(UserSession).where(
+        UserSession.user_id == user.id, UserSession.ended_at.is_(None)
+    ).values(ended_at=datetime.now(UTC), ended_why=why)).rowcount
 
 
 def listed(bind: Bind) -> pd.DataFrame:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 
 from app.errors import NotAllowedError, SignInError
 from app.vigil import Actor, Vigil
-from storage import audit, tokens, users
+from storage import audit, db, sessions, tokens, users
 from storage.schema import ROLES
+from storage.text import NAME_CHARS, clean
 
 
 def add_token(vigil: Vigil, name: str, *, role: str, user: str) -> str:
@@ -45,19 +48,48 @@ REFUSED = ("The name or password is wrong, or the account is locked for 15 minut
 
 
 def sign_in(vigil: Vigil, name: str, password: str) -> Actor:
-    """The signed-in user, or :class:`SignInError` (one message for every refusal)."""
+    """The signed-in user, or :class:`SignInError` (one message for every refusal).
+    Both are in the audit log."""
     account = users.authenticate(vigil.engine, name=name, password=password)
+    with vigil.unit() as session:
+        audit.record(session, actor=clean(name, NAME_CHARS) or "(no name)",
+                     action="user.sign_in" if account else "user.sign_in_refused",
+                     target=f"user {clean(name, NAME_CHARS - 5)}")
     if account is None:
         raise SignInError(REFUSED)
     return Actor(account.name, account.role)
 
 
+def open_session(vigil: Vigil, actor: Actor) -> str:
+    """A dashboard session of the signed-in ``actor``: the id its browser keeps."""
+    return sessions.start(vigil.engine, name=actor.name)
+
+
+def session_user(vigil: Vigil, token: str) -> Actor | None:
+    """Who a dashboard session acts for; None once it ended (signed out, the user
+    disabled or their password changed, idle for ``SESSION_IDLE_HOURS``)."""
+    account = sessions.holder(vigil.engine, token,
+                              idle=timedelta(hours=vigil.settings.session_idle_hours))
+    return None if account is None else Actor(account.name, account.role)
+
+
+def end_session(vigil: Vigil, token: str) -> None:
+    """Sign a dashboard session out (recorded in the audit log)."""
+    account = sessions.holder(vigil.engine, token,
+                              idle=timedelta(hours=vigil.settings.session_idle_hours))
+    if sessions.end(vigil.engine, token) and account is not None:
+        with vigil.unit() as session:
+            audit.record(session, actor=account.name, action="user.sign_out",
+                         target=f"user {account.name}")
+
+
 def sso_user(vigil: Vigil, email: str, claimed_role: str | None = None) -> Actor | None:
     """The user a single sign-on identity acts as: the account with that e-mail (its
-    role), else the identity provider's role claim when it names a role, else None."""
+    role), else the identity provider's role claim when it names a role, else None.
+    A disabled account's e-mail is refused, role claim or not."""
     account = users.by_email(vigil.engine, email)
     if account is not None:
-        return Actor(account.name, account.role)
+        return None if account.disabled else Actor(account.name, account.role)
     if claimed_role in ROLES:
         return Actor(email, claimed_role)
     return None
@@ -71,6 +103,7 @@ def needs_first_admin(vigil: Vigil) -> bool:
 def create_first_admin(vigil: Vigil, name: str, password: str) -> Actor:
     """The first account, an administrator: only while no account exists."""
     with vigil.unit() as session:
+        db.serialize(session, "first administrator")  # eight forms at once make one
         if users.count(session):
             raise NotAllowedError("an administrator exists already: sign in")
         users.add(session, name=name, role="admin", password=password)

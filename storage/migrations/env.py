@@ -5,6 +5,7 @@ hands its engine over; there is no second place that reads the database URL.
 """
 
 from alembic import context
+from sqlalchemy import text
 
 from storage.schema import Base
 
@@ -19,5 +20,9 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Two `vigil db upgrade` at once (compose's app and api containers): the
+            # second waits here, then finds the schema current. Held until commit.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('vigil:migrate'))"))
         context.run_migrations()
     connection.commit()

@@ -146,3 +146,128 @@ def test_an_analysts_review_is_audited_with_their_name(vigil, tmp_path):
     services.add_user(vigil, "bob", role="viewer", password=PASSWORD)
     actions = services.audit_log(vigil)["action"].tolist()
     assert actions == ["user.add", "anomaly.review"]  # newest first
+
+
+def test_a_session_ends_at_once_on_sign_out_disable_and_password_change(vigil):
+    """Sessions are server-side records checked on every page: ending one takes effect
+    on the next page, not when the browser's session happens to expire."""
+    for name in ("ana", "bob", "cy"):
+        services.add_user(vigil, name, role="admin", password=PASSWORD)
+    admin = vigil.acting_as(Actor("ana", "admin"))
+    tokens = {name: services.open_session(vigil, services.sign_in(vigil, name, PASSWORD))
+              for name in ("ana", "bob", "cy")}
+    second = services.open_session(vigil, Actor("cy", "admin"))  # cy, another browser
+    assert services.session_user(vigil, tokens["bob"]) == Actor("bob", "admin")
+
+    services.disable_user(admin, "bob")
+    services.set_password(admin, "cy", "another good password")
+    services.end_session(vigil, tokens["ana"])
+    assert [services.session_user(vigil, t) for t in (*tokens.values(), second)] == \
+        [None, None, None, None]
+    assert services.session_user(vigil, "a guessed id") is None
+    actions = services.audit_log(vigil)["action"].tolist()
+    assert actions.count("user.sign_in") == 3 and "user.sign_out" in actions
+
+
+def test_an_idle_session_ends(vigil):
+    services.add_user(vigil, "ana", role="viewer", password=PASSWORD)
+    token = services.open_session(vigil, Actor("ana", "viewer"))
+    short = Vigil(vigil.settings.model_copy(update={"session_idle_hours": 1e-6}))
+    time.sleep(0.01)  # 3.6 ms idle limit
+    assert services.session_user(short, token) is None
+    assert services.session_user(vigil, token) is None  # ended, not merely too idle here
+
+
+def test_single_sign_on_refuses_a_disabled_account_whatever_the_role_claim(vigil):
+    services.add_user(vigil, "ana", role="analyst", password=None, email="ana@x.org")
+    assert services.sso_user(vigil, "ana@x.org", "admin") == Actor("ana", "analyst")
+    services.disable_user(vigil, "ana")
+    assert services.sso_user(vigil, "ANA@x.org", "admin") is None
+    assert services.sso_user(vigil, "someone@x.org", "viewer") == Actor("someone@x.org",
+                                                                        "viewer")
+
+
+def test_failed_sign_ins_are_in_the_audit_log(vigil):
+    services.add_user(vigil, "ana", role="viewer", password=PASSWORD)
+    with pytest.raises(SignInError):
+        services.sign_in(vigil, "ana", "wrong password!!")
+    log = services.audit_log(vigil)
+    refused = log[log["action"] == "user.sign_in_refused"]
+    assert refused["target"].tolist() == ["user ana"]
+
+
+def test_sixteen_wrong_passwords_at_once_lock_the_account(vigil):
+    """They counted as 2, and the right password was then accepted (48 guesses before
+    lockout instead of 5): failures are counted in the database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    services.add_user(vigil, "ana", role="analyst", password=PASSWORD)
+
+    def guess(i: int) -> bool:
+        try:
+            services.sign_in(vigil, "ana", f"wrong password {i:02d}")
+        except SignInError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        assert not any(pool.map(guess, range(16)))
+    with pytest.raises(SignInError):
+        services.sign_in(vigil, "ana", PASSWORD)
+    assert services.list_users(vigil)["locked_until"].notna().all()
+
+
+def test_eight_first_administrator_forms_at_once_make_one_administrator(vigil):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(i: int) -> str:
+        try:
+            return services.create_first_admin(vigil, f"admin{i}", PASSWORD).name
+        except NotAllowedError:
+            return ""
+
+    with ThreadPoolExecutor(8) as pool:
+        made = [name for name in pool.map(create, range(8)) if name]
+    assert len(made) == 1
+    assert services.list_users(vigil)["name"].tolist() == made
+
+
+@pytest.mark.postgres
+def test_two_containers_upgrading_and_bootstrapping_a_fresh_database_at_once(postgres_url):
+    """Compose's app and api containers each run `vigil db upgrade && vigil users
+    bootstrap` on a fresh PostgreSQL database: it failed 5 times in 5 (UniqueViolation)."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from storage import db
+
+    admin = db.make_engine(postgres_url)
+    name = f"vigil_fresh_{uuid.uuid4().hex[:8]}"
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    env = {**os.environ, "DATABASE_URL": url, "VIGIL_ADMIN_USER": "ada",
+           "VIGIL_ADMIN_PASSWORD": PASSWORD}
+    script = (f"{sys.executable} -m app db upgrade && "
+              f"{sys.executable} -m app users bootstrap")
+    try:
+        both = [subprocess.Popen(["sh", "-c", script], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outcomes = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in both]
+        assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+        said = "".join(out for _, out, _ in outcomes)
+        assert said.count("created the administrator ada") == 1, said
+        assert "accounts exist already" in said
+        engine = db.make_engine(url)
+        assert db.is_current(engine)
+        assert users.listed(engine)["name"].tolist() == ["ada"]
+        engine.dispose()
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

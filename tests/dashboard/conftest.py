@@ -40,13 +40,18 @@ def open_page(page: str | None = None, at: AppTest | None = None) -> AppTest:
 
 
 def sign_in(at: AppTest, *, role: str, name: str | None = None) -> AppTest:
-    """The session signed in (as the sign-in page leaves it) with ``role``."""
-    import time
-
+    """The session signed in (as the sign-in page leaves it) with ``role``: the user
+    exists (made here when missing) and holds a server-side session."""
+    from app import services
     from app.ui import SIGNED_IN
+    from app.vigil import Vigil
+    from storage import users
 
-    at.session_state[SIGNED_IN] = {"name": name or f"{role}-tester", "role": role,
-                                   "seen": time.time()}
+    vigil = Vigil(get_settings())
+    actor = services.Actor(name or f"{role}-tester", role)
+    if actor.name not in set(users.listed(vigil.engine)["name"]):
+        users.add(vigil.engine, name=actor.name, role=role, password=None)
+    at.session_state[SIGNED_IN] = {"session": services.open_session(vigil, actor)}
     return at
 
 

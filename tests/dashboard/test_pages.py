@@ -260,9 +260,11 @@ def test_markdown_in_names_and_headers_reaches_the_page_escaped(dashboard_env):
 def test_a_bad_database_url_is_explained_on_every_page(dashboard_env, monkeypatch, page):
     from app.settings import get_settings
 
+    at = open_page(page)  # signed in; then the database's URL goes bad
     monkeypatch.setenv("DATABASE_URL", "foo://u:secret@host/db")
     get_settings.cache_clear()
-    at = open_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
     errors = shown(at.error)
     assert any("unknown database 'foo'" in e for e in errors), errors
     assert not any("secret" in e for e in errors)
@@ -549,3 +551,38 @@ def test_models_page_trains_a_model_from_stored_runs(dashboard_env):
     assert f"of runs {ids[0]}, {ids[1]} (3 confirmed" in \
         " ".join(s.value for s in at.success).replace("\\", "")
     assert len(services.list_models(vigil)) == 2
+
+
+@pytest.mark.parametrize("ended_by", ["disable", "password"])
+def test_a_disabled_or_repassworded_admin_is_signed_out_on_their_next_click(dashboard_env,
+                                                                           ended_by):
+    """Their open session no longer opens Users and tokens (it did for up to 8 hours)."""
+    from app import services
+    from app.settings import get_settings
+    from app.vigil import Vigil
+
+    at = open_page("access")
+    assert [t for t in at.title if t.value == "Users and tokens"]
+    operator = Vigil(get_settings())
+    if ended_by == "disable":
+        services.disable_user(operator, "admin-tester")
+    else:
+        services.set_password(operator, "admin-tester", "a brand new password")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Sign in to Vigil"]
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("views/access.py")
+
+
+def test_sign_out_ends_the_session_record(dashboard_env):
+    from app import services
+    from app.settings import get_settings
+    from app.ui import SIGNED_IN
+    from app.vigil import Vigil
+
+    at = open_page("overview")
+    token = at.session_state[SIGNED_IN]["session"]
+    next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
+    assert [t.value for t in at.title] == ["Sign in to Vigil"]
+    assert services.session_user(Vigil(get_settings()), token) is None  # a copy is dead too
