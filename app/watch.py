@@ -3,13 +3,24 @@
 A file is taken once it has not changed for ``settle`` seconds (a file renamed into the
 folder usually already has not; one still being written has). It is scored with its
 profile's active model, saved and alerted, then moved to ``done/``; a file Vigil cannot
-use goes to ``failed/`` with ``NAME.error.txt`` holding the one-line reason. Saving and
-alerting are idempotent, so a restart between saving and moving re-processes the file
-without storing or sending anything twice.
+use goes to ``failed/`` with ``NAME.error.txt`` holding the one-line reason (quoting
+column names, never the file's values). Saving and alerting are idempotent, so a
+restart between saving and moving re-processes the file without storing or sending
+anything twice.
+
+Only regular files placed in the folder are read: a symbolic link (``ln -s .env
+in/env.csv``) or a hard link to a file elsewhere could hand any file the watcher may
+read to everyone who may read runs. Such entries are left where they are, and said once.
+A file is read once, through a handle that follows no link, and what was read is what
+is hashed and scored.
 """
 
 from __future__ import annotations
 
+import csv
+import os
+import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,18 +46,73 @@ class Outcome:
     message: str
 
 
-def ready(folder: Path, *, settle: float = SETTLE_S, now: float | None = None) -> list[Path]:
-    """Files in ``folder`` (not below it) unchanged for ``settle`` seconds, oldest first."""
+def entries(folder: Path, *, settle: float = SETTLE_S, now: float | None = None
+            ) -> tuple[list[Path], dict[Path, str]]:
+    """Files in ``folder`` (not below it) unchanged for ``settle`` seconds, oldest first,
+    and the entries that look like data but are not read, with why."""
     now = time.time() if now is None else now
-    found = []
-    for path in folder.iterdir():
-        if not path.is_file() or path.name.startswith(".") or \
-                path.suffix.lower() not in SUFFIXES:
-            continue
-        modified = path.stat().st_mtime
-        if now - modified >= settle:
-            found.append((modified, path.name, path))
-    return [path for _, _, path in sorted(found)]
+    found, refused = [], {}
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            path = Path(entry.path)
+            if entry.name.startswith(".") or path.suffix.lower() not in SUFFIXES:
+                continue
+            info = entry.stat(follow_symlinks=False)
+            why = _not_own(info)
+            if why:
+                refused[path] = why
+            elif now - info.st_mtime >= settle:
+                found.append((info.st_mtime, entry.name, path))
+    return [path for _, _, path in sorted(found)], refused
+
+
+def _not_own(info: os.stat_result) -> str | None:
+    """Why an entry is not a file of the folder's own, or None when it is one."""
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_nlink > 1:
+        return "a hard link to a file kept elsewhere too"
+    return None
+
+
+class NotOwnFileError(StorageError):
+    """The entry became a link or another kind of file after it was listed."""
+
+
+def read_own(path: Path) -> bytes:
+    """The bytes of ``path``, read through a handle that follows no link; refused when
+    it is not a regular file of its own (it may have been swapped since it was listed)."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise NotOwnFileError(f"{path.name} cannot be read ({exc.strerror})") from None
+    with os.fdopen(handle, "rb") as file:
+        why = _not_own(os.fstat(file.fileno()))
+        if why:
+            raise NotOwnFileError(f"{path.name} is {why}: Vigil reads only files placed in "
+                                  "the folder")
+        return file.read()
+
+
+QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+
+
+def without_values(message: str, data: bytes) -> str:
+    """``message`` with every quoted text that is not a column name but stands in the
+    file below its header line replaced by '…': an error file quotes column names,
+    never the file's values."""
+    head, _, body = data.partition(b"\n")
+    names = set(next(csv.reader([head.decode("utf-8-sig", errors="replace")]), []))
+
+    def shown(match: re.Match) -> str:
+        text = match.group(1) if match.group(1) is not None else match.group(2)
+        if text in names or not text or text.encode(errors="replace") not in body:
+            return match.group(0)
+        return "'…'"
+
+    return QUOTED.sub(shown, message)
 
 
 def _move(path: Path, folder: Path) -> Path:
@@ -63,19 +129,24 @@ def _move(path: Path, folder: Path) -> Path:
 def process(vigil: Vigil, path: Path) -> Outcome:
     """Score ``path`` with its profile's active model, save it, alert, and move it."""
     folder = path.parent
+    data = b""
     try:
-        dataset = services.read_dataset(path)
+        data = read_own(path)
+        dataset = services.read_dataset(data)
         result = services.analyze(vigil, dataset, model_version=services.ACTIVE)
         report = services.save(vigil, result, source_name=path.name,
-                               file_sha256=services.file_sha256(path))
+                               file_sha256=services.file_sha256(data))
         if not report.stored:
             return Outcome(path, None, f"{path.name}: {report.message} It stays in the "
                                        "folder and is tried again.")
         alert = services.notify(vigil, report.run_id)
+    except NotOwnFileError as exc:
+        return Outcome(path, None, f"{path.name}: skipped: {exc}")
     except (DetectionError, StorageError, AlertError) as exc:
+        reason = without_values(str(exc), data)
         target = _move(path, folder / "failed")
-        target.with_name(target.name + ".error.txt").write_text(f"error: {exc}\n")
-        return Outcome(path, target, f"{path.name}: failed: {exc}")
+        target.with_name(target.name + ".error.txt").write_text(f"error: {reason}\n")
+        return Outcome(path, target, f"{path.name}: failed: {reason}")
     target = _move(path, folder / "done")
     return Outcome(path, target, f"{path.name}: {report.message} {alert.message}")
 
@@ -86,9 +157,15 @@ def watch(vigil: Vigil, folder: Path, *, once: bool = False, interval: float = 1
     number of files moved."""
     if not folder.is_dir():
         raise StorageError(f"{folder} is not a folder")
-    moved = 0
+    moved, told = 0, set()
     while True:
-        for path in ready(folder, settle=settle):
+        found, refused = entries(folder, settle=settle)
+        for path, why in refused.items():
+            if path not in told:  # once: it stays, and each pass would say it again
+                say(f"{path.name}: skipped: {why} (Vigil reads only files placed in the "
+                    "folder)")
+                told.add(path)
+        for path in found:
             outcome = process(vigil, path)
             moved += outcome.moved_to is not None
             say(outcome.message)

@@ -53,3 +53,46 @@ def test_watch_sorts_files_into_done_and_failed(tmp_path):
     assert len(list((inbox / "done").iterdir())) == 2
     assert len(vigil("runs", tmp_path=tmp_path).stdout.strip().splitlines()) == 2
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_watch_reads_no_link_and_quotes_no_value(tmp_path):
+    """`ln -s .env in/env.csv` handed a private file to everyone who may read runs; a
+    hard link does the same. Neither is read; an error file quotes column names only."""
+    trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor", "--activate",
+                    tmp_path=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    private = tmp_path / "private"
+    private.mkdir()
+    secret = private / ".env"
+    secret.write_text("DATABASE_URL=postgresql://vigil:s3cret-pw@db/vigil\n")
+    readings = private / "readings.csv"  # CSV-shaped: it would be stored as a run
+    readings.write_bytes(sample_path("elevators.csv").read_bytes())
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "env.csv").symlink_to(secret)
+    (inbox / "lifts.csv").symlink_to(readings)
+    os.link(readings, inbox / "copy.csv")
+    for path in inbox.iterdir():
+        os.utime(path, (time.time() - 60,) * 2, follow_symlinks=False)
+    land(inbox, "bad.csv", b"timestamp,value\n2025-01-01,1\n2025-01-02,top-secret-value\n")
+
+    run = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert run.returncode == 0, run.stderr
+    for name, why in [("env.csv", "a symbolic link"), ("lifts.csv", "a symbolic link"),
+                      ("copy.csv", "a hard link")]:
+        assert f"{name}: skipped: {why}" in run.stdout
+        assert (inbox / name).exists() or (inbox / name).is_symlink()  # left in place
+    assert "s3cret" not in run.stdout
+    assert "1 file(s) processed" in run.stdout  # bad.csv only
+    assert vigil("runs", tmp_path=tmp_path).stdout.count("\n") <= 1  # nothing stored
+    reason = (inbox / "failed" / "bad.csv.error.txt").read_text()
+    assert "top-secret-value" not in reason and "'value'" in reason, reason
+
+
+def test_an_error_file_keeps_column_names_and_drops_the_files_values():
+    from app.watch import without_values
+
+    data = b"user,time\n'quoted',2025\nsecret,x\n"
+    message = "column 'user' holds 'secret' in row 2; the model needs \"time\" and 'ip'"
+    assert without_values(message, data) == \
+        "column 'user' holds '…' in row 2; the model needs \"time\" and 'ip'"
