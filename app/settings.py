@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -17,8 +18,10 @@ class Settings(BaseSettings):
     """Every setting Vigil reads. Only the app layer reads settings; lower layers take
     explicit arguments."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
-                                      extra="ignore")
+    # VIGIL_ENV_FILE names another file than ./.env (the test suite names none, so a
+    # developer's own .env never reaches a test).
+    model_config = SettingsConfigDict(env_file=os.environ.get("VIGIL_ENV_FILE", ".env"),
+                                      env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = f"sqlite:///{DATA_DIR / 'vigil.db'}"
     journal_dir: Path = DATA_DIR / "fallback"

@@ -15,6 +15,20 @@ from storage.schema import Base
 pytest_plugins = ["tests.smtp"]
 
 
+def _isolate_from_the_developers_settings() -> None:
+    """Tests set what they need: neither a developer's `.env` nor their shell's settings
+    (SMTP_HOST would send the tests' e-mails to a real server) may reach them, nor the
+    processes they start. Runs before any test imports the app."""
+    os.environ["VIGIL_ENV_FILE"] = os.devnull
+    from app.settings import Settings
+
+    for name in Settings.model_fields:
+        os.environ.pop(name.upper(), None)
+
+
+_isolate_from_the_developers_settings()
+
+
 def sensor_frame(n: int = 600, seed: int = 0, freq: str = "10min") -> pd.DataFrame:
     """A clean daily-cycle series of two metrics, no anomalies."""
     rng = np.random.default_rng(seed)

@@ -120,3 +120,17 @@ def test_the_first_start_form_is_the_local_users_and_compose_can_create_the_admi
     for name in ("app", "api"):
         assert {"VIGIL_ADMIN_USER", "VIGIL_ADMIN_PASSWORD"} <= set(services[name]["environment"])
     assert "vigil users bootstrap" in " ".join(services["api"]["command"])
+
+
+def test_the_suite_reads_neither_a_developers_env_file_nor_their_shell(tmp_path, monkeypatch):
+    """With SMTP_HOST in a developer's .env, 8 tests failed and 9 test e-mails went out."""
+    import sys
+
+    (tmp_path / ".env").write_text("SMTP_HOST=mail.example.org\nDATABASE_URL=sqlite:///x.db\n")
+    monkeypatch.chdir(tmp_path)
+    assert Settings().smtp_host is None
+    assert "SMTP_HOST" not in os.environ
+    child = subprocess.run([sys.executable, "-c", "from app.settings import Settings; "
+                            "print(Settings().smtp_host)"], capture_output=True, text=True,
+                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout.strip() == "None", child.stderr
