@@ -12,7 +12,8 @@ actor = left.text_input("Who (exact name)", max_chars=255)
 action = right.selectbox("What", ["(all)", "run.save", "anomaly.review", "incident.review",
                                   "alert.send", "model.train", "model.activate",
                                   "model.rollback", "user.add", "user.password",
-                                  "user.disable", "token.add", "token.revoke"])
+                                  "user.disable", "user.sign_in", "user.sign_in_refused",
+                                  "user.sign_out", "token.add", "token.revoke"])
 with ui.user_errors():
     events = services.audit_log(vigil, actor=actor or None,
                                 action=None if action == "(all)" else action)

@@ -111,7 +111,8 @@ def test_sign_in_sign_out_and_a_wrong_password_in_a_real_browser(app_url, page):
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Signed in as").wait_for(timeout=30_000)
     go_to(page, "Audit")
-    page.get_by_text("The newest 1 events first").wait_for(timeout=30_000)  # ada's creation
+    # ada's creation, her sign-out, the refused sign-in and the sign-in
+    page.get_by_text("The newest 4 events first").wait_for(timeout=30_000)
     # A URL the signed-out navigation does not offer shows the sign-in page instead.
     page.goto(f"{app_url}/analyze")
     page.get_by_text("Sign in to Vigil").wait_for(timeout=30_000)
