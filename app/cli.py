@@ -134,12 +134,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     path = _input(args.input)
     _preload_forest(args)
     model = None
+    if args.learn and not args.model:
+        raise UsageError("--learn goes with --model: it learns on from a model's baseline")
+    if args.learn and args.save:
+        raise UsageError("--learn scores a file as a live stream of it; to store that, "
+                         "use `vigil stream FILE --model V --save`")
     if args.model:
         first = scoring.first_piece(path, profile=args.profile)
         model = _services().resolve_model(_vigil(), args.model, profile=first.profile)
         model.check_profile(first.profile)
+        if args.learn and model.profile != "sensor":
+            raise UsageError(f"--learn scores sensor files; this model scores {model.profile}")
         if not args.save and scoring.scores_in_pieces(model, first.profile):
-            return _score_in_pieces(path, model, args.out)  # bounded memory
+            return _score_in_pieces(path, model, args.out, learn=args.learn)
     dataset = scoring.read_dataset(path, profile=args.profile)
     if dataset.profile == "login":  # what reviews made known: the only database read
         dataset = _services().with_known(_vigil(), dataset)
@@ -169,12 +176,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_in_pieces(path: Path, model, out_path: str | None) -> int:
+def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool) -> int:
+    """Bounded memory: a registered sensor or generic model scores the file in pieces."""
     if out_path:
         with open(out_path, "wb") as out:
-            done = scoring.score_in_pieces(path, model, out)
+            done = scoring.score_in_pieces(path, model, out, learn=learn)
     else:
-        done = scoring.score_in_pieces(path, model, sys.stdout.buffer)
+        done = scoring.score_in_pieces(path, model, sys.stdout.buffer, learn=learn)
         sys.stdout.buffer.flush()
     for warning in done.warnings:
         echo(f"warning: {warning}", err=True)
@@ -484,6 +492,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model", help="a registered model's version, or 'active' "
                        "(default: fit on the input)")
     score.add_argument("--out", help="output CSV (default: standard output)")
+    score.add_argument("--learn", action="store_true",
+                       help="with --model, a sensor file: score it as `vigil stream` does, "
+                            "learning from each reading as it goes (default: against the "
+                            "model's fixed baseline)")
     score.add_argument("--save", action="store_true", help="store the run and its anomalies")
     score.add_argument("--alert", action="store_true",
                        help="email the run's digest to its team (with --save)")

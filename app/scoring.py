@@ -47,11 +47,11 @@ def analyze(dataset: Dataset, *, model: Model | None = None,
 
 
 def scored_pieces(source: Source, model: Model, *, columns: dict[str, str | None] | None = None,
-                  rows: int | None = None) -> Iterator[ScoredFrame]:
+                  rows: int | None = None, learn: bool = False) -> Iterator[ScoredFrame]:
     """A sensor or generic file (path or bytes) scored by ``model`` ``rows`` rows at a
     time (default :data:`PIECE_ROWS`): the scores of one pass (detection.stream), in the
-    memory of one piece."""
-    scorer = StreamScorer(model, columns)
+    memory of one piece; ``learn``: as a live stream of it is scored."""
+    scorer = StreamScorer(model, columns, learn=learn)
     for piece in read_pieces(source, rows or PIECE_ROWS):
         yield scorer.score(piece)
 
@@ -104,11 +104,11 @@ def first_piece(source: Source, *, profile: str = "auto",
 
 
 def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
-                    rows: int | None = None) -> PiecesScored:
+                    rows: int | None = None, learn: bool = False) -> PiecesScored:
     """Score a sensor or generic file with a registered model ``rows`` rows at a time,
     writing each piece's rows with their score columns to ``out`` as CSV."""
     done = PiecesScored(profile=model.profile)
-    for result in scored_pieces(path, model, rows=rows):
+    for result in scored_pieces(path, model, rows=rows, learn=learn):
         write_csv(result.frame, out, header=done.rows == 0)
         done.rows += len(result.frame)
         done.flagged += int(result.frame["is_anomaly"].sum())

@@ -4,8 +4,9 @@ Rows come from standard input, a file, or a file that keeps growing (``follow``:
 lines are picked up as they are written, and a rotated file, renamed away and created
 anew, is followed from its start). They are scored in micro-batches (what has arrived
 within ``wait`` seconds, at most ``batch`` rows) by detection.stream, which carries each
-entity's recent rows from batch to batch: the rows get the scores ``vigil score --model``
-gives the whole file. A record must fit on one line (no line breaks inside quotes).
+entity's recent rows from batch to batch. Sensor rows are scored by the detector that keeps
+learning (detection.learning): they get the scores ``vigil score --model V --learn`` gives
+the whole file; login rows the scores ``vigil score --model V`` gives it. A record must fit on one line (no line breaks inside quotes).
 """
 
 from __future__ import annotations
@@ -119,20 +120,21 @@ def _file_lines(path: Path, *, follow: bool, wait: float) -> Iterator[list[bytes
         handle.close()
 
 
-Keep = Callable[[ScoredFrame, int, int, pd.DataFrame], None]
+Keep = Callable[[ScoredFrame, int, int, dict], None]
 
 
 def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], out: BinaryIO,
            *, profile: str = "auto", batch_rows: int = BATCH_ROWS, skip: int = 0,
-           carried: pd.DataFrame | None = None, keep: Keep | None = None,
+           carried: dict | None = None, keep: Keep | None = None,
            known: Callable[[Dataset], Dataset] | None = None) -> Streamed:
     """Score each batch of lines (the first line is the header) and write the scored
     rows to ``out`` as CSV as soon as they are scored. ``model_for(profile)`` gives the
     model once the first rows tell the profile (or ``profile`` is given).
 
     A restart passes the checkpoint: ``skip`` rows were scored before (they are read
-    and passed over) and ``carried`` is what they left for the next batch. ``keep``
-    (the result, first and last row position, the rows carried on) stores each batch
+    and passed over) and ``carried`` is what they left for the next batch
+    (``StreamScorer.state``). ``keep`` (the result, first and last row position, the
+    state carried on) stores each batch
     before its rows are written out. ``known`` adds analysts' known values to each batch
     of logins (:func:`app.services.with_known`).
     """
@@ -158,11 +160,11 @@ def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], ou
                 found = prepare(frame, profile=profile).profile
                 model = model_for(found)
                 model.check_profile(found)
-                scorer = StreamScorer(model, known=known)
-                scorer.carried = carried
+                scorer = StreamScorer(model, known=known, learn=True)
+                scorer.state = carried
             scored = scorer.score(frame)
             if keep is not None:
-                keep(scored, position, position + len(frame), scorer.carried)
+                keep(scored, position, position + len(frame), scorer.state)
             position += len(frame)
             result = scored.frame
             write_csv(result, out, header=done.rows == 0)

@@ -23,6 +23,9 @@ from detection.detectors import TAIL_SHARE, make_detector, tail_cut
 from detection.envelope import EDGE_SHARE, FLAG_SHARE, REACH_FLAG, Drift, Envelope
 from detection.errors import ModelMismatchError, NoNumericColumnError, TooFewRowsError
 from detection.features import FEATURIZERS
+from detection.features.base import trained_metrics
+from detection.learning import HISTORY, QUIET, WINDOW, Learner
+from detection.learning import METHOD as LEARNING_METHOD
 
 MIN_FIT_ROWS = 20
 # A baseline's parts, each scored by a model of the others to check the cut-off
@@ -46,6 +49,11 @@ DEFAULT_CONTAMINATION = {"sensor": 0.015, "generic": 0.015, "login": 0.02}
 # data a row between dense clusters is what the forest misses.
 DEFAULT_NEIGHBOURS = {"generic": 10}
 
+
+LEARNING_NOTE = (f"Rows scoring above {FLAG_SCORE:g} are flagged. Scored live, learning as "
+                 f"it goes ({LEARNING_METHOD}): a score of {FLAG_SCORE:g} is a deviation "
+                 "one tail step beyond the 99th percentile of the entity's own recent "
+                 "deviations.")
 
 HASH_ROWS = 65_536  # rows converted to Arrow at a time while hashing
 
@@ -144,6 +152,9 @@ class Model:
     calibration: Calibration
     metadata: dict
     envelope: Envelope | None = None
+    # Sensor models: what the live detector that keeps learning (detection.learning)
+    # knows after the baseline, so a stream starts from it; None for a model saved before.
+    learning: dict | None = None
 
     @property
     def version(self) -> str:
@@ -190,11 +201,41 @@ class Model:
             return scores  # a z-score's band is the whole rule; a model saved before
         return np.maximum(scores, self.envelope.score(X))
 
-    def _result(self, dataset: Dataset, features, scores: np.ndarray) -> ScoredFrame:
+    def score_live(self, dataset: Dataset, state: dict | None,
+                   judged: ScoredFrame) -> tuple[ScoredFrame, dict]:
+        """Score a sensor stream's next rows with the detector that keeps learning
+        (:mod:`detection.learning`), after the rows ``state`` holds (None: after the
+        baseline), given this model's fixed-baseline result for them (``judged``);
+        returns the result and the state for the next rows."""
+        self.check_profile(dataset.profile)
+        if self.profile != "sensor":
+            raise ModelMismatchError(f"only sensor streams are scored learning; "
+                                     f"model {self.version} scores {self.profile} files")
+        dataset = dataset.with_constant_metrics()
+        trained_metrics(dataset, self.featurizer.metrics_)
+        learner = Learner(self.featurizer.metrics_, judged=True)
+        if state is None:
+            state = self.learning
+        fixed = judged.frame.loc[dataset.frame.index]
+        learned, state = learner.score(dataset, state, fixed["anomaly_score"].to_numpy())
+        model_reasons = fixed["reasons"].to_numpy(dtype=object)
+        result = self._result(dataset, None, learned.scores, explain=lambda rows: (
+            learner.reasons(dataset, learned, rows, model_reasons)))
+        result.detector, result.threshold_note = "learning", LEARNING_NOTE
+        result.parameters = {"window": WINDOW, "history": HISTORY, "quiet": QUIET}
+        return result, state
+
+    def _result(self, dataset: Dataset, features, scores: np.ndarray,
+                explain=None) -> ScoredFrame:
+        """The scored frame; ``explain(rows)`` gives the flagged rows' reasons (default:
+        the featurizer's, from ``features``)."""
         _let_go(dataset)
         flagged = scores > FLAG_SCORE
         rows = np.flatnonzero(flagged)
-        reasons = self.featurizer.explain(dataset, features, rows) if rows.size else []
+        if explain is None:
+            def explain(rows):
+                return self.featurizer.explain(dataset, features, rows)
+        reasons = explain(rows) if rows.size else []
         # Unflagged rows share the empty reason; text i + 1 is flagged row i's.
         texts = pd.array(["", *reasons], dtype="str")
         pick = np.zeros(len(scores), dtype="int64")
@@ -218,7 +259,8 @@ class Model:
             detector=self.metadata["detector"],
             threshold=FLAG_SCORE,
             threshold_note=self.metadata["threshold_note"],
-            features=features.X,
+            features=features.X if features is not None else pd.DataFrame(
+                index=dataset.frame.index),
             warnings=list(dataset.warnings),
             model_version=self.version,
             parameters=dict(self.metadata["parameters"]),
@@ -421,7 +463,11 @@ def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | Non
     **params
         Detector parameters, e.g. ``contamination=0.01`` or ``mean=20, std=2, multiplier=3``.
     """
-    return _fit(dataset, detector, params, window, normal=normal)[0]
+    model, _, scores, _ = _fit(dataset, detector, params, window, normal=normal)
+    if dataset.profile == "sensor":  # where a live stream's learning starts
+        model.learning = Learner(model.featurizer.metrics_, judged=True).score(
+            dataset.with_constant_metrics(), None, scores)[1]
+    return model
 
 
 def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | None = None,

@@ -12,6 +12,10 @@ entity's median in the piece it arrives in, where one pass takes the whole file'
 row that repeats a carried reading (a batch sent again) gets the scores that reading got:
 the carried rows keep them.
 
+With ``learn`` (the live path), sensor rows are scored by the detector that keeps
+learning (:meth:`Model.score_live`): what it carries is its own state, each entity's
+recent readings and deviations.
+
 Generic files carry their last row (a missing value is filled from the previous one).
 Login features count a user's whole history: a login stream carries it as a few
 weighted rows per user (LoginFeatures.stream_state), which score later events as the
@@ -46,24 +50,50 @@ class StreamScorer:
     known : callable, optional
         Logins: gives each piece's dataset with the values analysts marked as known for
         its users (``Dataset.known``), read afresh for every piece.
+    learn : bool, default False
+        Sensor rows: score with the detector that keeps learning (the live path) rather
+        than the model's fixed baseline.
     """
 
     def __init__(self, model: Model, columns: dict[str, str | None] | None = None,
-                 known: Callable[[Dataset], Dataset] | None = None):
+                 known: Callable[[Dataset], Dataset] | None = None, learn: bool = False):
         if model.profile not in PIECEWISE_PROFILES:
             raise ParameterError(f"{model.profile} files are scored whole")
         self.model = model
         self.columns = columns
         self.known = known
+        self.learn = learn and model.profile == "sensor"
         # Sensor and generic: rows as read, metrics as filled, and the scores they got;
         # login: the history state.
         self.carried: pd.DataFrame | None = None
+        self.learning: dict | None = None  # learn: the learner's state (None: the model's)
 
     def score(self, piece: pd.DataFrame) -> ScoredFrame:
         """Score the next rows (as :func:`detection.read_csv` returns them: index = data
         row numbers, continuing from the previous piece)."""
         if self.model.profile == "login":
             return self._score_logins(piece)
+        if self.learn:
+            judged = self._score_fixed(piece)
+            dataset = prepare(piece, profile="sensor", columns=self._columns(piece))
+            result, self.learning = self.model.score_live(dataset, self.learning, judged)
+            return result
+        return self._score_fixed(piece)
+
+    @property
+    def state(self) -> dict:
+        """What the next piece needs, for a checkpoint (:attr:`carried`, and with
+        ``learn`` the learner's state)."""
+        return {"carried": self.carried, "learning": self.learning}
+
+    @state.setter
+    def state(self, state: dict | pd.DataFrame | None) -> None:
+        if state is None or isinstance(state, pd.DataFrame):  # a checkpoint from before
+            state = {"carried": state, "learning": None}
+        self.carried, self.learning = state["carried"], state["learning"]
+
+    def _score_fixed(self, piece: pd.DataFrame) -> ScoredFrame:
+        """Sensor and generic rows scored against the model's fixed baseline."""
         carried = self.carried.drop(columns=list(SCORE_COLUMNS), errors="ignore") \
             if self.carried is not None else None
         rows = piece if carried is None else pd.concat([carried, piece])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import pickle
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,13 +22,15 @@ from storage.incidents import IncidentFilter
 from storage.runs import RunToSave
 
 
-def stream_checkpoint(vigil: Vigil, source: str) -> tuple[int, pd.DataFrame | None]:
-    """(rows stored, rows carried) where the stream ``source`` stopped; (0, None) new."""
+def stream_checkpoint(vigil: Vigil, source: str) -> tuple[int, dict | pd.DataFrame | None]:
+    """(rows stored, what the next batch needs: ``StreamScorer.state``, or the carried
+    rows of a checkpoint written before the live path learned) where the stream
+    ``source`` stopped; (0, None) new."""
     vigil.require("viewer")
     found = live.checkpoint(vigil.engine, source=source)
     if found is None:
         return 0, None
-    return found.position, pd.read_pickle(io.BytesIO(found.carried))
+    return found.position, pickle.loads(found.carried)  # noqa: S301 - our own checkpoint
 
 
 def latest_event_time(vigil: Vigil, run_id: int):
@@ -88,7 +90,7 @@ def stream_writer(vigil: Vigil, source: str, what: str) -> Iterator[leases.Write
 
 
 def store_stream_batch(vigil: Vigil, writer: leases.Writer, result: ScoredFrame, *,
-                       source: str, start: int, end: int, carried: pd.DataFrame):
+                       source: str, start: int, end: int, carried: dict):
     """Store one scored batch of a live stream with its checkpoint, exactly once:
     :class:`StreamConflictError` when ``writer`` no longer holds the stream or the batch
     does not follow what is stored."""
@@ -96,10 +98,8 @@ def store_stream_batch(vigil: Vigil, writer: leases.Writer, result: ScoredFrame,
     batch = RunToSave.from_result(
         result, source_name=source, file_sha256="",
         incident_gap_minutes=vigil.settings.incident_gap_minutes(result.profile))
-    buffer = io.BytesIO()
-    carried.to_pickle(buffer)
     return live.append(vigil.engine, source=source, writer=writer, batch=batch, start=start,
-                       end=end, carried=buffer.getvalue())
+                       end=end, carried=pickle.dumps(carried, pickle.HIGHEST_PROTOCOL))
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,11 @@ def ingest(vigil: Vigil, source: str, data: bytes, *, model_version: str = ACTIV
     with stream_writer(vigil, source, "an API batch") as writer:
         position, carried = stream_checkpoint(vigil, source)
         frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
-        scorer = StreamScorer(model, known=partial(with_known, vigil))
-        scorer.carried = carried
+        scorer = StreamScorer(model, known=partial(with_known, vigil), learn=True)
+        scorer.state = carried
         result = scorer.score(frame)
         appended = store_stream_batch(vigil, writer, result, source=source, start=position,
-                                      end=position + len(frame), carried=scorer.carried)
+                                      end=position + len(frame), carried=scorer.state)
     reports = alert_stream(vigil, source, appended.incident_ids) \
         if alert and appended.incident_ids else []
     return Ingested(source, appended.run_id, result, position + len(frame),

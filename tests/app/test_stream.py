@@ -24,7 +24,7 @@ def trained(tmp_path) -> str:
 
 def test_standard_input_streamed_scores_as_the_whole_file(tmp_path):
     version = trained(tmp_path)
-    whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    whole = vigil("score", ELEVATORS, "--model", version, "--learn", tmp_path=tmp_path)
     streamed = vigil("stream", "-", "--model", version, tmp_path=tmp_path,
                      stdin=ELEVATORS.read_text())
     assert streamed.returncode == 0, streamed.stderr
@@ -68,7 +68,7 @@ def test_a_followed_file_is_scored_as_lines_arrive_and_across_rotation(tmp_path)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
-    whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    whole = vigil("score", ELEVATORS, "--model", version, "--learn", tmp_path=tmp_path)
     expected = pd.read_csv(io.StringIO(whole.stdout))
     pd.testing.assert_frame_equal(got, expected)
 
@@ -85,7 +85,7 @@ def test_a_stream_whose_first_batch_is_one_row(tmp_path):
     time.sleep(1.0)  # a batch of its own
     out, err = process.communicate("".join(lines[2:]), timeout=120)
     assert process.returncode == 0, err
-    whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    whole = vigil("score", ELEVATORS, "--model", version, "--learn", tmp_path=tmp_path)
     assert out == whole.stdout
 
 
@@ -107,13 +107,14 @@ def stored(url: str, run_id: int | None = None):
 
 
 def saved_whole(tmp_path, version) -> tuple:
-    """What `vigil score --model --save` stores for the whole file, for comparison."""
+    """What one uninterrupted `vigil stream FILE --save` stores for the whole file (the
+    rows of `vigil score --model --learn`), for comparison."""
     whole_db = tmp_path / "whole"
     whole_db.mkdir()
     import shutil
 
     shutil.copy(tmp_path / "vigil.db", whole_db / "vigil.db")  # the same registered model
-    run = vigil("score", ELEVATORS, "--model", version, "--save", "--out", tmp_path / "o.csv",
+    run = vigil("stream", ELEVATORS, "--model", version, "--save", "--out", tmp_path / "o.csv",
                 tmp_path=whole_db)
     assert run.returncode == 0, run.stderr
     return stored(f"sqlite:///{whole_db / 'vigil.db'}")
@@ -247,7 +248,7 @@ def test_a_login_stream_scores_as_the_whole_file(tmp_path):
 def test_standard_input_redirected_from_a_file(tmp_path):
     """`vigil stream - < file`: standard input is a regular file, not a pipe."""
     version = trained(tmp_path)
-    whole = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    whole = vigil("score", ELEVATORS, "--model", version, "--learn", tmp_path=tmp_path)
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
     with ELEVATORS.open("rb") as handle:
         run = subprocess.run([sys.executable, "-m", "app", "stream", "-", "--model", version],
