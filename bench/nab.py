@@ -67,3 +67,187 @@ def summary(outcomes: list[Outcome]) -> dict[str, float]:
         "roc_auc": float(np.nanmean([o.auc for o in outcomes])),
         "flags": flags,
     }
+
+
+# -- NAB's own scorer ------------------------------------------------------------------
+# `python bench/nab.py` scores Vigil with the Numenta Anomaly Benchmark's own optimizer,
+# scorer and normaliser (numenta/NAB on GitHub, run unmodified at NAB_COMMIT) and prints
+# the result beside the published scoreboard for the three application profiles:
+#
+# - live (legal in NAB's sense: each row scored from the past only): a model fitted on
+#   the file's probationary head (min(15% of rows, 750)), then the rest streamed as
+#   `vigil stream` scores it, learning as it goes (detection.learning);
+# - trained: the same model scoring the rest against its fixed baseline (what the live
+#   path did before it learned);
+# - in-file: fitted on the whole file and scored (sees the future: not legal).
+#
+# NAB's code needs a git repository of numenta/NAB (NAB_REPO, or --nab-repo; a bare
+# mirror does); its scorer runs under pandas 2.2 in a venv of its own (.venv-nab, from
+# bench/requirements-nab.txt), since pandas 3's copy-on-write breaks its labeller.
+NAB_COMMIT = "ea702d75cc2258d9d7dd35ca8e5e2539d71f3140"
+NAB_FILES = ("nab/__init__.py", "nab/corpus.py", "nab/labeler.py", "nab/optimizer.py",
+             "nab/scorer.py", "nab/sweeper.py", "nab/util.py", "nab/runner.py",
+             "nab/detectors/__init__.py", "nab/detectors/base.py", "config/profiles.json",
+             "results/null")
+PROFILES_SHOWN = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+DETECTORS = ("vigilLive", "vigilTrained", "vigilInfile")
+ROOT = Path(__file__).resolve().parents[1]
+
+RUN_NAB = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from nab.runner import Runner
+code, data, labels, results, *names = sys.argv[1:]
+thresholds = results + "/thresholds.json"
+json.dump({}, open(thresholds, "w"))
+runner = Runner(dataDir=data, resultsDir=results, labelPath=labels,
+                profilesPath=code + "/config/profiles.json", thresholdPath=thresholds,
+                numCPUs=2)
+runner.initialize()
+runner.score(names, runner.optimize(names))
+runner.normalize()
+"""
+
+
+def probation(rows: int) -> int:
+    """NAB's probationary period: rows it does not score (nab.util.getProbationPeriod)."""
+    return int(min(np.floor(0.15 * rows), 0.15 * 5000))
+
+
+def _detected(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each detector's 0-1 anomaly score of every row of one NAB file."""
+    import contextlib
+
+    from detection import fit, fit_score, prepare
+    from detection.errors import DetectionError
+    from detection.stream import StreamScorer
+
+    frame = frame.copy()
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+    head = probation(len(frame))
+    found = {name: np.zeros(len(frame)) for name in DETECTORS}
+    with contextlib.suppress(DetectionError):  # a flat line: nothing to learn from
+        _, whole = fit_score(prepare(frame.copy(), profile="sensor"))
+        found["vigilInfile"] = whole.frame["anomaly_score"].to_numpy() / 100
+    try:
+        model = fit(prepare(frame.iloc[:head].copy(), profile="sensor"))
+    except DetectionError:
+        return found
+    rest = frame.iloc[head:]
+    for name, learn in (("vigilLive", True), ("vigilTrained", False)):
+        scored = StreamScorer(model, learn=learn).score(rest.copy()).frame
+        found[name][head:] = scored["anomaly_score"].to_numpy() / 100
+    return found
+
+
+def write_results(results: Path, root: Path = NAB) -> None:
+    """Vigil's scores of every labelled NAB file, as NAB's results files."""
+    labels = json.loads((root / "labels" / "combined_windows.json").read_text())
+    for key in sorted(labels):
+        group, name = key.split("/")
+        frame = pd.read_csv(root / "data" / key)
+        for detector, scores in _detected(frame).items():
+            folder = results / detector / group
+            folder.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"timestamp": frame["timestamp"], "value": frame["value"],
+                          "anomaly_score": np.round(scores, 6), "label": 0}
+                         ).to_csv(folder / f"{detector}_{name}", index=False)
+
+
+def nab_code(repo: Path, into: Path) -> Path:
+    """NAB's scorer and its null detector's results at NAB_COMMIT, from a git repository."""
+    import subprocess
+
+    archive = subprocess.run(["git", f"--git-dir={_git_dir(repo)}", "archive", NAB_COMMIT,
+                              *NAB_FILES], capture_output=True, check=False)
+    if archive.returncode:
+        raise SystemExit(f"NAB's code at {NAB_COMMIT[:10]} is not in {repo}: "
+                         f"{archive.stderr.decode().strip()}")
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def _git_dir(repo: Path) -> Path:
+    return repo / ".git" if (repo / ".git").exists() else repo
+
+
+def nab_python() -> Path:
+    """The interpreter of .venv-nab (made on first use) that NAB's scorer runs in."""
+    import subprocess
+    import sys
+
+    venv = ROOT / ".venv-nab"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
+                        str(ROOT / "bench" / "requirements-nab.txt")], check=True)
+    return python
+
+
+def run_scorer(code: Path, results: Path, root: Path = NAB) -> dict[str, dict[str, float]]:
+    import subprocess
+
+    null = results / "null"
+    if not null.exists():
+        (code / "results" / "null").rename(null)
+    done = subprocess.run([str(nab_python()), "-c", RUN_NAB, str(code), str(root / "data"),
+                           str(root / "labels" / "combined_windows.json"), str(results),
+                           "null", *DETECTORS], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"NAB's scorer failed:\n{done.stderr[-3000:]}")
+    return json.loads((results / "final_results.json").read_text())
+
+
+def category_losses(results: Path, detector: str, profile: str) -> pd.DataFrame:
+    """Per NAB category: NAB's raw score and its row counts (flagged rows inside windows,
+    TP; outside, FP; window rows not flagged, FN), from its per-file score table."""
+    table = pd.read_csv(results / detector / f"{detector}_{profile}_scores.csv")
+    table = table[table["File"].notna() & (table["File"] != "Totals")]
+    table["category"] = table["File"].str.split("/").str[0]
+    return table.groupby("category")[["TP", "FP", "FN", "Score"]].sum()
+
+
+def main() -> None:
+    import argparse
+    import os
+    import sys
+    import tempfile
+    import time
+
+    sys.path.insert(0, str(ROOT))
+    parser = argparse.ArgumentParser(description="Vigil on NAB, scored by NAB's own scorer")
+    parser.add_argument("--nab-repo", type=Path, default=os.environ.get("NAB_REPO"),
+                        help="a git repository (or bare mirror) of numenta/NAB holding "
+                             f"commit {NAB_COMMIT[:10]} (default: $NAB_REPO)")
+    args = parser.parse_args()
+    if args.nab_repo is None:
+        raise SystemExit("bench/nab.py needs numenta/NAB's code: clone it and pass "
+                         "--nab-repo PATH (or set NAB_REPO)")
+    published = json.loads((NAB / "results" / "final_results.json").read_text())
+    with tempfile.TemporaryDirectory() as folder:
+        code = nab_code(args.nab_repo, Path(folder) / "nab")
+        results = Path(folder) / "results"
+        start = time.perf_counter()
+        write_results(results)
+        print(f"Vigil scored NAB's {len(json.loads((NAB / 'labels' / 'combined_windows.json').read_text()))} "
+              f"files in {time.perf_counter() - start:.0f} s; NAB's scorer at "
+              f"{NAB_COMMIT[:10]} running ...", flush=True)
+        ours = run_scorer(code, results)
+        board = {**{f"{k} (published)": v for k, v in published.items() if k != "null"},
+                 "Vigil live: learns as it goes (legal)": ours["vigilLive"],
+                 "Vigil trained: fixed model (legal)": ours["vigilTrained"],
+                 "Vigil in-file: fitted on the file (sees the future)": ours["vigilInfile"]}
+        print(f"\n{'detector':52} " + " ".join(f"{p:>18}" for p in PROFILES_SHOWN))
+        for name, scores in sorted(board.items(), key=lambda item: -item[1]["standard"]):
+            print(f"{name:52} " + " ".join(f"{scores[p]:18.1f}" for p in PROFILES_SHOWN))
+        for detector in ("vigilLive", "vigilInfile"):
+            print(f"\n{detector}, standard profile, per category: NAB's raw score (each "
+                  "window's first detection rewarded by earliness, -1 a missed window, "
+                  "-0.11 a false positive row) and its row counts:")
+            print(category_losses(results, detector, "standard").round(2).to_string())
+
+
+if __name__ == "__main__":
+    main()
