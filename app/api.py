@@ -4,19 +4,19 @@ Routes read and score through :mod:`app.services`: a body scored here gets the s
 `vigil score --model` gives the same rows, a run is saved once however often it is
 posted, a stream batch goes where `vigil stream --save` puts it. Errors are
 ``application/problem+json`` (RFC 9457) carrying the CLI's message. Every ``/v1`` route
-needs ``Authorization: Bearer <token>`` (``vigil tokens add NAME --role ROLE``): viewer
+needs ``Authorization: Bearer <token>`` (``vigil tokens add NAME --role ROLE --user USER``): viewer
 reads, analyst also scores, uploads and reviews, admin may do everything.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
@@ -37,6 +37,10 @@ from storage.schema import REVIEW_STATUSES
 PROBLEM = "application/problem+json"
 CSV = workers.CSV
 MAX_PAGE = 1000
+MAX_ID = 2**63 - 1  # ids are 64-bit: a larger one names nothing (SQLite overflowed: 500)
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+RunIds = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Query()]
+AfterId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
 class Problem(Exception):
@@ -137,9 +141,17 @@ ERRORS = [
 
 
 # -- auth ------------------------------------------------------------------------------
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+UNAUTHORIZED = ("send Authorization: Bearer <token> (made with `vigil tokens add NAME "
+                "--role ROLE --user USER`)")
+
+
+def _bearer_of(header: str) -> str | None:
+    scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _bearer(request: Request) -> str | None:
+    return _bearer_of(request.headers.get("authorization", ""))
 
 
 def _needs(role: str):
@@ -152,9 +164,9 @@ def _needs(role: str):
     async def check(request: Request) -> Vigil:
         token = _bearer(request)
         if token is None:
-            raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (made "
-                          "with `vigil tokens add NAME --role ROLE`)")
-        holder = services.token_holder(request.app.state.vigil, token)
+            raise Problem(401, "Unauthorized", UNAUTHORIZED)
+        holder = getattr(request.state, "token_holder", None) \
+            or services.token_holder(request.app.state.vigil, token)
         if holder is None:
             raise Problem(401, "Unauthorized", "the token is unknown or revoked")
         if not holder.may(role):
@@ -225,7 +237,8 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
         titles = {404: "Not found", 405: "Method not allowed"}
         return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
 
-    app.add_middleware(Guard, limit=limit, megabytes=settings.api_max_body_mb)
+    app.add_middleware(Guard, limit=limit, megabytes=settings.api_max_body_mb,
+                       holder_of=lambda token: services.token_holder(vigil, token))
 
     # -- health and metrics ---------------------------------------------------------------
     @app.get("/health", dependencies=[Depends(_open_or_token)], tags=["operations"])
@@ -281,15 +294,15 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
 
     @app.get("/v1/runs", tags=["runs"])
     def list_runs(vigil: Viewer, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                  before: Annotated[int | None, Query(description="cursor: the previous "
-                                                                  "page's next")] = None):
+                  before: Annotated[int | None, Query(ge=0, le=MAX_ID, description="cursor: "
+                                                      "the previous page's next")] = None):
         """Stored runs, newest first, a page at a time."""
         found = services.list_runs(vigil, limit=limit, before_id=before)
         items = [_run(r) for r in found]
         return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
     @app.get("/v1/runs/{run_id}", tags=["runs"])
-    def get_run(run_id: int, vigil: Viewer):
+    def get_run(run_id: RowId, vigil: Viewer):
         found = services.get_run(vigil, run_id)
         if found is None:
             raise Problem(404, "Not found", f"no run {run_id}")
@@ -297,11 +310,11 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
 
     # -- anomalies and incidents -----------------------------------------------------------
     @app.get("/v1/anomalies", tags=["review"])
-    def list_anomalies(vigil: Viewer, run: Annotated[list[int], Query()] = (),
+    def list_anomalies(vigil: Viewer, run: RunIds = (),
                        severity: Annotated[list[str], Query()] = (),
                        entity: Annotated[list[str], Query()] = (),
                        status: Annotated[list[str], Query()] = (),
-                       since: datetime | None = None, after: int | None = None,
+                       since: datetime | None = None, after: AfterId = None,
                        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
         """Flagged rows in the order they were stored, with their original row
         (``data``); ``after`` is the previous page's ``next``."""
@@ -313,7 +326,7 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
         return _page(frame, limit)
 
     @app.patch("/v1/anomalies/{anomaly_id}", tags=["review"])
-    def review_anomaly(anomaly_id: int, change: ReviewRequest, vigil: Analyst):
+    def review_anomaly(anomaly_id: RowId, change: ReviewRequest, vigil: Analyst):
         """Set a flagged row's review status (and note); the reviewer is the token's name."""
         _statuses([change.status])
         if not services.review(vigil, [anomaly_id], change.status,
@@ -323,11 +336,11 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
         return records(frame)[0]
 
     @app.get("/v1/incidents", tags=["review"])
-    def list_incidents(vigil: Viewer, run: Annotated[list[int], Query()] = (),
+    def list_incidents(vigil: Viewer, run: RunIds = (),
                        severity: Annotated[list[str], Query()] = (),
                        entity: Annotated[list[str], Query()] = (),
                        status: Annotated[list[str], Query()] = (),
-                       since: datetime | None = None, after: int | None = None,
+                       since: datetime | None = None, after: AfterId = None,
                        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
         """Incidents (an entity's flagged rows close in time) in the order they were
         stored; ``since``: still going on at or after that time."""
@@ -338,7 +351,7 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
         return _page(frame, limit)
 
     @app.patch("/v1/incidents/{incident_id}", tags=["review"])
-    def review_incident(incident_id: int, change: ReviewRequest, vigil: Analyst):
+    def review_incident(incident_id: RowId, change: ReviewRequest, vigil: Analyst):
         """Review an incident; each of its rows gets the same status."""
         _statuses([change.status])
         if not services.review_incidents(vigil, [incident_id], change.status,
@@ -364,41 +377,74 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
 
 
 class Guard:
-    """Pure ASGI middleware (bodies are never buffered twice): refuses bodies over the
-    limit (413, by Content-Length at once, or while a chunked body is read) and times
-    each request by route template, method and status."""
+    """Pure ASGI middleware (bodies are never buffered twice): refuses what needs no
+    reading to refuse, and times each request by route template, method and status.
 
-    def __init__(self, app, *, limit: int, megabytes: float):
+    - a body over the limit: 413, by Content-Length at once, or while a chunked body is
+      read (whatever the route was doing with it: parsing a form, say);
+    - a body sent to ``/v1`` without a valid token: 401 before a byte of it is read (a
+      60 MB upload was parsed, 3.8 s, before its 401); the holder found is handed on to
+      the route's own check in ``scope["state"]``;
+    - a NUL character in the query string: 422 (the database refuses it in text).
+    """
+
+    def __init__(self, app, *, limit: int, megabytes: float, holder_of):
         self.app, self.limit, self.megabytes = app, limit, megabytes
+        self.holder_of = holder_of
+
+    def _refusal(self, scope) -> JSONResponse | None:
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            return problem(413, "Content too large", f"the body is over API_MAX_BODY_MB "
+                           f"({self.megabytes:g} MB)")
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+            return problem(422, "Unprocessable content", "the query string holds a NUL "
+                           "character (%00), which no value may hold")
+        if scope["path"].startswith("/v1/") and scope["method"] in ("POST", "PUT", "PATCH"):
+            token = _bearer_of(headers.get(b"authorization", b"").decode("latin-1"))
+            holder = self.holder_of(token) if token else None
+            if holder is None:
+                return problem(401, "Unauthorized", UNAUTHORIZED if token is None
+                               else "the token is unknown or revoked")
+            scope.setdefault("state", {})["token_holder"] = holder
+        return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        status = 500
+        status, over, started_response = 500, False, False
 
         async def sending(message):
-            nonlocal status
+            nonlocal status, started_response
+            if over:  # the app's answer to a body cut short: ours is sent instead
+                return
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
             await send(message)
 
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.limit:
-            await problem(413, "Content too large", f"the body is over API_MAX_BODY_MB "
-                          f"({self.megabytes:g} MB)")(scope, receive, sending)
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, sending)
         else:
             seen = 0
 
             async def receiving():
-                nonlocal seen
+                nonlocal seen, over
                 message = await receive()
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    over = True
                     raise BodyTooLarge
                 return message
 
-            await self.app(scope, receiving, sending)
+            with suppress(BodyTooLarge):  # answered below
+                await self.app(scope, receiving, sending)
+            if over and not started_response:
+                over = False
+                await problem(413, "Content too large", f"the body is over API_MAX_BODY_MB "
+                              f"({self.megabytes:g} MB)")(scope, receive, sending)
         route = getattr(scope.get("route"), "path", "(unmatched)")
         metrics.HTTP_SECONDS.labels(route, scope.get("method", ""), str(status)).observe(
             time.perf_counter() - started)

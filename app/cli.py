@@ -404,7 +404,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     else:
         listed = services.list_tokens(_vigil())
         if listed.empty:
-            echo("no tokens: `vigil tokens add NAME --role viewer|analyst|admin` makes one")
+            echo("no tokens: `vigil tokens add NAME --role viewer|analyst|admin --user USER` "
+                 "makes one")
         for row in listed.itertuples():
             state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if pd.notna(row.revoked_at) \
                 else "valid"
@@ -575,8 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--rate", type=float, metavar="R", help="R rows a second")
     replay.set_defaults(func=cmd_replay)
 
-    tokens = sub.add_parser("tokens", help="HTTP API tokens: add NAME --role R, list, "
-                            "revoke NAME")
+    tokens = sub.add_parser("tokens", help="HTTP API tokens: add NAME --role R --user U, "
+                            "list, revoke NAME")
     tokens.add_argument("action", choices=("add", "list", "revoke"))
     tokens.add_argument("name", nargs="?", help="who or what uses the token")
     tokens.add_argument("--role", choices=("viewer", "analyst", "admin"),

@@ -62,9 +62,10 @@ def add(engine: Engine, *, name: str, role: str, user: str) -> str:
             session.add(ApiToken(name=name, role=role, token_hash=_hash(token),
                                  prefix=token[:10], created_at=datetime.now(UTC),
                                  user_id=owner.id))
+            session.flush()  # within the caller's unit of work too: the name is checked here
     except IntegrityError:
-        raise StorageError(f"a token named {name!r} exists: revoke it or pick another "
-                           "name") from None
+        raise StorageError(f"a token named {name!r} exists (a revoked token keeps its "
+                           "name): pick another name") from None
     return token
 
 

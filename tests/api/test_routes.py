@@ -281,7 +281,12 @@ def test_stream_events_score_as_one_file_and_restart_nowhere(client, tokens, mod
     assert [a["position"] for a in answers] == [120, 300]
     assert answers[0]["run_id"] == answers[1]["run_id"]
     streamed = pd.DataFrame([s for a in answers for s in a["scores"]])
-    whole = services.score_rows(Vigil(settings), ("\n".join([header, *rows]) + "\n").encode()).frame
+    # A live stream learns as it goes: the scores of the whole body scored as a stream
+    from app import scoring
+
+    active = services.resolve_model(Vigil(settings), "active", profile="sensor")
+    whole = pd.concat(r.frame for r in scoring.scored_pieces(
+        ("\n".join([header, *rows]) + "\n").encode(), active, learn=True))
     assert streamed["row"].tolist() == list(range(1, 301))
     assert streamed["anomaly_score"].round(9).tolist() == \
         whole["anomaly_score"].round(9).tolist()
@@ -348,3 +353,54 @@ def test_threads_opening_a_new_embedded_database_at_once_share_one_upgrade(tmp_p
     assert len({id(e) for e in engines}) == 1
     assert services.health(Vigil(settings)) == {"sensor": None, "login": None,
                                                   "generic": None}
+
+
+def test_a_body_without_a_valid_token_is_refused_before_it_is_read(client, tokens):
+    """A 60 MB upload was received and parsed (3.8 s) before its 401."""
+    read = []
+
+    def body():
+        for _ in range(200):  # 200 MB, were it read
+            read.append(1)
+            yield b"x" * (1 << 20)
+
+    for headers in ({}, auth("vgl_not-a-token")):
+        answer = client.post("/v1/runs", content=body(), headers={
+            **headers, "Content-Type": "multipart/form-data; boundary=b"})
+        is_problem(answer, 401)
+    assert len(read) <= 2  # what the client had sent before the answer came
+
+
+@pytest.mark.parametrize("path", ["/v1/anomalies?severity=%00", "/v1/runs?before=1%00",
+                                  "/v1/incidents?entity=a%00b"])
+def test_a_nul_in_a_query_value_is_422_not_a_traceback(client, tokens, path):
+    is_problem(client.get(path, headers=auth(tokens["viewer"])), 422, "NUL")
+
+
+@pytest.mark.parametrize("path", ["/v1/runs/9223372036854775808",
+                                  "/v1/runs?before=9223372036854775808",
+                                  "/v1/anomalies?after=9223372036854775808",
+                                  "/v1/anomalies?run=9223372036854775808"])
+def test_an_id_beyond_64_bits_is_422_not_an_overflow(client, tokens, path):
+    is_problem(client.get(path, headers=auth(tokens["viewer"])), 422)
+
+
+def test_an_over_limit_chunked_upload_is_413_not_a_parse_error(database_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+
+    small = settings_for(database_url, tmp_path, api_max_body_mb=0.001)  # 1,048 bytes
+    services.add_user(Vigil(small), "owner", role="analyst", password="a long passphrase")
+    token = services.add_token(Vigil(small), "job", role="analyst", user="owner")
+    form = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\n"
+            b"Content-Type: text/csv\r\n\r\n" + BODY + b"\r\n--b--\r\n")
+
+    def chunks():  # no Content-Length
+        for start in range(0, len(form), 256):
+            yield form[start:start + 256]
+
+    with TestClient(create_app(small)) as client:
+        is_problem(client.post("/v1/runs", content=chunks(), headers={
+            **auth(token), "Content-Type": "multipart/form-data; boundary=b"}), 413,
+            "API_MAX_BODY_MB")
