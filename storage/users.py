@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from storage.db import Bind, transaction
 from storage.errors import StorageError
@@ -25,6 +26,8 @@ from storage.text import NAME_CHARS, clean
 MAX_FAILURES = 5  # failed sign-ins in a row that lock an account
 LOCKED_FOR = timedelta(minutes=15)
 MIN_PASSWORD = 12
+MAX_PASSWORD = 1024  # argon2 hashes every byte: a 50 MB password cost 1.5 s a try
+MIN_STRENGTH = 3  # zxcvbn's 0-4: 3 is "safely unguessable" (about 10^8 guesses and more)
 PASSWORDS = PasswordHasher()  # argon2id, the library's (RFC 9106) parameters
 _NOBODY = PASSWORDS.hash("a password nobody has")  # verified for unknown names
 
@@ -50,9 +53,24 @@ def _checked(name: str, role: str, password: str | None) -> str:
     name = clean(name).strip()
     if not name or len(name) > NAME_CHARS:
         raise StorageError(f"a user name is 1 to {NAME_CHARS} characters")
-    if password is not None and len(password) < MIN_PASSWORD:
-        raise StorageError(f"a password needs at least {MIN_PASSWORD} characters")
+    if password is not None:
+        _check_password(password, name)
     return name
+
+
+def _check_password(password: str, name: str) -> None:
+    """Refuse a password too short, too long to hash, or easy to guess (common, a
+    repeat, a keyboard run, the user's name): zxcvbn's estimate, as NIST 800-63B asks."""
+    if len(password) < MIN_PASSWORD:
+        raise StorageError(f"a password needs at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise StorageError(f"a password has at most {MAX_PASSWORD} characters")
+    strength = zxcvbn(password, user_inputs=[name, "vigil"])
+    if strength["score"] < MIN_STRENGTH:
+        advice = " ".join(filter(None, [strength["feedback"]["warning"],
+                                        *strength["feedback"]["suggestions"]]))
+        raise StorageError(f"that password is easy to guess{': ' + advice if advice else ''}"
+                           " (a few unrelated words make a strong one)")
 
 
 def add(bind: Bind, *, name: str, role: str, password: str | None,
@@ -79,6 +97,7 @@ def authenticate(bind: Bind, *, name: str, password: str) -> Account | None:
     """The account, when the name and password match an enabled account that is not
     locked; else None (and a wrong password counts towards the lockout)."""
     now = datetime.now(UTC)
+    password = password[:MAX_PASSWORD + 1]  # longer matches no stored one: no 1.5 s hash
     with transaction(bind) as session:
         user = session.scalar(select(User).where(User.name == clean(name)))
         stored = user.password_hash if user is not None and user.password_hash else _NOBODY

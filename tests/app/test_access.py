@@ -271,3 +271,36 @@ def test_two_containers_upgrading_and_bootstrapping_a_fresh_database_at_once(pos
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    (" " * 12, "easy to guess"), ("password1234", "easy to guess"),
+    ("aaaaaaaaaaaa", "easy to guess"), ("ana-ana-ana-", "easy to guess"),
+    ("x" * 11, "at least 12"), ("long words " * 200, "at most 1024")])
+def test_weak_or_huge_passwords_are_refused_in_words(vigil, password, why):
+    with pytest.raises(StorageError, match=why):
+        services.add_user(vigil, "ana", role="viewer", password=password)
+    services.add_user(vigil, "ana", role="viewer", password=PASSWORD)
+    with pytest.raises(StorageError, match=why):
+        services.set_password(vigil, "ana", password)
+
+
+def test_a_huge_password_is_not_hashed_whole(vigil, monkeypatch):
+    """A 50 MB password cost 1.5 s of hashing per attempt."""
+    services.add_user(vigil, "ana", role="viewer", password=PASSWORD)
+    hashed = []
+
+    class Counting:  # argon2's hasher, noting the length of each password it hashes
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def verify(self, stored, given):
+            hashed.append(len(given))
+            return real.verify(stored, given)
+
+    real = users.PASSWORDS
+    monkeypatch.setattr(users, "PASSWORDS", Counting())
+    for name in ("ana", "nobody"):
+        with pytest.raises(SignInError):
+            services.sign_in(vigil, name, "x" * 50_000_000)
+    assert hashed and max(hashed) <= users.MAX_PASSWORD + 1
