@@ -458,9 +458,9 @@ def cmd_users(args: argparse.Namespace) -> int:
     elif args.action == "passwd":
         services.set_password(vigil, args.name, _password(args))
         echo(f"changed the password of {args.name}")
-    else:
-        services.disable_user(vigil, args.name)
-        echo(f"disabled {args.name}")
+    else:  # disable, enable
+        services.disable_user(vigil, args.name, disabled=args.action == "disable")
+        echo(f"{args.action}d {args.name}")
     return 0
 
 
@@ -587,9 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.set_defaults(func=cmd_tokens)
 
     accounts = sub.add_parser("users", help="dashboard accounts: add NAME --role R, list, "
-                              "disable NAME, passwd NAME, bootstrap (the first administrator "
-                              "from VIGIL_ADMIN_USER and VIGIL_ADMIN_PASSWORD)")
-    accounts.add_argument("action", choices=("add", "list", "disable", "passwd", "bootstrap"))
+                              "disable NAME, enable NAME, passwd NAME, bootstrap (the first "
+                              "administrator from VIGIL_ADMIN_USER and VIGIL_ADMIN_PASSWORD)")
+    accounts.add_argument("action", choices=("add", "list", "disable", "enable", "passwd",
+                                             "bootstrap"))
     accounts.add_argument("name", nargs="?")
     accounts.add_argument("--role", choices=("viewer", "analyst", "admin"))
     accounts.add_argument("--email", help="matched when the user signs in with single sign-on")

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
-from storage.db import Bind, transaction
+from storage.db import Bind, serialize, transaction
 from storage.errors import StorageError
 from storage.schema import ROLES, User, UserSession
 from storage.text import NAME_CHARS, clean
@@ -154,9 +154,17 @@ def set_password(bind: Bind, *, name: str, password: str) -> None:
 
 
 def set_disabled(bind: Bind, *, name: str, disabled: bool = True) -> None:
-    """Disable (or enable) an account; disabling ends its open sessions at once."""
+    """Disable (or enable) an account; disabling ends its open sessions at once. The last
+    enabled administrator is not disabled: nothing could enable an account again."""
     with transaction(bind) as session:
         user = _user(session, name)
+        if disabled and user.role == "admin" and not user.disabled:
+            serialize(session, "administrators")  # two admins disabling each other at once
+            admins = session.scalar(select(func.count(User.id)).where(
+                User.role == "admin", User.disabled.is_(False)))
+            if admins <= 1:
+                raise StorageError(f"{user.name} is the last enabled administrator: make "
+                                   "another one first (nobody could enable an account again)")
         user.disabled = disabled
         if disabled:
             end_sessions(session, user, why="disabled")

@@ -128,12 +128,15 @@ def set_password(vigil: Vigil, name: str, password: str) -> None:
         audit.record(session, actor=actor.name, action="user.password", target=f"user {name}")
 
 
-def disable_user(vigil: Vigil, name: str) -> None:
+def disable_user(vigil: Vigil, name: str, *, disabled: bool = True) -> None:
+    """Disable an account (its sessions and tokens stop at once), or enable it again."""
     actor = vigil.require("admin")
     with vigil.unit() as session:
-        users.set_disabled(session, name=name)
-        audit.record(session, actor=actor.name, action="user.disable", target=f"user {name}",
-                     before={"disabled": False}, after={"disabled": True})
+        users.set_disabled(session, name=name, disabled=disabled)
+        audit.record(session, actor=actor.name,
+                     action="user.disable" if disabled else "user.enable",
+                     target=f"user {name}", before={"disabled": not disabled},
+                     after={"disabled": disabled})
 
 
 def list_users(vigil: Vigil) -> pd.DataFrame:

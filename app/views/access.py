@@ -28,15 +28,22 @@ with left.form("add_user", clear_on_submit=True):
                               email=email or None)
         st.session_state["access_done"] = f"Added {name} ({role})."
         st.rerun()
-with right.form("disable_user"):
-    st.markdown("**Disable a user** (their tokens stop working too)")
-    enabled = accounts.loc[~accounts["disabled"], "name"].tolist()
-    name = st.selectbox("User", enabled)
-    if st.form_submit_button("Disable") and name:
-        with ui.user_errors():
-            services.disable_user(vigil, name)
-        st.session_state["access_done"] = f"Disabled {name}."
-        st.rerun()
+with right.form("disable_user", clear_on_submit=True):
+    st.markdown("**Disable or enable a user** (a disabled user is signed out, their tokens "
+                "stop working)")
+    name = st.selectbox("User", accounts["name"].tolist(), index=None,
+                        placeholder="Choose a user")
+    sure = st.checkbox("Yes, change this account")
+    disable, enable = st.columns(2)
+    for action, clicked in (("disable", disable.form_submit_button("Disable")),
+                            ("enable", enable.form_submit_button("Enable"))):
+        if clicked and name and not sure:
+            st.warning("Tick the box to confirm.")
+        elif clicked and name:
+            with ui.user_errors():
+                services.disable_user(vigil, name, disabled=action == "disable")
+            st.session_state["access_done"] = f"{action.capitalize()}d {name}."
+            st.rerun()
 
 st.subheader("API tokens")
 st.dataframe(tokens, width="stretch", hide_index=True)

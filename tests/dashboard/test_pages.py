@@ -586,3 +586,24 @@ def test_sign_out_ends_the_session_record(dashboard_env):
     next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
     assert [t.value for t in at.title] == ["Sign in to Vigil"]
     assert services.session_user(Vigil(get_settings()), token) is None  # a copy is dead too
+
+
+def test_users_page_preselects_no_one_and_asks_before_disabling(dashboard_env):
+    from app import services
+    from app.settings import get_settings
+    from app.vigil import Vigil
+
+    at = open_page("access")
+    services.add_user(Vigil(get_settings()), "bob", role="viewer", password=None)
+    at.run()
+    form = next(s for s in at.selectbox if s.label == "User")
+    assert form.value is None  # the signed-in admin is not one click from locking out
+    form.set_value("bob")  # a form's widgets reach the script when it is submitted
+    next(b for b in at.button if b.label == "Disable").click().run()
+    assert any("Tick the box" in w.value for w in at.warning)
+    assert not services.list_users(Vigil(get_settings())).set_index("name").loc["bob", "disabled"]
+    next(s for s in at.selectbox if s.label == "User").set_value("bob")
+    next(c for c in at.checkbox if c.label == "Yes, change this account").check()
+    next(b for b in at.button if b.label == "Disable").click().run()
+    assert services.list_users(Vigil(get_settings())).set_index("name").loc["bob", "disabled"]
+    assert "Disabled bob." in shown(at.success)
