@@ -247,7 +247,10 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
         try:
             models = services.health(vigil)
         except StorageError as exc:
-            return problem(503, "Unhealthy", f"database: {exc}", database="failing")
+            # The driver's words name the database's host and port: only to a caller
+            # holding the metrics token, never to the anonymous.
+            detail = str(exc) if settings.metrics_token is not None else "unavailable"
+            return problem(503, "Unhealthy", f"database: {detail}", database="failing")
         return {"status": "ok", "database": "ok", "models": models}
 
     @app.get("/metrics", dependencies=[Depends(_open_or_token)], tags=["operations"])

@@ -351,7 +351,12 @@ def _stream(args, name, writer, source, model_for, out, profile):
             if args.alert and appended.incident_ids:
                 _say_alerts(_services().alert_stream(_vigil(), name, appended.incident_ids))
 
-    return stream(lines(source, follow=args.follow), model_for, out, profile=profile,
+    def checked_model_for(found: str):
+        if skip:  # a stream of another profile's rows is refused in words
+            _services().stream_checkpoint(_vigil(), name, found)
+        return model_for(found)
+
+    return stream(lines(source, follow=args.follow), checked_model_for, out, profile=profile,
                   skip=skip, carried=carried, keep=keep,
                   known=functools.partial(_services().with_known, _vigil()))
 

@@ -34,6 +34,7 @@ class Checkpoint:
     run_id: int
     position: int
     carried: bytes
+    profile: str  # of the stream's rows: a batch of another profile is not its next
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ def checked_source(source: str) -> str:
 def checkpoint(engine: Engine, *, source: str) -> Checkpoint | None:
     with transaction(engine) as session:
         row = session.get(StreamCheckpoint, checked_source(source))
-        return None if row is None else Checkpoint(row.run_id, row.position, row.carried)
+        if row is None:
+            return None
+        profile = session.get(DetectionRun, row.run_id).profile
+        return Checkpoint(row.run_id, row.position, row.carried, profile)
 
 
 def streams(engine: Engine) -> pd.DataFrame:

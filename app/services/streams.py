@@ -15,6 +15,7 @@ from app.services.alerts import AlertReport, notify_incident
 from app.services.analysis import ACTIVE, resolve_model, with_known
 from app.vigil import Vigil
 from detection import ScoredFrame, prepare, read_csv
+from detection.errors import ModelMismatchError
 from detection.stream import StreamScorer
 from storage import anomalies, incidents, leases, live
 from storage.errors import StorageError
@@ -22,14 +23,19 @@ from storage.incidents import IncidentFilter
 from storage.runs import RunToSave
 
 
-def stream_checkpoint(vigil: Vigil, source: str) -> tuple[int, dict | pd.DataFrame | None]:
+def stream_checkpoint(vigil: Vigil, source: str, profile: str | None = None
+                      ) -> tuple[int, dict | pd.DataFrame | None]:
     """(rows stored, what the next batch needs: ``StreamScorer.state``, or the carried
     rows of a checkpoint written before the live path learned) where the stream
-    ``source`` stopped; (0, None) new."""
+    ``source`` stopped; (0, None) new. With ``profile`` (the next rows'), a stream of
+    another profile's rows is refused in words."""
     vigil.require("viewer")
     found = live.checkpoint(vigil.engine, source=source)
     if found is None:
         return 0, None
+    if profile is not None and profile != found.profile:
+        raise ModelMismatchError(f"stream {source!r} holds {found.profile} rows; these read "
+                                 f"as {profile} rows: send them to a stream of their own")
     return found.position, pickle.loads(found.carried)  # noqa: S301 - our own checkpoint
 
 
@@ -123,7 +129,7 @@ def ingest(vigil: Vigil, source: str, data: bytes, *, model_version: str = ACTIV
     model = resolve_model(vigil, model_version, profile=found)
     model.check_profile(found)
     with stream_writer(vigil, source, "an API batch") as writer:
-        position, carried = stream_checkpoint(vigil, source)
+        position, carried = stream_checkpoint(vigil, source, found)
         frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
         scorer = StreamScorer(model, known=partial(with_known, vigil), learn=True)
         scorer.state = carried

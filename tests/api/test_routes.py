@@ -72,8 +72,13 @@ def test_health_is_503_naming_the_database_when_it_is_down(tmp_path):
 
     down = settings_for("postgresql://postgres@127.0.0.1:9/nowhere", tmp_path)
     with TestClient(create_app(down)) as client:
-        body = is_problem(client.get("/health"), 503, "database: ")
+        body = is_problem(client.get("/health"), 503, "database: unavailable")
     assert body["database"] == "failing"
+    assert "127.0.0.1" not in body["detail"]  # no host named to the anonymous
+    guarded = settings_for("postgresql://postgres@127.0.0.1:9/nowhere", tmp_path,
+                           metrics_token="s3cret")
+    with TestClient(create_app(guarded)) as client:
+        is_problem(client.get("/health", headers=auth("s3cret")), 503, "127.0.0.1")
 
 
 def test_metrics_token_guards_health_and_metrics(database_url, tmp_path):
@@ -404,3 +409,18 @@ def test_an_over_limit_chunked_upload_is_413_not_a_parse_error(database_url, tmp
         is_problem(client.post("/v1/runs", content=chunks(), headers={
             **auth(token), "Content-Type": "multipart/form-data; boundary=b"}), 413,
             "API_MAX_BODY_MB")
+
+
+def test_a_login_batch_into_a_sensor_stream_is_400_in_words(client, tokens, model, settings):
+    """It was 500 KeyError: 'user'."""
+    from sample_data import sample_path
+
+    headers = {**auth(tokens["analyst"]), "Content-Type": "text/csv"}
+    first = client.post("/v1/streams/mixed/events", content=BODY, headers=headers)
+    assert first.status_code == 200, first.text
+    services.train(Vigil(settings), services.read_dataset(sample_path("logins.csv")),
+                   activate=True)
+    logins = "\n".join(sample_path("logins.csv").read_text().splitlines()[:50]) + "\n"
+    is_problem(client.post("/v1/streams/mixed/events", content=logins.encode(),
+                           headers=headers), 400,
+               "stream 'mixed' holds sensor rows; these read as login rows")
