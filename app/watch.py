@@ -12,7 +12,11 @@ Only regular files placed in the folder are read: a symbolic link (``ln -s .env
 in/env.csv``) or a hard link to a file elsewhere could hand any file the watcher may
 read to everyone who may read runs. Such entries are left where they are, and said once.
 A file is read once, through a handle that follows no link, and what was read is what
-is hashed and scored.
+is hashed and scored. A file whose last line has no line end yet is still being written
+(a writer that paused mid-line): it waits until it has one, or has not changed for
+``COMPLETE_S``. A file that cannot be done now (the database is down, it cannot be read,
+it was moved away meanwhile) stays where it is and is tried again later, each time after
+twice as long, up to ``MAX_WAIT_S``; only a file's own faults send it to ``failed/``.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from alerts.errors import AlertError
 from app import services
 from app.vigil import Vigil
 from detection import DetectionError
-from storage.errors import StorageError
+from storage.errors import DatabaseError, StorageError
 
 SETTLE_S = 2.0
+COMPLETE_S = 120.0  # unchanged this long, a file whose last line has no line end is taken
+MAX_WAIT_S = 300.0  # the longest wait before a file that could not be done is tried again
 SUFFIXES = (".csv", ".txt")
 
 
@@ -126,29 +132,42 @@ def _move(path: Path, folder: Path) -> Path:
     return target
 
 
+def shown_name(path: Path) -> str:
+    """The file's name as text: bytes that are not UTF-8 (a name from another system's
+    encoding) shown as U+FFFD, so the run can be stored and the name printed."""
+    return os.fsencode(path.name).decode("utf-8", errors="replace")
+
+
 def process(vigil: Vigil, path: Path) -> Outcome:
     """Score ``path`` with its profile's active model, save it, alert, and move it."""
-    folder = path.parent
+    folder, name = path.parent, shown_name(path)
     data = b""
     try:
         data = read_own(path)
+        if not data.endswith(b"\n") and time.time() - path.stat().st_mtime < COMPLETE_S:
+            return Outcome(path, None, f"{name}: waits: its last line has no line end yet "
+                                       "(still being written)")
         dataset = services.read_dataset(data)
         result = services.analyze(vigil, dataset, model_version=services.ACTIVE)
-        report = services.save(vigil, result, source_name=path.name,
+        report = services.save(vigil, result, source_name=name,
                                file_sha256=services.file_sha256(data))
         if not report.stored:
-            return Outcome(path, None, f"{path.name}: {report.message} It stays in the "
-                                       "folder and is tried again.")
+            return Outcome(path, None, f"{name}: {report.message} It stays in the folder "
+                                       "and is tried again.")
         alert = services.notify(vigil, report.run_id)
-    except NotOwnFileError as exc:
-        return Outcome(path, None, f"{path.name}: skipped: {exc}")
+        target = _move(path, folder / "done")
+    except (NotOwnFileError, OSError) as exc:  # gone or unreadable: not the file's fault
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return Outcome(path, None, f"{name}: skipped for now: {why}")
+    except DatabaseError as exc:
+        return Outcome(path, None, f"{name}: {exc}; it stays in the folder and is tried "
+                                   "again")
     except (DetectionError, StorageError, AlertError) as exc:
         reason = without_values(str(exc), data)
         target = _move(path, folder / "failed")
         target.with_name(target.name + ".error.txt").write_text(f"error: {reason}\n")
-        return Outcome(path, target, f"{path.name}: failed: {reason}")
-    target = _move(path, folder / "done")
-    return Outcome(path, target, f"{path.name}: {report.message} {alert.message}")
+        return Outcome(path, target, f"{name}: failed: {reason}")
+    return Outcome(path, target, f"{name}: {report.message} {alert.message}")
 
 
 def watch(vigil: Vigil, folder: Path, *, once: bool = False, interval: float = 1.0,
@@ -158,17 +177,26 @@ def watch(vigil: Vigil, folder: Path, *, once: bool = False, interval: float = 1
     if not folder.is_dir():
         raise StorageError(f"{folder} is not a folder")
     moved, told = 0, set()
+    waiting: dict[Path, tuple[float, float]] = {}  # path: (not before, last wait)
     while True:
         found, refused = entries(folder, settle=settle)
         for path, why in refused.items():
             if path not in told:  # once: it stays, and each pass would say it again
-                say(f"{path.name}: skipped: {why} (Vigil reads only files placed in the "
-                    "folder)")
+                say(f"{shown_name(path)}: skipped: {why} (Vigil reads only files placed "
+                    "in the folder)")
                 told.add(path)
+        now = time.monotonic()
         for path in found:
+            if waiting.get(path, (0.0, 0.0))[0] > now:
+                continue
             outcome = process(vigil, path)
             moved += outcome.moved_to is not None
             say(outcome.message)
+            if outcome.moved_to is None:  # tried again later, each time after longer
+                wait = min(MAX_WAIT_S, 2 * waiting.get(path, (0.0, interval / 2))[1])
+                waiting[path] = (time.monotonic() + wait, wait)
+            else:
+                waiting.pop(path, None)
         if once:
             return moved
         time.sleep(interval)

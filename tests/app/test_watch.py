@@ -96,3 +96,73 @@ def test_an_error_file_keeps_column_names_and_drops_the_files_values():
     message = "column 'user' holds 'secret' in row 2; the model needs \"time\" and 'ip'"
     assert without_values(message, data) == \
         "column 'user' holds '…' in row 2; the model needs \"time\" and 'ip'"
+
+
+def test_a_file_waits_while_the_database_is_down_and_for_its_last_line(tmp_path):
+    """Moved to failed/ for good with the database down (README promised it stays); a
+    writer pausing mid-line had the rows so far stored as a complete run."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    good = sample_path("elevators.csv").read_bytes()
+    land(inbox, "lifts.csv", good)
+    down = vigil("watch", inbox, "--once", tmp_path=tmp_path,
+                 env={**ENV, "DATABASE_URL": "postgresql://postgres@127.0.0.1:9/nowhere"})
+    assert down.returncode == 0, down.stderr
+    assert "the database failed" in down.stdout and "tried again" in down.stdout
+    assert (inbox / "lifts.csv").exists() and not (inbox / "failed").exists()
+
+    trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor",
+                    "--activate", tmp_path=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    (inbox / "lifts.csv").unlink()
+    half = good[: good.index(b"\n", len(good) // 2) + 20]  # mid-line
+    land(inbox, "slow.csv", half, age_s=10)
+    paused = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert "slow.csv: waits: its last line has no line end yet" in paused.stdout
+    assert (inbox / "slow.csv").exists()
+    assert vigil("runs", tmp_path=tmp_path).stdout.count("\n") <= 1  # nothing stored
+    land(inbox, "slow.csv", good, age_s=10)  # the writer finished
+    done = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert "1 file(s) processed" in done.stdout, done.stdout
+    assert "8064" in vigil("runs", tmp_path=tmp_path).stdout
+
+
+def test_a_file_name_that_is_not_utf8_is_stored_under_a_readable_name(tmp_path):
+    trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor", "--activate",
+                    tmp_path=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    name = os.path.join(os.fsencode(inbox), b"caf\xe9.csv")
+    with open(name, "wb") as handle:
+        handle.write(sample_path("elevators.csv").read_bytes())
+    os.utime(name, (time.time() - 60,) * 2)
+    run = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert run.returncode == 0, run.stderr
+    assert "1 file(s) processed" in run.stdout
+    assert "caf\ufffd.csv" in vigil("runs", tmp_path=tmp_path).stdout
+    assert not (inbox / "failed").exists()
+
+
+def test_a_file_moved_away_while_it_is_scored_is_no_traceback(tmp_path, monkeypatch):
+    """It raised a traceback and every restart died on the same file."""
+    from app import services, watch
+    from app.settings import Settings
+    from app.vigil import Vigil
+
+    vigil_ = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}",
+                            alert_outbox_dir=tmp_path / "outbox"))
+    services.train(vigil_, services.read_dataset(sample_path("temperature.csv")), activate=True)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = land(inbox, "lifts.csv", sample_path("temperature.csv").read_bytes())
+    save = services.save
+
+    def save_then_vanish(*args, **kwargs):
+        report = save(*args, **kwargs)
+        path.rename(tmp_path / "elsewhere.csv")
+        return report
+
+    monkeypatch.setattr(services, "save", save_then_vanish)
+    outcome = watch.process(vigil_, path)
+    assert outcome.moved_to is None and "skipped for now" in outcome.message
