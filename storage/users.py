@@ -32,6 +32,9 @@ PASSWORDS = PasswordHasher()  # argon2id, the library's (RFC 9106) parameters
 _NOBODY = PASSWORDS.hash("a password nobody has")  # verified for unknown names
 
 
+LOCKED_NOW = "locked now"  # what authenticate says when this failure locked the account
+
+
 @dataclass(frozen=True)
 class Account:
     name: str
@@ -93,9 +96,10 @@ def count(bind: Bind) -> int:
         return session.scalar(select(func.count(User.id))) or 0
 
 
-def authenticate(bind: Bind, *, name: str, password: str) -> Account | None:
+def authenticate(bind: Bind, *, name: str, password: str) -> Account | str | None:
     """The account, when the name and password match an enabled account that is not
-    locked; else None (and a wrong password counts towards the lockout)."""
+    locked; else None (and a wrong password counts towards the lockout), or
+    :data:`LOCKED_NOW` when this wrong password locked the account."""
     now = datetime.now(UTC)
     password = password[:MAX_PASSWORD + 1]  # longer matches no stored one: no 1.5 s hash
     with transaction(bind) as session:
@@ -121,6 +125,7 @@ def authenticate(bind: Bind, *, name: str, password: str) -> Account | None:
             if failures >= MAX_FAILURES:
                 session.execute(update(User).where(User.id == user.id).values(
                     failed_attempts=0, locked_until=now + LOCKED_FOR))
+                return LOCKED_NOW
             return None
         user.failed_attempts, user.locked_until, user.signed_in_at = 0, None, now
         if PASSWORDS.check_needs_rehash(user.password_hash):

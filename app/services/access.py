@@ -52,10 +52,15 @@ def sign_in(vigil: Vigil, name: str, password: str) -> Actor:
     Both are in the audit log."""
     account = users.authenticate(vigil.engine, name=name, password=password)
     with vigil.unit() as session:
-        audit.record(session, actor=clean(name, NAME_CHARS) or "(no name)",
-                     action="user.sign_in" if account else "user.sign_in_refused",
-                     target=f"user {clean(name, NAME_CHARS - 5)}")
-    if account is None:
+        who = clean(name, NAME_CHARS) or "(no name)"
+        target = f"user {clean(name, NAME_CHARS - 5)}"
+        audit.record(session, actor=who, target=target,
+                     action="user.sign_in" if isinstance(account, users.Account)
+                     else "user.sign_in_refused")
+        if account == users.LOCKED_NOW:
+            audit.record(session, actor=who, action="user.lockout", target=target,
+                         after={"minutes": users.LOCKED_FOR.total_seconds() / 60})
+    if not isinstance(account, users.Account):
         raise SignInError(REFUSED)
     return Actor(account.name, account.role)
 

@@ -220,15 +220,20 @@ def retry_failed(vigil: Vigil) -> list[AlertReport]:
 
 
 def send_test_email(vigil: Vigil, to: str) -> str:
-    """Send a short test message; returns where it went. Raises DeliveryError."""
-    vigil.require("admin")
+    """Send a short test message; returns where it went. Raises DeliveryError. The
+    audit log keeps who sent one to which addresses (it can go to any address)."""
+    actor = vigil.require("admin")
     settings = vigil.settings
     recipients = policy.parse_recipients(to)
     if not recipients:
         raise AlertError("give at least one address to send the test message to")
     message = probe_message(sender=settings.smtp_from, recipients=recipients,
                             dashboard_url=settings.dashboard_url)
-    return _deliver(settings, message, name="test")[0]
+    where = _deliver(settings, message, name="test")[0]
+    with vigil.unit() as session:
+        audit.record(session, actor=actor.name, action="alert.test",
+                     target=", ".join(recipients)[:255], after={"transport": where})
+    return where
 
 
 def notification_log(vigil: Vigil, *, limit: int = 200):

@@ -10,6 +10,7 @@ import pandas as pd
 from alerts.message import (
     attachment_frame,
 )
+from app.errors import NotAllowedError
 from app.vigil import Vigil
 from detection.columns import map_columns
 from detection.export import write_csv
@@ -35,7 +36,14 @@ def review(vigil: Vigil, anomaly_ids, status: str, *, note: str | None = None) -
 
 
 def _review(vigil: Vigil, kind: str, ids, status: str, note: str | None) -> int:
-    actor = vigil.require("analyst")
+    try:
+        actor = vigil.require("analyst")
+    except NotAllowedError:  # a viewer's token or a crafted request: on the record
+        with vigil.unit() as session:
+            audit.record(session, actor=vigil.actor.name, action=f"{kind}.review_refused",
+                         target=f"{kind} {', '.join(map(str, list(ids)[:20]))}",
+                         after={"status": status})
+        raise
     query, filters, set_status, argument = _REVIEWED[kind]
     ids = [int(i) for i in ids]
     with vigil.unit() as session:
@@ -132,10 +140,15 @@ def entity_counts(vigil: Vigil, filters: AnomalyFilter, *, limit: int = 20):
 
 
 def anomalies_csv(vigil: Vigil, filters: AnomalyFilter) -> bytes:
-    """Every matching anomaly as formula-safe CSV: our columns, then the original row."""
-    vigil.require("viewer")
+    """Every matching anomaly as formula-safe CSV: our columns, then the original row.
+    The export is in the audit log (who took which rows out)."""
+    actor = vigil.require("viewer")
     found = anomalies.query_anomalies(vigil.engine, filters=filters, limit=None,
                                       with_data=True)
     buffer = io.BytesIO()
     write_csv(attachment_frame(found), buffer)
+    with vigil.unit() as session:
+        audit.record(session, actor=actor.name, action="anomalies.export",
+                     target=f"{len(found)} anomalies",
+                     after={"filters": {k: v for k, v in vars(filters).items() if v}})
     return buffer.getvalue()

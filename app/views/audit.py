@@ -10,9 +10,11 @@ st.title("Audit log")
 left, right = st.columns(2)
 actor = left.text_input("Who (exact name)", max_chars=255)
 action = right.selectbox("What", ["(all)", "run.save", "anomaly.review", "incident.review",
-                                  "alert.send", "model.train", "model.activate",
-                                  "model.rollback", "user.add", "user.password",
-                                  "user.disable", "user.sign_in", "user.sign_in_refused",
+                                  "anomaly.review_refused", "incident.review_refused",
+                                  "anomalies.export", "alert.send", "alert.test",
+                                  "model.train", "model.activate", "model.rollback",
+                                  "user.add", "user.password", "user.disable", "user.enable",
+                                  "user.sign_in", "user.sign_in_refused", "user.lockout",
                                   "user.sign_out", "token.add", "token.revoke"])
 with ui.user_errors():
     events = services.audit_log(vigil, actor=actor or None,

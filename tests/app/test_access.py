@@ -304,3 +304,23 @@ def test_a_huge_password_is_not_hashed_whole(vigil, monkeypatch):
         with pytest.raises(SignInError):
             services.sign_in(vigil, name, "x" * 50_000_000)
     assert hashed and max(hashed) <= users.MAX_PASSWORD + 1
+
+
+def test_lockouts_refused_reviews_exports_and_test_emails_are_audited(vigil, tmp_path):
+    from app.services import AnomalyFilter
+
+    services.add_user(vigil, "ana", role="viewer", password=PASSWORD)
+    for _ in range(5):
+        with pytest.raises(SignInError):
+            services.sign_in(vigil, "ana", "wrong password!!")
+    viewer = vigil.acting_as(Actor("ana", "viewer"))
+    with pytest.raises(NotAllowedError):
+        services.review(viewer, [1, 2], "dismissed")
+    services.anomalies_csv(viewer, AnomalyFilter(severities=["high"]))
+    services.send_test_email(vigil, "someone@elsewhere.org")
+    log = services.audit_log(vigil).set_index("action")
+    assert log.loc["user.lockout", "target"] == "user ana"
+    assert log.loc["anomaly.review_refused", "actor"] == "ana"
+    assert log.loc["anomaly.review_refused", "target"] == "anomaly 1, 2"
+    assert log.loc["anomalies.export", "after"] == {"filters": {"severities": ["high"]}}
+    assert log.loc["alert.test", "target"] == "someone@elsewhere.org"
