@@ -110,7 +110,9 @@ def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSa
             session.add(StreamCheckpoint(source=source, run_id=run_id, position=end,
                                          carried=carried, updated_at=now))
         else:
-            stored.position, stored.carried, stored.updated_at = end, carried, now
+            # A model activated mid-stream starts a new live run: the checkpoint follows
+            stored.run_id, stored.position, stored.carried, stored.updated_at = (
+                run_id, end, carried, now)
         return Appended(run_id, sorted(set(ids.tolist())))
 
 

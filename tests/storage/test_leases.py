@@ -62,3 +62,21 @@ def test_a_batch_is_stored_only_by_the_writer_and_only_after_the_checkpoint(engi
     with pytest.raises(StreamConflictError, match="is being written by"):
         live.append(engine, source="lifts", writer=me, batch=batch(10), start=10, end=20,
                     carried=b"")
+
+
+def test_a_model_activated_mid_stream_moves_the_checkpoint_to_its_run(engine):
+    """Its new rows went to a new run while the checkpoint kept the old run's id: Live
+    showed 0 flagged, and a restart's catch-up looked at the old run."""
+    from dataclasses import replace
+
+    me = leases.Writer.this_process("vigil stream")
+    leases.acquire(engine, source="lifts", writer=me)
+    first = live.append(engine, source="lifts", writer=me, batch=batch(10), start=0, end=10,
+                        carried=b"")
+    later = live.append(engine, source="lifts", writer=me,
+                        batch=replace(batch(10), model_version="v2"), start=10, end=20,
+                        carried=b"")
+    assert later.run_id != first.run_id
+    assert live.checkpoint(engine, source="lifts").run_id == later.run_id
+    streams = live.streams(engine)
+    assert streams["run_id"].tolist() == [later.run_id]
