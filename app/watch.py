@@ -147,10 +147,12 @@ def process(vigil: Vigil, path: Path) -> Outcome:
         if not data.endswith(b"\n") and time.time() - path.stat().st_mtime < COMPLETE_S:
             return Outcome(path, None, f"{name}: waits: its last line has no line end yet "
                                        "(still being written)")
-        dataset = services.read_dataset(data)
-        result = services.analyze(vigil, dataset, model_version=services.ACTIVE)
-        report = services.save(vigil, result, source_name=name,
-                               file_sha256=services.file_sha256(data))
+        # As an upload is: a big sensor or generic file scored in pieces (an 80 MB file
+        # peaked at 2.7 GB read whole), the same run stored.
+        analysis = services.analyze_upload(vigil, data, source_name=name,
+                                           file_sha256=services.file_sha256(data),
+                                           model_version=services.ACTIVE)
+        report = services.store(vigil, analysis.run)
         if not report.stored:
             return Outcome(path, None, f"{name}: {report.message} It stays in the folder "
                                        "and is tried again.")

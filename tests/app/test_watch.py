@@ -156,13 +156,38 @@ def test_a_file_moved_away_while_it_is_scored_is_no_traceback(tmp_path, monkeypa
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     path = land(inbox, "lifts.csv", sample_path("temperature.csv").read_bytes())
-    save = services.save
+    store = services.store
 
-    def save_then_vanish(*args, **kwargs):
-        report = save(*args, **kwargs)
+    def store_then_vanish(*args, **kwargs):
+        report = store(*args, **kwargs)
         path.rename(tmp_path / "elsewhere.csv")
         return report
 
-    monkeypatch.setattr(services, "save", save_then_vanish)
+    monkeypatch.setattr(services, "store", store_then_vanish)
     outcome = watch.process(vigil_, path)
     assert outcome.moved_to is None and "skipped for now" in outcome.message
+
+
+def test_a_big_file_is_scored_in_pieces_as_an_upload_is(tmp_path, monkeypatch):
+    """Read whole, an 80 MB file peaked at 2.7 GB and a 1 GB one ran out of memory."""
+    from app import scoring, services, watch
+    from app.settings import Settings
+    from app.vigil import Vigil
+
+    vigil_ = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}",
+                            alert_outbox_dir=tmp_path / "outbox"))
+    services.train(vigil_, services.read_dataset(sample_path("elevators.csv")), activate=True)
+    monkeypatch.setattr(scoring, "WHOLE_ROWS", 1000)  # "big" from 1,000 rows
+    monkeypatch.setattr(scoring, "PIECE_ROWS", 1000)
+    pieces = []
+    scored_pieces = scoring.scored_pieces
+    monkeypatch.setattr(scoring, "scored_pieces", lambda *a, **k: (
+        pieces.append(1) or piece for piece in scored_pieces(*a, **k)))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = land(inbox, "lifts.csv", sample_path("elevators.csv").read_bytes())
+    outcome = watch.process(vigil_, path)
+    assert outcome.moved_to is not None and outcome.moved_to.parent.name == "done"
+    assert len(pieces) == 9  # 8,064 rows, 1,000 a piece
+    (run,) = services.list_runs(vigil_)
+    assert run.total_rows == 8064
