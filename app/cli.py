@@ -336,11 +336,11 @@ def _stream(args, name, writer, source, model_for, out, profile):
     """Stream (with ``writer``, the stream's lease holder: saved batch by batch)."""
     from app.stream import lines, stream
 
-    skip, carried, keep = 0, None, None
+    stored, carried, keep = 0, None, None
     if writer is not None:
-        skip, carried = _services().stream_checkpoint(_vigil(), name)
-        if skip:
-            echo(f"stream {name}: {skip} rows were stored before; continuing after them",
+        stored, carried = _services().stream_checkpoint(_vigil(), name)
+        if stored:
+            echo(f"stream {name}: {stored} rows were stored before; continuing after them",
                  err=True)
             if args.alert:  # what a stop between storing and alerting left unsent
                 _say_alerts(_services().alert_stream(_vigil(), name))
@@ -352,12 +352,12 @@ def _stream(args, name, writer, source, model_for, out, profile):
                 _say_alerts(_services().alert_stream(_vigil(), name, appended.incident_ids))
 
     def checked_model_for(found: str):
-        if skip:  # a stream of another profile's rows is refused in words
+        if stored:  # a stream of another profile's rows is refused in words
             _services().stream_checkpoint(_vigil(), name, found)
         return model_for(found)
 
     return stream(lines(source, follow=args.follow), checked_model_for, out, profile=profile,
-                  skip=skip, carried=carried, keep=keep,
+                  stored=stored, carried=carried, keep=keep,
                   known=functools.partial(_services().with_known, _vigil()))
 
 

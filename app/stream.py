@@ -11,6 +11,7 @@ the whole file; login rows the scores ``vigil score --model V`` gives it. A reco
 
 from __future__ import annotations
 
+import hashlib
 import os
 import selectors
 import stat
@@ -123,52 +124,85 @@ def _file_lines(path: Path, *, follow: bool, wait: float) -> Iterator[list[bytes
 Keep = Callable[[ScoredFrame, int, int, dict], None]
 
 
+def _files(batch: list[bytes], header: bytes) -> Iterator[tuple[bool, list[bytes]]]:
+    """The batch's rows in runs of one input file each: (whether a new file starts, its
+    rows). A rotated file starts with the header again; the header is no row."""
+    start, new = 0, False
+    for i, line in enumerate(batch):
+        if line == header:
+            if i > start or new:
+                yield new, batch[start:i]
+            start, new = i + 1, True
+    if len(batch) > start or new:
+        yield new, batch[start:]
+
+
+def _line_id(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
 def stream(batches: Iterator[list[bytes]], model_for: Callable[[str], Model], out: BinaryIO,
-           *, profile: str = "auto", batch_rows: int = BATCH_ROWS, skip: int = 0,
+           *, profile: str = "auto", batch_rows: int = BATCH_ROWS, stored: int = 0,
            carried: dict | None = None, keep: Keep | None = None,
            known: Callable[[Dataset], Dataset] | None = None) -> Streamed:
     """Score each batch of lines (the first line is the header) and write the scored
     rows to ``out`` as CSV as soon as they are scored. ``model_for(profile)`` gives the
     model once the first rows tell the profile (or ``profile`` is given).
 
-    A restart passes the checkpoint: ``skip`` rows were scored before (they are read
-    and passed over) and ``carried`` is what they left for the next batch
-    (``StreamScorer.state``). ``keep`` (the result, first and last row position, the
-    state carried on) stores each batch
+    A restart passes the checkpoint: ``stored`` rows were stored before (the next rows
+    are numbered after them) and ``carried`` is what they left (``StreamScorer.state``,
+    with ``input``: the first row of the input file being read then and how many of its
+    rows were stored). The input is passed over as far as it is that file again (a
+    resend, or the same file followed on); a file that starts otherwise (a log rotated
+    while the stream was stopped) is new, and every row of it is scored. ``keep`` (the
+    result, first and last row position, the state to carry on) stores each batch
     before its rows are written out. ``known`` adds analysts' known values to each batch
     of logins (:func:`app.services.with_known`).
     """
+    carried = carried if isinstance(carried, dict) else {"carried": carried, "learning": None}
+    # Where the input was; a checkpoint from before files were told apart: a count.
+    resume = carried.get("input") or ({"first": None, "rows": stored} if stored else None)
     scorer = None
-    done, header, position = Streamed(), None, 0
+    done, header, position = Streamed(), None, stored
+    first, in_file, passing = None, 0, 0
     for batch in batches:
         batch = [line for line in batch if line.strip()]
         if header is None and batch:
-            header = batch[0]
+            header, batch = batch[0], batch[1:]
             if holds_values(header):  # each batch is read with it, and restarts find it
                 raise MalformedCsvError("the stream's first line holds values: a stream "
                                         "starts with a header line naming its columns")
-        # A rotated file starts with the header again: it is no row.
-        batch = [line for line in batch if line != header]
-        passed = min(len(batch), max(0, skip - position))
-        position += passed
-        batch = batch[passed:]
-        for start in range(0, len(batch), batch_rows):
-            rows = batch[start:start + batch_rows]
-            frame = read_csv(b"\n".join([header, *rows]) + b"\n")
-            frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1, name="row")
-            if scorer is None:
-                found = prepare(frame, profile=profile).profile
-                model = model_for(found)
-                model.check_profile(found)
-                scorer = StreamScorer(model, known=known, learn=True)
-                scorer.state = carried
-            scored = scorer.score(frame)
-            if keep is not None:
-                keep(scored, position, position + len(frame), scorer.state)
-            position += len(frame)
-            result = scored.frame
-            write_csv(result, out, header=done.rows == 0)
-            out.flush()
-            done.rows += len(result)
-            done.flagged += int(result["is_anomaly"].sum())
+        for new_file, rows_of_file in _files(batch, header):
+            if new_file:  # rotated: a file of its own, never one stored before
+                first, in_file, passing, resume = None, 0, 0, None
+            if first is None and rows_of_file:
+                first = _line_id(rows_of_file[0])
+                if resume is not None and resume["first"] in (None, first):
+                    passing = resume["rows"]
+                resume = None
+            passed = min(len(rows_of_file), max(0, passing - in_file))
+            in_file += passed
+            rows_of_file = rows_of_file[passed:]
+            for start in range(0, len(rows_of_file), batch_rows):
+                rows = rows_of_file[start:start + batch_rows]
+                frame = read_csv(b"\n".join([header, *rows]) + b"\n")
+                frame.index = pd.RangeIndex(position + 1, position + len(frame) + 1,
+                                            name="row")
+                if scorer is None:
+                    found = prepare(frame, profile=profile).profile
+                    model = model_for(found)
+                    model.check_profile(found)
+                    scorer = StreamScorer(model, known=known, learn=True)
+                    scorer.state = carried
+                scored = scorer.score(frame)
+                in_file += len(frame)
+                if keep is not None:
+                    keep(scored, position, position + len(frame),
+                         {**scorer.state, "input": {"first": first, "rows": in_file}})
+                position += len(frame)
+                result = scored.frame
+                write_csv(result, out, header=done.rows == 0)
+                out.flush()
+                done.rows += len(result)
+                done.flagged += int(result["is_anomaly"].sum())
     return done

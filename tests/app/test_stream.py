@@ -341,3 +341,33 @@ def test_a_stream_name_that_would_be_stored_as_another_is_refused(tmp_path, name
     vigil_ = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}"))
     with pytest.raises(StorageError, match="a stream's name is 1 to 255 printable"):
         services.stream_checkpoint(vigil_, name)
+
+
+def test_a_log_rotated_while_the_stream_was_stopped_is_read_from_its_start(tmp_path):
+    """The checkpoint was a row count: a rotated file's first 1,000 rows were passed over
+    as "stored before". Now a file is known by its first row; a resend still adds
+    nothing."""
+    from app import services
+    from app.settings import Settings
+    from app.vigil import Vigil
+
+    version = trained(tmp_path)
+    header, *rows = ELEVATORS.read_text().splitlines(keepends=True)
+    log = tmp_path / "lifts.log"
+    args = ("stream", log, "--model", version, "--save", "--source", "lifts", "--out",
+            tmp_path / "o.csv")
+    log.write_text(header + "".join(rows[:1000]))
+    assert vigil(*args, tmp_path=tmp_path).returncode == 0
+    log.rename(tmp_path / "lifts.log.1")  # rotated while no stream ran
+    log.write_text(header + "".join(rows[1000:1500]))
+    restart = vigil(*args, tmp_path=tmp_path)
+    assert restart.returncode == 0, restart.stderr
+    assert "500 rows scored as they arrived" in restart.stderr
+    again = vigil(*args, tmp_path=tmp_path)  # the same file once more: nothing new
+    assert "0 rows scored as they arrived" in again.stderr
+    vigil_ = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}"))
+    assert services.stream_checkpoint(vigil_, "lifts")[0] == 1500
+    log.write_text(header + "".join(rows[1000:1800]))  # the same file, grown
+    grown = vigil(*args, tmp_path=tmp_path)
+    assert "300 rows scored as they arrived" in grown.stderr
+    assert services.stream_checkpoint(vigil_, "lifts")[0] == 1800
