@@ -18,10 +18,15 @@ def land(folder, name, content: bytes, age_s: float = 60.0):
     return path
 
 
-def test_watch_sorts_files_into_done_and_failed(tmp_path):
+def activated(tmp_path) -> None:
+    """The elevators sample's model, active for sensor files (through the CLI)."""
     trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor", "--activate",
                     tmp_path=tmp_path)
     assert trained.returncode == 0, trained.stderr
+
+
+def test_watch_sorts_files_into_done_and_failed(tmp_path):
+    activated(tmp_path)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     good = sample_path("elevators.csv").read_bytes()
@@ -58,9 +63,7 @@ def test_watch_sorts_files_into_done_and_failed(tmp_path):
 def test_watch_reads_no_link_and_quotes_no_value(tmp_path):
     """`ln -s .env in/env.csv` handed a private file to everyone who may read runs; a
     hard link does the same. Neither is read; an error file quotes column names only."""
-    trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor", "--activate",
-                    tmp_path=tmp_path)
-    assert trained.returncode == 0, trained.stderr
+    activated(tmp_path)
     private = tmp_path / "private"
     private.mkdir()
     secret = private / ".env"
@@ -111,9 +114,7 @@ def test_a_file_waits_while_the_database_is_down_and_for_its_last_line(tmp_path)
     assert "the database failed" in down.stdout and "tried again" in down.stdout
     assert (inbox / "lifts.csv").exists() and not (inbox / "failed").exists()
 
-    trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor",
-                    "--activate", tmp_path=tmp_path)
-    assert trained.returncode == 0, trained.stderr
+    activated(tmp_path)
     (inbox / "lifts.csv").unlink()
     half = good[: good.index(b"\n", len(good) // 2) + 20]  # mid-line
     land(inbox, "slow.csv", half, age_s=10)
@@ -128,9 +129,7 @@ def test_a_file_waits_while_the_database_is_down_and_for_its_last_line(tmp_path)
 
 
 def test_a_file_name_that_is_not_utf8_is_stored_under_a_readable_name(tmp_path):
-    trained = vigil("train", sample_path("elevators.csv"), "--profile", "sensor", "--activate",
-                    tmp_path=tmp_path)
-    assert trained.returncode == 0, trained.stderr
+    activated(tmp_path)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     name = os.path.join(os.fsencode(inbox), b"caf\xe9.csv")
