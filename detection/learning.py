@@ -13,9 +13,10 @@ first change as anomalous, for good. The live path scores sensor readings with a
    ``HISTORY`` deviations of the metric: 1 at their 90th percentile, 2 at the 99th, one
    more for each such step beyond (an exponential tail, so no two different readings tie
    at the top). A row's surprise is its largest over its metrics.
-3. **Told once.** A surprise no larger than one among the entity's previous ``QUIET``
-   rows is an echo of it, damped by ``ECHO`` and kept under the flag: a change is
-   flagged where it starts (and where it grows), not on every row after.
+3. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
+   previous ``QUIET`` rows is an echo of it, damped by ``ECHO`` and kept under the flag:
+   a change is flagged where it starts (and where it grows by half a tail step), not on
+   every row after.
 4. **Learned.** The deviations of a new regime join the history and lift its tail; the
    median reaches a new level within ``WINDOW / 2`` readings. The new level is then the
    normal one, and its readings score low again.
@@ -42,9 +43,12 @@ from detection.features.base import fmt
 
 WINDOW = 600  # readings the usual level is the median of
 HISTORY = 4000  # deviations the tail is measured in
-QUIET = 150  # rows after a surprise in which a smaller one is an echo
+QUIET = 150  # rows after a surprise in which one not larger by ECHO_MARGIN is an echo
 ECHO = 0.3  # an echo's surprise is damped by this, and never flags:
 ECHO_CAP = 0.9  # it stays under this share of the flag's
+# A change is told again only when it grows by half a tail step: a trend's creeping new
+# maxima (each a little above the last) are echoes, not new incidents.
+ECHO_MARGIN = 0.5
 MIN_WINDOW = 12  # readings before a level is known at all
 MIN_HISTORY = 100  # deviations before an entity's readings may be flagged
 FLAG_SURPRISE = 3.0  # one tail step beyond the 99th percentile of the entity's deviations
@@ -190,7 +194,7 @@ class Learner:
         earlier = np.r_[before["surprise"], top]
         recent = _moving(bn.move_max, _shifted(earlier), QUIET, 1)[-new:]
         echo = np.fmin(top * ECHO, ECHO_CAP * FLAG_SURPRISE)
-        told = np.where(top > np.nan_to_num(recent, nan=0.0), top, echo)
+        told = np.where(top > np.nan_to_num(recent, nan=0.0) + ECHO_MARGIN, top, echo)
         pick = surprise.argmax(axis=1)
         best = surprise[:, :len(self.metrics)].argmax(axis=1)
         at = np.arange(new)

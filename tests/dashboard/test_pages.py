@@ -564,7 +564,8 @@ def test_a_disabled_or_repassworded_admin_is_signed_out_on_their_next_click(dash
     at = open_page("access")
     assert [t for t in at.title if t.value == "Users and tokens"]
     operator = Vigil(get_settings())
-    if ended_by == "disable":
+    if ended_by == "disable":  # by another administrator (the last one stays enabled)
+        services.add_user(operator, "second-admin", role="admin", password=None)
         services.disable_user(operator, "admin-tester")
     else:
         services.set_password(operator, "admin-tester", "a brand new password")
