@@ -21,10 +21,11 @@ kind beside IsolationForest on the raw numbers. Server machines: SMD-like data (
 metrics a minute driven by shared causes; SMD itself is reachable here only in part), a
 model of a normal week scoring the next, normal and with eight faults: share of the
 normal week flagged, faults caught, flag precision, ROC-AUC, beside IsolationForest on
-the raw metrics (cut at its baseline's 1.5%). SMD's machine-1-1 (the 6,500-minute slice
-of its test set in ``../shared/datasets/smd``, five labelled incidents): scored on its
-own, and by models of two stretches' normal rows scoring the rows after them, beside
-IsolationForest on the raw metrics. SKAB (a test bench's 8 sensors a second, 34
+the raw metrics (cut at its baseline's 1.5%). SMD's six machines (``../shared/datasets/smd``,
+38 metrics a minute, train and labelled test parts): a model of each train part scores
+its test part against its fixed baseline and learning as it goes (the live path), beside
+IsolationForest on the raw metrics: incident segments caught, flagged rows, flag
+precision. SKAB (a test bench's 8 sensors a second, 34
 experiments with labelled collective anomalies, in ``../shared/datasets/skab``), by its
 own protocol: a model of each file's first 400 readings scores the rest; F1, false-alarm
 and missed-alarm rates over all rows, beside IsolationForest on the raw sensors (cut at
@@ -300,57 +301,60 @@ def nab_trained_table(series: list[nab.Series]) -> None:
 
 
 SMD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "smd"
-# machine-1-1's slice: (first, end) rows of each baseline; the model of a baseline's normal
-# rows scores every row after it.
-SMD_BASELINES = ((0, 2572), (3029, 5287))
+SMD_MACHINES = ("machine-1-2", "machine-1-5", "machine-2-2", "machine-2-5", "machine-3-3",
+                "machine-3-10")
+
+
+def _smd_frame(values: np.ndarray, start: pd.Timestamp) -> pd.DataFrame:
+    """SMD's rows (no timestamps of their own) as a file of one reading a minute."""
+    frame = pd.DataFrame(values, columns=[f"m{k:02d}" for k in range(values.shape[1])])
+    frame.insert(0, "timestamp", pd.date_range(start, periods=len(frame), freq="1min")
+                 .strftime("%Y-%m-%d %H:%M:%S"))
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+    return frame
+
+
+def _segments(flags: np.ndarray, inside: np.ndarray) -> tuple[int, int]:
+    """(incident segments with a flagged row, segments)."""
+    edges = np.diff(np.r_[0, inside.astype(int), 0])
+    spans = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+    return sum(bool(flags[a:b].any()) for a, b in spans), len(spans)
 
 
 def smd_table() -> None:
-    """SMD's machine-1-1, the 6,500-row slice of its test set reachable here: scored on its
-    own, and by models of the normal rows of a stretch of it scoring the rest."""
-    from sklearn.metrics import roc_auc_score
+    """SMD's six machines: a model of each machine's train part scores its test part,
+    against the fixed baseline (`vigil score --model`) and learning as it goes (`vigil
+    stream`), beside IsolationForest on the raw metrics (cut where 1.5% of its train part
+    lies above)."""
+    from detection.stream import StreamScorer
 
-    path = SMD / "machine-1-1_test.csv"
-    if not path.exists():
+    if not (SMD / f"{SMD_MACHINES[0]}_train.txt.gz").exists():
         print(f"\nSMD not found at {SMD}: skipped")
         return
-    values = np.loadtxt(path, delimiter=",")
-    incident = np.loadtxt(SMD / "machine-1-1_label.csv").astype(bool)
-    frame = pd.DataFrame(values, columns=[f"m{k:02d}" for k in range(values.shape[1])])
-    columns = list(frame.columns)
-    times = pd.date_range(START, periods=len(frame), freq="1min")
-    frame.insert(0, "timestamp", times.strftime("%Y-%m-%d %H:%M:%S"))
-    print(f"\nSMD machine-1-1 ({len(frame):,} minutes of its test set, 38 metrics, "
-          f"{incident.mean():.0%} of rows in {np.count_nonzero(np.diff(incident.astype(int)) == 1)}"
-          " incidents)")
-    print(f"{'mode':20} {'normal flagged':>14} {'precision':>9} {'ROC-AUC':>7} {'incidents':>9}"
-          f"   iforest raw: normal flagged, precision, ROC-AUC, incidents")
-
-    def outcome(flagged, scores, inside):
-        edges = np.diff(np.r_[0, inside.astype(int), 0])
-        spans = zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
-        caught = [flagged[a:b].any() for a, b in spans]
-        return (f"{flagged[~inside].mean():>14.2%} "
-                f"{(flagged & inside).sum() / max(flagged.sum(), 1):>9.2f} "
-                f"{roc_auc_score(inside, scores):>7.3f} {f'{sum(caught)}/{len(caught)}':>9}")
-
-    forest = IsolationForest(contamination=0.015, random_state=0).fit(frame[columns])
-    result = fit_score(prepare(frame))[1].frame
-    print(f"{'scored on its own':20} "
-          + outcome(result["is_anomaly"].to_numpy() == 1, result["anomaly_score"], incident)
-          + "   " + outcome(forest.predict(frame[columns]) == -1,
-                            -forest.score_samples(frame[columns]), incident))
-    for first, end in SMD_BASELINES:
-        rows = np.arange(first, end)
-        baseline = frame.iloc[rows[~incident[rows]]]
-        later, inside = frame.iloc[end:], incident[end:]
-        scored = fit(prepare(baseline)).score(prepare(later))
-        print(f"{f'model of {first:,}-{end - 1:,}':20} "
-              + outcome(scored.frame["is_anomaly"].to_numpy() == 1,
-                        scored.frame["anomaly_score"], inside)
-              + "   " + outcome(*raw_forest(baseline[columns], later[columns]), inside))
-        if scored.drift is not None and scored.drift.stale:
-            print(f"{'':20} {scored.drift.warning()}")
+    print("\nSMD, six machines (38 metrics a minute): a model of the train part scores the "
+          "test part; incident segments caught, flagged rows, flag precision")
+    print(f"{'machine':13} {'fixed model':>22} {'live, learning':>22} {'iforest raw':>22}")
+    totals = np.zeros((3, 4))
+    for name in SMD_MACHINES:
+        train = np.loadtxt(SMD / f"{name}_train.txt.gz", delimiter=",")
+        test = np.loadtxt(SMD / f"{name}_test.txt.gz", delimiter=",")
+        inside = np.loadtxt(SMD / f"{name}_test_label.txt.gz", delimiter=",") == 1
+        baseline = _smd_frame(train, pd.Timestamp(START))
+        later = _smd_frame(test, pd.Timestamp(START) + len(train) * pd.Timedelta("1min"))
+        model = fit(prepare(baseline.copy(), profile="sensor"))
+        flagged = [StreamScorer(model, learn=learn).score(later.copy()).frame["is_anomaly"]
+                   .to_numpy() == 1 for learn in (False, True)]
+        flagged.append(raw_forest(baseline.iloc[:, 1:], later.iloc[:, 1:])[0])
+        cells = []
+        for k, flags in enumerate(flagged):
+            caught, segments = _segments(flags, inside)
+            totals[k] += (caught, segments, (flags & inside).sum(), flags.sum())
+            cells.append(f"{caught:>2}/{segments:<2} {flags.sum():>7,} "
+                         f"{(flags & inside).sum() / max(flags.sum(), 1):>5.2f}")
+        print(f"{name:13} " + " ".join(f"{c:>22}" for c in cells))
+    print(f"{'all six':13} " + " ".join(
+        f"{f'{t[0] / t[1]:.2f} {int(t[3]):>7,} {t[2] / max(t[3], 1):>5.2f}':>22}"
+        for t in totals))
 
 
 SKAB = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "skab"
