@@ -370,8 +370,9 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
                             alert: bool = False):
         """Rows (JSON ``{"rows": [...]}``, or CSV lines under their header) into the live
         stream ``source``: scored after its earlier rows and stored with them, as
-        `vigil stream --save --source SOURCE` does. 409: another batch of the stream was
-        stored meanwhile; send again."""
+        `vigil stream --save --source SOURCE` does, learning as it goes. 409: another
+        writer holds the stream (a running `vigil stream`, or another batch at the same
+        moment: send again). 400: the rows are of another profile than the stream's."""
         data, _ = await _rows_body(request, EventsRequest)
         return await _work(request, workers.stream_events, vigil, source, data, model,
                            profile, alert)
