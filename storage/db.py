@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -12,6 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session
@@ -146,6 +148,19 @@ def serialize(session: Session, name: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     else:
         session.execute(text("DELETE FROM alembic_version WHERE 1 = 0"))
+
+
+def insert_of(bind: Bind):
+    """The database's own ``insert`` (PostgreSQL's or SQLite's), which knows
+    ``on_conflict_do_nothing``: the way every repository stores a row once."""
+    return {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(bind)].insert
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC one: SQLite gives back naive datetimes (stored in UTC)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def dialect_name(bind: Bind) -> str:

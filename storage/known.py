@@ -11,9 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 from sqlalchemy import or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.db import Bind, dialect_name, transaction
+from storage.db import Bind, insert_of, transaction
 from storage.schema import KNOWN_VALUE_CHARS, Anomaly, DetectionRun, KnownValue
 from storage.text import NAME_CHARS, clean
 
@@ -47,8 +46,8 @@ def add(bind: Bind, values: pd.DataFrame, *, added_by: str) -> None:
     values = values.drop_duplicates(["user_name", "key", "value"])
     if values.empty:
         return
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(bind)]
-    statement = dialect.insert(KnownValue).on_conflict_do_nothing(
+    insert_row = insert_of(bind)
+    statement = insert_row(KnownValue).on_conflict_do_nothing(
         index_elements=["user_name", "key", "value"])
     rows = values[["user_name", "key", "value", "added_by", "anomaly_id"]]
     with transaction(bind) as session:

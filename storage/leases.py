@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from storage.db import Bind, dialect_name, transaction
+from storage.db import Bind, as_utc, insert_of, transaction
 from storage.errors import StreamConflictError
 from storage.schema import StreamLease
 from storage.text import NAME_CHARS
@@ -41,10 +40,6 @@ class Writer:
         host, pid = socket.gethostname()[:100], os.getpid()
         return cls(f"{what} (pid {pid} on {host}, {uuid.uuid4().hex[:8]})"[:NAME_CHARS],
                    host, pid)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite: naive UTC
 
 
 def _process_gone(lease: StreamLease) -> bool:
@@ -68,7 +63,7 @@ def _locked(session: Session, source: str) -> StreamLease | None:
 def _busy(source: str, lease: StreamLease) -> StreamConflictError:
     return StreamConflictError(
         f"stream {source!r} is being written by {lease.holder} since "
-        f"{_utc(lease.acquired_at):%Y-%m-%d %H:%M:%S} UTC: one writer a stream. Stop that "
+        f"{as_utc(lease.acquired_at):%Y-%m-%d %H:%M:%S} UTC: one writer a stream. Stop that "
         "writer, or give this one another --source (a writer that stopped without "
         f"giving the stream back frees it within {LEASE_S:.0f} s)")
 
@@ -80,13 +75,13 @@ def acquire(bind: Bind, *, source: str, writer: Writer, seconds: float = LEASE_S
     with transaction(bind) as session:
         # Create the row if none exists, so that every writer then locks the same row
         # (on SQLite the insert takes the database's write lock for the transaction).
-        dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(session)]
-        session.execute(dialect.insert(StreamLease).values(
+        insert_row = insert_of(session)
+        session.execute(insert_row(StreamLease).values(
             source=source, holder="", host="", pid=0, acquired_at=now, expires_at=now,
         ).on_conflict_do_nothing(index_elements=["source"]))
         lease = _locked(session, source)
         if lease.holder != writer.holder:
-            if lease.holder and _utc(lease.expires_at) > now and not _process_gone(lease):
+            if lease.holder and as_utc(lease.expires_at) > now and not _process_gone(lease):
                 raise _busy(source, lease)
             lease.holder, lease.host, lease.pid = writer.holder, writer.host, writer.pid
             lease.acquired_at = now

@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from detection import incidents
 from storage import leases
-from storage.db import dialect_name, transaction
+from storage.db import insert_of, transaction
 from storage.errors import StorageError, StreamConflictError
 from storage.runs import RunToSave, insert_anomalies, refused_values
 from storage.schema import Anomaly, DetectionRun, Incident, StreamCheckpoint
@@ -118,8 +117,8 @@ def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSa
 
 def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -> int:
     key = live_run_key(source, batch.model_version)
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(engine)]
-    session.execute(dialect.insert(DetectionRun).values(
+    insert_row = insert_of(engine)
+    session.execute(insert_row(DetectionRun).values(
         run_key=key, source_name=source,
         file_sha256=hashlib.sha256(source.encode()).hexdigest(), profile=batch.profile,
         detector=batch.detector, model_version=batch.model_version,

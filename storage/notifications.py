@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.db import dialect_name, transaction
+from storage.db import insert_of, transaction
 from storage.errors import StorageError
 from storage.schema import NOTIFICATION_STATUSES, AlertNotification
 
@@ -28,8 +27,8 @@ def claim_notification(engine: Engine, *, run_id: int, dedupe_key: str, recipien
     Returns the notification and whether this call created it: only the creator sends,
     so a rerun, a retry or a second click never sends twice.
     """
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(engine)]
-    statement = (dialect.insert(AlertNotification)
+    insert_row = insert_of(engine)
+    statement = (insert_row(AlertNotification)
                  .values(run_id=run_id, dedupe_key=dedupe_key, recipients=recipients,
                          subject=subject, anomaly_ids=list(anomaly_ids), status="queued",
                          attempts=0)

@@ -16,13 +16,12 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from detection import SCORE_COLUMNS, ScoredFrame, incidents
 from storage import audit, run_inputs
-from storage.db import dialect_name, transaction
+from storage.db import insert_of, transaction
 from storage.errors import RefusedValueError
 from storage.schema import Anomaly, DetectionRun, Incident, RunInput
 from storage.text import NAME_CHARS, clean, clean_column, clean_json, json_safe
@@ -144,8 +143,8 @@ class SaveOutcome:
 
 
 def _insert_ignoring_duplicate(engine: Engine):
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name(engine)]
-    return dialect.insert(DetectionRun).on_conflict_do_nothing(index_elements=["run_key"])
+    insert_row = insert_of(engine)
+    return insert_row(DetectionRun).on_conflict_do_nothing(index_elements=["run_key"])
 
 
 def _anomaly_rows(run_id: int, anomalies: pd.DataFrame) -> list[dict]:

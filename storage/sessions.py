@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from storage.db import Bind, transaction
+from storage.db import Bind, as_utc, transaction
 from storage.schema import User, UserSession
-from storage.users import Account, _user, _utc
+from storage.users import Account, named
 
 SEEN_EVERY = timedelta(minutes=1)  # how stale seen_at may get before a page updates it
 
@@ -31,7 +31,7 @@ def start(bind: Bind, *, name: str) -> str:
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     with transaction(bind) as session:
-        session.add(UserSession(token_hash=_hash(token), user_id=_user(session, name).id,
+        session.add(UserSession(token_hash=_hash(token), user_id=named(session, name).id,
                                 created_at=now, seen_at=now))
     return token
 
@@ -49,10 +49,10 @@ def holder(bind: Bind, token: str, *, idle: timedelta) -> Account | None:
         record, user = found
         if user.disabled:
             return None
-        if now - _utc(record.seen_at) > idle:
+        if now - as_utc(record.seen_at) > idle:
             record.ended_at, record.ended_why = now, "idle"
             return None
-        if now - _utc(record.seen_at) > SEEN_EVERY:
+        if now - as_utc(record.seen_at) > SEEN_EVERY:
             record.seen_at = now
         return Account(user.name, user.role, user.email)
 

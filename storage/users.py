@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
-from storage.db import Bind, serialize, transaction
+from storage.db import Bind, as_utc, serialize, transaction
 from storage.errors import StorageError
 from storage.schema import ROLES, User, UserSession
 from storage.text import NAME_CHARS, clean
@@ -41,13 +41,6 @@ class Account:
     role: str
     email: str | None = None
     disabled: bool = False
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes: they were stored in UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _checked(name: str, role: str, password: str | None) -> str:
@@ -113,7 +106,7 @@ def authenticate(bind: Bind, *, name: str, password: str) -> Account | str | Non
             return None
         # Counted in the database, not in this process: sixteen wrong passwords sent at
         # once count sixteen, and whatever they locked is read fresh here.
-        locked = _utc(session.execute(select(User.locked_until).where(User.id == user.id)
+        locked = as_utc(session.execute(select(User.locked_until).where(User.id == user.id)
                                       .with_for_update()).scalar_one())
         if locked is not None and locked > now:
             return None
@@ -141,7 +134,8 @@ def by_email(bind: Bind, email: str) -> Account | None:
                                                  user.disabled)
 
 
-def _user(session, name: str) -> User:
+def named(session, name: str) -> User:
+    """The account ``name`` (within a transaction), else a StorageError naming it."""
     user = session.scalar(select(User).where(User.name == clean(name)))
     if user is None:
         raise StorageError(f"no user named {name!r} (see `vigil users list`)")
@@ -152,7 +146,7 @@ def set_password(bind: Bind, *, name: str, password: str) -> None:
     """A new password; the user's open sessions end (whoever knew the old one is out)."""
     _checked(name, "viewer", password)
     with transaction(bind) as session:
-        user = _user(session, name)
+        user = named(session, name)
         user.password_hash = PASSWORDS.hash(password)
         user.failed_attempts, user.locked_until = 0, None
         end_sessions(session, user, why="password changed")
@@ -162,7 +156,7 @@ def set_disabled(bind: Bind, *, name: str, disabled: bool = True) -> None:
     """Disable (or enable) an account; disabling ends its open sessions at once. The last
     enabled administrator is not disabled: nothing could enable an account again."""
     with transaction(bind) as session:
-        user = _user(session, name)
+        user = named(session, name)
         if disabled and user.role == "admin" and not user.disabled:
             serialize(session, "administrators")  # two admins disabling each other at once
             admins = session.scalar(select(func.count(User.id)).where(
