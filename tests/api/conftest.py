@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import services
-from app.api import create_app
+from app.api.server import create_app
 from app.settings import Settings
 from app.vigil import Vigil
 from sample_data import sample_path

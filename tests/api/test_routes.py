@@ -68,7 +68,7 @@ def test_health_names_each_profiles_active_model(client, model):
 def test_health_is_503_naming_the_database_when_it_is_down(tmp_path):
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
+    from app.api.server import create_app
 
     down = settings_for("postgresql://postgres@127.0.0.1:9/nowhere", tmp_path)
     with TestClient(create_app(down)) as client:
@@ -84,7 +84,7 @@ def test_health_is_503_naming_the_database_when_it_is_down(tmp_path):
 def test_metrics_token_guards_health_and_metrics(database_url, tmp_path):
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
+    from app.api.server import create_app
 
     guarded = settings_for(database_url, tmp_path, metrics_token="s3cret")
     with TestClient(create_app(guarded)) as client:
@@ -156,7 +156,7 @@ def test_bodies_over_the_limit_are_413_with_or_without_a_length(database_url, tm
                                                                  model):
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
+    from app.api.server import create_app
 
     small = settings_for(database_url, tmp_path, api_max_body_mb=0.001)  # 1,048 bytes
     services.add_user(Vigil(small), "owner", role="analyst", password="a long passphrase")
@@ -393,7 +393,7 @@ def test_an_id_beyond_64_bits_is_422_not_an_overflow(client, tokens, path):
 def test_an_over_limit_chunked_upload_is_413_not_a_parse_error(database_url, tmp_path):
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
+    from app.api.server import create_app
 
     small = settings_for(database_url, tmp_path, api_max_body_mb=0.001)  # 1,048 bytes
     services.add_user(Vigil(small), "owner", role="analyst", password="a long passphrase")

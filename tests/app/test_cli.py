@@ -169,7 +169,7 @@ def test_score_save_alert_writes_one_digest_to_the_outbox(tmp_path):
 def test_plain_score_starts_without_the_database_and_mail_stack(tmp_path):
     """`vigil score` without --save or --model never loads SQLAlchemy, Alembic or Jinja2:
     they cost 0.7 s of startup on every run (bench/speed.py)."""
-    code = ("import sys; from app import cli; "
+    code = ("import sys; from app.cli import main as cli; "
             "assert cli.main(['score', sys.argv[1], '--out', sys.argv[2]]) == 0; "
             "print(sorted({'sqlalchemy', 'alembic', 'jinja2', 'pydantic_settings'} "
             "& set(sys.modules)))")
@@ -186,7 +186,7 @@ def test_plain_score_starts_without_the_database_and_mail_stack(tmp_path):
 def test_scikit_learn_is_loaded_only_for_the_forest(tmp_path, detector, loads_sklearn):
     """scikit-learn (over a second to import) loads on a thread while the file is read,
     and only when the forest needs it; either way one run gives the same scores."""
-    code = ("import sys; from app import cli; "
+    code = ("import sys; from app.cli import main as cli; "
             "code = cli.main(['score', sys.argv[1], '--out', sys.argv[2], '--detector', "
             "sys.argv[3]]); print(code, 'sklearn' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code, str(sample_path("temperature.csv")),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app import cli
+from app.cli import main as cli
 from tests.hostile.make import FILES
 
 HOSTILE = Path(__file__).resolve().parents[1] / "hostile"

@@ -5,7 +5,7 @@ import io
 import pandas as pd
 import pytest
 
-from app.replay import replay
+from app.live.replay import replay
 from detection.errors import DetectionError
 from sample_data import sample_path
 from tests.app.test_cli import vigil

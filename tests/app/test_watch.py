@@ -93,7 +93,7 @@ def test_watch_reads_no_link_and_quotes_no_value(tmp_path):
 
 
 def test_an_error_file_keeps_column_names_and_drops_the_files_values():
-    from app.watch import without_values
+    from app.live.watch import without_values
 
     data = b"user,time\n'quoted',2025\nsecret,x\n"
     message = "column 'user' holds 'secret' in row 2; the model needs \"time\" and 'ip'"
@@ -169,7 +169,8 @@ def test_a_file_moved_away_while_it_is_scored_is_no_traceback(tmp_path, monkeypa
 
 def test_a_big_file_is_scored_in_pieces_as_an_upload_is(tmp_path, monkeypatch):
     """Read whole, an 80 MB file peaked at 2.7 GB and a 1 GB one ran out of memory."""
-    from app import scoring, services, watch
+    from app import scoring, services
+    from app.live import watch
     from app.settings import Settings
     from app.vigil import Vigil
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.settings import get_settings
 
-MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "app" / "dashboard" / "main.py"
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def sign_in(at: AppTest, *, role: str, name: str | None = None) -> AppTest:
     """The session signed in (as the sign-in page leaves it) with ``role``: the user
     exists (made here when missing) and holds a server-side session."""
     from app import services
-    from app.ui import SIGNED_IN
+    from app.dashboard.ui import SIGNED_IN
     from app.vigil import Vigil
     from storage import users
 

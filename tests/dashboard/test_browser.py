@@ -36,7 +36,7 @@ def app_url(tmp_path):
            "SMTP_HOST": "",
            "DASHBOARD_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "dashboard" / "main.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

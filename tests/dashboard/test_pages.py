@@ -578,8 +578,8 @@ def test_a_disabled_or_repassworded_admin_is_signed_out_on_their_next_click(dash
 
 def test_sign_out_ends_the_session_record(dashboard_env):
     from app import services
+    from app.dashboard.ui import SIGNED_IN
     from app.settings import get_settings
-    from app.ui import SIGNED_IN
     from app.vigil import Vigil
 
     at = open_page("overview")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from app import services, ui
+from app import services
+from app.dashboard import ui
 from app.errors import SignInError
 from app.text import markdown
 

@@ -1,7 +1,7 @@
 """Prometheus metrics of the HTTP API (`GET /metrics`, text exposition format).
 
 Counters and histograms count what the API did: one process answers HTTP and counts, the
-worker processes sending their figures back with their answers (:mod:`app.workers`).
+worker processes sending their figures back with their answers (:mod:`app.api.workers`).
 The active models and each live stream's lag are read from the database when scraped.
 """
 

@@ -32,7 +32,8 @@ from typing import Any
 import pandas as pd
 
 from alerts import policy
-from app import metrics, scoring, services
+from app import scoring, services
+from app.api import metrics
 from app.settings import Settings
 from app.vigil import Actor, Vigil
 from detection import SCORE_COLUMNS
@@ -190,7 +191,7 @@ class WorkerPool:
 
     def _new(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["app.workers"])
+        context.set_forkserver_preload(["app.api.workers"])
         return ProcessPoolExecutor(self.processes, mp_context=context,
                                    initializer=_start, initargs=(self.settings,))
 

@@ -1,4 +1,4 @@
-"""Vigil's dashboard: configures the page and routes (`streamlit run app/main.py`).
+"""Vigil's dashboard: configures the page and routes (`streamlit run app/dashboard/main.py`).
 
 Signed out, the navigation offers the sign-in page only (or, before any account exists,
 the form that creates the administrator); signed in, the pages of the user's role:
@@ -9,7 +9,7 @@ A page that is not offered cannot be reached by its URL either.
 
 import streamlit as st
 
-from app import ui
+from app.dashboard import ui
 from app.text import markdown
 
 st.set_page_config(page_title="Vigil", page_icon=":material/radar:", layout="wide")

@@ -5,7 +5,8 @@ import streamlit.components.v1 as components
 
 from alerts.errors import AlertError
 from alerts.policy import parse_recipients
-from app import services, ui
+from app import services
+from app.dashboard import ui
 from app.text import markdown
 
 vigil = ui.vigil()

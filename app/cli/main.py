@@ -334,7 +334,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def _stream(args, name, writer, source, model_for, out, profile):
     """Stream (with ``writer``, the stream's lease holder: saved batch by batch)."""
-    from app.stream import lines, stream
+    from app.live.stream import lines, stream
 
     stored, carried, keep = 0, None, None
     if writer is not None:
@@ -368,7 +368,7 @@ def _say_alerts(reports) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from app.watch import watch
+    from app.live.watch import watch
 
     try:
         moved = watch(_vigil(), Path(args.folder), once=args.once, interval=args.interval,
@@ -381,7 +381,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from app.replay import replay
+    from app.live.replay import replay
 
     written = replay(_input(args.input), sys.stdout, speed=args.speed, rate=args.rate)
     echo(f"{written} rows replayed", err=True)
@@ -472,7 +472,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.api import create_app
+    from app.api.server import create_app
 
     # One event loop answers HTTP; --workers processes score, first come first served.
     uvicorn.run(create_app(processes=args.workers), host=args.host, port=args.port,

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from app import charts, services, ui
+from app import services
+from app.dashboard import charts, ui
 
 vigil = ui.vigil()
 

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from app import charts, scoring, services, ui
+from app import scoring, services
+from app.dashboard import charts, ui
 from app.text import markdown
 from detection import PROFILES, memory
 from detection.columns import ROLES

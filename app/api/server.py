@@ -22,11 +22,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
-from app import metrics, services, workers
+from app import services
+from app.api import metrics, workers
+from app.api.workers import json_value, records
 from app.errors import NotAllowedError
 from app.settings import Settings
 from app.vigil import Actor, Vigil
-from app.workers import json_value, records
 from detection.errors import DetectionError
 from detection.threads import THREADS
 from storage.anomalies import AnomalyFilter
@@ -116,7 +117,7 @@ def _validation_text(errors) -> str:
 
 
 async def _work(request: Request, job, vigil: Vigil, *args) -> Response:
-    """``job`` in a worker process (:mod:`app.workers`), counted and answered."""
+    """``job`` in a worker process (:mod:`app.api.workers`), counted and answered."""
     answer = await request.app.state.workers.run(job, vigil.actor, *args)
     answer.count()
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)

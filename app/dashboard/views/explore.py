@@ -5,7 +5,8 @@ from datetime import UTC, datetime, time
 import pandas as pd
 import streamlit as st
 
-from app import charts, services, ui
+from app import services
+from app.dashboard import charts, ui
 from app.text import markdown
 from detection.calibration import SEVERITIES
 
