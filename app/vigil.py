@@ -35,7 +35,7 @@ def _engine_for(url: str) -> Engine:
         if url not in _ENGINES:
             engine = db.make_engine(url)
             if db.is_embedded(engine):
-                db.upgrade(engine)  # the embedded file is ours alone: keep it current
+                db.upgrade_if_behind(engine)  # the embedded file is ours alone: keep it current
             _ENGINES[url] = engine
         return _ENGINES[url]
 

@@ -29,9 +29,9 @@ from detection.errors import (
     TimestampError,
     describe_rows,
 )
+from detection.names import PROFILES
 from detection.reading import CHECK_CELLS, DATE_TEXT, every_cell_matches
 
-PROFILES = ("sensor", "login", "generic")
 # A column with text cells counts as numeric (the text cells missing, with a warning)
 # when more than this share of its filled cells are numbers: `ERR` in one row of seven,
 # `x` in one row of three.

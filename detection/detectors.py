@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from detection.errors import ParameterError
+from detection.names import DETECTOR_NAMES
 from detection.threads import THREADS
 
 CHUNK_ROWS = 65_536
@@ -101,23 +102,23 @@ class IsolationForestDetector:
                 "contamination must be more than 0 and at most 0.5 (share of baseline rows "
                 f"flagged); got {self.contamination!r}"
             )
-        self.__dict__.pop("_flat", None)  # the trees laid out for scoring are the old ones
         if len(X) > FIT_SAMPLE:
             rng = np.random.default_rng(self.random_state)
             X = X[np.sort(rng.choice(len(X), FIT_SAMPLE, replace=False))]
         # Imported on first use: scikit-learn takes over a second to import (SciPy), and
-        # reading, checking and featurizing a file need none of it (`vigil` imports it
-        # on a thread meanwhile).
+        # reading, checking and featurizing a file need none of it (`vigil train`
+        # imports it on a thread meanwhile).
         from sklearn.ensemble import IsolationForest
 
         # contamination="auto" keeps fit from scoring every training row a second time;
         # the threshold is taken from the scores the caller computes once anyway.
-        self.forest_ = IsolationForest(
+        forest = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, len(X)),
             contamination="auto",
             random_state=self.random_state,
         ).fit(X)
+        self._keep(forest)
         if self.neighbours:
             from detection.neighbours import Neighbours
 
@@ -145,25 +146,35 @@ class IsolationForestDetector:
         "more normal"; ours is flipped here, once), with the trees walked by a compiled
         kernel (detection.forest) over row chunks in ``n_jobs`` threads.
         """
-        from detection.forest import FlatForest  # numba: imported with the forest
-
         # Any layout: the kernel is compiled for each, and a feature frame's columns (an
         # F-order matrix) walk as fast as rows; a C-order copy would cost its size again.
         X = np.asarray(X, dtype=np.float32)
-        # Laid out once per loaded model (20 ms for 100 trees): the API scores hundreds
-        # of small bodies a second with one model. Never pickled (see __getstate__).
-        flat = self.__dict__.get("_flat")
-        if flat is None:
-            flat = self._flat = FlatForest.of(self.forest_)
+        flat = self.flat_
         chunks = [X[i:i + CHUNK_ROWS] for i in range(0, len(X), CHUNK_ROWS)] or [X]
         if len(chunks) == 1:
             total = flat.depth_sums(X)
         else:
             with ThreadPoolExecutor(max(1, min(self.n_jobs, len(chunks)))) as pool:
                 total = np.concatenate(list(pool.map(flat.depth_sums, chunks)))
-        trees = len(self.forest_.estimators_)
-        expected = trees * _average_path_length(np.array([self.forest_.max_samples_]))
-        return 2.0 ** (-total / expected)
+        return 2.0 ** (-total / self.expected_depth_)
+
+    def _keep(self, forest) -> None:
+        """Keep what scoring needs of a fitted scikit-learn forest: its trees laid out
+        for the kernel and the expected depth sum of a row, c(max_samples) a tree. A
+        saved model then loads without scikit-learn (over a second to import) and scores
+        bit for bit as the forest would."""
+        from detection.forest import FlatForest  # numba: imported with the forest
+
+        self.flat_ = FlatForest.of(forest)
+        self.expected_depth_ = float(len(forest.estimators_) * _average_path_length(
+            np.array([forest.max_samples_]))[0])
+
+    def __setstate__(self, state: dict) -> None:
+        """A model saved before December 2026 holds the scikit-learn forest itself."""
+        forest = state.pop("forest_", None)
+        self.__dict__.update(state)
+        if forest is not None:
+            self._keep(forest)
 
     def threshold(self, train_scores: np.ndarray, *, normal: bool = False) -> float:
         """The raw score above which a row is flagged: the one ``contamination`` of the
@@ -173,9 +184,6 @@ class IsolationForestDetector:
         if normal:
             cut = max(cut, tail_cut(train_scores, TAIL_SHARE * self.contamination))
         return cut
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_flat"}  # rebuilt on use
 
 
 class ZScoreDetector:
@@ -238,11 +246,11 @@ class ZScoreDetector:
         return float(self.multiplier)
 
 
-DETECTORS = {
-    "isolation_forest": IsolationForestDetector,
-    "zscore": ZScoreDetector,
-    "robust_zscore": lambda **kw: ZScoreDetector(robust=True, **kw),
-}
+DETECTORS = dict(zip(DETECTOR_NAMES, (
+    IsolationForestDetector,
+    ZScoreDetector,
+    lambda **kw: ZScoreDetector(robust=True, **kw),
+), strict=True))
 
 
 def make_detector(name: str, **params) -> IsolationForestDetector | ZScoreDetector:

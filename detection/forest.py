@@ -1,7 +1,8 @@
 """Scoring a fitted scikit-learn IsolationForest with a compiled kernel.
 
-scikit-learn fits the forest; scoring walks its trees here, in a numba kernel that
-follows scikit-learn's own rule node by node (a NaN goes where ``missing_go_to_left``
+scikit-learn fits the forest; scoring walks its trees here, in a numba kernel
+(detection.forest_kernel; numpy for a few rows, which a kernel would cost more to load
+than to use) that follows scikit-learn's own rule node by node (a NaN goes where ``missing_go_to_left``
 says, otherwise ``x <= threshold`` goes left, the float32 value compared with the float64
 threshold) and adds the leaf depths tree by tree, in tree order: the depth sums, and so
 the scores, are bit for bit those of ``IsolationForest.score_samples``. The kernel
@@ -11,12 +12,17 @@ to this file.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
-BLOCK_ROWS = 256  # rows walked through every tree before the next block
+# Up to this many rows, numpy walks every tree at once unless the process has loaded the
+# compiled kernel already: importing numba and loading the kernel from its cache takes
+# 0.8 s, what numpy takes for 70,000 rows (the kernel is ten times faster once loaded).
+# Long-running processes (the API's workers, `vigil stream`) load it at start.
+SMALL_ROWS = 2_000
+KERNEL = "detection.forest_kernel"
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,32 @@ class FlatForest:
         return cls(depth, feature, _float32_below(threshold), missing_left, leaf_depth)
 
     def depth_sums(self, X: np.ndarray) -> np.ndarray:
-        """Per row of ``X`` (float32, any layout), the sum over trees of its leaf depth."""
+        """Per row of ``X`` (float32, any layout), the sum over trees of its leaf depth:
+        the compiled kernel's for many rows, numpy's (the same bits) for a few."""
+        if len(X) <= SMALL_ROWS and KERNEL not in sys.modules:
+            return self._numpy_depth_sums(X)
+        from detection.forest_kernel import BLOCK_ROWS, depth_sums
+
         out = np.zeros(len(X), dtype="float64")
-        _depth_sums(X, self.depth, self.feature, self.threshold, self.missing_left,
-                    self.leaf_depth, BLOCK_ROWS, bool(np.isnan(X).any()), out)
+        depth_sums(X, self.depth, self.feature, self.threshold, self.missing_left,
+                   self.leaf_depth, BLOCK_ROWS, bool(np.isnan(X).any()), out)
+        return out
+
+    def _numpy_depth_sums(self, X: np.ndarray) -> np.ndarray:
+        """The kernel's walk in numpy: every row through every tree a level at a time,
+        the same float32 comparison and NaN rule, the leaf depths added in tree order."""
+        trees = np.arange(self.feature.shape[0])[:, None]
+        rows = np.arange(len(X))[None, :]
+        nodes = np.zeros((len(trees), len(X)), dtype="int64")
+        for _ in range(self.depth):
+            value = X[rows, self.feature[trees, nodes]]
+            left = np.where(np.isnan(value), self.missing_left[trees, nodes],
+                            value <= self.threshold[trees, nodes])
+            nodes = 2 * nodes + 2 - left
+        credit = self.leaf_depth[trees, nodes - self.feature.shape[1]]
+        out = np.zeros(len(X), dtype="float64")
+        for tree in credit:  # one tree after another, as scikit-learn adds them
+            out += tree
         return out
 
 
@@ -88,35 +116,3 @@ def _float32_below(threshold: np.ndarray) -> np.ndarray:
     over = below.astype(np.float64) > threshold
     below[over] = np.nextafter(below[over], np.float32(-np.inf))
     return below
-
-
-@njit(nogil=True, cache=True)
-def _depth_sums(X, depth, feature, threshold, missing_left, leaf_depth, block, has_nan,
-                out):  # pragma: no cover - compiled; tested through FlatForest.depth_sums
-    # Blocks of rows, each walked through every tree in tree order (the block's rows
-    # and one tree's nodes stay in cache, and each row's sum is added in scikit-learn's
-    # order), level by level across the block: the rows' walks are independent, so the
-    # processor overlaps them instead of waiting on one row's chain of loads.
-    inner = feature.shape[1]
-    nodes = np.zeros(block, dtype=np.int64)
-    for start in range(0, X.shape[0], block):
-        rows = min(block, X.shape[0] - start)
-        for t in range(feature.shape[0]):
-            nodes[:rows] = 0
-            for _ in range(depth):
-                # Arithmetic, not a branch: splits go either way at random.
-                if has_nan:
-                    for k in range(rows):
-                        node = nodes[k]
-                        value = X[start + k, feature[t, node]]
-                        left = np.int64(value <= threshold[t, node])
-                        if value != value:  # rare: this branch is predicted well
-                            left = np.int64(missing_left[t, node])
-                        nodes[k] = 2 * node + 2 - left
-                else:
-                    for k in range(rows):
-                        node = nodes[k]
-                        nodes[k] = 2 * node + 2 - np.int64(
-                            X[start + k, feature[t, node]] <= threshold[t, node])
-            for k in range(rows):
-                out[start + k] += leaf_depth[t, nodes[k] - inner]

@@ -8,10 +8,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -75,7 +71,11 @@ def _engine(parsed) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine):
+    """Alembic's configuration for ``engine``. Alembic is imported here, on first use:
+    it takes a fifth of a second, and a current database never needs it."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -84,12 +84,36 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
+    from alembic import command
+
     with translated():
         command.upgrade(alembic_config(engine), revision)
 
 
+def head_revision() -> str:
+    """The newest migration's revision: each file of ``migrations/versions`` is named
+    after its revision (``0010_leases_and_sessions.py`` is ``0010``), numbered in order."""
+    return max(path.name.split("_", 1)[0]
+               for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def upgrade_if_behind(engine: Engine) -> None:
+    """Upgrade unless the database is already at :func:`head_revision` (read with one
+    query, without importing Alembic)."""
+    try:
+        with engine.connect() as conn:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:  # no alembic_version table yet: a new database
+        current = None
+    if current != head_revision():
+        upgrade(engine)
+
+
 def is_current(engine: Engine) -> bool:
     """True when the database is at the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head

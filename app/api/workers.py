@@ -163,7 +163,7 @@ def _start(settings: Settings) -> None:
     global _vigil
     import sklearn.ensemble  # noqa: F401 - imported for its side effect: loaded once
 
-    import detection.forest  # noqa: F401
+    import detection.forest_kernel  # noqa: F401
     _vigil = Vigil(settings)
     gc.collect()
     gc.freeze()

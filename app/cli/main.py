@@ -16,15 +16,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
 from alerts.errors import AlertError, DeliveryError
-from app import scoring
 from app.errors import NotAllowedError
 from app.text import terminal
-from detection import PROFILES, DetectionError
-from detection.detectors import DETECTORS
-from detection.export import write_csv
+from detection.errors import DetectionError
+from detection.names import DETECTOR_NAMES, PROFILES
 from detection.threads import THREADS
 from storage.errors import DatabaseError, StorageError
 
@@ -59,21 +55,21 @@ def _vigil():
 
 
 def _preload_forest(args: argparse.Namespace) -> None:
-    """Start importing scikit-learn on a thread while the file is read and featurized.
-
-    Its import takes over a second (most of it SciPy) and only the forest needs it; the
-    forest's own import then waits for this one instead of starting over. A failure here
-    is left to that import to report.
+    """Start importing scikit-learn and the compiled forest walk on a thread while the
+    baseline is read and featurized (over a second, most of it SciPy and numba); the
+    forest's own import then waits for this one instead of starting over. Scoring with a
+    saved model needs neither for a small file (detection.forest), so nothing is
+    loaded ahead. A failure here is left to that import to report.
     """
-    if args.detector != "isolation_forest" and not getattr(args, "model", None):
+    if args.detector != "isolation_forest" or getattr(args, "model", None):
         return
 
     def load() -> None:
         with contextlib.suppress(Exception):
             importlib.import_module("sklearn.ensemble")
-            importlib.import_module("detection.forest")  # numba, and the cached kernel
+            importlib.import_module("detection.forest_kernel")
 
-    threading.Thread(target=load, name="import-sklearn").start()
+    threading.Thread(target=load, name="import-forest").start()
 
 
 def _detector_params(args: argparse.Namespace) -> dict:
@@ -91,7 +87,7 @@ def _detector_params(args: argparse.Namespace) -> dict:
 
 def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="auto", choices=("auto", *PROFILES))
-    parser.add_argument("--detector", default="isolation_forest", choices=sorted(DETECTORS))
+    parser.add_argument("--detector", default="isolation_forest", choices=sorted(DETECTOR_NAMES))
     parser.add_argument("--contamination", type=float,
                         help="share of baseline rows flagged (isolation_forest)")
     parser.add_argument("--mean", type=float, help="fixed mean (zscore)")
@@ -128,6 +124,9 @@ def _input(path: str) -> Path:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from app import scoring
+    from detection.export import write_csv
+
     params = _detector_params(args)
     if args.alert and not args.save:
         raise UsageError("--alert needs --save: an alert is sent for a stored run")
@@ -178,6 +177,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool) -> int:
     """Bounded memory: a registered sensor or generic model scores the file in pieces."""
+    from app import scoring
+
     if out_path:
         with open(out_path, "wb") as out:
             done = scoring.score_in_pieces(path, model, out, learn=learn)
@@ -192,6 +193,8 @@ def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool) ->
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from app import scoring
+
     params = _detector_params(args)
     chosen = [args.baseline is not None, args.from_runs is not None, args.since is not None]
     if sum(chosen) != 1:
@@ -273,6 +276,8 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     if args.action == "send":
         if args.run is None:
             raise UsageError("`vigil alerts send` needs a run id: `vigil alerts send 12`")
@@ -389,6 +394,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     services = _services()
     if args.action == "add":
         if not args.name or not args.role:

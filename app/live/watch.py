@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import detection.forest_kernel  # noqa: F401 - runs for long: the compiled forest walk, loaded once
 from alerts.errors import AlertError
 from app import services
 from app.vigil import Vigil

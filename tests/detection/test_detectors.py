@@ -1,4 +1,5 @@
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -204,20 +205,29 @@ def test_severity_bands():
 
 
 def test_forest_score_is_sklearns_with_the_sign_flipped(data):
-    X, outliers = data
-    detector = IsolationForestDetector().fit(X)
-    both = np.concatenate([X, outliers]).astype("float32")
-    np.testing.assert_array_equal(detector.score_samples(both),
-                                  -detector.forest_.score_samples(both))
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_compiled_forest_scores_equal_sklearn_bit_for_bit(seed):
-    """Random forests, shapes and data, NaNs (fitted on and scored), subsampled features:
-    the compiled walk gives scikit-learn's score_samples exactly."""
     from sklearn.ensemble import IsolationForest
 
+    X, outliers = data
+    detector = IsolationForestDetector().fit(X)
+    forest = IsolationForest(max_samples=256, contamination="auto", random_state=0).fit(X)
+    both = np.concatenate([X, outliers]).astype("float32")
+    np.testing.assert_array_equal(detector.score_samples(both), -forest.score_samples(both))
+
+
+@pytest.mark.parametrize("walk", ["compiled", "numpy"])
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_forest_scores_equal_sklearn_bit_for_bit(seed, walk, monkeypatch):
+    """Random forests, shapes and data, NaNs (fitted on and scored), subsampled features:
+    the compiled walk, and numpy's for a few rows, give scikit-learn's score_samples
+    exactly."""
+    from sklearn.ensemble import IsolationForest
+
+    from detection import forest as layout
     from detection.forest import FlatForest
+
+    monkeypatch.setattr(layout, "SMALL_ROWS", 0 if walk == "compiled" else 10**9)
+    if walk == "numpy":
+        monkeypatch.delitem(sys.modules, layout.KERNEL, raising=False)
 
     rng = np.random.default_rng(seed)
     rows, columns = int(rng.integers(50, 3000)), int(rng.integers(1, 25))
@@ -231,7 +241,7 @@ def test_compiled_forest_scores_equal_sklearn_bit_for_bit(seed):
     fresh = rng.normal(size=(777, columns)).astype("float32") * 3
     fresh[rng.random(fresh.shape) < 0.1] = np.nan
     detector = IsolationForestDetector()
-    detector.forest_ = forest
+    detector._keep(forest)
     # A feature frame's matrix is F-order; slices of it are neither C nor F: each layout
     # is walked as it is, not copied.
     for data in (X, fresh, np.asfortranarray(fresh), np.asfortranarray(fresh)[5:400],
@@ -255,12 +265,18 @@ def test_float32_thresholds_keep_every_comparison():
 
 
 def test_forest_fits_large_baselines_on_a_sample(monkeypatch, data):
+    from sklearn.ensemble import IsolationForest
+
     import detection.detectors as detectors
 
     X, outliers = data
     monkeypatch.setattr(detectors, "FIT_SAMPLE", 500)
+    fitted_on = []
+    fit = IsolationForest.fit
+    monkeypatch.setattr(IsolationForest, "fit",
+                        lambda self, X, *a, **k: fitted_on.append(X.shape) or fit(self, X, *a, **k))
     sampled = IsolationForestDetector().fit(X)
-    assert sampled.forest_.n_features_in_ == 3
+    assert fitted_on == [(500, 3)]
     # The same seed draws the same sample: scores repeat, and outliers still stand out.
     again = IsolationForestDetector().fit(X)
     np.testing.assert_array_equal(sampled.score_samples(X), again.score_samples(X))
@@ -281,25 +297,52 @@ def test_threads_follow_the_cores_the_process_may_use():
     assert pinned.stdout.strip() == "1"
 
 
-def test_the_forests_layout_is_built_once_and_never_saved():
-    """Scoring lays the forest out once per loaded model (the API scores many small
-    bodies with one model); the layout is rebuilt after loading, not stored."""
+def test_a_saved_forest_loads_and_scores_without_scikit_learn(tmp_path):
+    """The forest is kept laid out for the compiled walk: `vigil score` with a saved model
+    never imports scikit-learn (over a second), and scores as the fitted forest did."""
     import pickle
-
-    from detection.detectors import IsolationForestDetector
+    import subprocess
+    import sys
 
     X = np.random.default_rng(0).normal(size=(500, 4)).astype("float32")
     detector = IsolationForestDetector().fit(X)
-    first = detector.score_samples(X)
-    layout = detector.__dict__["_flat"]
-    assert detector.score_samples(X[:10]) is not None and detector.__dict__["_flat"] is layout
-    loaded = pickle.loads(pickle.dumps(detector))
-    assert "_flat" not in loaded.__dict__
-    np.testing.assert_array_equal(loaded.score_samples(X), first)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "scores.npy", detector.score_samples(X))
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(detector))
+    check = ("import pickle, sys, numpy as np; d = pickle.load(open('model.pkl', 'rb'));"
+             "assert (d.score_samples(np.load('x.npy')) == np.load('scores.npy')).all();"
+             "print(sorted(m for m in sys.modules if m.startswith('sklearn')))")
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
     # Fitted again, it scores with its new trees, not the layout of the old ones.
     other = X * 3 + 1
     np.testing.assert_array_equal(detector.fit(other).score_samples(X),
                                   IsolationForestDetector().fit(other).score_samples(X))
+
+
+def test_a_model_saved_with_the_scikit_learn_forest_still_loads_and_scores_the_same():
+    """Models saved before December 2026 pickled the scikit-learn forest itself."""
+    import pickle
+
+    from sklearn.ensemble import IsolationForest
+
+    X = np.random.default_rng(0).normal(size=(500, 4)).astype("float32")
+    detector = IsolationForestDetector().fit(X)
+    old = IsolationForestDetector()
+    state = {k: v for k, v in old.__dict__.items()}
+    state["forest_"] = IsolationForest(max_samples=256, contamination="auto",
+                                       random_state=0).fit(X)
+    old.__dict__ = state
+    old.__class__.__getstate__ = lambda self: self.__dict__
+    try:
+        data = pickle.dumps(old)
+    finally:
+        del old.__class__.__getstate__
+    loaded = pickle.loads(data)
+    assert "forest_" not in loaded.__dict__
+    np.testing.assert_array_equal(loaded.score_samples(X), detector.score_samples(X))
 
 
 def test_contamination_half_is_scikit_learns_upper_bound_and_accepted():

@@ -23,6 +23,25 @@ def test_upgrade_from_empty_then_check_finds_no_drift(database_url):
     assert "recent_anomalies" in inspect(engine).get_view_names()
 
 
+def test_an_embedded_database_is_upgraded_only_when_behind(tmp_path, monkeypatch):
+    """Each process checks the SQLite file with one query; Alembic (a fifth of a second
+    to import) runs only when a migration is missing, then never again."""
+    from alembic.script import ScriptDirectory
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    head = ScriptDirectory.from_config(db.alembic_config(engine)).get_current_head()
+    assert db.head_revision() == head
+    upgrades = []
+    upgrade = db.upgrade
+    monkeypatch.setattr(db, "upgrade", lambda e: upgrades.append(1) or upgrade(e))
+    db.upgrade_if_behind(engine)  # a new file: upgraded
+    db.upgrade_if_behind(engine)  # current: left alone
+    assert upgrades == [1] and db.is_current(engine)
+    command.downgrade(db.alembic_config(engine), "-1")
+    db.upgrade_if_behind(engine)
+    assert upgrades == [1, 1] and db.is_current(engine)
+
+
 @pytest.mark.postgres
 def test_every_table_and_column_is_commented_for_adminer(postgres_url):
     """SQLite keeps no comments; on PostgreSQL, Adminer shows them."""
