@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TEST_DATABASE_URL
 
-.PHONY: run test lint bench sample demo clean
+.PHONY: run test test-fast lint bench sample demo clean
+
+# Parallel test workers, each with its own PostgreSQL database and ports; most tests wait
+# on processes and servers, so more workers than cores.
+TEST_WORKERS ?= 4
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +38,17 @@ $(OIDC): tests/oidc/package.json tests/oidc/package-lock.json
 test: $(STAMP) $(OIDC)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The inner loop, under 90 s: on SQLite only, and without the tests marked slow (those
+# that start processes, servers or browsers, or score big files). These keep the
+# cores busy, so one worker fewer. `make test` runs everything.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 3 --dist worksteal -m "not slow and not postgres"
 
 bench: $(STAMP)
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/storage.py

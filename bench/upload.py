@@ -30,6 +30,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.dashboard.conftest import MAIN, sign_in  # noqa: E402
+
 
 def series_csv(path: Path, rows: int) -> None:
     """A daily cycle with noise and a few spikes, one reading a minute."""
@@ -60,7 +62,8 @@ def session(path: Path) -> float:
     """One browser session: upload the file, run detection, show the result."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=1800)
+    at = AppTest.from_file(str(MAIN), default_timeout=1800)
+    sign_in(at, role="analyst")
     at.run()
     at.switch_page("views/analyze.py")
     at.run()

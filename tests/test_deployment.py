@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from app.api import metrics
@@ -31,6 +32,7 @@ def test_services_and_ports():
     assert "3000:3000" in services["grafana"]["ports"]
 
 
+@pytest.mark.slow
 def test_compose_file_is_valid_for_docker_compose(tmp_path):
     """`docker-compose config` (Debian's docker-compose; CI installs it) parses and
     interpolates the file as `docker compose up` would, with the required secrets set."""

@@ -18,7 +18,7 @@ from app.vigil import Vigil
 from tests.api.conftest import TEMPERATURE, auth, settings_for
 from tests.conftest import require_server
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # servers in processes
 
 BODY = ("\n".join(TEMPERATURE.read_text().splitlines()[:101]) + "\n").encode()
 

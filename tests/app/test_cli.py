@@ -12,6 +12,8 @@ import pytest
 from detection import SCORE_COLUMNS
 from sample_data import sample_path
 
+pytestmark = pytest.mark.slow  # runs `vigil` in processes
+
 
 def vigil(*args, tmp_path, stdin=None, env=None):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",

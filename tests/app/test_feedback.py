@@ -104,6 +104,7 @@ def test_an_incident_of_a_run_stored_before_mappings_were_kept_teaches_too(vigil
     assert ("device", "curl/8") in set(zip(known["key"], known["value"], strict=True))
 
 
+@pytest.mark.slow
 def test_vigil_score_counts_the_known_values_too(tmp_path):
     """`vigil score` reads the same known values as the dashboard."""
     from tests.app.test_cli import vigil as run_cli

@@ -15,6 +15,8 @@ from tests.app.test_cli import vigil
 
 ELEVATORS = sample_path("elevators.csv")
 
+pytestmark = pytest.mark.slow  # runs `vigil stream` in processes
+
 
 def trained(tmp_path) -> str:
     run = vigil("train", ELEVATORS, "--profile", "sensor", tmp_path=tmp_path)

@@ -19,6 +19,8 @@ from tests.conftest import to_csv_bytes
 ELEVATORS = read_csv(sample_path("elevators.csv"))
 HALF = len(ELEVATORS) // 2
 
+pytestmark = pytest.mark.slow  # runs `vigil train` in processes
+
 
 @pytest.fixture
 def vigil(database_url, tmp_path) -> Vigil:

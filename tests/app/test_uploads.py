@@ -41,6 +41,7 @@ def whole_then_pieces(monkeypatch, settings, **kwargs):
     return whole, analyze(settings, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_big_upload_scored_by_a_registered_model_in_pieces_equals_one_pass(
         monkeypatch, settings):
     dataset = services.read_dataset(ELEVATORS)
@@ -63,6 +64,7 @@ def test_a_big_upload_scored_by_a_registered_model_in_pieces_equals_one_pass(
     assert len(a) <= chart_data.MAX_POINTS
 
 
+@pytest.mark.slow
 def test_a_big_upload_fitted_on_itself_learns_from_stretches_and_says_so(
         monkeypatch, settings):
     whole, pieces = whole_then_pieces(monkeypatch, settings, contamination=0.02)

@@ -4,10 +4,14 @@ ones left alone."""
 import os
 import time
 
+import pytest
+
 from sample_data import sample_path
 from tests.app.test_cli import vigil
 
 ENV = {"ALERT_TO_MAINTENANCE": "ops@x.org"}
+
+pytestmark = pytest.mark.slow  # runs `vigil watch` in processes
 
 
 def land(folder, name, content: bytes, age_s: float = 60.0):
@@ -145,7 +149,8 @@ def test_a_file_name_that_is_not_utf8_is_stored_under_a_readable_name(tmp_path):
 
 def test_a_file_moved_away_while_it_is_scored_is_no_traceback(tmp_path, monkeypatch):
     """It raised a traceback and every restart died on the same file."""
-    from app import services, watch
+    from app import services
+    from app.live import watch
     from app.settings import Settings
     from app.vigil import Vigil
 

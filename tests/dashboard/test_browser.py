@@ -24,7 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"  # ignored by git
 PAGES = ["overview", "analyze", "explore", "live", "alerts", "models"]
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # servers in processes
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """The hostile and broken CSVs of tests/hostile on the Analyze page: each is refused in
 words or scored, never a traceback (the command line: tests/app/test_hostile.py)."""
 
+import pytest
+
 from tests.app.test_hostile import CORPUS
 from tests.dashboard.conftest import open_page
 
 
+@pytest.mark.slow
 def test_the_analyze_page_shows_each_in_words(dashboard_env):
     at = open_page("analyze")
     next(r for r in at.radio if r.label == "Data").set_value("Upload a CSV").run()

@@ -23,7 +23,7 @@ from tests.smtp import free_port
 
 OIDC = ROOT / "tests" / "oidc"
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # servers in processes
 
 
 def wait_for(url: str, process: subprocess.Popen) -> None:

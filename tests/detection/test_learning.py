@@ -65,6 +65,7 @@ def test_the_top_score_is_rare(stream):
     assert (live["anomaly_score"] == top).mean() <= 0.001
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 7, 500])
 def test_any_split_and_a_restart_give_the_scores_of_one_piece(stream, size):
     model, later = stream

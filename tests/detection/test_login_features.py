@@ -192,6 +192,7 @@ def test_an_outcome_that_is_neither_names_its_rows():
         parse_success(pd.Series(["success", "pending", None], index=[1, 2, 3]), "status")
 
 
+@pytest.mark.slow
 def test_failure_windows_stay_per_user_with_a_million_users_over_a_year():
     """The per-user window must not overflow when users × time span exceeds int64 ns."""
     import warnings

@@ -60,6 +60,7 @@ def test_a_metric_leaving_the_others_relation_is_flagged_and_named():
     assert reasons.str.contains(r"m03 [\d.]+ where the other metrics imply [\d.]+").mean() > 0.8
 
 
+@pytest.mark.slow
 def test_the_relation_needs_enough_metrics():
     names = fit(dataset(correlated(seed=1, metrics=RELATION_MIN_METRICS))).metadata["features"]
     assert sum(n.endswith(":relation") for n in names) == RELATION_MIN_METRICS
@@ -67,6 +68,7 @@ def test_the_relation_needs_enough_metrics():
     assert not any(n.endswith(":relation") for n in fewer.metadata["features"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 333])
 def test_pieces_score_as_one_pass_with_the_relation(size):
     model = fit(dataset(correlated(seed=1)))
@@ -87,6 +89,7 @@ def week(seed: int, machine: int, incidents: bool):
                   machine=machine, incidents=incidents)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("machine", [0, 2, 3])
 def test_a_model_of_a_normal_week_flags_under_1_percent_of_the_next(machine):
     # The cut-off is checked on each fifth of the baseline, scored by a model of the
@@ -121,6 +124,7 @@ def heavy_day(seed: int, day: int, metrics: int = 30) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 2])
 def test_a_model_of_many_heavy_tailed_metrics_flags_few_rows_of_the_next_day(seed):
     # Each of 180 features judged alone against a day: 2.6-3.5% of the baseline's own rows

@@ -208,6 +208,7 @@ def counts(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     return pd.DataFrame(values, columns=[f"f{i}" for i in range(6)])
 
 
+@pytest.mark.slow
 def test_a_generic_model_of_a_small_baseline_flags_under_1_percent_of_later_rows():
     # Fitted on a few hundred rows, the forest and the nearest rows fit the rows they
     # learned from closer than later ones: 150- and 300-row baselines flagged 1.1% of

@@ -40,6 +40,7 @@ def test_rows_between_clusters_are_flagged_where_the_forest_alone_misses_them(se
     assert (forest_alone & between).sum() <= 10
 
 
+@pytest.mark.slow
 def test_a_model_of_clusters_flags_new_rows_between_them_and_few_normal_ones():
     baseline, _ = clusters(0, between=0)
     model = Model.from_bytes(fit(prepare(baseline, profile="generic")).to_bytes())

@@ -249,6 +249,7 @@ def test_a_machine_that_stops_within_its_usual_minutes_is_not_flagged_for_it(see
     assert flags.mean() < 0.0075
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_machine_off_every_night_is_not_told_unusual_for_being_off(seed):
     """A machine off a third of the day has the small MAD of its running level: a stop

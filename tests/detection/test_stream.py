@@ -42,6 +42,7 @@ def pieces(frame: pd.DataFrame, size: int):
 
 @pytest.mark.parametrize(("size", "rows"), [(1, 200), (7, 1000), (64, 1000), (333, 1000),
                                             (5000, 1000)])
+@pytest.mark.slow
 def test_pieces_score_as_one_pass(size, rows):
     model = fit(prepare(read_csv(to_csv_bytes(machines(seed=11, faults=False)))))
     frame = machines(seed=5).head(rows)
@@ -62,6 +63,7 @@ def test_the_carried_rows_stay_bounded():
         assert len(scorer.carried) <= 3 * 2 * model.featurizer.window
 
 
+@pytest.mark.slow
 def test_a_single_series_and_generic_files_too():
     series = sample_path("temperature.csv")
     model = fit(prepare(read_csv(series)))
@@ -81,6 +83,7 @@ def test_a_single_series_and_generic_files_too():
     pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("machines_", [("M1",), ("M1", "M2")], ids=["metric", "machine+metric"])
 def test_a_long_files_pieces_score_as_one_pass(machines_):
     """A piece of a long file, however short, scores each metric as a series of its own."""
@@ -95,6 +98,7 @@ def test_a_long_files_pieces_score_as_one_pass(machines_):
     pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 37, 500, 100_000])
 def test_login_pieces_score_as_one_pass(size):
     """The user's whole history rides along as a few weighted rows per user: new places,
@@ -137,6 +141,7 @@ def test_a_file_scored_in_pieces_writes_the_bytes_one_pass_writes(tmp_path):
     assert done.rows == 1000 and done.flagged > 0
 
 
+@pytest.mark.slow
 def test_login_pieces_without_coordinates_score_as_one_pass(tmp_path):
     """Country-hop travel, brute force and spray windows across piece boundaries."""
     from bench.speed import login_csv
@@ -162,6 +167,7 @@ def test_login_pieces_without_coordinates_score_as_one_pass(tmp_path):
     assert np.expm1(whole.features["user_failures_1h"].max()).round() >= 12  # the burst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [7, 37, 1000])
 def test_rows_sent_again_score_in_pieces_as_in_one_pass(size):
     """A batch sent again (rows repeated, within a piece or across pieces) scores in
@@ -192,6 +198,7 @@ def test_a_checkpoint_saved_before_carried_rows_kept_scores_still_scores():
     assert set(SCORES) <= set(scorer.carried.columns)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 7, 200])
 def test_a_machine_column_told_by_the_layout_holds_in_pieces_too_small_to_show_it(size):
     """A piece of one row cannot show which column tells the machines apart: the model's

@@ -79,6 +79,7 @@ def _save_in_process(url: str, barrier, results) -> None:
     results.put((outcome.run_id, outcome.created))
 
 
+@pytest.mark.slow
 def test_two_processes_saving_the_same_run_store_it_once(database_url):
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()

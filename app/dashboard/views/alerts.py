@@ -1,7 +1,6 @@
 """Alerts: who gets what, a preview of the exact email, a test message, the log."""
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from alerts.errors import AlertError
 from alerts.policy import parse_recipients
@@ -43,7 +42,7 @@ if stored:
         subject, html = services.preview_digest(vigil, run_id)
     st.markdown(f"**Subject:** {markdown(subject)}")
     # A sandboxed frame: the preview shows exactly what mail clients get.
-    components.html(html, height=520, scrolling=True)
+    st.iframe(html, height=520)
     if st.button("Send this run's alert", help="Sent once per run and team."):
         with ui.user_errors():
             report = services.notify(vigil, run_id)
