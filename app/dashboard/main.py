@@ -1,7 +1,10 @@
 """Vigil's dashboard: configures the page and routes (`streamlit run app/dashboard/main.py`).
 
 Signed out, the navigation offers the sign-in page only (or, before any account exists,
-the form that creates the administrator); signed in, the pages of the user's role:
+the form that creates the administrator), and every page's URL shows it too, keeping the
+URL and its query: signed in, the link lands where it points, with its filters (the
+digest's "Open run 12 in Vigil" is ``/explore?run=12``). Signed in, the pages of the
+user's role:
 viewer reads (Overview, Explore, Live), analyst also analyzes, saves, reviews and sends
 alerts, admin also manages alerts, models, users and tokens and reads the audit log.
 A page that is not offered cannot be reached by its URL either.
@@ -29,7 +32,9 @@ with ui.user_errors():  # who is signed in is a question for the database
     actor = ui.signed_in()
 if actor is None:
     pages = [st.Page("views/sign_in.py", title="Sign in", icon=":material/login:",
-                     url_path="sign-in", default=True)]
+                     url_path="sign-in", default=True),
+             *(st.Page("views/sign_in.py", title="Sign in", url_path=url, visibility="hidden")
+               for _, _, _, url, _ in PAGES)]
 else:
     pages = [st.Page(file, title=title, icon=icon, url_path=url, default=url == "overview")
              for file, title, icon, url, role in PAGES if actor.may(role)]

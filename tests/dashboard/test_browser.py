@@ -196,3 +196,38 @@ def test_markdown_in_file_names_and_headers_is_shown_as_text(app_url, page, beac
     assert hits == []
     assert [url for url in requested if url.endswith(("/name.png", "/header.png"))] == []
     assert page.locator('[data-testid="stMarkdownContainer"] img').count() == 0
+
+
+def test_a_digest_link_opened_signed_out_lands_on_its_run_after_sign_in(app_url, page,
+                                                                        tmp_path):
+    """It showed "Page not found" over the sign-in form and landed on Overview."""
+    from app import services
+    from app.settings import Settings
+    from app.vigil import Vigil
+
+    create_admin_and_sign_in(page, app_url)
+    vigil = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}",
+                           dashboard_url=app_url, alert_outbox_dir=tmp_path / "outbox"))
+    stored = {}
+    for name in ("temperature.csv", "elevators.csv"):  # the run linked is not the newest
+        dataset = services.read_dataset(sample_path(name))
+        stored[name] = services.save(vigil, services.analyze(vigil, dataset), source_name=name,
+                                     file_sha256=services.file_sha256(sample_path(name))).run_id
+    _, html = services.preview_digest(vigil, stored["temperature.csv"])
+    link = re.search(r'href="([^"]*/explore\?run=\d+)"', html).group(1)
+    assert link == f"{app_url}/explore?run={stored['temperature.csv']}"
+
+    signed_out = page.context.browser.new_context().new_page()  # no session yet
+    signed_out.goto(link)
+    signed_out.get_by_text("Sign in to Vigil").wait_for(timeout=60_000)
+    settle(signed_out)
+    assert "Page not found" not in signed_out.inner_text("body")
+    signed_out.get_by_role("textbox", name="Name", exact=True).fill("ada")
+    signed_out.get_by_role("textbox", name="Password", exact=True).fill("correct horse battery")
+    signed_out.get_by_role("button", name="Sign in").click()
+    signed_out.get_by_role("heading", name="Explore").wait_for(timeout=60_000)
+    settle(signed_out)
+    assert signed_out.url == link
+    chosen = signed_out.locator('[data-testid="stMultiSelect"]', has_text="Runs").inner_text()
+    assert f"#{stored['temperature.csv']} · temperature.csv" in chosen
+    assert "elevators.csv" not in chosen
