@@ -28,3 +28,13 @@ def terminal(text: object) -> str:
     nothing a file carries can move the cursor, recolour or rewrite the terminal."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
                         str(text))
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 incident``, ``3 incidents``, ``1,204 anomalies`` (with ``plural``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def words(code: str) -> str:
+    """A stored code as a reader says it: ``false_positive`` -> ``false positive``."""
+    return code.replace("_", " ")

@@ -182,7 +182,7 @@ def test_reviewing_incidents_reviews_their_rows_as_the_signed_in_analyst(stored_
     next(s for s in at.selectbox if s.label == "Mark as").set_value("false_positive")
     next(b for b in at.button if b.label == "Apply").click().run()
     assert not at.exception
-    assert any("2 incident(s) marked false_positive" in s for s in shown(at.success))
+    assert any("2 incidents marked false positive." in s for s in shown(at.success))
     reviewed = services.query_incidents(Vigil(), services.IncidentFilter(ids=ids))
     assert set(reviewed["review_status"]) == {"false_positive"}
     rows = services.query_anomalies(Vigil(), AnomalyFilter(run_ids=[stored_run]), limit=None)
@@ -399,6 +399,8 @@ def test_live_page_shows_a_stream_and_reviews_its_incidents(dashboard_env):
     assert [pd.Timestamp(year=d["year"], month=d["month"], day=d["date"], hour=d["hours"],
                          minute=d["minutes"], second=d["seconds"], tz="UTC") if d["utc"]
             else None for d in domain] == [newest - pd.Timedelta(hours=1), newest]
+    assert any(c.startswith("Flagged rows in the 1 hour up to the newest one")
+               for c in shown(at.caption))
     before = services.query_incidents(Vigil(), services.IncidentFilter(review_statuses=["new"]),
                                       limit=None)
     next(b for b in at.button if b.label == "False positive").click().run()

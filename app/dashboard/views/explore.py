@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import services
 from app.dashboard import charts, ui
-from app.text import markdown
+from app.text import counted, markdown, words
 from detection.calibration import SEVERITIES
 
 vigil = ui.vigil()
@@ -144,7 +144,7 @@ if vigil.actor.may("analyst"):  # viewers read; the use case refuses them too
                                   key=f"review_rows_{hash(tuple(selected))}")
         cols = st.columns([2, 6])
         status = cols[0].selectbox("Mark as", services.REVIEW_STATUSES[1:],
-                                   format_func=lambda s: s.replace("_", " "))
+                                   format_func=words)
         note = cols[1].text_input("Note")
         if st.form_submit_button("Apply"):
             if not selected:
@@ -153,7 +153,8 @@ if vigil.actor.may("analyst"):  # viewers read; the use case refuses them too
                 with ui.user_errors():
                     changed = services.review_incidents(vigil, selected, status,
                                                         note=note or None)
-                st.session_state["reviewed"] = f"{changed} incident(s) marked {status}."
+                st.session_state["reviewed"] = (f"{counted(changed, 'incident')} marked "
+                                                f"{words(status)}.")
                 st.rerun()
 if "reviewed" in st.session_state:
     st.success(st.session_state.pop("reviewed"))

@@ -32,7 +32,8 @@ window = right.select_slider("Last", list(WINDOWS), value="1 hour")
 
 
 @st.fragment(run_every=REFRESH_S)
-def live_view(source: str, minutes: int) -> None:
+def live_view(source: str, window: str) -> None:
+    minutes = WINDOWS[window]
     with ui.user_errors():
         stream = services.live_streams(vigil).set_index("source").loc[source]
         run_id = int(stream["run_id"])
@@ -59,7 +60,7 @@ def live_view(source: str, minutes: int) -> None:
             recent = services.query_anomalies(vigil, services.AnomalyFilter(
                 run_ids=[run_id], since=start), limit=None)
         st.altair_chart(charts.live_scores(recent, start, end), width="stretch")
-        st.caption(f"Flagged rows in the {minutes} minutes up to the newest one "
+        st.caption(f"Flagged rows in the {window} up to the newest one "
                    f"({end:%Y-%m-%d %H:%M:%S}). Grey: the usual band, where the stream's "
                    "normal rows score (up to 50); above it, the severity bands.")
     st.subheader("Open incidents")
@@ -93,4 +94,4 @@ def review(incident_id: int, status: str) -> None:
         services.review_incidents(vigil, [incident_id], status)
 
 
-live_view(source, WINDOWS[window])
+live_view(source, window)
