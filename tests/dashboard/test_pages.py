@@ -167,6 +167,29 @@ def test_explore_filters_change_the_table_and_the_charts(stored_run):
     assert table_rows(at) == 0
 
 
+def test_changing_the_run_starts_its_filters_afresh(stored_run):
+    """Filters set for one run (an entity, a time range of its days) showed "0 anomalies
+    match" for the next run until a filter was touched, though the sidebar looked reset."""
+    at = analyze_sample("temperature.csv")
+    button(at, "Save run").click().run()
+    temperature = services.list_runs(Vigil())[0]
+    elevators = services.get_run(Vigil(), stored_run)
+    at = open_page("explore")
+    runs = next(m for m in at.multiselect if m.label == "Runs")
+    runs.set_value([stored_run]).run()
+    entity = next(m for m in at.multiselect if m.label.startswith("Entity"))
+    entity.set_value([entity.options[0]]).run()
+    next(m for m in at.multiselect if m.label == "Severity").set_value(["critical"]).run()
+    assert 0 < table_rows(at) < elevators.anomaly_count
+    next(m for m in at.multiselect if m.label == "Runs").set_value([temperature.id]).run()
+    assert not at.exception
+    assert f"**{temperature.anomaly_count:,}** anomalies match" in " ".join(
+        m.value for m in at.markdown)
+    assert [m.value for m in at.multiselect if m.label == "Severity"] == [
+        ["low", "medium", "high", "critical"]]
+    assert table_rows(at) == temperature.anomaly_count
+
+
 def test_reviewing_incidents_reviews_their_rows_as_the_signed_in_analyst(stored_run):
     from streamlit.testing.v1 import AppTest
 

@@ -38,21 +38,28 @@ with ui.user_errors():
     series = services.run_series(vigil, run_ids)
     entities = services.entity_counts(vigil, services.AnomalyFilter(run_ids=run_ids), limit=500)["entity"]
 
+# The filters belong to the runs shown: other runs, other filters, each from its defaults
+# (a key of their own; a filter kept from the previous runs matched none of these rows).
+scope = "-".join(map(str, run_ids))
 with st.sidebar:
     st.header("Filters")
     time_based = series.empty or pd.api.types.is_datetime64_any_dtype(series["x"])
     since = until = None
     if time_based and not series.empty:
         first, last = series["x"].min().date(), series["x"].max().date()
-        picked = st.date_input("Time range", value=(first, last))
+        picked = st.date_input("Time range", value=(first, last), key=f"time-{scope}")
         if isinstance(picked, tuple) and len(picked) == 2:
             since = datetime.combine(picked[0], time.min, tzinfo=UTC)
             until = datetime.combine(picked[1], time.max, tzinfo=UTC)
-    severities = st.multiselect("Severity", SEVERITIES[1:], default=list(SEVERITIES[1:]))
-    chosen_entities = st.multiselect("Entity (user, elevator, sensor)", list(entities))
-    low, high = st.slider("Score", 50.0, 100.0, (50.0, 100.0), step=0.5)
-    reason_text = st.text_input("Reasons contain", placeholder="e.g. first login, vibration")
-    statuses = st.multiselect("Review status", services.REVIEW_STATUSES, default=list(services.REVIEW_STATUSES))
+    severities = st.multiselect("Severity", SEVERITIES[1:], default=list(SEVERITIES[1:]),
+                                key=f"severity-{scope}")
+    chosen_entities = st.multiselect("Entity (user, elevator, sensor)", list(entities),
+                                     key=f"entity-{scope}")
+    low, high = st.slider("Score", 50.0, 100.0, (50.0, 100.0), step=0.5, key=f"score-{scope}")
+    reason_text = st.text_input("Reasons contain", placeholder="e.g. first login, vibration",
+                                key=f"reasons-{scope}")
+    statuses = st.multiselect("Review status", services.REVIEW_STATUSES,
+                              default=list(services.REVIEW_STATUSES), key=f"status-{scope}")
 
 filters = services.AnomalyFilter(run_ids=run_ids, since=since, until=until, severities=severities,
                         entities=chosen_entities, min_score=low, max_score=high,
