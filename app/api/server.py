@@ -268,10 +268,10 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
     @app.post("/v1/score", openapi_extra=rows_body, tags=["scoring"])
     async def score(request: Request, vigil: Analyst,
                     profile: str = "auto", model: str = services.ACTIVE):
-        """Score rows with a registered model (``active``: the profile's active one): a
-        JSON body ``{"profile", "model", "rows": [...]}`` or a CSV body (``?profile=``,
-        ``?model=``). Answers the rows with the four score columns, as JSON or, with
-        ``Accept: text/csv``, CSV."""
+        """Score rows with a registered model (``active``: the profile's active one), or
+        with ``fit`` a model fitted on the rows themselves: a JSON body ``{"profile",
+        "model", "rows": [...]}`` or a CSV body (``?profile=``, ``?model=``). Answers the
+        rows with the four score columns, as JSON or, with ``Accept: text/csv``, CSV."""
         data, parsed = await _rows_body(request, ScoreRequest)
         if parsed is not None:
             profile, model = parsed.profile, parsed.model

@@ -26,6 +26,7 @@ from storage.errors import ModelNotFoundError
 from storage.runs import RunToSave, drift_fields
 
 ACTIVE = "active"  # `--model active`: the profile's active registered model
+FIT = "fit"  # no registered model: fit one on the rows themselves, as `vigil score FILE`
 
 
 def resolve_model(vigil: Vigil, version: str, *, profile: str) -> Model:
@@ -190,9 +191,12 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
 
 def score_rows(vigil: Vigil, data: bytes, *, profile: str = "auto",
                model_version: str = ACTIVE) -> ScoredFrame:
-    """Score CSV rows with a registered model: what `vigil score --model` does."""
+    """Score CSV rows with a registered model: what `vigil score --model` does; with
+    ``model_version="fit"``, fit on the rows themselves, as `vigil score` without one."""
     vigil.require("analyst")
     dataset = read_dataset(data, profile=profile)
+    if model_version == FIT:
+        return scoring.analyze(with_known(vigil, dataset))
     model = resolve_model(vigil, model_version, profile=dataset.profile)
     model.check_profile(dataset.profile)
     return scoring.analyze(with_known(vigil, dataset), model=model)

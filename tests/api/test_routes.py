@@ -93,6 +93,28 @@ def test_metrics_token_guards_health_and_metrics(database_url, tmp_path):
             assert client.get(path, headers=auth("s3cret")).status_code == 200
 
 
+def test_score_with_model_fit_fits_on_the_body_as_vigil_score_does(client, tokens, settings,
+                                                                  tmp_path):
+    """`?model=fit` answered 404: with no trained model, only /v1/runs could score."""
+    path = tmp_path / "hundred.csv"
+    path.write_bytes(BODY)
+    out = tmp_path / "cli.csv"
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    done = subprocess.run([sys.executable, "-m", "app", "score", str(path), "--out", str(out)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert not services.list_models(Vigil(settings))  # nothing registered
+    as_csv = client.post("/v1/score?model=fit", content=BODY, headers={
+        **auth(tokens["analyst"]), "Content-Type": "text/csv", "Accept": "text/csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.content == out.read_bytes()
+    rows = pd.read_csv(io.BytesIO(BODY)).to_dict("records")
+    as_json = client.post("/v1/score", json={"model": "fit", "rows": rows},
+                          headers=auth(tokens["analyst"]))
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.json()["model"] is None and len(as_json.json()["rows"]) == len(rows)
+
+
 def test_score_answers_what_vigil_score_model_writes(client, tokens, model, settings,
                                                      tmp_path):
     path = tmp_path / "hundred.csv"
