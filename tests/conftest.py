@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,6 +111,25 @@ def database_url(request, tmp_path):
     _empty_tables(engine)
     engine.dispose()
     yield url
+
+
+# -- a browser ---------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def page():
+    """A page of headless Chromium (Debian's; Playwright drives it)."""
+    if not Path(CHROMIUM).exists():
+        require_server(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only with chromium
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        yield context.new_page()
+        browser.close()
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ reads, analyst also scores, uploads and reviews, admin may do everything.
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
 import time
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
@@ -18,7 +20,9 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
@@ -36,6 +40,7 @@ from storage.incidents import IncidentFilter
 from storage.schema import REVIEW_STATUSES
 
 PROBLEM = "application/problem+json"
+DOCS_ASSETS = "/docs/assets"
 CSV = workers.CSV
 MAX_PAGE = 1000
 MAX_ID = 2**63 - 1  # ids are 64-bit: a larger one names nothing (SQLite overflowed: 500)
@@ -199,6 +204,23 @@ async def _lifespan(app: FastAPI):
         app.state.workers.close()
 
 
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` from the files the swagger-ui-py package carries (Swagger
+    UI 5, which reads FastAPI's OpenAPI 3.1), not from a CDN: the page works where the
+    server or the browser has no internet. Only the package's folder is read."""
+    package = importlib.util.find_spec("swagger_ui").submodule_search_locations[0]
+    app.mount(DOCS_ASSETS, StaticFiles(directory=pathlib.Path(package) / "static"),
+              name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title="Vigil API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+
+
 def create_app(settings: Settings | None = None, *, processes: int = THREADS) -> FastAPI:
     """The API; ``processes`` worker processes score (one per core by default)."""
     vigil = Vigil(settings)
@@ -206,7 +228,8 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
     limit = int(settings.api_max_body_mb * 1024 * 1024)
     app = FastAPI(title="Vigil", version="1", summary="Anomaly detection for sensor "
                   "readings and login activity: score, store, review, stream.",
-                  lifespan=_lifespan)
+                  lifespan=_lifespan, docs_url=None, redoc_url=None)
+    _serve_docs(app)
     app.state.settings, app.state.vigil = settings, vigil
     app.state.workers = workers.WorkerPool(settings, processes)
 

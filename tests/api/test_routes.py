@@ -93,6 +93,19 @@ def test_metrics_token_guards_health_and_metrics(database_url, tmp_path):
             assert client.get(path, headers=auth("s3cret")).status_code == 200
 
 
+def test_docs_are_served_from_the_api_itself(client):
+    """Every file the docs page loads comes from the API, none from a CDN."""
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert "openapi.json" in page.text and "http" not in page.text.replace("http-equiv", "")
+
+
 def test_score_with_model_fit_fits_on_the_body_as_vigil_score_does(client, tokens, settings,
                                                                   tmp_path):
     """`?model=fit` answered 404: with no trained model, only /v1/runs could score."""

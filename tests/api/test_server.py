@@ -90,6 +90,26 @@ def test_a_served_api_scores_concurrent_bodies_and_counts_them_all(served):
         assert rows_scored(client.get("/metrics").text) == 800
 
 
+@pytest.mark.browser
+def test_the_docs_page_works_without_internet(served, page):
+    """Swagger UI came from a CDN: offline, /docs was a blank page."""
+    base, _, _ = served
+    outside = []
+
+    def only_the_server(route):
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
+    page.goto(f"{base}/docs")
+    page.get_by_text("/v1/score", exact=True).first.wait_for(timeout=60_000)
+    assert page.get_by_role("heading", name="Vigil").count() >= 1
+    assert outside == []
+
+
 def test_prometheus_scrapes_the_metrics(served, tmp_path):
     binary = shutil.which("prometheus")
     if binary is None:

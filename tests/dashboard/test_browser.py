@@ -16,11 +16,9 @@ import pytest
 from playwright.sync_api import expect
 
 from sample_data import sample_path
-from tests.conftest import require_server
 from tests.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"  # ignored by git
 PAGES = ["overview", "analyze", "explore", "live", "alerts", "models"]
 
@@ -55,20 +53,6 @@ def app_url(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=20)
-
-
-@pytest.fixture
-def page():
-    if not Path(CHROMIUM).exists():
-        require_server(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only with chromium
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        yield context.new_page()
-        browser.close()
 
 
 def settle(page) -> None:

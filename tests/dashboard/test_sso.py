@@ -17,8 +17,8 @@ import pytest
 from app import services
 from app.settings import Settings
 from app.vigil import Vigil
-from tests.conftest import require_server
-from tests.dashboard.test_browser import CHROMIUM, ROOT, settle
+from tests.conftest import CHROMIUM, require_server
+from tests.dashboard.test_browser import ROOT, settle
 from tests.smtp import free_port
 
 OIDC = ROOT / "tests" / "oidc"
