@@ -58,15 +58,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/api.py
 
 # A live stream to watch: the elevators sample replayed at 20 rows a second into
-# `vigil stream --save --alert`, and the dashboard; the Live page shows it.
+# `vigil stream --save --alert`, and the dashboard on its own port (DEMO_PORT), so that
+# `make run` on 8501 and the demo run side by side; the Live page shows the stream.
+DEMO_PORT ?= 8502
 demo: $(STAMP)
 	$(BIN)/vigil train sample_data/elevators.csv --profile sensor --activate | tail -n 1
-	@echo "Streaming sample_data/elevators.csv at 20 rows/s: open http://localhost:8501/live"
+	@echo "Streaming sample_data/elevators.csv at 20 rows/s: open http://localhost:$(DEMO_PORT)/live"
 	$(BIN)/vigil replay sample_data/elevators.csv --rate 20 \
 	  | $(BIN)/vigil stream - --model active --save --alert \
 	    --source "demo-$$(date +%Y%m%d-%H%M%S)" --out /dev/null & \
 	  pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
-	  $(BIN)/streamlit run app/dashboard/main.py --server.headless true --server.address 127.0.0.1
+	  $(BIN)/streamlit run app/dashboard/main.py --server.headless true --server.address 127.0.0.1 \
+	    --server.port $(DEMO_PORT)
 
 sample: $(STAMP)
 	$(BIN)/vigil sample

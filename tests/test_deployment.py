@@ -136,3 +136,17 @@ def test_the_suite_reads_neither_a_developers_env_file_nor_their_shell(tmp_path,
                             "print(Settings().smtp_host)"], capture_output=True, text=True,
                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert child.stdout.strip() == "None", child.stderr
+
+
+def test_make_demo_and_make_run_listen_on_different_ports():
+    """Both took 8501: the second one started failed, or showed the other's page."""
+    def planned(target: str) -> str:
+        """The commands `make` would run, continuation lines joined."""
+        done = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True,
+                              text=True, check=True)
+        return done.stdout.replace("\\\n", " ")
+
+    run, demo = planned("run"), planned("demo")
+    assert "streamlit run" in run and "--server.port" not in run  # Streamlit's own 8501
+    assert re.search(r"streamlit run .*--server\.port 8502\b", demo)
+    assert "http://localhost:8502/live" in demo
