@@ -376,13 +376,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from app.live.watch import watch
 
     try:
-        moved = watch(_vigil(), Path(args.folder), once=args.once, interval=args.interval,
-                      say=echo)
+        tally = watch(_vigil(), Path(args.folder), once=args.once, interval=args.interval,
+                      model=args.model, say=echo)
     except KeyboardInterrupt:  # Ctrl-C: a file in progress is finished on the next start
         return 0
-    if args.once:
-        echo(f"{moved} file(s) processed")
-    return 0
+    echo(f"{tally.done} file(s) done, {tally.failed} failed"
+         + (f" (their reasons in {Path(args.folder) / 'failed'})" if tally.failed else ""))
+    return EXIT_BAD_INPUT if tally.failed else 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -574,9 +574,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "FOLDER, then move it to done/ or failed/")
     watch.add_argument("folder")
     watch.add_argument("--once", action="store_true",
-                       help="process the files that are ready, then exit")
+                       help="process the files that are ready, then exit (status 2 when "
+                            "any went to failed/)")
     watch.add_argument("--interval", type=float, default=1.0,
                        help="seconds between looks at the folder (default 1)")
+    watch.add_argument("--model", default="active",
+                       help="the registered model this folder's files are scored with: a "
+                            "version, or active (default: each profile's active model)")
     watch.set_defaults(func=cmd_watch)
 
     replay = sub.add_parser("replay", help="write a file's rows to standard output at the "

@@ -51,6 +51,15 @@ class Outcome:
     path: Path
     moved_to: Path | None  # None: left in place, to be tried again (database down)
     message: str
+    failed: bool = False  # moved to failed/: the file's own fault
+
+
+@dataclass
+class Tally:
+    """Files moved by a watch: to ``done/`` and to ``failed/``."""
+
+    done: int = 0
+    failed: int = 0
 
 
 def entries(folder: Path, *, settle: float = SETTLE_S, now: float | None = None
@@ -139,8 +148,9 @@ def shown_name(path: Path) -> str:
     return os.fsencode(path.name).decode("utf-8", errors="replace")
 
 
-def process(vigil: Vigil, path: Path) -> Outcome:
-    """Score ``path`` with its profile's active model, save it, alert, and move it."""
+def process(vigil: Vigil, path: Path, model: str = services.ACTIVE) -> Outcome:
+    """Score ``path`` with ``model`` (a version, or its profile's active model), save
+    it, alert, and move it."""
     folder, name = path.parent, shown_name(path)
     data = b""
     try:
@@ -152,7 +162,7 @@ def process(vigil: Vigil, path: Path) -> Outcome:
         # peaked at 2.7 GB read whole), the same run stored.
         analysis = services.analyze_upload(vigil, data, source_name=name,
                                            file_sha256=services.file_sha256(data),
-                                           model_version=services.ACTIVE)
+                                           model_version=model)
         report = services.store(vigil, analysis.run)
         if not report.stored:
             return Outcome(path, None, f"{name}: {report.message} It stays in the folder "
@@ -169,17 +179,18 @@ def process(vigil: Vigil, path: Path) -> Outcome:
         reason = without_values(str(exc), data)
         target = _move(path, folder / "failed")
         target.with_name(target.name + ".error.txt").write_text(f"error: {reason}\n")
-        return Outcome(path, target, f"{name}: failed: {reason}")
+        return Outcome(path, target, f"{name}: failed: {reason}", failed=True)
     return Outcome(path, target, f"{name}: {report.message} {alert.message}")
 
 
 def watch(vigil: Vigil, folder: Path, *, once: bool = False, interval: float = 1.0,
-          settle: float = SETTLE_S, say: Callable[[str], None] = print) -> int:
-    """Process files as they land until interrupted (``once``: one pass). Returns the
-    number of files moved."""
+          settle: float = SETTLE_S, model: str = services.ACTIVE,
+          say: Callable[[str], None] = print) -> Tally:
+    """Process files as they land until interrupted (``once``: one pass), each scored
+    with ``model``. Returns how many went to ``done/`` and to ``failed/``."""
     if not folder.is_dir():
         raise StorageError(f"{folder} is not a folder")
-    moved, told = 0, set()
+    tally, told = Tally(), set()
     waiting: dict[Path, tuple[float, float]] = {}  # path: (not before, last wait)
     while True:
         found, refused = entries(folder, settle=settle)
@@ -192,8 +203,10 @@ def watch(vigil: Vigil, folder: Path, *, once: bool = False, interval: float = 1
         for path in found:
             if waiting.get(path, (0.0, 0.0))[0] > now:
                 continue
-            outcome = process(vigil, path)
-            moved += outcome.moved_to is not None
+            outcome = process(vigil, path, model)
+            if outcome.moved_to is not None:
+                tally.failed += outcome.failed
+                tally.done += not outcome.failed
             say(outcome.message)
             if outcome.moved_to is None:  # tried again later, each time after longer
                 wait = min(MAX_WAIT_S, 2 * waiting.get(path, (0.0, interval / 2))[1])
@@ -201,5 +214,5 @@ def watch(vigil: Vigil, folder: Path, *, once: bool = False, interval: float = 1
             else:
                 waiting.pop(path, None)
         if once:
-            return moved
+            return tally
         time.sleep(interval)

@@ -42,8 +42,9 @@ def test_watch_sorts_files_into_done_and_failed(tmp_path):
     land(inbox, "half.csv", good[: len(good) // 2], age_s=-300)
 
     run = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
-    assert run.returncode == 0, run.stderr
-    assert "3 file(s) processed" in run.stdout
+    # `--once` said "3 file(s) processed" and exited 0 with two files in failed/.
+    assert run.returncode == 2, run.stderr
+    assert f"1 file(s) done, 2 failed (their reasons in {inbox / 'failed'})" in run.stdout
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["good.csv"]
     assert sorted(p.name for p in (inbox / "failed").iterdir()) == [
         "bad.csv", "bad.csv.error.txt", "logins.csv", "logins.csv.error.txt"]
@@ -58,6 +59,7 @@ def test_watch_sorts_files_into_done_and_failed(tmp_path):
     land(inbox, "good.csv", good)
     land(inbox, "half.csv", good[: len(good) // 2], age_s=-300)  # still being written
     again = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert again.returncode == 0 and "1 file(s) done, 0 failed" in again.stdout
     assert "Already stored as run 1" in again.stdout and "nothing was sent again" in again.stdout
     assert len(list((inbox / "done").iterdir())) == 2
     assert len(vigil("runs", tmp_path=tmp_path).stdout.strip().splitlines()) == 2
@@ -84,13 +86,13 @@ def test_watch_reads_no_link_and_quotes_no_value(tmp_path):
     land(inbox, "bad.csv", b"timestamp,value\n2025-01-01,1\n2025-01-02,top-secret-value\n")
 
     run = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 2, run.stderr  # bad.csv failed
     for name, why in [("env.csv", "a symbolic link"), ("lifts.csv", "a symbolic link"),
                       ("copy.csv", "a hard link")]:
         assert f"{name}: skipped: {why}" in run.stdout
         assert (inbox / name).exists() or (inbox / name).is_symlink()  # left in place
     assert "s3cret" not in run.stdout
-    assert "1 file(s) processed" in run.stdout  # bad.csv only
+    assert "0 file(s) done, 1 failed" in run.stdout  # bad.csv only
     assert vigil("runs", tmp_path=tmp_path).stdout.count("\n") <= 1  # nothing stored
     reason = (inbox / "failed" / "bad.csv.error.txt").read_text()
     assert "top-secret-value" not in reason and "'value'" in reason, reason
@@ -128,8 +130,29 @@ def test_a_file_waits_while_the_database_is_down_and_for_its_last_line(tmp_path)
     assert vigil("runs", tmp_path=tmp_path).stdout.count("\n") <= 1  # nothing stored
     land(inbox, "slow.csv", good, age_s=10)  # the writer finished
     done = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
-    assert "1 file(s) processed" in done.stdout, done.stdout
+    assert "1 file(s) done, 0 failed" in done.stdout, done.stdout
     assert "8064" in vigil("runs", tmp_path=tmp_path).stdout
+
+
+def test_a_folder_is_scored_with_the_model_it_is_given(tmp_path):
+    """One active sensor model served every folder: a pump file failed ("the model was
+    trained on 'revolutions', 'humidity', 'vibration'") while `watch --once` exited 0."""
+    activated(tmp_path)  # the elevators' model is the active sensor model
+    pumps = vigil("train", sample_path("temperature.csv"), "--profile", "sensor",
+                  tmp_path=tmp_path)
+    assert pumps.returncode == 0, pumps.stderr
+    version = pumps.stdout.split("model version ", 1)[1].split()[0]
+    inbox = tmp_path / "pumps"
+    inbox.mkdir()
+    land(inbox, "pump-1.csv", sample_path("temperature.csv").read_bytes())
+    wrong = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
+    assert wrong.returncode == 2 and "0 file(s) done, 1 failed" in wrong.stdout
+    assert "the model was trained on" in wrong.stdout
+    land(inbox, "pump-2.csv", sample_path("temperature.csv").read_bytes())
+    right = vigil("watch", inbox, "--once", "--model", version, tmp_path=tmp_path, env=ENV)
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert "1 file(s) done, 0 failed" in right.stdout
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == ["pump-2.csv"]
 
 
 def test_a_file_name_that_is_not_utf8_is_stored_under_a_readable_name(tmp_path):
@@ -142,7 +165,7 @@ def test_a_file_name_that_is_not_utf8_is_stored_under_a_readable_name(tmp_path):
     os.utime(name, (time.time() - 60,) * 2)
     run = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
     assert run.returncode == 0, run.stderr
-    assert "1 file(s) processed" in run.stdout
+    assert "1 file(s) done, 0 failed" in run.stdout
     assert "caf\ufffd.csv" in vigil("runs", tmp_path=tmp_path).stdout
     assert not (inbox / "failed").exists()
 
