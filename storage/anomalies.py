@@ -148,10 +148,11 @@ def review_values(status: str, reviewed_by: str | None, note: str | None) -> dic
 def overview(engine: Engine, *, since: datetime) -> dict[str, pd.DataFrame]:
     """Counts for the overview page, for runs stored since ``since``.
 
-    ``per_day``: anomalies per day of the run's storing time, severity and profile;
-    ``review``: open (``new``) versus reviewed per severity; ``runs``: runs per profile.
+    ``per_day``: anomalies per day they happened (UTC; the day their run was stored for
+    rows without a time), severity and profile; ``review``: open (``new``) versus
+    reviewed per severity; ``runs``: runs per profile.
     """
-    day = func.date(DetectionRun.created_at)
+    day = func.date(func.coalesce(Anomaly.event_time, DetectionRun.created_at))
     recent = DetectionRun.created_at >= since
     with transaction(engine) as session:
         per_day = session.execute(

@@ -66,9 +66,21 @@ def _engine(parsed) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
         return engine
-    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} \
-        if parsed.get_backend_name() == "postgresql" else {}
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    if parsed.get_backend_name() != "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    engine = create_engine(parsed, pool_pre_ping=True,
+                           connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    event.listen(engine, "connect", _utc_session)
+    return engine
+
+
+def _utc_session(dbapi_connection, _record) -> None:
+    """PostgreSQL sessions in UTC, whatever the server's or the client's (PGTZ) zone:
+    days (the overview's anomalies per day) and times read back are UTC's, as SQLite's."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def alembic_config(engine: Engine):

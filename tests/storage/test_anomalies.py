@@ -99,6 +99,8 @@ def test_overview_counts(stored):
     stats = overview(engine, since=datetime.now(UTC) - timedelta(days=7))
     assert stats["per_day"]["anomalies"].sum() == 18
     assert set(stats["per_day"]["profile"]) == {"sensor"}
+    # Counted by the day they happened, not the day their run was stored (today).
+    assert set(stats["per_day"]["day"].dt.date) == {START.date()}
     by_state = stats["review"].groupby("state")["anomalies"].sum()
     assert by_state.to_dict() == {"open": 16, "reviewed": 2}
     assert stats["runs"].set_index("profile").loc["sensor", "runs"] == 2
@@ -110,3 +112,17 @@ def test_entity_counts(stored):
     engine, _, _ = stored
     top = entity_counts(engine)
     assert top["anomalies"].sum() == 18 and top["anomalies"].is_monotonic_decreasing
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_overview_days_are_utc_days_whatever_the_sessions_zone(database_url, monkeypatch):
+    """A client in UTC+14 (PGTZ) counted 2025-06-01's morning as 2 June."""
+    from storage import db
+
+    monkeypatch.setenv("PGTZ", "Pacific/Kiritimati")
+    engine = db.make_engine(database_url)
+    save_run(engine, run=make_run(12))  # 00:00 to 11:00 UTC on 1 June
+    stats = overview(engine, since=datetime.now(UTC) - timedelta(days=7))
+    assert set(stats["per_day"]["day"].dt.date) == {START.date()}
+    engine.dispose()

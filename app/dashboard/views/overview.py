@@ -37,6 +37,7 @@ if per_day.empty:
                      icon=":material/upload_file:")
 else:
     st.subheader("Anomalies per day")
+    st.caption("By the day they happened (UTC), in the runs stored in the period.")
     st.altair_chart(charts.per_day(per_day), width="content")
     st.subheader("Open versus reviewed")
     st.altair_chart(charts.review_state(review), width="stretch")
