@@ -650,3 +650,12 @@ def test_users_page_preselects_no_one_and_asks_before_disabling(dashboard_env):
     next(b for b in at.button if b.label == "Disable").click().run()
     assert services.list_users(Vigil(get_settings())).set_index("name").loc["bob", "disabled"]
     assert "Disabled bob." in shown(at.success)
+
+
+def test_analyze_opens_its_chart_on_the_metric_of_the_worst_anomaly(dashboard_env):
+    """It opened on humidity (first by name) while the top anomalies were in vibration."""
+    at = analyze_sample("elevators.csv")
+    top = at.dataframe[0].value
+    worst = str(top.sort_values("anomaly_score", ascending=False)["reasons"].iloc[0])
+    metric = next(s for s in at.selectbox if s.label == "Metric")
+    assert metric.value == "vibration" and worst.startswith("vibration"), worst
