@@ -17,6 +17,9 @@ MAX_ANOMALY_POINTS = 5_000
 SEVERITY_ORDER = ["low", "medium", "high", "critical"]
 SEVERITY_COLOURS = ["#60a5fa", "#facc15", "#f97316", "#b91c1c"]
 SEVERITY_SCALE = alt.Scale(domain=SEVERITY_ORDER, range=SEVERITY_COLOURS)
+# Entities' lines in neutral tones (slate, darkest first): colour on a metric chart means
+# severity, and a blue or red line would read as a low or critical one.
+ENTITY_TONES = ["#334155", "#64748b", "#0f172a", "#94a3b8", "#475569", "#1e293b"]
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 # We bound the data ourselves (MAX_POINTS, MAX_ANOMALY_POINTS); Altair's 5,000-row
@@ -56,7 +59,8 @@ def metric_over_time(series: pd.DataFrame, anomalies: pd.DataFrame, metric: str,
                  alt.Tooltip("hi:Q", title="usual to", format=".2f")])
     line = base.mark_line(strokeWidth=1).encode(
         y="value:Q", detail="entity:N",
-        color=alt.Color("entity:N", legend=alt.Legend(title="entity") if
+        color=alt.Color("entity:N", scale=alt.Scale(range=ENTITY_TONES),
+                        legend=alt.Legend(title="entity") if
                         lines["entity"].nunique() <= 12 else None))
     points = anomaly_points(anomalies, metric, time_based=time_based)
     marks = alt.Chart(points).mark_circle(size=60, opacity=0.9).encode(

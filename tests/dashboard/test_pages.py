@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import services
+from app.dashboard import charts
 from app.vigil import Vigil
 from sample_data import sample_path
 from storage.anomalies import AnomalyFilter
@@ -659,3 +660,12 @@ def test_analyze_opens_its_chart_on_the_metric_of_the_worst_anomaly(dashboard_en
     worst = str(top.sort_values("anomaly_score", ascending=False)["reasons"].iloc[0])
     metric = next(s for s in at.selectbox if s.label == "Metric")
     assert metric.value == "vibration" and worst.startswith("vibration"), worst
+    # One colour scheme: severity's for the dots, neutral tones for the entities' lines
+    # (blue and red lines read as low and critical).
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    ranges = {layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]:
+              layer["encoding"]["color"].get("scale", {}).get("range")
+              for layer in spec["layer"] if "color" in layer.get("encoding", {})}
+    assert ranges["circle"] == charts.SEVERITY_COLOURS
+    assert ranges["line"] == charts.ENTITY_TONES
+    assert not set(ranges["line"]) & set(charts.SEVERITY_COLOURS)
