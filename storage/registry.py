@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select, update
@@ -14,7 +15,7 @@ from storage.schema import DetectionRun, ModelVersion
 from storage.text import NAME_CHARS, clean, clean_json
 
 # What `vigil models` and the models page show; the serialised model stays in the table.
-MODEL_FIELDS = ("version", "created_at", "profile", "detector", "parameters", "features",
+MODEL_FIELDS = ("version", "name", "created_at", "profile", "detector", "parameters", "features",
                 "training_rows", "training_hash", "libraries", "threshold", "source_name",
                 "is_active", "activated_at")
 
@@ -23,12 +24,29 @@ def _as_dict(row: ModelVersion) -> dict:
     return {name: getattr(row, name) for name in MODEL_FIELDS}
 
 
+# A model's name: what it is for (pumps, lifts-east). It starts with a letter, so it can
+# never be taken for a version (those start with the date), nor be one of the words
+# --model already means.
+MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+RESERVED_NAMES = ("active", "fit")
+
+
+def check_name(name: str) -> str:
+    if not MODEL_NAME.fullmatch(name) or name.lower() in RESERVED_NAMES:
+        raise StorageError(
+            "a model name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+            f"letter, and not {' or '.join(RESERVED_NAMES)}; got {name!r}")
+    return name
+
+
 def save_model(engine: Engine, *, model: Model, source_name: str | None = None,
-               activate: bool = False) -> dict:
-    """Register a fitted model; optionally make it the active one for its profile."""
+               activate: bool = False, name: str | None = None) -> dict:
+    """Register a fitted model (``name``: what it is for); optionally make it the active
+    one for its profile."""
     meta = model.metadata
     row = ModelVersion(
-        version=meta["version"], created_at=datetime.fromisoformat(meta["created"]),
+        version=meta["version"], name=check_name(name) if name is not None else None,
+        created_at=datetime.fromisoformat(meta["created"]),
         profile=meta["profile"], detector=meta["detector"],
         parameters=clean_json(meta["parameters"]), features=clean_json(meta["features"]),
         training_rows=meta["training_rows"],
@@ -69,7 +87,8 @@ def list_models(engine: Engine, *, profile: str | None = None) -> list[dict]:
 
 
 def _known(engine: Engine) -> str:
-    return ", ".join(m["version"] for m in list_models(engine)[:5]) or "none registered"
+    return ", ".join(f"{m['name']} ({m['version']})" if m["name"] else m["version"]
+                     for m in list_models(engine)[:5]) or "none registered"
 
 
 def _metadata_row(session, engine: Engine, version: str) -> ModelVersion:
@@ -82,6 +101,20 @@ def _metadata_row(session, engine: Engine, version: str) -> ModelVersion:
 def describe_model(engine: Engine, *, version: str) -> dict:
     with transaction(engine) as session:
         return _as_dict(_metadata_row(session, engine, version))
+
+
+def version_for(engine: Engine, key: str) -> str:
+    """The version ``key`` names: a version, or a model name (its newest version)."""
+    with transaction(engine) as session:
+        if session.get(ModelVersion, key, options=[defer(ModelVersion.model)]) is not None:
+            return key
+        named = session.scalar(
+            select(ModelVersion.version).where(ModelVersion.name == key)
+            .order_by(ModelVersion.created_at.desc(), ModelVersion.version.desc()).limit(1))
+    if named is None:
+        raise ModelNotFoundError(f"no model with version or name {key!r} "
+                                 f"(known: {_known(engine)})")
+    return named
 
 
 def load_model(engine: Engine, *, version: str) -> Model:
@@ -99,7 +132,9 @@ def active_version(engine: Engine, *, profile: str) -> str | None:
 
 
 def activate_model(engine: Engine, *, version: str) -> dict:
-    """Make ``version`` the active model of its profile (one active per profile)."""
+    """Make ``version`` (or a name's newest version) the active model of its profile
+    (one active per profile)."""
+    version = version_for(engine, version)
     with transaction(engine) as session:
         row = _metadata_row(session, engine, version)
         session.execute(update(ModelVersion).where(ModelVersion.profile == row.profile)

@@ -258,6 +258,10 @@ class ModelVersion(Base):
     __table_args__ = {"comment": "Registered models: fitted on a baseline, reused to score."}
 
     version: Mapped[str] = mapped_column(String(40), primary_key=True, comment="Version id.")
+    name: Mapped[str | None] = mapped_column(
+        String(64), index=True,
+        comment="What the model is for, e.g. pumps (vigil train --name); --model NAME takes "
+                "its newest version.")
     created_at: Mapped[datetime] = mapped_column(Timestamp, comment="When it was fitted (UTC).")
     profile: Mapped[str] = mapped_column(String(16), index=True,
                                          comment="sensor, login or generic.")

@@ -206,17 +206,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         meta = _services().train_from_runs(
             _vigil(), runs=args.from_runs, since=args.since,
             profile=args.profile if args.since is not None else None,
-            detector=args.detector, activate=args.activate, **params)
+            detector=args.detector, activate=args.activate, name=args.name, **params)
         echo(f"trained on runs {', '.join(map(str, meta['runs']))}: "
              f"{meta['left_out']} row(s) reviewed as confirmed left out")
     else:
         path = _input(args.baseline)
         dataset = scoring.read_dataset(path, profile=args.profile)
         meta = _services().train(_vigil(), dataset, detector=args.detector,
-                                 source_name=path.name, activate=args.activate, **params)
+                                 source_name=path.name, activate=args.activate,
+                                 name=args.name, **params)
     echo(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
           f"{len(meta['features'])} features{' (active)' if meta['is_active'] else ''}")
-    echo(f"model version {meta['version']}")
+    echo(f"model version {meta['version']}"
+         + (f" ({meta['name']}: --model {meta['name']} takes its newest version)"
+            if meta["name"] else ""))
     return 0
 
 
@@ -233,11 +236,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not models:
         echo("no models registered yet: train one with `vigil train BASELINE.csv --profile P`")
         return 0
-    echo(f"{'version':24} {'created':20} {'age':>5} {'profile':8} {'detector':17} {'rows':>8} "
-         f"{'drift':>6} active")
+    echo(f"{'name':16} {'version':24} {'created':20} {'age':>5} {'profile':8} {'detector':17} "
+         f"{'rows':>8} {'drift':>6} active")
     for m in models:
         drift = "" if m["last_drift"] is None else f"{m['last_drift']:.1%}"
-        echo(f"{m['version']:24} {m['created_at']:%Y-%m-%d %H:%M:%S}  {m['age_days']:4}d "
+        echo(f"{m['name'] or '':16} {m['version']:24} {m['created_at']:%Y-%m-%d %H:%M:%S}  "
+             f"{m['age_days']:4}d "
              f"{m['profile']:8} {m['detector']:17} {m['training_rows']:8} {drift:>6} "
              f"{'yes' if m['is_active'] else ''}{'  stale: retrain' if m['stale'] else ''}")
     return 0
@@ -526,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_options(train)
     train.add_argument("--activate", action="store_true",
                        help="make it the active model of its profile")
+    train.add_argument("--name", help="what the model is for (pumps, lifts-east): "
+                                      "--model NAME then takes its newest version")
     train.set_defaults(func=cmd_train)
 
     models = sub.add_parser("models", help="list registered models, activate, roll back")

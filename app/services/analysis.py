@@ -30,13 +30,16 @@ FIT = "fit"  # no registered model: fit one on the rows themselves, as `vigil sc
 
 
 def resolve_model(vigil: Vigil, version: str, *, profile: str) -> Model:
-    """A registered model by version; ``"active"`` is the profile's active one."""
+    """A registered model by version or name (its newest version); ``"active"`` is the
+    profile's active one."""
     vigil.require("viewer")
     if version == ACTIVE:
         version = registry.active_version(vigil.engine, profile=profile)
         if version is None:
             raise ModelNotFoundError(f"no active {profile} model: train one, or activate a "
                                      "registered version")
+    else:
+        version = registry.version_for(vigil.engine, version)
     return load_model(vigil, version)
 
 

@@ -17,16 +17,21 @@ RUN_PROFILES = run_inputs.PROFILES  # the profiles whose saved runs keep their r
 
 
 def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
-          source_name: str | None = None, activate: bool = False, **params) -> dict:
-    """Fit a model on a baseline of normal history and register it."""
+          source_name: str | None = None, activate: bool = False, name: str | None = None,
+          **params) -> dict:
+    """Fit a model on a baseline of normal history and register it (``name``: what it is
+    for; ``--model NAME`` then takes its newest version)."""
     actor = vigil.require("admin")
+    if name is not None:
+        registry.check_name(name)  # before the fit, not after a minute of it
     model = fit(dataset, detector=detector, **params)
     with vigil.unit() as session:
         meta = registry.save_model(session, model=model, source_name=source_name,
-                                   activate=activate)
+                                   activate=activate, name=name)
         audit.record(session, actor=actor.name, action="model.train",
                      target=f"model {meta['version']}",
-                     after={"profile": meta["profile"], "detector": meta["detector"],
+                     after={"name": name, "profile": meta["profile"],
+                            "detector": meta["detector"],
                             "training_rows": meta["training_rows"],
                             "source_name": source_name, "active": activate})
     return meta
@@ -35,7 +40,7 @@ def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
 def train_from_runs(vigil: Vigil, *, runs: list[int] | None = None,
                     since: datetime | None = None, profile: str | None = None,
                     detector: str = "isolation_forest", activate: bool = False,
-                    **params) -> dict:
+                    name: str | None = None, **params) -> dict:
     """Fit a model on the rows stored sensor or generic runs kept (``runs``, or every run
     of ``profile`` created since ``since``), leaving out the rows reviewed as confirmed,
     and register it: the model's metadata adds ``runs`` and ``left_out``."""
@@ -47,7 +52,7 @@ def train_from_runs(vigil: Vigil, *, runs: list[int] | None = None,
     source = f"run{'s' if len(found.run_ids) > 1 else ''} {named}" + (
         f" and {more} more" if more > 0 else "")
     meta = train(vigil, dataset, detector=detector, source_name=source, activate=activate,
-                 **params)
+                 name=name, **params)
     return meta | {"runs": found.run_ids, "left_out": found.left_out}
 
 

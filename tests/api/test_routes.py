@@ -174,7 +174,7 @@ def test_score_refuses_bad_bodies_with_the_clis_message(client, tokens, model, b
 def test_score_with_an_unknown_model_is_404(client, tokens, model):
     response = client.post("/v1/score?model=20990101-000000-abcdef", content=BODY,
                            headers={**auth(tokens["analyst"]), "Content-Type": "text/csv"})
-    is_problem(response, 404, "no model with version '20990101-000000-abcdef'")
+    is_problem(response, 404, "no model with version or name '20990101-000000-abcdef'")
 
 
 def test_a_killed_worker_process_is_a_503_and_is_replaced(client, tokens, model):

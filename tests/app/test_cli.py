@@ -66,7 +66,7 @@ def test_zscore_options(tmp_path):
         ("timestamp,value\n" + "".join(f"2025-01-0{i},{i}\n" for i in range(1, 6)), (),
          "error: the baseline has 5 row(s); at least 20 are needed"),
         ("a,b\n1,2\n3,5\n", ("--model", "missing-version"),
-         "error: no model with version 'missing-version'"),
+         "error: no model with version or name 'missing-version'"),
         ("a,b\n1,2\n3,5\n", ("--model", "active"), "error: no active generic model"),
         ("a,b\n1,2\n3,5\n", ("--alert",), "error: --alert needs --save"),
         ("a,b\n1,2\n3,5\n", ("--mean", "3"), "error: --mean, --std and --multiplier go with"),
@@ -139,6 +139,32 @@ def test_db_upgrade_and_models_activate_roll_back(tmp_path):
     scored = vigil("score", sample_path("temperature.csv"), "--model", "active",
                    tmp_path=tmp_path)
     assert scored.returncode == 0, scored.stderr
+
+
+def test_a_named_model_is_listed_and_chosen_by_its_name(tmp_path):
+    """Versions were timestamps only: `--model pumps` now takes the newest "pumps"."""
+    versions = []
+    for _ in range(2):
+        train = vigil("train", sample_path("temperature.csv"), "--profile", "sensor",
+                      "--name", "pumps", tmp_path=tmp_path)
+        assert train.returncode == 0, train.stderr
+        versions.append(train.stdout.split("model version ", 1)[1].split()[0])
+    listed = vigil("models", tmp_path=tmp_path).stdout.splitlines()
+    assert listed[0].split()[:2] == ["name", "version"]
+    assert [line.split()[:2] for line in listed[1:]] == [["pumps", v] for v in versions[::-1]]
+    by_name = vigil("score", sample_path("temperature.csv"), "--model", "pumps",
+                    tmp_path=tmp_path)
+    by_version = vigil("score", sample_path("temperature.csv"), "--model", versions[1],
+                       tmp_path=tmp_path)
+    assert by_name.returncode == 0 and by_name.stdout == by_version.stdout
+    for bad in ("active", "9pumps", "a b"):
+        refused = vigil("train", sample_path("temperature.csv"), "--profile", "sensor",
+                        "--name", bad, tmp_path=tmp_path)
+        assert refused.returncode == 2 and "error: a model name is 1 to 64" in refused.stderr
+    unknown = vigil("score", sample_path("temperature.csv"), "--model", "lifts",
+                    tmp_path=tmp_path)
+    assert unknown.returncode == 2
+    assert "no model with version or name 'lifts' (known: pumps (" in unknown.stderr
 
 
 def test_unreachable_database_is_one_error_line(tmp_path):
@@ -361,5 +387,5 @@ def test_a_model_whose_source_has_shifted_is_called_stale_in_score_and_models(tm
         assert len(stale) == 1 and "temperature (" in stale[0], score.stderr
     listed = vigil("models", tmp_path=tmp_path).stdout.splitlines()
     assert "drift" in listed[0] and "age" in listed[0]
-    row = next(line for line in listed if line.startswith(version))
+    row = next(line for line in listed if line.split()[:1] == [version])  # no name
     assert "0d" in row and "%" in row and row.endswith("stale: retrain")

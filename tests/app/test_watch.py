@@ -138,10 +138,10 @@ def test_a_folder_is_scored_with_the_model_it_is_given(tmp_path):
     """One active sensor model served every folder: a pump file failed ("the model was
     trained on 'revolutions', 'humidity', 'vibration'") while `watch --once` exited 0."""
     activated(tmp_path)  # the elevators' model is the active sensor model
-    pumps = vigil("train", sample_path("temperature.csv"), "--profile", "sensor",
-                  tmp_path=tmp_path)
+    pumps = vigil("train", sample_path("temperature.csv"), "--profile", "sensor", "--name",
+                  "pumps", tmp_path=tmp_path)
     assert pumps.returncode == 0, pumps.stderr
-    version = pumps.stdout.split("model version ", 1)[1].split()[0]
+    assert "(pumps: --model pumps takes its newest version)" in pumps.stdout
     inbox = tmp_path / "pumps"
     inbox.mkdir()
     land(inbox, "pump-1.csv", sample_path("temperature.csv").read_bytes())
@@ -149,7 +149,7 @@ def test_a_folder_is_scored_with_the_model_it_is_given(tmp_path):
     assert wrong.returncode == 2 and "0 file(s) done, 1 failed" in wrong.stdout
     assert "the model was trained on" in wrong.stdout
     land(inbox, "pump-2.csv", sample_path("temperature.csv").read_bytes())
-    right = vigil("watch", inbox, "--once", "--model", version, tmp_path=tmp_path, env=ENV)
+    right = vigil("watch", inbox, "--once", "--model", "pumps", tmp_path=tmp_path, env=ENV)
     assert right.returncode == 0, right.stdout + right.stderr
     assert "1 file(s) done, 0 failed" in right.stdout
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["pump-2.csv"]

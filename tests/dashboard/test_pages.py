@@ -261,12 +261,21 @@ def test_alerts_page_previews_escaped_html_and_never_shows_the_password(stored_r
 
 def test_models_page_lists_and_trains(dashboard_env):
     at = open_page("models")
+    assert any("No models registered yet" in i for i in shown(at.info))
     at.file_uploader[0].set_value(("base.csv", sample_path("temperature.csv").read_bytes(),
                                    "text/csv"))
+    next(t for t in at.text_input if t.label == "Name").set_value("pumps")
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception
-    assert any("Registered" in s for s in shown(at.success))
-    assert len(services.list_models(Vigil())) == 1
+    assert any("Registered pumps" in s for s in shown(at.success))
+    assert [m["name"] for m in services.list_models(Vigil())] == ["pumps"]
+    # The list shows the model just trained ("No models registered yet." stayed above it),
+    # what a reader decides by first.
+    assert not any("No models registered yet" in i for i in shown(at.info))
+    table = at.dataframe[0].value
+    assert list(table.columns[:5]) == ["name", "profile", "is_active", "age_days",
+                                       "last_drift"]
+    assert table["name"].tolist() == ["pumps"] and table["is_active"].tolist() == [True]
 
 
 

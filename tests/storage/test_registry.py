@@ -1,5 +1,8 @@
 """The model registry in the database: save, list, load, activate, roll back."""
 
+import copy
+from datetime import datetime, timedelta
+
 import numpy as np
 import pytest
 
@@ -55,6 +58,24 @@ def test_unknown_versions_and_empty_rollback(engine, models):
         activate_model(engine, version="nope")
     with pytest.raises(StorageError, match="no earlier sensor model"):
         rollback_model(engine, profile="sensor")
+
+
+def test_a_name_takes_its_newest_version_and_a_version_itself(engine, models):
+    from storage.registry import version_for
+
+    first = save_model(engine, model=models[0], name="pumps")["version"]
+    later = copy.deepcopy(models[1])  # fitted a minute later (times are kept to the second)
+    later.metadata["created"] = (datetime.fromisoformat(models[0].metadata["created"])
+                                 + timedelta(minutes=1)).isoformat()
+    second = save_model(engine, model=later, name="pumps")["version"]
+    assert version_for(engine, "pumps") == second
+    assert version_for(engine, first) == first
+    assert activate_model(engine, version="pumps")["version"] == second
+    with pytest.raises(ModelNotFoundError, match="no model with version or name 'lifts'"):
+        version_for(engine, "lifts")
+    for bad in ("active", "fit", "20261205-pumps", "x" * 65, "pumps!", ""):
+        with pytest.raises(StorageError, match="a model name is 1 to 64"):
+            save_model(engine, model=models[0], name=bad)
 
 
 def test_models_list_the_drift_of_the_last_run_they_scored(engine, models):

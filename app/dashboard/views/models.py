@@ -18,19 +18,32 @@ st.title("Models")
 st.caption("A model is fitted on a baseline of normal history and then scores new files of "
            "the same profile. The active model of a profile is preselected on Analyze.")
 
+if "trained" in st.session_state:  # said after the rerun that lists the new model
+    st.success(markdown(st.session_state.pop("trained")))
 with ui.user_errors():
     models = services.list_models(vigil)
+# What a reader decides by first; the parameters' JSON last.
+FIRST = ["name", "profile", "is_active", "age_days", "last_drift", "version", "created_at",
+         "detector", "training_rows", "source_name", "threshold", "activated_at"]
 if models:
     table = pd.DataFrame(models).drop(columns=["libraries", "features", "training_hash",
                                               "stale"])
     table["threshold"] = table["threshold"].map(lambda t: t.get("score"))
+    table = table[FIRST + [c for c in table.columns if c not in FIRST]]
     st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "name": st.column_config.TextColumn("name"),
+        "is_active": st.column_config.CheckboxColumn("active"),
         "age_days": st.column_config.NumberColumn("age (days)"),
         "last_drift": st.column_config.NumberColumn(
             "last drift", format="percent",
             help="Share of the last run's rows outside the model's baseline range on one "
                  f"feature: about 1% from the same source; above {STALE_SHARE:.0%} the "
                  "model is stale."),
+        "created_at": st.column_config.DatetimeColumn("trained (UTC)"),
+        "training_rows": st.column_config.NumberColumn("baseline rows"),
+        "source_name": st.column_config.TextColumn("baseline"),
+        "threshold": st.column_config.NumberColumn("flag above"),
+        "activated_at": st.column_config.DatetimeColumn("activated (UTC)"),
     })
     for m in models:
         if m["stale"]:
@@ -40,7 +53,10 @@ if models:
                 "model on recent normal history."))
     cols = st.columns(2)
     with cols[0].form("activate"):
-        version = st.selectbox("Version", [m["version"] for m in models])
+        version = st.selectbox("Version", [m["version"] for m in models],
+                               format_func=lambda v: next(
+                                   f"{m['name']} ({v})" if m["name"] else v
+                                   for m in models if m["version"] == v))
         if st.form_submit_button("Activate"):
             with ui.user_errors():
                 meta = services.activate_model(vigil, version)
@@ -69,10 +85,13 @@ else:
 st.subheader("Train a model")
 with st.form("train"):
     upload = st.file_uploader("Baseline CSV (normal history)", type=["csv", "txt"])
-    cols = st.columns(3)
-    profile = cols[0].selectbox("Profile", PROFILES)
-    detector = cols[1].selectbox("Detector", list(DETECTORS))
-    activate = cols[2].checkbox("Make it active", value=True)
+    cols = st.columns(4)
+    name = cols[0].text_input("Name", max_chars=64, placeholder="e.g. pumps",
+                              help="What the model is for: `--model NAME` (CLI, API, watch) "
+                                   "takes its newest version")
+    profile = cols[1].selectbox("Profile", PROFILES)
+    detector = cols[2].selectbox("Detector", list(DETECTORS))
+    activate = cols[3].checkbox("Make it active", value=True)
     if st.form_submit_button("Train"):
         if upload is None:
             st.warning("Choose a baseline CSV first.")
@@ -80,9 +99,11 @@ with st.form("train"):
             with ui.user_errors(), st.spinner("Fitting…"):
                 dataset = services.read_dataset(upload.getvalue(), profile=profile)
                 meta = services.train(vigil, dataset, detector=detector, source_name=upload.name,
-                                      activate=activate)
-            st.success(f"Registered {meta['version']}: {meta['detector']} on "
-                       f"{meta['training_rows']:,} {meta['profile']} rows.")
+                                      activate=activate, name=name or None)
+            st.session_state["trained"] = (
+                f"Registered {meta['name'] or meta['version']}: {meta['detector']} on "
+                f"{meta['training_rows']:,} {meta['profile']} rows.")
+            st.rerun()
 
 st.subheader("Train from stored runs")
 st.caption("Saved sensor and generic files keep their rows (up to a million rows a file). "
@@ -116,8 +137,9 @@ else:
                         vigil, runs=chosen or None, since=start,
                         profile=profile if start else None, detector=detector,
                         activate=activate)
-                st.success(markdown(
+                st.session_state["trained"] = (
                     f"Registered {meta['version']}: {meta['detector']} on "
                     f"{meta['training_rows']:,} {meta['profile']} rows of runs "
                     f"{', '.join(map(str, meta['runs']))} ({meta['left_out']:,} confirmed "
-                    "rows left out)."))
+                    "rows left out).")
+                st.rerun()
