@@ -223,6 +223,10 @@ class Model:
             learner.reasons(dataset, learned, rows, model_reasons)))
         result.detector, result.threshold_note = "learning", LEARNING_NOTE
         result.parameters = {"window": WINDOW, "history": HISTORY, "quiet": QUIET}
+        # How far the rows lie from the trained baseline, as the fixed path tells it: the
+        # learner keeps the scores useful, but a model this far off wants retraining.
+        result.drift = judged.drift
+        result.warnings.extend(w for w in judged.warnings if w not in result.warnings)
         return result, state
 
     def _result(self, dataset: Dataset, features, scores: np.ndarray,

@@ -81,3 +81,14 @@ def test_any_split_and_a_restart_give_the_scores_of_one_piece(stream, size):
     got = pd.concat(parts)
     np.testing.assert_allclose(got["anomaly_score"], whole["anomaly_score"], atol=1e-6)
     assert got["reasons"].tolist() == whole["reasons"].tolist()
+
+
+def test_a_learning_stream_still_says_its_model_is_stale(stream):
+    """The learner keeps the scores useful after a change, but the model's drift (and so
+    the "stale: retrain" warning of `vigil stream` and the Live page) was lost."""
+    model, later = stream
+    fixed = StreamScorer(model).score(later.copy())
+    live = StreamScorer(model, learn=True).score(later.copy())
+    assert fixed.drift is not None and fixed.drift.stale
+    assert live.drift is not None and live.drift.share == fixed.drift.share
+    assert fixed.drift.warning() in live.warnings
