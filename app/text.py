@@ -38,3 +38,31 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 def words(code: str) -> str:
     """A stored code as a reader says it: ``false_positive`` -> ``false positive``."""
     return code.replace("_", " ")
+
+
+def change_in_words(before: dict | None, after: dict | None) -> str:
+    """An audit event's before and after as a reader says them: ``status: new →
+    confirmed; note: 'checked'``. Keys whose value stayed are left out; an event with
+    only a before (something removed) says what it was."""
+    before, after = before or {}, after or {}
+
+    def said(value: object) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, list | tuple):
+            return ", ".join(map(said, value)) or "none"
+        if isinstance(value, dict):  # numbered keys are ids: {"6": "new"} is "#6 new"
+            return ", ".join(f"{'#' if str(k).isdigit() else ''}{k} {said(v)}"
+                             for k, v in value.items()) or "none"
+        if isinstance(value, str):
+            return words(value) if value.replace("_", "").isalnum() else f"'{value}'"
+        return "none" if value is None else str(value)
+
+    if not after:
+        return "; ".join(f"was {words(k)}: {said(before[k])}" for k in sorted(before))
+    # What changed first, then what was set; each by name (PostgreSQL's JSON keeps no
+    # order of its own).
+    changed = sorted(k for k in after if k in before and before[k] != after[k])
+    changes = [f"{words(k)}: {said(before[k])} → {said(after[k])}" for k in changed]
+    return "; ".join(changes + [f"{words(k)}: {said(after[k])}"
+                                for k in sorted(after) if k not in before])

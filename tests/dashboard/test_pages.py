@@ -678,3 +678,18 @@ def test_analyze_opens_its_chart_on_the_metric_of_the_worst_anomaly(dashboard_en
     assert ranges["circle"] == charts.SEVERITY_COLOURS
     assert ranges["line"] == charts.ENTITY_TONES
     assert not set(ranges["line"]) & set(charts.SEVERITY_COLOURS)
+
+
+def test_audit_says_what_changed_in_words_with_the_json_behind_a_toggle(stored_run):
+    """It showed the raw before and after JSON only."""
+    incident = services.query_incidents(Vigil(), services.IncidentFilter(), limit=1)
+    services.review_incidents(Vigil().acting_as(services.Actor("ana", "analyst")),
+                              incident["id"].tolist(), "confirmed", note="pump 3 replaced")
+    at = open_page("audit")
+    table = at.dataframe[0].value
+    assert "before" not in table.columns and "after" not in table.columns
+    review = table[table["action"] == "incident.review"].iloc[0]
+    number = incident["id"].iloc[0]
+    assert review["change"] == f"status: #{number} new → confirmed; note: 'pump 3 replaced'"
+    next(t for t in at.toggle if "JSON" in t.label).set_value(True).run()
+    assert {"before", "after"} <= set(at.dataframe[0].value.columns)

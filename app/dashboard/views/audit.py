@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import services
 from app.dashboard import ui
+from app.text import change_in_words
 
 vigil = ui.vigil()
 
@@ -21,6 +22,14 @@ with ui.user_errors():
     events = services.audit_log(vigil, actor=actor or None,
                                 action=None if action == "(all)" else action)
 st.caption(f"The newest {len(events):,} events first (at most 500).")
-st.dataframe(events, width="stretch", hide_index=True,
-             column_config={"before": st.column_config.JsonColumn("before"),
-                            "after": st.column_config.JsonColumn("after")})
+events.insert(events.columns.get_loc("before"), "change",
+              [change_in_words(b, a) for b, a in zip(events["before"], events["after"],
+                                                      strict=True)])
+raw = st.toggle("Show the stored before and after (JSON)")
+shown = events if raw else events.drop(columns=["before", "after"])
+st.dataframe(shown, width="stretch", hide_index=True, column_config={
+    "at": st.column_config.DatetimeColumn("when (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "action": st.column_config.TextColumn("what"),
+    "change": st.column_config.TextColumn("what changed", width="large"),
+    "before": st.column_config.JsonColumn("before"),
+    "after": st.column_config.JsonColumn("after")})
