@@ -168,13 +168,14 @@ def render_text(digest: Digest) -> str:
     return _templates.get_template("digest.txt").render(_context(digest))
 
 
-def attachment_frame(anomalies: pd.DataFrame) -> pd.DataFrame:
-    """Our columns, then the original row's columns (prefixed when a name clashes)."""
-    ours = anomalies.reindex(columns=list(ATTACHMENT_COLUMNS)).reset_index(drop=True)
+def attachment_frame(anomalies: pd.DataFrame,
+                     columns: tuple[str, ...] = ATTACHMENT_COLUMNS) -> pd.DataFrame:
+    """Our ``columns``, then the original row's columns (prefixed when a name clashes)."""
+    ours = anomalies.reindex(columns=list(columns)).reset_index(drop=True)
     if "data" not in anomalies:
         return ours
     original = pd.DataFrame(list(anomalies["data"]), index=ours.index)
-    original.columns = [f"file_{c}" if c in ATTACHMENT_COLUMNS else c
+    original.columns = [f"file_{c}" if c in columns else c
                         for c in map(str, original.columns)]
     return pd.concat([ours, original], axis=1)
 

@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     incident_gap_sensor_minutes: float = Field(default=30, gt=0)
     incident_gap_login_minutes: float = Field(default=120, gt=0)
     dashboard_url: str = "http://localhost:8501"
+    # The dashboard shows times in this zone (an IANA name: Europe/Oslo); stored as UTC.
+    display_timezone: str = "UTC"
     # HTTP API (`vigil serve`): request bodies above this are refused (413); with a
     # metrics token, /health and /metrics need `Authorization: Bearer <it>` too.
     api_max_body_mb: float = Field(default=100, gt=0)
@@ -52,6 +55,16 @@ class Settings(BaseSettings):
     # `vigil users bootstrap` (docker compose runs it): the first administrator.
     vigil_admin_user: str | None = None
     vigil_admin_password: SecretStr | None = None
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not a time zone name (like Europe/Oslo or UTC): {value!r}"
+                             ) from None
+        return value
 
     def incident_gap_minutes(self, profile: str) -> float:
         """Login incidents span hours (a slow brute force); sensor and generic ones less."""

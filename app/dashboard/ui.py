@@ -136,10 +136,32 @@ def severity_styler(frame: pd.DataFrame) -> pd.io.formats.style.Styler:
     ).format("{:.12g}", subset=frame.select_dtypes("float").columns, na_rep="")
 
 
+# What a reader calls the stored columns (Explore's tables); times get their zone added.
+HEADERS = {"review_status": "status", "anomaly_score": "score", "event_time": "time",
+           "reviewed_by": "reviewed by", "reviewed_at": "reviewed at", "run_id": "run",
+           "incident_id": "incident", "row_number": "row", "started_at": "started",
+           "ended_at": "ended", "row_count": "rows", "peak_score": "peak"}
+
+
+def readable(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    """``frame`` as a table to read: the columns ``first`` leading, times in the viewer's
+    zone (setting DISPLAY_TIMEZONE) without an offset on every cell, readable headers."""
+    zone = get_settings().display_timezone
+    shown = frame[[c for c in first if c in frame] + [c for c in frame if c not in first]]
+    shown = shown.copy()
+    headers = dict(HEADERS)
+    for column in shown.columns:
+        if isinstance(shown[column].dtype, pd.DatetimeTZDtype):
+            shown[column] = shown[column].dt.tz_convert(zone).dt.tz_localize(None)
+            headers[column] = f"{HEADERS.get(column, column)} ({zone})"
+    return shown.rename(columns=headers)
+
+
 def anomaly_table(frame: pd.DataFrame, **options):
     """Scored rows as a table: the score as a 0-100 bar, severity coloured, reasons wide."""
     return st.dataframe(severity_styler(frame), width="stretch", column_config={
-        "anomaly_score": st.column_config.ProgressColumn(
-            "score", min_value=0, max_value=100, format="%.1f"),
+        column: st.column_config.ProgressColumn(
+            "score", min_value=0, max_value=100, format="%.1f")
+        for column in ("anomaly_score", "score")} | {
         "reasons": st.column_config.TextColumn("reasons", width="large")}, **options)
 

@@ -139,6 +139,12 @@ def entity_counts(vigil: Vigil, filters: AnomalyFilter, *, limit: int = 20):
     return anomalies.entity_counts(vigil.engine, filters=filters, limit=limit)
 
 
+# What Explore's table shows, in its order (the review first), times in UTC.
+EXPORT_COLUMNS = ("review_status", "severity", "anomaly_score", "event_time", "entity",
+                  "reasons", "note", "reviewed_by", "reviewed_at", "run_id", "incident_id",
+                  "row_number")
+
+
 def anomalies_csv(vigil: Vigil, filters: AnomalyFilter) -> bytes:
     """Every matching anomaly as formula-safe CSV: our columns, then the original row.
     The export is in the audit log (who took which rows out)."""
@@ -146,7 +152,7 @@ def anomalies_csv(vigil: Vigil, filters: AnomalyFilter) -> bytes:
     found = anomalies.query_anomalies(vigil.engine, filters=filters, limit=None,
                                       with_data=True)
     buffer = io.BytesIO()
-    write_csv(attachment_frame(found), buffer)
+    write_csv(attachment_frame(found, EXPORT_COLUMNS), buffer)
     with vigil.unit() as session:
         audit.record(session, actor=actor.name, action="anomalies.export",
                      target=f"{len(found)} anomalies",

@@ -234,7 +234,9 @@ def test_csv_download_is_formula_safe(dashboard_env):
     button(at, "Save run").click().run()
     data = services.anomalies_csv(Vigil(), AnomalyFilter())
     frame = pd.read_csv(io.BytesIO(data))
-    assert len(frame) > 0 and frame["note"].str.startswith("'=").all()
+    # The file's "note" meets the export's review note: it is the file's, prefixed.
+    assert len(frame) > 0 and frame["file_note"].str.startswith("'=").all()
+    assert frame["note"].isna().all()  # no review note yet
 
 
 def test_alerts_page_previews_escaped_html_and_never_shows_the_password(stored_run, caplog):
@@ -693,3 +695,35 @@ def test_audit_says_what_changed_in_words_with_the_json_behind_a_toggle(stored_r
     assert review["change"] == f"status: #{number} new → confirmed; note: 'pump 3 replaced'"
     next(t for t in at.toggle if "JSON" in t.label).set_value(True).run()
     assert {"before", "after"} <= set(at.dataframe[0].value.columns)
+
+
+def test_explore_tables_lead_with_the_review_in_words_and_the_viewers_time(stored_run,
+                                                                          monkeypatch):
+    """Status, note and reviewer sat off-screen right and were not exported; headers were
+    raw names (started_at, row_count) and every time said +00:00."""
+    from app.settings import get_settings
+
+    incident = services.query_incidents(Vigil(), services.IncidentFilter(), limit=1)
+    services.review_incidents(Vigil().acting_as(services.Actor("ana", "analyst")),
+                              incident["id"].tolist(), "confirmed", note="pump 3 replaced")
+    monkeypatch.setenv("DISPLAY_TIMEZONE", "Asia/Kolkata")  # UTC+5:30 all year
+    get_settings.cache_clear()
+    at = open_page("explore")
+    incidents, rows = incident_table(at), anomaly_table(at)
+    assert list(incidents.columns[:5]) == ["status", "severity", "peak", "entity",
+                                           "started (Asia/Kolkata)"]
+    assert list(rows.columns[:5]) == ["status", "severity", "score", "time (Asia/Kolkata)",
+                                      "entity"]
+    assert "rows" in incidents.columns and "row_count" not in incidents.columns
+    stored = services.query_anomalies(Vigil(), AnomalyFilter(run_ids=[stored_run]),
+                                      limit=None).set_index("id")
+    first = rows.iloc[0]
+    utc = stored.loc[first["id"], "event_time"]
+    assert first["time (Asia/Kolkata)"] == (utc + pd.Timedelta("5h30min")).tz_localize(None)
+    confirmed = rows[rows["status"] == "confirmed"]
+    assert len(confirmed) and set(confirmed["note"]) == {"pump 3 replaced"}
+    export = pd.read_csv(io.BytesIO(services.anomalies_csv(Vigil(), AnomalyFilter())))
+    assert list(export.columns[:5]) == ["review_status", "severity", "anomaly_score",
+                                        "event_time", "entity"]
+    assert {"note", "reviewed_by", "reviewed_at"} <= set(export.columns)
+    assert set(export.loc[export["review_status"] == "confirmed", "reviewed_by"]) == {"ana"}

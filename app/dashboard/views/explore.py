@@ -133,9 +133,11 @@ st.caption(f"{incident_count:,} incident(s): flagged rows of one entity that fol
            + (f" Showing the {len(incident_table):,} with the highest peaks."
               if incident_count > len(incident_table) else ""))
 picked = st.dataframe(
-    ui.severity_styler(incident_table), width="stretch", hide_index=True, on_select="rerun",
-    selection_mode="multi-row", key="incident_table",
-    column_config={"peak_score": st.column_config.ProgressColumn(
+    ui.severity_styler(ui.readable(incident_table, ["review_status", "severity", "peak_score",
+                                                    "entity", "started_at", "summary"])),
+    width="stretch", hide_index=True, on_select="rerun", selection_mode="multi-row",
+    key="incident_table",
+    column_config={"peak": st.column_config.ProgressColumn(
         "peak", min_value=0, max_value=100, format="%.1f"),
         "summary": st.column_config.TextColumn("summary", width="large")})
 selected = incident_table.iloc[picked.selection.rows]["id"].tolist() if picked else []
@@ -171,7 +173,9 @@ table = found.head(TABLE_ROWS).drop(columns=["data"])
 if total > len(table):
     st.caption(f"Showing the {len(table):,} highest scores of {total:,}; narrow the filters or "
                "download them all.")
-ui.anomaly_table(table, hide_index=True, key="anomaly_table")
+ui.anomaly_table(ui.readable(table, ["review_status", "severity", "anomaly_score",
+                                     "event_time", "entity", "reasons", "note",
+                                     "reviewed_by"]), hide_index=True, key="anomaly_table")
 
 if st.button("Prepare CSV of all matching rows"):
     with ui.user_errors():
