@@ -91,23 +91,34 @@ def anomaly_points(anomalies: pd.DataFrame, metric: str, *,
                          "reasons": top["reasons"]}).dropna(subset=["value"])
 
 
+HISTOGRAM_BIN = 5  # score points a bar: 20 bars, wide enough to read as bars
+
+
 def score_distribution(histogram: pd.DataFrame, threshold: float = FLAG_SCORE) -> alt.LayerChart:
-    """Rows per score bin (log scale: the flagged tail is small), the threshold drawn."""
-    data = histogram.assign(flagged=histogram["bin"] >= threshold,
-                            end=histogram["bin"] + 1)
-    bars = alt.Chart(data).mark_bar().encode(
-        x=alt.X("bin:Q", title="anomaly score", scale=alt.Scale(domain=[0, 100])),
+    """Rows per 5-point score bin, on a log-like axis ticked at 1, 10, 100, ... (the
+    flagged tail is small), the threshold drawn."""
+    width = HISTOGRAM_BIN
+    data = (histogram.assign(bin=histogram["bin"] // width * width)
+            .groupby("bin", as_index=False)["rows"].sum())
+    data = data.assign(flagged=data["bin"] >= threshold, end=data["bin"] + width)
+    top = max(1, int(data["rows"].max()) if len(data) else 1)
+    ticks = [0] + [10 ** k for k in range(len(str(top)) + 1)]
+    bars = alt.Chart(data).mark_bar(stroke="white", strokeWidth=0.5).encode(
+        x=alt.X("bin:Q", title="anomaly score", scale=alt.Scale(domain=[0, 100]),
+                axis=alt.Axis(values=list(range(0, 101, 10)))),
         x2="end:Q",
-        y=alt.Y("rows:Q", scale=alt.Scale(type="symlog"), title="rows"),
+        y=alt.Y("rows:Q", scale=alt.Scale(type="symlog"), title="rows",
+                axis=alt.Axis(values=ticks, format="~s")),
         color=alt.Color("flagged:N", scale=alt.Scale(domain=[False, True],
                                                      range=["#94a3b8", "#dc2626"]),
                         legend=alt.Legend(title="flagged")),
-        tooltip=["bin:Q", "rows:Q"])
+        tooltip=[alt.Tooltip("bin:Q", title="from score"),
+                 alt.Tooltip("end:Q", title="to score"), alt.Tooltip("rows:Q", format=",")])
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(
         color="black", strokeDash=[4, 3]).encode(x="threshold:Q")
     label = alt.Chart(pd.DataFrame({"threshold": [threshold],
                                     "text": [f"threshold {threshold:g}"]})).mark_text(
-        align="left", dx=4, dy=-120).encode(x="threshold:Q", text="text:N")
+        align="left", dx=4, dy=-100).encode(x="threshold:Q", text="text:N")
     return alt.layer(bars, rule, label).properties(height=240)
 
 

@@ -77,59 +77,14 @@ if since is not None and not series.empty:
     series = series[(series["x"] >= since.replace(tzinfo=None)) &
                     (series["x"] <= until.replace(tzinfo=None))]
 
-metrics = sorted(series["metric"].unique())
-if metrics:
-    metric = st.selectbox("Metric over time", metrics)
-    st.altair_chart(charts.metric_over_time(series, found, metric, time_based=time_based),
-                    width="stretch")
-    st.caption("Line: binned normal readings; grey band: their usual range (5th–95th "
-               "percentile); dots: anomalies by severity. Drag or scroll to zoom, "
-               "double-click to reset.")
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Score distribution")
-    histogram = services.run_histogram(vigil, run_ids)
-    st.altair_chart(charts.score_distribution(histogram), width="stretch")
-    st.caption(runs[0].threshold_note)
-with right:
-    label = "user" if profiles == {"login"} else "entity"
-    st.subheader(f"Anomalies per {label}")
-    with ui.user_errors():
-        counts = services.entity_counts(vigil, filters)
-    if counts.empty:
-        st.caption("No entity column in these runs.")
-    else:
-        st.altair_chart(charts.per_entity(counts, label=label), width="stretch")
-
-if "login" in profiles and not found.empty:
-    left, right = st.columns(2)
-    with left:
-        st.subheader("When: hour × weekday")
-        st.altair_chart(charts.hour_weekday_heatmap(found), width="stretch")
-    country_chart = charts.by_country(found)
-    if country_chart is not None:
-        with right:
-            st.subheader("By country")
-            st.altair_chart(country_chart, width="stretch")
-
-numeric = charts.numeric_fields(found)
-if len(numeric) >= 2:
-    st.subheader("Two fields of the flagged rows")
-    a, b = st.columns(2)
-    first_x, first_y = charts.scatter_fields(numeric)
-    x = a.selectbox("x", numeric, index=numeric.index(first_x))
-    y = b.selectbox("y", numeric, index=numeric.index(first_y))
-    st.altair_chart(charts.feature_scatter(found, x, y), width="stretch")
-
 st.subheader("Incidents")
 incident_filters = services.IncidentFilter(run_ids=run_ids, severities=severities,
                                            entities=chosen_entities, review_statuses=statuses)
 with ui.user_errors():
     incident_count = services.count_incidents(vigil, incident_filters)
     incident_table = services.query_incidents(vigil, incident_filters, limit=TABLE_ROWS)
-st.caption(f"{incident_count:,} incident(s): flagged rows of one entity that follow each "
-           "other closely are one incident. A review applies to every row in it."
+st.caption(f"{counted(incident_count, 'incident')}: flagged rows of one entity that follow "
+           "each other closely are one incident. A review applies to every row in it."
            + (f" Showing the {len(incident_table):,} with the highest peaks."
               if incident_count > len(incident_table) else ""))
 picked = st.dataframe(
@@ -168,6 +123,16 @@ if vigil.actor.may("analyst"):  # viewers read; the use case refuses them too
 if "reviewed" in st.session_state:
     st.success(st.session_state.pop("reviewed"))
 
+
+metrics = sorted(series["metric"].unique())
+if metrics:
+    metric = st.selectbox("Metric over time", metrics)
+    st.altair_chart(charts.metric_over_time(series, found, metric, time_based=time_based),
+                    width="stretch")
+    st.caption("Line: binned normal readings; grey band: their usual range (5th–95th "
+               "percentile); dots: anomalies by severity. Drag or scroll to zoom, "
+               "double-click to reset.")
+
 st.subheader("Anomalies")
 table = found.head(TABLE_ROWS).drop(columns=["data"])
 if total > len(table):
@@ -185,3 +150,41 @@ if export and export[0] == repr(filters):
     st.download_button("Download CSV", export[1], file_name="vigil-anomalies.csv",
                        mime="text/csv", help="Cells that a spreadsheet would run as a "
                        "formula are prefixed with a quote.")
+
+
+st.divider()
+left, right = st.columns(2)
+with left:
+    st.subheader("Score distribution")
+    histogram = services.run_histogram(vigil, run_ids)
+    st.altair_chart(charts.score_distribution(histogram), width="stretch")
+    st.caption(runs[0].threshold_note)
+with right:
+    label = "user" if profiles == {"login"} else "entity"
+    st.subheader(f"Anomalies per {label}")
+    with ui.user_errors():
+        counts = services.entity_counts(vigil, filters)
+    if counts.empty:
+        st.caption("No entity column in these runs.")
+    else:
+        st.altair_chart(charts.per_entity(counts, label=label), width="stretch")
+
+if "login" in profiles and not found.empty:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("When: hour × weekday")
+        st.altair_chart(charts.hour_weekday_heatmap(found), width="stretch")
+    country_chart = charts.by_country(found)
+    if country_chart is not None:
+        with right:
+            st.subheader("By country")
+            st.altair_chart(country_chart, width="stretch")
+
+numeric = charts.numeric_fields(found)
+if len(numeric) >= 2:
+    st.subheader("Two fields of the flagged rows")
+    a, b = st.columns(2)
+    first_x, first_y = charts.scatter_fields(numeric)
+    x = a.selectbox("x", numeric, index=numeric.index(first_x))
+    y = b.selectbox("y", numeric, index=numeric.index(first_y))
+    st.altair_chart(charts.feature_scatter(found, x, y), width="stretch")
