@@ -369,6 +369,23 @@ class AuditEvent(Base):
     after: Mapped[dict | None] = mapped_column(Json, comment="The state after (JSON).")
 
 
+class AlertRoute(Base):
+    __tablename__ = "alert_routes"
+    __table_args__ = (
+        CheckConstraint(_in("key", ("to_security", "to_maintenance", "min_severity")),
+                        name="key"),
+        {"comment": "Who receives alerts, set on the Alerts page: a row overrides its "
+                    "environment setting (ALERT_TO_SECURITY, ALERT_TO_MAINTENANCE, "
+                    "ALERT_MIN_SEVERITY)."})
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True,
+                                     comment="to_security, to_maintenance or min_severity.")
+    value: Mapped[str] = mapped_column(String(2000), comment="Addresses (comma-separated) "
+                                                             "or a severity.")
+    updated_by: Mapped[str] = mapped_column(String(255), comment="Who set it.")
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, comment="When (UTC).")
+
+
 class KnownValue(Base):
     __tablename__ = "known_values"
     __table_args__ = (

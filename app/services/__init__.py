@@ -31,12 +31,15 @@ from app.services.access import (
 )
 from app.services.alerts import (
     AlertReport,
+    Routing,
+    alert_routing,
     notification_log,
     notify,
     notify_incident,
     preview_digest,
     retry_failed,
     send_test_email,
+    set_alert_routing,
 )
 from app.services.analysis import (
     ACTIVE,
@@ -154,6 +157,9 @@ __all__ = [
     "needs_first_admin",
     "notification_log",
     "notify",
+    "Routing",
+    "alert_routing",
+    "set_alert_routing",
     "notify_incident",
     "open_session",
     "overview",

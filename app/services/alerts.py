@@ -7,6 +7,7 @@ Nothing holds a transaction open while a mail server is talked to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,8 @@ from alerts.errors import AlertError, DeliveryError
 from alerts.message import Digest, RunSummary, build_message, probe_message, render_html, subject
 from app.settings import Settings
 from app.vigil import Vigil
-from storage import anomalies, audit, incidents, notifications, runs
+from detection import SEVERITIES
+from storage import anomalies, audit, incidents, notifications, routing, runs
 from storage.anomalies import AnomalyFilter
 from storage.errors import StorageError
 from storage.incidents import IncidentFilter
@@ -63,6 +65,70 @@ def _deliver(settings: Settings, message, *, name: str) -> tuple[str, int]:
     return send_smtp(message, config)
 
 
+# An address as a person types one: something@domain.tld, no spaces.
+ADDRESS = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Who receives alerts, from the least severity up: the Alerts page's values, or the
+    environment's where the page set none (``set_here`` names the keys it set)."""
+
+    to_security: str
+    to_maintenance: str
+    min_severity: str
+    set_here: frozenset[str] = frozenset()
+
+    @property
+    def severities(self) -> list[str]:
+        return policy.severities_from(self.min_severity)
+
+
+def _routing(settings: Settings, session: Session) -> Routing:
+    stored = routing.routes(session)
+    return Routing(
+        to_security=stored.get("to_security", settings.alert_to_security),
+        to_maintenance=stored.get("to_maintenance", settings.alert_to_maintenance),
+        min_severity=stored.get("min_severity", settings.alert_min_severity),
+        set_here=frozenset(stored))
+
+
+def alert_routing(vigil: Vigil) -> Routing:
+    """Who receives alerts now (the Alerts page shows it)."""
+    vigil.require("admin")
+    with vigil.unit() as session:
+        return _routing(vigil.settings, session)
+
+
+def set_alert_routing(vigil: Vigil, *, to_security: str, to_maintenance: str,
+                      min_severity: str) -> Routing:
+    """Set who receives alerts (admin), audited with what it was before. Addresses are
+    checked before anything is stored."""
+    actor = vigil.require("admin")
+    wanted = {"to_security": ", ".join(_addresses(to_security, "security")),
+              "to_maintenance": ", ".join(_addresses(to_maintenance, "maintenance")),
+              "min_severity": min_severity}
+    if min_severity not in SEVERITIES[1:]:
+        raise StorageError(f"the least severity alerted is one of "
+                           f"{', '.join(SEVERITIES[1:])}; got {min_severity!r}")
+    with vigil.unit() as session:
+        before = _routing(vigil.settings, session)
+        routing.set_routes(session, wanted, actor=actor.name)
+        audit.record(session, actor=actor.name, action="alert.routing", target="alert routing",
+                     before={k: getattr(before, k) for k in wanted}, after=wanted)
+        return _routing(vigil.settings, session)
+
+
+def _addresses(value: str, team: str) -> list[str]:
+    """The e-mail addresses of ``value`` (comma-separated), each checked for its shape."""
+    found = policy.parse_recipients(value)
+    bad = [a for a in found if not ADDRESS.fullmatch(a)]
+    if bad:
+        raise StorageError(f"the {team} team's recipients must be e-mail addresses "
+                           f"(name@example.org), separated by commas; not: {', '.join(bad)}")
+    return found
+
+
 def _digest(settings: Settings, session: Session, parts: list[tuple[int, list[int]]]) -> Digest:
     """The digest of (run id, anomaly ids) parts, the run it is for first."""
     ids = [i for _, part_ids in parts for i in part_ids]
@@ -80,8 +146,8 @@ def _digest(settings: Settings, session: Session, parts: list[tuple[int, list[in
     found_incidents = incidents.query_incidents(
         session, filters=IncidentFilter(ids=found["incident_id"].dropna().unique().tolist()),
         limit=None)
-    return Digest(summaries, found, settings.dashboard_url, settings.alert_min_severity, notes,
-                  incidents=found_incidents)
+    return Digest(summaries, found, settings.dashboard_url,
+                  _routing(settings, session).min_severity, notes, incidents=found_incidents)
 
 
 def notify(vigil: Vigil, run_id: int) -> AlertReport:
@@ -97,11 +163,11 @@ def notify(vigil: Vigil, run_id: int) -> AlertReport:
         run = runs.get_run(session, run_id=run_id)
         if run is None:
             raise StorageError(f"no stored run with id {run_id}")
-        ids = anomalies.open_anomaly_ids(
-            session, run_id=run_id, severities=policy.severities_from(settings.alert_min_severity))
+        route = _routing(settings, session)
+        ids = anomalies.open_anomaly_ids(session, run_id=run_id, severities=route.severities)
         if not ids:
             return AlertReport("skipped", f"No alert sent: run {run_id} has no open anomaly "
-                                          f"at {settings.alert_min_severity} severity or above.")
+                                          f"at {route.min_severity} severity or above.")
         claimed = _claim(settings, session, run, ids, f"Run {run_id}'s alert",
                          lambda to: policy.dedupe_key(run_id, to))
     return _send(vigil, claimed)
@@ -118,7 +184,7 @@ def notify_incident(vigil: Vigil, incident_id: int) -> AlertReport:
         if found.empty:
             raise StorageError(f"no stored incident with id {incident_id}")
         incident = found.iloc[0]
-        if incident["severity"] not in policy.severities_from(settings.alert_min_severity) \
+        if incident["severity"] not in _routing(settings, session).severities \
                 or incident["review_status"] in CLOSED_STATUSES:
             return AlertReport("skipped", f"No alert sent: incident {incident_id} is "
                                           f"{incident['severity']}, {incident['review_status']}.")
@@ -136,12 +202,13 @@ def _claim(settings: Settings, session: Session, run: DetectionRun, ids: list[in
     """Claim the digest of ``ids`` (anomalies of ``run``) for sending, with its subject;
     or say why not: nobody to send to, claimed before, or held back by the hourly limit."""
     team = policy.team_for(run.profile)
-    recipients = policy.recipients_for(run.profile, security=settings.alert_to_security,
-                                       maintenance=settings.alert_to_maintenance)
+    route = _routing(settings, session)
+    recipients = policy.recipients_for(run.profile, security=route.to_security,
+                                       maintenance=route.to_maintenance)
     if not recipients:
-        variable = f"ALERT_TO_{team.upper()}"
-        return AlertReport("skipped", f"No alert sent: {variable} is empty, so nobody "
-                                      f"receives {run.profile} alerts.")
+        return AlertReport("skipped", f"No alert sent: nobody receives {run.profile} alerts "
+                                      f"(the {team} team has no address): set one on the "
+                                      f"Alerts page, or ALERT_TO_{team.upper()}.")
     group = policy.group_key(recipients)
     row, created = notifications.claim_notification(
         session, run_id=run.id, dedupe_key=dedupe(recipients), recipients=group,
@@ -247,6 +314,6 @@ def preview_digest(vigil: Vigil, run_id: int) -> tuple[str, str]:
     settings = vigil.settings
     with vigil.unit() as session:
         ids = anomalies.open_anomaly_ids(
-            session, run_id=run_id, severities=policy.severities_from(settings.alert_min_severity))
+            session, run_id=run_id, severities=_routing(settings, session).severities)
         digest = _digest(settings, session, [(run_id, ids)])
     return subject(digest), render_html(digest)

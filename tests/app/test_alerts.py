@@ -1,5 +1,6 @@
 """Alerting a stored run through the use case, against a real SMTP server."""
 
+import email
 import io
 
 import pandas as pd
@@ -8,8 +9,10 @@ from sqlalchemy import text
 
 from alerts import delivery
 from app import services
+from app.errors import NotAllowedError
 from app.settings import Settings
 from app.vigil import Vigil
+from storage.errors import StorageError
 from storage.runs import save_run
 from tests.smtp import start_server
 from tests.storage.conftest import make_run
@@ -136,7 +139,37 @@ def test_outbox_when_no_smtp_host(database_url, tmp_path):
 def test_no_recipients_configured(database_url, tmp_path):
     settings = settings_for(database_url, tmp_path, alert_to_maintenance="")
     report = services.notify(Vigil(settings), store(settings))
-    assert report.status == "skipped" and "ALERT_TO_MAINTENANCE is empty" in report.message
+    assert report.status == "skipped" and report.message == (
+        "No alert sent: nobody receives sensor alerts (the maintenance team has no "
+        "address): set one on the Alerts page, or ALERT_TO_MAINTENANCE.")
+
+
+def test_routing_set_on_the_alerts_page_overrides_the_environment(database_url, tmp_path):
+    """Recipients and the least severity could only be set in the environment, with a
+    restart; `make run` said "No alert sent: ALERT_TO_MAINTENANCE is empty"."""
+    settings = settings_for(database_url, tmp_path, alert_to_maintenance="")
+    admin = Vigil(settings).acting_as(services.Actor("root", "admin"))
+    before = services.alert_routing(admin)
+    assert before.to_maintenance == "" and before.set_here == frozenset()
+    with pytest.raises(StorageError, match="must be e-mail addresses .* not: ops at x"):
+        services.set_alert_routing(admin, to_security="", to_maintenance="ops at x",
+                                   min_severity="high")
+    route = services.set_alert_routing(admin, to_security="soc@x.org",
+                                       to_maintenance="ops@x.org;  lead@x.org, ops@x.org",
+                                       min_severity="medium")
+    assert route.to_maintenance == "ops@x.org, lead@x.org" and route.min_severity == "medium"
+    assert route.set_here == {"to_security", "to_maintenance", "min_severity"}
+    report = services.notify(Vigil(settings), store(settings))
+    assert report.status == "sent", report.message
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes())
+    assert message["To"] == "ops@x.org, lead@x.org"
+    event = services.audit_log(admin, action="alert.routing").iloc[0]
+    assert event["actor"] == "root" and event["before"]["to_maintenance"] == ""
+    assert event["after"]["min_severity"] == "medium"
+    with pytest.raises(NotAllowedError):
+        services.set_alert_routing(Vigil(settings).acting_as(services.Actor("a", "analyst")),
+                                   to_security="", to_maintenance="", min_severity="high")
 
 
 def test_password_never_leaks(database_url, tmp_path, tls_server):

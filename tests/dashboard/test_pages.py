@@ -745,3 +745,22 @@ def test_explore_puts_the_tables_and_the_metric_first_and_draws_a_readable_histo
     data = pa.ipc.open_stream(blobs[0]).read_all().to_pandas()
     assert set(data["end"] - data["bin"]) == {charts.HISTOGRAM_BIN}
     assert len(data) <= 100 // charts.HISTOGRAM_BIN
+
+
+def test_admins_set_who_receives_alerts_on_the_alerts_page(stored_run):
+    at = open_page("alerts")
+    assert "from the environment" in " ".join(shown(at.markdown))
+    next(t for t in at.text_input if t.label.startswith("Maintenance")).set_value(
+        "lifts@x.org, night@x.org")
+    next(s for s in at.selectbox if s.label == "Least severity alerted").set_value("medium")
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert not at.exception
+    assert any(s.startswith("Saved") for s in shown(at.success))
+    text = " ".join(shown(at.markdown))
+    assert "lifts@x.org, night@x.org" in text and "set here" in text
+    route = services.alert_routing(Vigil())
+    assert route.to_maintenance == "lifts@x.org, night@x.org" and route.min_severity == "medium"
+    next(t for t in at.text_input if t.label.startswith("Maintenance")).set_value("not mail")
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert any("must be e-mail addresses" in e for e in shown(at.error))
+    assert services.alert_routing(Vigil()).to_maintenance == "lifts@x.org, night@x.org"

@@ -7,22 +7,49 @@ from alerts.policy import parse_recipients
 from app import services
 from app.dashboard import ui
 from app.text import markdown
+from detection import SEVERITIES
 
 vigil = ui.vigil()
 
 settings = vigil.settings
 st.title("Alerts")
 
-st.subheader("Policy")
+st.subheader("Who receives alerts")
+with ui.user_errors():
+    route = services.alert_routing(vigil)
+
+
+def source(key: str) -> str:
+    return "set here" if key in route.set_here else "from the environment"
+
+
 cols = st.columns(3)
 cols[0].markdown("**Security team** (login runs)\n\n" +
-                 (markdown(", ".join(parse_recipients(settings.alert_to_security))) or
-                  "_nobody: set ALERT_TO_SECURITY_"))
+                 (markdown(", ".join(parse_recipients(route.to_security))) or "_nobody_")
+                 + f"  \n_{source('to_security')}_")
 cols[1].markdown("**Maintenance team** (sensor and generic runs)\n\n" +
-                 (markdown(", ".join(parse_recipients(settings.alert_to_maintenance))) or
-                  "_nobody: set ALERT_TO_MAINTENANCE_"))
-cols[2].markdown(f"**Minimum severity:** {settings.alert_min_severity}  \n"
+                 (markdown(", ".join(parse_recipients(route.to_maintenance))) or "_nobody_")
+                 + f"  \n_{source('to_maintenance')}_")
+cols[2].markdown(f"**Least severity alerted:** {route.min_severity} "
+                 f"_({source('min_severity')})_  \n"
                  f"**At most:** {settings.alert_max_per_hour} emails per team per hour")
+unset = not (route.to_security or route.to_maintenance)
+with st.expander("Change who receives alerts", expanded=unset), st.form("routing"):
+    security = st.text_input("Security team's addresses (comma-separated)",
+                             value=route.to_security, max_chars=2000)
+    maintenance = st.text_input("Maintenance team's addresses (comma-separated)",
+                                value=route.to_maintenance, max_chars=2000)
+    least = st.selectbox("Least severity alerted", SEVERITIES[1:],
+                         index=list(SEVERITIES[1:]).index(route.min_severity))
+    if st.form_submit_button("Save"):
+        with ui.user_errors():
+            services.set_alert_routing(vigil, to_security=security,
+                                       to_maintenance=maintenance, min_severity=least)
+        st.session_state["routing_saved"] = True
+        st.rerun()
+if st.session_state.pop("routing_saved", False):
+    st.success("Saved: the next alerts go to these addresses (the audit log has the "
+               "change).")
 if settings.smtp_host:
     login = f", login as {settings.smtp_username}" if settings.smtp_username else ""
     password = " (password set)" if settings.smtp_password else ""
