@@ -76,6 +76,15 @@ class RunToSave:
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()
                               ).hexdigest()
 
+    def incident_numbers(self) -> np.ndarray:
+        """Each flagged row's incident (0, 1, ...): rows of one entity closer than the gap."""
+        return incidents.group(self.anomalies, self.incident_gap)
+
+    def incidents(self, numbers: np.ndarray | None = None) -> pd.DataFrame:
+        """The run's incidents, as they are stored (detection.incidents.summarize)."""
+        numbers = self.incident_numbers() if numbers is None else numbers
+        return incidents.summarize(self.anomalies, numbers)
+
     @property
     def severity_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.anomalies["severity"].value_counts().items()}
@@ -233,8 +242,8 @@ def insert_anomalies(session: Session, run_id: int, rows: pd.DataFrame) -> None:
 def _insert_incidents(session: Session, run_id: int, run: RunToSave) -> np.ndarray:
     """Group the run's flagged rows into incidents, store them, and return each row's
     incident id."""
-    numbers = incidents.group(run.anomalies, run.incident_gap)
-    found = incidents.summarize(run.anomalies, numbers)
+    numbers = run.incident_numbers()
+    found = run.incidents(numbers)
     if found.empty:
         return np.zeros(0, dtype="int64")
     found["entity"] = [clean(e, NAME_CHARS) if isinstance(e, str) else None

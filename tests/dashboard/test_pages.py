@@ -78,7 +78,7 @@ def test_analyze_shows_the_worst_rows_readings_as_in_the_file_and_the_score_as_a
     """The pandas Styler showed 37.240000 for a reading of 37.24, and 100.000000 for a
     score; every row shown is flagged, so an is_anomaly column of ones said nothing."""
     at = analyze_sample("elevators.csv")
-    table = at.dataframe[0]
+    table = at.dataframe[-1]  # after the incidents
     assert "is_anomaly" not in table.value.columns and len(table.value) == 20
     # Why first: a wide file's own columns pushed the reasons out of view.
     assert table.value.columns[:3].tolist() == ["anomaly_score", "severity", "reasons"]
@@ -664,10 +664,22 @@ def test_users_page_preselects_no_one_and_asks_before_disabling(dashboard_env):
     assert "Disabled bob." in shown(at.success)
 
 
+def test_analyze_groups_the_flagged_rows_into_the_incidents_saving_stores(dashboard_env):
+    """Analyze had no incident grouping (Explore had)."""
+    at = analyze_sample("elevators.csv")
+    shown_incidents = at.dataframe[0].value
+    assert list(shown_incidents.columns[:3]) == ["severity", "peak", "entity"]
+    assert shown_incidents["peak"].tolist() == sorted(shown_incidents["peak"], reverse=True)
+    button(at, "Save run").click().run()
+    stored = services.query_incidents(Vigil(), services.IncidentFilter(), limit=None)
+    assert len(shown_incidents) == len(stored) > 0
+    assert sorted(shown_incidents["summary"]) == sorted(stored["summary"])
+
+
 def test_analyze_opens_its_chart_on_the_metric_of_the_worst_anomaly(dashboard_env):
     """It opened on humidity (first by name) while the top anomalies were in vibration."""
     at = analyze_sample("elevators.csv")
-    top = at.dataframe[0].value
+    top = at.dataframe[-1].value
     worst = str(top.sort_values("anomaly_score", ascending=False)["reasons"].iloc[0])
     metric = next(s for s in at.selectbox if s.label == "Metric")
     assert metric.value == "vibration" and worst.startswith("vibration"), worst

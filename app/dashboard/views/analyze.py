@@ -4,7 +4,7 @@ import streamlit as st
 
 from app import scoring, services
 from app.dashboard import charts, ui
-from app.text import markdown
+from app.text import counted, markdown
 from detection import PROFILES, memory
 from detection.columns import ROLES
 from detection.detectors import DETECTORS
@@ -136,6 +136,19 @@ st.caption(run.threshold_note)
 for warning in run.warnings:
     if warning not in dataset.warnings:  # what scoring found beyond the reading
         st.warning(markdown(warning), icon=":material/warning:")
+
+found = run.incidents()
+if len(found):
+    st.subheader("Incidents")
+    st.caption(f"{counted(len(found), 'incident')}: flagged rows of one entity that follow "
+               "each other closely are one incident (as saving stores them), worst first.")
+    table = found.drop(columns="number").sort_values("peak_score", ascending=False)
+    st.dataframe(ui.severity_styler(ui.readable(
+        table, ["severity", "peak_score", "entity", "started_at", "summary"])),
+        width="stretch", hide_index=True, column_config={
+            "peak": st.column_config.ProgressColumn("peak", min_value=0, max_value=100,
+                                                    format="%.1f"),
+            "summary": st.column_config.TextColumn("summary", width="large")})
 
 series = analysis.series
 metrics = sorted(series["metric"].unique())
