@@ -15,7 +15,7 @@ import pandas as pd
 import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -241,13 +241,31 @@ def insert_anomalies(session: Session, run_id: int, rows: pd.DataFrame) -> None:
 
 def _insert_incidents(session: Session, run_id: int, run: RunToSave) -> np.ndarray:
     """Group the run's flagged rows into incidents, store them, and return each row's
-    incident id."""
+    incident id. On PostgreSQL the ids are drawn from the table's sequence in one query
+    and the incidents COPied in (an INSERT ... RETURNING of 20,000 incidents, one per
+    login anomaly, took 1.8 s of a 2.3 s save)."""
     numbers = run.incident_numbers()
     found = run.incidents(numbers)
     if found.empty:
         return np.zeros(0, dtype="int64")
     found["entity"] = [clean(e, NAME_CHARS) if isinstance(e, str) else None
                        for e in found["entity"]]
+    if session.get_bind().dialect.name == "postgresql":
+        ids = np.asarray(session.scalars(text(
+            "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
+            "FROM generate_series(1, :n)"), {"n": len(found)}).all(), dtype="int64")
+        _copy(session, "incidents", pa.table({
+            "id": ids, "run_id": np.full(len(found), run_id, dtype="int64"),
+            "number": found["number"].to_numpy(dtype="int64"),
+            "entity": pa.array(found["entity"].tolist(), type=pa.string()),
+            "started_at": pa.array(pd.to_datetime(found["started_at"], utc=True)),
+            "ended_at": pa.array(pd.to_datetime(found["ended_at"], utc=True)),
+            "row_count": found["row_count"].to_numpy(dtype="int64"),
+            "peak_score": found["peak_score"].to_numpy(dtype="float64"),
+            "severity": pa.array(found["severity"].tolist(), type=pa.string()),
+            "summary": pa.array(found["summary"].tolist(), type=pa.string()),
+        }))
+        return ids[numbers]
     for column in ("started_at", "ended_at"):  # NaT (a file without times) as NULL
         found[column] = found[column].astype(object).where(found[column].notna(), None)
     values = [{"run_id": run_id, **row} for row in found.to_dict("records")]
@@ -261,14 +279,14 @@ def _insert_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None
     session.execute(insert(Anomaly), _anomaly_rows(run_id, anomalies))
 
 
-COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS, "incident_id")
+COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS, "incident_id")  # an anomaly row, as COPied
 
 
 def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
     """PostgreSQL: COPY the rows in, inside the session's transaction (an INSERT of many
     rows costs several times more: bench/storage.py)."""
     n = len(anomalies)
-    table = pa.table({
+    _copy(session, "anomalies", pa.table({
         "run_id": np.full(n, run_id, dtype="int64"),
         "row_number": anomalies["row_number"].to_numpy(dtype="int64"),
         "event_time": pa.array(pd.to_datetime(anomalies["event_time"], utc=True)),
@@ -278,12 +296,18 @@ def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
         "reasons": pa.array(anomalies["reasons"].tolist(), type=pa.string()),
         "data": pa.array([json.dumps(d) for d in anomalies["data"]], type=pa.string()),
         "incident_id": anomalies["incident_id"].to_numpy(dtype="int64"),
-    })
+    }).select(list(COPY_COLUMNS)))
+
+
+def _copy(session: Session, table_name: str, table: pa.Table) -> None:
+    """COPY ``table`` (its column names are the table's) into ``table_name``, inside the
+    session's transaction; a refusal raises as any other statement's would."""
     buffer = io.BytesIO()
     pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False,
                                                         quoting_style="needed"))
     buffer.seek(0)
-    statement = f"COPY anomalies ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+    statement = (f"COPY {table_name} ({', '.join(table.column_names)}) FROM STDIN "
+                 "WITH (FORMAT csv)")
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
         cursor.copy_expert(statement, buffer)
