@@ -687,8 +687,15 @@ class SensorFeatures:
                 return (f"{metric} median {fmt(center + median * scale)} over the last "
                         f"{self.window} readings, usual {usual}")
             gap = median * self.tod_[metric][hour][1] * scale
-            return (f"{metric} {fmt(abs(gap))} {'above' if gap > 0 else 'below'} its usual "
-                    f"level for the hour over the last {self.window} readings (median)")
+            # Told by the reading's own departure first: at the start of a level shift
+            # the median of the window lags (a 5-degree shift read "0.499 above").
+            usual = center + self.tod_[metric][hour][0] * scale
+            step = actual - usual
+            return (f"{metric} {fmt(actual)}, {fmt(abs(step))} "
+                    f"{'above' if step > 0 else 'below'} its usual {fmt(usual)} at "
+                    f"{hour:02d}:00; the median of the last {self.window} readings "
+                    f"{fmt(abs(gap))} {'above' if gap > 0 else 'below'} the usual for "
+                    "their hours")
         if edges is not None:
             return f"{metric} {fmt(actual)}, usual {_range_words(center, scale, *edges)}"
         return level_phrase(metric, actual, center, scale)

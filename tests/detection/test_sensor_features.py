@@ -524,3 +524,17 @@ def test_a_machine_the_model_never_saw_is_told_so():
     assert told == ["2 machine_id value(s) not in the model's baseline ('E', 'F'): their "
                     "2,880 row(s) are compared with all of its machines together, not with a "
                     "history of their own; train a model that includes them"]
+
+
+def test_a_level_shift_is_told_by_its_size():
+    """The temperature sample's 5-degree level shift read "value 0.499 above its usual
+    level for the hour over the last 30 readings (median)": the window's median lags."""
+    from sample_data import sample_path
+
+    frame = read_csv(sample_path("temperature.csv"))
+    _, result = fit_score(prepare(frame))
+    shifted = result.frame.loc[561:566]  # the labelled level shift (rows 561-566)
+    told = [re.match(r"value [\d.]+, ([\d.]+) above its usual [\d.]+ at \d\d:00", r)
+            for r in shifted["reasons"] if r]
+    assert told and all(told), shifted["reasons"].tolist()
+    assert min(float(m.group(1)) for m in told) >= 4  # the shift is about 5 degrees
