@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     incident_gap_sensor_minutes: float = Field(default=30, gt=0)
     incident_gap_login_minutes: float = Field(default=120, gt=0)
     dashboard_url: str = "http://localhost:8501"
+    # `vigil db prune` without --older-than deletes runs stored more than this many days
+    # ago (reviewed ones kept); empty: only an explicit --older-than prunes.
+    retention_days: int | None = Field(default=None, gt=0)
     # The dashboard shows times in this zone (an IANA name: Europe/Oslo); stored as UTC.
     display_timezone: str = "UTC"
     # HTTP API (`vigil serve`): request bodies above this are refused (413); with a
@@ -75,6 +78,11 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, token: SecretStr | None) -> SecretStr | None:
         return token if token and token.get_secret_value() else None
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _no_retention_when_empty(cls, days: object) -> object:
+        return None if days == "" else days
 
     @field_validator("journal_dir", "alert_outbox_dir")
     @classmethod

@@ -264,6 +264,8 @@ def cmd_db(args: argparse.Namespace) -> int:
         _services().upgrade_database(_vigil())
         echo("database schema is up to date")
         return 0
+    if args.action == "prune":
+        return _prune(args)
     reports = _services().replay(_vigil())
     for report in reports:
         echo(report.message)
@@ -272,6 +274,37 @@ def cmd_db(args: argparse.Namespace) -> int:
           + (f", {len(rejected)} set aside (see the reasons above)" if rejected else
              "; the journal is empty"))
     return EXIT_BAD_INPUT if rejected else 0
+
+
+def _days(text: str) -> float:
+    """An age: ``90d``, ``12w``, ``36h`` or a number of days."""
+    units = {"d": 1, "w": 7, "h": 1 / 24}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "d")
+    try:
+        days = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an age like 90d, 12w or 36h, got {text!r}"
+                                         ) from None
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"an age must be more than 0, got {text!r}")
+    return days
+
+
+def _prune(args: argparse.Namespace) -> int:
+    days = args.older_than or _vigil().settings.retention_days
+    if days is None:
+        raise UsageError("prune what? give --older-than 90d, or set RETENTION_DAYS")
+    done = _services().prune(_vigil(), older_than_days=days,
+                             include_reviewed=args.include_reviewed)
+    echo(f"pruned {done.runs} run(s) stored more than {days:g} days ago: "
+         f"{done.anomalies:,} anomalies, {done.incidents:,} incidents")
+    if done.kept_reviewed:
+        echo(f"kept {len(done.kept_reviewed)} run(s) with reviewed anomalies or incidents "
+             f"({', '.join(map(str, done.kept_reviewed[:10]))}): --include-reviewed "
+             "prunes them too")
+    if done.kept_live:
+        echo(f"kept {len(done.kept_live)} run(s) a live stream writes to")
+    return 0
 
 
 def cmd_alert_test(args: argparse.Namespace) -> int:
@@ -555,8 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     alert_test.add_argument("--to", required=True, help="address(es), comma-separated")
     alert_test.set_defaults(func=cmd_alert_test)
 
-    database = sub.add_parser("db", help="database: upgrade the schema, replay the journal")
-    database.add_argument("action", choices=("upgrade", "replay"))
+    database = sub.add_parser("db", help="database: upgrade the schema, replay the journal, "
+                              "prune old runs")
+    database.add_argument("action", choices=("upgrade", "replay", "prune"))
+    database.add_argument("--older-than", type=_days, metavar="AGE",
+                          help="prune: runs stored longer ago than AGE (90d, 12w, 36h; "
+                               "default RETENTION_DAYS)")
+    database.add_argument("--include-reviewed", action="store_true",
+                          help="prune: runs with reviewed anomalies or incidents too")
     database.set_defaults(func=cmd_db)
     live = sub.add_parser("stream", help="score rows as they arrive (a file, a growing file "
                           "with --follow, or - for standard input) with a registered model")

@@ -68,6 +68,7 @@ from app.services.models import (
 )
 from app.services.operations import (
     health,
+    prune,
     upgrade_database,
 )
 from app.services.reviews import (
@@ -157,6 +158,7 @@ __all__ = [
     "needs_first_admin",
     "notification_log",
     "notify",
+    "prune",
     "Routing",
     "alert_routing",
     "set_alert_routing",

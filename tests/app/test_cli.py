@@ -167,6 +167,44 @@ def test_a_named_model_is_listed_and_chosen_by_its_name(tmp_path):
     assert "no model with version or name 'lifts' (known: pumps (" in unknown.stderr
 
 
+def test_db_prune_deletes_old_runs_by_age_or_the_retention_setting(tmp_path):
+    """The database only grew: nothing deleted old runs."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from storage import db
+    from storage.schema import DetectionRun
+
+    for name in ("temperature.csv", "elevators.csv"):
+        saved = vigil("score", sample_path(name), "--save", "--out", os.devnull,
+                      tmp_path=tmp_path)
+        assert saved.returncode == 0, saved.stderr
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    with engine.begin() as conn:  # the first run was stored 100 days ago
+        conn.execute(update(DetectionRun).where(DetectionRun.id == 1).values(
+            created_at=datetime.now(UTC) - timedelta(days=100)))
+    engine.dispose()
+    asked = vigil("db", "prune", tmp_path=tmp_path)
+    assert asked.returncode == 2
+    assert "prune what? give --older-than 90d, or set RETENTION_DAYS" in asked.stderr
+    bad = vigil("db", "prune", "--older-than", "soon", tmp_path=tmp_path)
+    assert bad.returncode == 2 and "expected an age like 90d" in bad.stderr
+    kept = vigil("db", "prune", "--older-than", "101d", tmp_path=tmp_path)
+    assert kept.stdout.startswith("pruned 0 run(s)")
+    pruned = vigil("db", "prune", tmp_path=tmp_path, env={"RETENTION_DAYS": "90"})
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith("pruned 1 run(s) stored more than 90 days ago: ")
+    listed = vigil("runs", tmp_path=tmp_path).stdout
+    assert "elevators.csv" in listed and "temperature.csv" not in listed
+    from storage import audit
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    events = audit.events(engine, action="db.prune")
+    engine.dispose()
+    assert len(events) == 2 and events.iloc[0]["after"]["runs"] == 1
+
+
 def test_unreachable_database_is_one_error_line(tmp_path):
     run = vigil("runs", tmp_path=tmp_path, env={"DATABASE_URL": "postgresql://x@127.0.0.1:1/v"})
     assert run.returncode == 2

@@ -17,7 +17,8 @@ action = right.selectbox("What", ["(all)", "run.save", "anomaly.review", "incide
                                   "model.train", "model.activate", "model.rollback",
                                   "user.add", "user.password", "user.disable", "user.enable",
                                   "user.sign_in", "user.sign_in_refused", "user.lockout",
-                                  "user.sign_out", "token.add", "token.revoke"])
+                                  "user.sign_out", "token.add", "token.revoke", "alert.routing",
+                                  "db.prune"])
 with ui.user_errors():
     events = services.audit_log(vigil, actor=actor or None,
                                 action=None if action == "(all)" else action)
