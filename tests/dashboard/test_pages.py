@@ -776,3 +776,15 @@ def test_admins_set_who_receives_alerts_on_the_alerts_page(stored_run):
     next(b for b in at.button if b.label == "Save").click().run()
     assert any("must be e-mail addresses" in e for e in shown(at.error))
     assert services.alert_routing(Vigil()).to_maintenance == "lifts@x.org, night@x.org"
+
+
+def test_analyze_gives_the_worst_rows_reasons_in_full(dashboard_env):
+    """The reasons column cut long reasons at the table's width."""
+    at = analyze_sample("elevators.csv")
+    top = at.dataframe[-1].value.sort_values("anomaly_score", ascending=False)
+    (why,) = [e for e in at.expander if e.label.startswith("Why, in full")]
+    said = shown(why.markdown)
+    assert len(said) == 5
+    assert said[0].endswith(str(top["reasons"].iloc[0]))
+    assert said[0].startswith(f"**{top['anomaly_score'].iloc[0]:.1f}** "
+                              f"{top['severity'].iloc[0]}, row {top.index[0]}: ")

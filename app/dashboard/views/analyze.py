@@ -12,6 +12,7 @@ from detection.model import DEFAULT_CONTAMINATION
 from sample_data import SAMPLES, sample_path
 
 vigil = ui.vigil()
+WHY_ROWS = 5
 
 UPLOAD_LIMIT_MB = st.get_option("server.maxUploadSize")
 DETECTOR_LABELS = {"isolation_forest": "IsolationForest (default)",
@@ -164,6 +165,11 @@ if metrics:
 top = analysis.top.drop(columns="is_anomaly")  # every one is flagged
 first = ["anomaly_score", "severity", "reasons"]  # why, before a wide file's own columns
 ui.anomaly_table(top[first + [c for c in top.columns if c not in first]])
+if len(top):  # a table cell cuts a long reason: the worst rows' reasons in full
+    with st.expander(f"Why, in full: the {min(len(top), WHY_ROWS)} highest scores"):
+        for row in top.head(WHY_ROWS).itertuples():
+            st.markdown(f"**{row.anomaly_score:.1f}** {row.severity}, row {row.Index}: "
+                        f"{markdown(row.reasons)}")
 
 save_col, alert_col = st.columns(2)
 saved = st.session_state.setdefault("saved", {})
