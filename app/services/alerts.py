@@ -129,7 +129,8 @@ def _addresses(value: str, team: str) -> list[str]:
     return found
 
 
-def _digest(settings: Settings, session: Session, parts: list[tuple[int, list[int]]]) -> Digest:
+def _digest(settings: Settings, session: Session, parts: list[tuple[int, list[int]]],
+            route: Routing) -> Digest:
     """The digest of (run id, anomaly ids) parts, the run it is for first."""
     ids = [i for _, part_ids in parts for i in part_ids]
     found = anomalies.query_anomalies(session, filters=AnomalyFilter(ids=ids), limit=None,
@@ -146,8 +147,8 @@ def _digest(settings: Settings, session: Session, parts: list[tuple[int, list[in
     found_incidents = incidents.query_incidents(
         session, filters=IncidentFilter(ids=found["incident_id"].dropna().unique().tolist()),
         limit=None)
-    return Digest(summaries, found, settings.dashboard_url,
-                  _routing(settings, session).min_severity, notes, incidents=found_incidents)
+    return Digest(summaries, found, settings.dashboard_url, route.min_severity, notes,
+                  incidents=found_incidents)
 
 
 def notify(vigil: Vigil, run_id: int) -> AlertReport:
@@ -168,7 +169,7 @@ def notify(vigil: Vigil, run_id: int) -> AlertReport:
         if not ids:
             return AlertReport("skipped", f"No alert sent: run {run_id} has no open anomaly "
                                           f"at {route.min_severity} severity or above.")
-        claimed = _claim(settings, session, run, ids, f"Run {run_id}'s alert",
+        claimed = _claim(settings, session, route, run, ids, f"Run {run_id}'s alert",
                          lambda to: policy.dedupe_key(run_id, to))
     return _send(vigil, claimed)
 
@@ -184,7 +185,8 @@ def notify_incident(vigil: Vigil, incident_id: int) -> AlertReport:
         if found.empty:
             raise StorageError(f"no stored incident with id {incident_id}")
         incident = found.iloc[0]
-        if incident["severity"] not in _routing(settings, session).severities \
+        route = _routing(settings, session)
+        if incident["severity"] not in route.severities \
                 or incident["review_status"] in CLOSED_STATUSES:
             return AlertReport("skipped", f"No alert sent: incident {incident_id} is "
                                           f"{incident['severity']}, {incident['review_status']}.")
@@ -192,17 +194,17 @@ def notify_incident(vigil: Vigil, incident_id: int) -> AlertReport:
         ids = anomalies.query_anomalies(session, filters=AnomalyFilter(
             incident_ids=[incident_id]), limit=None)["id"].tolist()
         claimed = _claim(
-            settings, session, run, ids, f"Incident {incident_id}'s alert",
+            settings, session, route, run, ids, f"Incident {incident_id}'s alert",
             lambda to: policy.incident_dedupe_key(incident_id, incident["severity"], to))
     return _send(vigil, claimed)
 
 
-def _claim(settings: Settings, session: Session, run: DetectionRun, ids: list[int], what: str,
-           dedupe: Callable[[list[str]], str]) -> _Claimed | AlertReport:
+def _claim(settings: Settings, session: Session, route: Routing, run: DetectionRun,
+           ids: list[int], what: str, dedupe: Callable[[list[str]], str]
+           ) -> _Claimed | AlertReport:
     """Claim the digest of ``ids`` (anomalies of ``run``) for sending, with its subject;
     or say why not: nobody to send to, claimed before, or held back by the hourly limit."""
     team = policy.team_for(run.profile)
-    route = _routing(settings, session)
     recipients = policy.recipients_for(run.profile, security=route.to_security,
                                        maintenance=route.to_maintenance)
     if not recipients:
@@ -228,12 +230,13 @@ def _claim(settings: Settings, session: Session, run: DetectionRun, ids: list[in
                            f"{settings.alert_max_per_hour} emails in the last hour. It joins "
                            "the next digest.", row.id)
     rows = [row, *notifications.held_back(session, recipients=group, exclude_id=row.id)]
-    return _claimed(settings, session, rows, recipients, team)
+    return _claimed(settings, session, route, rows, recipients, team)
 
 
-def _claimed(settings: Settings, session: Session, rows: list[AlertNotification],
-             recipients: list[str], team: str) -> _Claimed:
-    digest = _digest(settings, session, [(row.run_id, row.anomaly_ids) for row in rows])
+def _claimed(settings: Settings, session: Session, route: Routing,
+             rows: list[AlertNotification], recipients: list[str], team: str) -> _Claimed:
+    digest = _digest(settings, session, [(row.run_id, row.anomaly_ids) for row in rows],
+                     route)
     notifications.set_subject(session, notification_id=rows[0].id, subject=subject(digest))
     return _Claimed(rows, digest, recipients, team)
 
@@ -280,8 +283,8 @@ def retry_failed(vigil: Vigil) -> list[AlertReport]:
     for row in notifications.notifications(vigil.engine, status="failed"):
         with vigil.unit() as session:
             run = runs.get_run(session, run_id=row.run_id)
-            claimed = _claimed(vigil.settings, session, [row], row.recipients.split(","),
-                               policy.team_for(run.profile))
+            claimed = _claimed(vigil.settings, session, _routing(vigil.settings, session),
+                               [row], row.recipients.split(","), policy.team_for(run.profile))
         reports.append(_send(vigil, claimed))
     return reports
 
@@ -313,7 +316,7 @@ def preview_digest(vigil: Vigil, run_id: int) -> tuple[str, str]:
     vigil.require("admin")
     settings = vigil.settings
     with vigil.unit() as session:
-        ids = anomalies.open_anomaly_ids(
-            session, run_id=run_id, severities=_routing(settings, session).severities)
-        digest = _digest(settings, session, [(run_id, ids)])
+        route = _routing(settings, session)
+        ids = anomalies.open_anomaly_ids(session, run_id=run_id, severities=route.severities)
+        digest = _digest(settings, session, [(run_id, ids)], route)
     return subject(digest), render_html(digest)
