@@ -1,3 +1,4 @@
 from app.cli.main import run
 
-run()
+if __name__ == "__main__":  # not when a worker process of a local cluster imports it
+    run()

@@ -7,6 +7,7 @@ Kept apart from ``app.services`` so that ``vigil score`` without ``--save`` or
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,11 +17,17 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from detection import Dataset, Model, ScoredFrame, fit, fit_score, prepare, read_csv
+from detection import Dataset, Model, ScoredFrame, fit, fit_score, prepare
 from detection.envelope import STALE_WARNING, Drift
+from detection.errors import DetectionError
 from detection.export import write_csv
-from detection.reading import Source, read_pieces
+from detection.reading import Source, read_pieces, read_table
 from detection.stream import StreamScorer
+
+
+class DatasetError(DetectionError):
+    """A folder or glob that names no data file, or files that do not make one table."""
+
 
 # Rows read, scored and written at a time when a registered model scores a sensor or
 # generic file: the memory of a quarter-million-row file, whatever the file's size.
@@ -32,10 +39,69 @@ def file_sha256(source: Source) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_dataset(source: Source, *, profile: str = "auto",
+# -- datasets: a file, or a folder or glob of CSV and Parquet files read as one -------
+DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".txt")
+
+
+def dataset_files(spec: str | Path) -> list[Path]:
+    """The files ``spec`` names: a file; a folder (its CSV and Parquet files, by name); or
+    a glob (``logs/2026-*.parquet``), in name order."""
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+        if not found:
+            raise DatasetError(f"{spec}: no CSV or Parquet files in this folder")
+        return found
+    if any(c in str(spec) for c in "*?["):
+        found = sorted(Path(p) for p in glob.glob(str(spec)) if Path(p).is_file())
+        if not found:
+            raise DatasetError(f"{spec}: no file matches")
+        return found
+    raise DatasetError(f"{spec}: no such file or folder")
+
+
+def dataset_sha256(files: list[Path]) -> str:
+    """A dataset's hash: of its files' hashes in order (one file: the file's own)."""
+    if len(files) == 1:
+        return file_sha256(files[0])
+    return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest()
+
+
+def dataset_name(spec: str | Path, files: list[Path]) -> str:
+    return files[0].name if len(files) == 1 else str(spec)
+
+
+def read_files(files: list[Path]) -> pd.DataFrame:
+    """Files read one after the other as one table: row numbers continue from file to
+    file, a file's warnings name it; each must have the first file's columns."""
+    frames, warnings, before = [], [], 0
+    for path in files:
+        frame = read_table(path)
+        if frames and set(frame.columns) != set(frames[0].columns):
+            raise DatasetError(f"{path.name}: its columns ({', '.join(map(str, frame.columns))})"
+                               f" differ from {files[0].name}'s "
+                               f"({', '.join(map(str, frames[0].columns))})")
+        if frames:
+            frame = frame[list(frames[0].columns)]
+        warnings += [f"{path.name}: {w}" if len(files) > 1 else w
+                     for w in frame.attrs.pop("warnings", ())]
+        frame.index = frame.index + before
+        before = int(frame.index[-1]) if len(frame) else before
+        frames.append(frame)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames)
+    frame.attrs["warnings"] = warnings
+    return frame
+
+
+def read_dataset(source: Source | list[Path], *, profile: str = "auto",
                  columns: dict[str, str | None] | None = None) -> Dataset:
-    """Read and validate a CSV (path, bytes or binary file)."""
-    return prepare(read_csv(source), profile=profile, columns=columns)
+    """Read and validate a CSV or Parquet file (path, bytes or binary file), or the files
+    of a dataset (:func:`dataset_files`) as one."""
+    frame = read_files(source) if isinstance(source, list) else read_table(source)
+    return prepare(frame, profile=profile, columns=columns)
 
 
 def analyze(dataset: Dataset, *, model: Model | None = None,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # `vigil db prune` without --older-than deletes runs stored more than this many days
     # ago (reviewed ones kept); empty: only an explicit --older-than prunes.
     retention_days: int | None = Field(default=None, gt=0)
+    # `--engine dask` runs on the Dask scheduler at this address (tcp://scheduler:8786);
+    # empty: on a local cluster of worker processes on this machine.
+    dask_scheduler: str = ""
     # The dashboard shows times in this zone (an IANA name: Europe/Oslo); stored as UTC.
     display_timezone: str = "UTC"
     # HTTP API (`vigil serve`): request bodies above this are refused (413); with a

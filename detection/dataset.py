@@ -197,7 +197,11 @@ def _day_first(text: pd.Series) -> bool:
 def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
     """Parse dates (ISO, common formats, epoch seconds, milli-, micro- or nanoseconds) to
     naive UTC."""
-    if pd.api.types.is_numeric_dtype(values):
+    if isinstance(values.dtype, pd.DatetimeTZDtype):  # a Parquet file's own times
+        parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_dtype(values):
+        parsed = values
+    elif pd.api.types.is_numeric_dtype(values):
         # Epoch time as loggers and InfluxDB write it: the unit by the magnitude (today is
         # 1.7e9 seconds, 1.7e18 nanoseconds); a number no unit makes a date is no date.
         size = values.abs().median()

@@ -170,6 +170,60 @@ def holds_values(line: bytes) -> bool:
     return header_names(_header(io.BytesIO(line), encoding, delimiter)) is not None
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
+def is_parquet(source: Source) -> bool:
+    """Whether ``source`` (a path, bytes or a seekable binary file) is a Parquet file: by
+    its first bytes, whatever its name says."""
+    if isinstance(source, bytes):
+        return source[:4] == PARQUET_MAGIC
+    if isinstance(source, str | Path):
+        with open(source, "rb") as raw:
+            return raw.read(4) == PARQUET_MAGIC
+    where = source.tell()
+    head = source.read(4)
+    source.seek(where)
+    return head == PARQUET_MAGIC
+
+
+def _parquet_file(source: Source):
+    import pyarrow.parquet as pq
+
+    raw = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        return pq.ParquetFile(raw)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise MalformedCsvError(f"the Parquet file cannot be read: {exc}") from None
+
+
+def _parquet_frame(table, before: int) -> pd.DataFrame:
+    """A Parquet table's rows as :func:`read_csv` gives a CSV's: columns with their own
+    types (no text parsed), names stripped, the index the data row numbers from 1."""
+    frame = table.to_pandas(ignore_metadata=True, split_blocks=True, self_destruct=True)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if len(set(frame.columns)) < len(frame.columns):
+        seen = [c for c in frame.columns if list(frame.columns).count(c) > 1]
+        raise DuplicateColumnError(f"column {seen[0]!r} appears more than once")
+    frame.index = pd.RangeIndex(before + 1, before + len(frame) + 1, name="row")
+    return frame.dropna(how="all")
+
+
+def read_parquet(source: Source) -> pd.DataFrame:
+    """Read a Parquet file (path, bytes or binary file) as :func:`read_csv` reads a CSV."""
+    frame = _parquet_frame(_parquet_file(source).read(), 0)
+    if frame.empty:
+        raise EmptyFileError("the Parquet file has no data rows")
+    return frame
+
+
+def read_table(source: Source) -> pd.DataFrame:
+    """A CSV or a Parquet file, told apart by its first bytes."""
+    if not isinstance(source, str | Path | bytes):
+        source = _read_bytes(source)
+    return read_parquet(source) if is_parquet(source) else read_csv(source)
+
+
 def read_csv(source: Source) -> pd.DataFrame:
     """Read a CSV from a path, bytes or a binary file object.
 
@@ -217,6 +271,10 @@ def read_pieces(source: str | Path | bytes, rows: int) -> Iterator[pd.DataFrame]
     another is read as each piece has it (the scoring treats text in a numeric column
     as missing either way).
     """
+    if is_parquet(source):
+        yield from _parquet_pieces(source, rows)
+        return
+
     def opened() -> BinaryIO:
         return io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
 
@@ -243,6 +301,20 @@ def read_pieces(source: str | Path | bytes, rows: int) -> Iterator[pd.DataFrame]
         raise _malformed(exc, delimiter, names) from None
     if done == 0:
         raise EmptyFileError("the file has a header but no data rows")
+
+
+def _parquet_pieces(source: str | Path | bytes, rows: int) -> Iterator[pd.DataFrame]:
+    """A Parquet file ``rows`` rows at a time (its own types, row numbers continuing)."""
+    done = 0
+    import pyarrow as pa
+
+    for batch in _parquet_file(source).iter_batches(batch_size=rows):
+        piece = _parquet_frame(pa.Table.from_batches([batch]), done)
+        done += batch.num_rows
+        if not piece.empty:
+            yield piece
+    if done == 0:
+        raise EmptyFileError("the Parquet file has no data rows")
 
 
 def _has_visible(raw: BinaryIO) -> bool:

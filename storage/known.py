@@ -67,6 +67,15 @@ def for_users(bind: Bind, users: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user_name", "key", "value"])
 
 
+def every_known(bind: Bind) -> pd.DataFrame:
+    """Every known value (a dataset's users are not listed before it is read): columns
+    ``user_name``, ``key``, ``value``."""
+    with transaction(bind) as session:
+        rows = session.execute(
+            select(KnownValue.user_name, KnownValue.key, KnownValue.value)).all()
+    return pd.DataFrame(rows, columns=["user_name", "key", "value"])
+
+
 def list_known(bind: Bind, *, limit: int = 1000) -> pd.DataFrame:
     """The latest known values, newest first, columns :data:`KNOWN_COLUMNS`."""
     query = (select(*(getattr(KnownValue, c) for c in KNOWN_COLUMNS))

@@ -425,3 +425,22 @@ class RunInput(Base):
     row_count: Mapped[int] = mapped_column(Integer, comment="Data rows kept.")
     content: Mapped[bytes] = mapped_column(
         LargeBinary, comment="The file's rows (Parquet, zstd; the index is the row number).")
+
+
+class RunPartition(Base):
+    __tablename__ = "run_partitions"
+    __table_args__ = (
+        {"comment": "The partitions of a run scored on a cluster (`--engine dask --save`) "
+                    "whose anomalies are stored: a partition is stored once, however often "
+                    "a retried worker scores it."},
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("detection_runs.id", ondelete="CASCADE"), primary_key=True,
+        comment="detection_runs.id.")
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True,
+                                           comment="Partition number, from 0.")
+    row_count: Mapped[int] = mapped_column(Integer, comment="Rows the partition scored.")
+    anomaly_count: Mapped[int] = mapped_column(Integer, comment="Rows it flagged.")
+    saved_at: Mapped[datetime] = mapped_column(
+        Timestamp, server_default=func.current_timestamp(), comment="When (UTC).")

@@ -95,6 +95,16 @@ def _add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--multiplier", type=float, help="flag beyond this many std (zscore)")
 
 
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("local", "dask"), default="local",
+                        help="dask: on the Dask cluster DASK_SCHEDULER names, else a local "
+                             "one; rows are dealt into partitions by machine or user")
+    parser.add_argument("--workers", type=_count, default=2,
+                        help="--engine dask without DASK_SCHEDULER: local worker processes")
+    parser.add_argument("--partitions", type=_count,
+                        help="--engine dask: partitions (default: 4 per worker)")
+
+
 def _count(text: str) -> int:
     """A ``--limit``: a whole number of at least 1."""
     try:
@@ -123,6 +133,13 @@ def _input(path: str) -> Path:
     return p
 
 
+def _dataset(spec: str) -> list[Path]:
+    """The files a command's input names: a file, a folder or a glob."""
+    from app import scoring
+
+    return scoring.dataset_files(spec)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from app import scoring
     from detection.export import write_csv
@@ -130,7 +147,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     params = _detector_params(args)
     if args.alert and not args.save:
         raise UsageError("--alert needs --save: an alert is sent for a stored run")
-    path = _input(args.input)
+    files = _dataset(args.input)
+    if args.engine == "dask":
+        return _score_on_cluster(args, files, params)
+    path = files[0]
     _preload_forest(args)
     model = None
     if args.learn and not args.model:
@@ -144,9 +164,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         model.check_profile(first.profile)
         if args.learn and model.profile != "sensor":
             raise UsageError(f"--learn scores sensor files; this model scores {model.profile}")
-        if not args.save and scoring.scores_in_pieces(model, first.profile):
+        if not args.save and len(files) == 1 and scoring.scores_in_pieces(model, first.profile):
             return _score_in_pieces(path, model, args.out, learn=args.learn)
-    dataset = scoring.read_dataset(path, profile=args.profile)
+    dataset = scoring.read_dataset(files, profile=args.profile)
     if dataset.profile == "login":  # what reviews made known: the only database read
         dataset = _services().with_known(_vigil(), dataset)
     result = scoring.analyze(dataset, model=model, detector=args.detector, **params)
@@ -162,17 +182,101 @@ def cmd_score(args: argparse.Namespace) -> int:
     echo(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
           f"{result.threshold_note}", err=True)
     if args.save:
-        report = _services().save(_vigil(), result, source_name=path.name,
-                               file_sha256=scoring.file_sha256(path))
-        echo(report.message, err=True)
-        if not report.stored:
-            return EXIT_NOT_STORED
-        if args.alert:
-            alert = _services().notify(_vigil(), report.run_id)
-            echo(alert.message, err=True)
-            if alert.status == "failed":
-                return EXIT_NOT_SENT
+        report = _services().save(_vigil(), result,
+                                  source_name=scoring.dataset_name(args.input, files),
+                                  file_sha256=scoring.dataset_sha256(files))
+        return _stored(args, report)
     return 0
+
+
+def _stored(args: argparse.Namespace, report) -> int:
+    """Say how a save went, and send the run's alert when asked."""
+    echo(report.message, err=True)
+    if not report.stored:
+        return EXIT_NOT_STORED
+    if args.alert:
+        alert = _services().notify(_vigil(), report.run_id)
+        echo(alert.message, err=True)
+        if alert.status == "failed":
+            return EXIT_NOT_SENT
+    return 0
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace):
+    """A Dask client (DASK_SCHEDULER's, else a local cluster of --workers processes),
+    with its dashboard's address said."""
+    from app import cluster
+    from app.settings import get_settings
+
+    scheduler = get_settings().dask_scheduler
+    with cluster.connect(scheduler, workers=args.workers) as client:
+        where = scheduler or f"a local cluster of {args.workers} worker processes"
+        echo(f"dask: {where}; dashboard {cluster.dashboard(client) or '(none)'}", err=True)
+        yield client
+
+
+def _cluster_plan(args: argparse.Namespace, files: list[Path], client):
+    from app import cluster
+
+    workers = len(client.scheduler_info(n_workers=-1)["workers"]) or args.workers
+    return cluster.plan(files, profile=args.profile,
+                        partitions=args.partitions or workers * cluster.PARTITIONS_PER_WORKER)
+
+
+def _score_on_cluster(args: argparse.Namespace, files: list[Path], params: dict) -> int:
+    """`vigil score DATASET --engine dask`: partitions scored on the cluster, written to
+    --out (Parquet, a file each) and stored with --save."""
+    from app import cluster, scoring
+
+    if not args.out and not args.save:
+        raise UsageError("--engine dask writes its rows to --out DIR (a Parquet file a "
+                         "partition) or stores its anomalies with --save: give one or both")
+    if args.learn:
+        raise UsageError("--learn scores one file as a live stream; not with --engine dask")
+    if args.out and Path(args.out).is_file():
+        raise UsageError(f"--out {args.out}: with --engine dask, a folder (this is a file)")
+    source_name = scoring.dataset_name(args.input, files)
+    with _cluster(args) as client:
+        plan = _cluster_plan(args, files, client)
+        if args.model:
+            model = _services().resolve_model(_vigil(), args.model, profile=plan.profile)
+            model.check_profile(plan.profile)
+        else:
+            model = cluster.train(client, plan, normal=False, detector=args.detector,
+                                  progress=lambda line: echo(line, err=True), **params)
+        known = None
+        if plan.profile == "login":
+            known = _services().every_known(_vigil())
+        begin = None
+        if args.save:
+            head = model.score(scoring.first_piece(files[0], profile=plan.profile,
+                                                   columns=plan.columns, rows=50))
+            if not args.model:
+                head.model_version = None  # the model exists only for this dataset
+
+            def begin(sha: str) -> cluster.Saving:
+                begun = _services().begin_partitioned(_vigil(), head, source_name=source_name,
+                                                      file_sha256=sha)
+                return cluster.Saving(
+                    str(_vigil().settings.database_url), begun.run_id, source_name, sha,
+                    _vigil().settings.incident_gap_minutes(plan.profile), begun.complete)
+        done = cluster.score(client, plan, model, out=args.out, begin_saving=begin,
+                             known=known, progress=lambda line: echo(line, err=True))
+    for warning in done.warnings:
+        echo(f"warning: {warning}", err=True)
+    echo(f"{done.rows} rows scored ({plan.profile}) in {plan.partitions} partitions, "
+         f"{done.flagged} flagged." + (f" Rows with their scores: {args.out}/part-*.parquet"
+                                       if args.out else ""), err=True)
+    if not args.save:
+        return 0
+    if done.already:
+        return _stored(args, _services().SaveReport(
+            done.run_id, False, message=f"Already stored as run {done.run_id}: nothing was "
+                                        "added."))
+    return _stored(args, _services().finish_partitioned(
+        _vigil(), done.run_id, total_rows=done.rows, warnings=done.warnings,
+        score_histogram=cluster.score_histogram(done)))
 
 
 def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool) -> int:
@@ -209,18 +313,39 @@ def cmd_train(args: argparse.Namespace) -> int:
             detector=args.detector, activate=args.activate, name=args.name, **params)
         echo(f"trained on runs {', '.join(map(str, meta['runs']))}: "
              f"{meta['left_out']} row(s) reviewed as confirmed left out")
+    elif args.engine == "dask":
+        meta = _train_on_cluster(args, _dataset(args.baseline), params)
     else:
-        path = _input(args.baseline)
-        dataset = scoring.read_dataset(path, profile=args.profile)
+        files = _dataset(args.baseline)
+        dataset = scoring.read_dataset(files, profile=args.profile)
         meta = _services().train(_vigil(), dataset, detector=args.detector,
-                                 source_name=path.name, activate=args.activate,
-                                 name=args.name, **params)
+                                 source_name=scoring.dataset_name(args.baseline, files),
+                                 activate=args.activate, name=args.name, **params)
     echo(f"trained {meta['detector']} on {meta['training_rows']} {meta['profile']} rows, "
           f"{len(meta['features'])} features{' (active)' if meta['is_active'] else ''}")
     echo(f"model version {meta['version']}"
          + (f" ({meta['name']}: --model {meta['name']} takes its newest version)"
             if meta["name"] else ""))
     return 0
+
+
+def _train_on_cluster(args: argparse.Namespace, files: list[Path], params: dict) -> dict:
+    """`vigil train DATASET --engine dask`: fitted on a sample drawn across the
+    partitions (every row of a dataset of up to a million), deterministic for --seed."""
+    from app import cluster, scoring
+    from detection import prepare
+
+    with _cluster(args) as client:
+        plan = _cluster_plan(args, files, client)
+        frame, sample = cluster.sample(client, plan, seed=args.seed,
+                                       progress=lambda line: echo(line, err=True))
+    dataset = prepare(frame, profile=plan.profile, columns=plan.columns)
+    meta = _services().train(_vigil(), dataset, detector=args.detector,
+                             source_name=scoring.dataset_name(args.baseline, files),
+                             activate=args.activate, name=args.name, sample=sample, **params)
+    echo(f"sample: {sample['rows']:,} of {sample['of']:,} rows ({sample['drawn']}, "
+         f"seed {sample['seed']})")
+    return meta
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -537,7 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     score = sub.add_parser("score", help="score a CSV and write it with the score columns")
-    score.add_argument("input")
+    score.add_argument("input", help="a CSV or Parquet file, or a folder or glob of them "
+                       "read as one dataset")
     _add_detector_options(score)
     score.add_argument("--model", help="a registered model's version, or 'active' "
                        "(default: fit on the input)")
@@ -549,11 +675,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--save", action="store_true", help="store the run and its anomalies")
     score.add_argument("--alert", action="store_true",
                        help="email the run's digest to its team (with --save)")
+    _add_engine_options(score)
     score.set_defaults(func=cmd_score)
 
     train = sub.add_parser("train", help="fit a model on a baseline of normal history: a "
                            "file, or the rows of stored runs")
-    train.add_argument("baseline", nargs="?", help="a CSV of normal history")
+    train.add_argument("baseline", nargs="?", help="normal history: a CSV or Parquet file, "
+                       "or a folder or glob of them")
     train.add_argument("--from-runs", type=_count, nargs="+", metavar="RUN",
                        help="train on the rows these stored sensor or generic runs kept, "
                             "without the rows reviewed as confirmed")
@@ -565,6 +693,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="make it the active model of its profile")
     train.add_argument("--name", help="what the model is for (pumps, lifts-east): "
                                       "--model NAME then takes its newest version")
+    _add_engine_options(train)
+    train.add_argument("--seed", type=int, default=0,
+                       help="--engine dask: the sample a big dataset trains on (the same "
+                            "seed, the same sample)")
     train.set_defaults(func=cmd_train)
 
     models = sub.add_parser("models", help="list registered models, activate, roll back")

@@ -48,6 +48,7 @@ from app.services.analysis import (
     Preview,
     analyze,
     analyze_upload,
+    every_known,
     inspect_upload,
     prepare_run,
     preview,
@@ -85,6 +86,8 @@ from app.services.reviews import (
 )
 from app.services.runs import (
     SaveReport,
+    begin_partitioned,
+    finish_partitioned,
     get_run,
     list_runs,
     replay,
@@ -181,6 +184,9 @@ __all__ = [
     "run_histogram",
     "run_series",
     "runs_to_train_from",
+    "every_known",
+    "begin_partitioned",
+    "finish_partitioned",
     "save",
     "score_rows",
     "send_test_email",

@@ -67,6 +67,13 @@ def with_known(vigil: Vigil, dataset: Dataset) -> Dataset:
     return replace(dataset, known=found.rename(columns={"user_name": "user"}))
 
 
+def every_known(vigil: Vigil) -> pd.DataFrame:
+    """Every value analysts marked as normal for its user (columns user, key, value): a
+    dataset scored on a cluster hands each partition its users' (``with_known``)."""
+    vigil.require("viewer")
+    return known.every_known(vigil.engine).rename(columns={"user_name": "user"})
+
+
 def prepare_run(vigil: Vigil, result: ScoredFrame, *, source_name: str,
                 file_sha256: str) -> RunToSave:
     """What a save stores of a scored file: flagged rows (grouped into incidents when

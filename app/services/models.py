@@ -18,13 +18,16 @@ RUN_PROFILES = run_inputs.PROFILES  # the profiles whose saved runs keep their r
 
 def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
           source_name: str | None = None, activate: bool = False, name: str | None = None,
-          **params) -> dict:
+          sample: dict | None = None, **params) -> dict:
     """Fit a model on a baseline of normal history and register it (``name``: what it is
-    for; ``--model NAME`` then takes its newest version)."""
+    for; ``--model NAME`` then takes its newest version; ``sample``: the baseline is a
+    sample of a dataset, drawn as this says, kept in the model's metadata)."""
     actor = vigil.require("admin")
     if name is not None:
         registry.check_name(name)  # before the fit, not after a minute of it
     model = fit(dataset, detector=detector, **params)
+    if sample is not None:
+        model.metadata["sample"] = sample
     with vigil.unit() as session:
         meta = registry.save_model(session, model=model, source_name=source_name,
                                    activate=activate, name=name)

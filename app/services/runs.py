@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +15,7 @@ from app.vigil import Vigil
 from detection import ScoredFrame
 from storage import (
     journal,
+    partitions,
     runs,
 )
 from storage.errors import DatabaseError, JournalError, RefusedValueError
@@ -61,6 +62,28 @@ def store(vigil: Vigil, run: RunToSave) -> SaveReport:
             f"lost: it waits in {entry} and `vigil db replay` stores it once the database "
             "is back."))
     return _report(outcome)
+
+
+def begin_partitioned(vigil: Vigil, head: ScoredFrame, *, source_name: str,
+                      file_sha256: str) -> partitions.Begun:
+    """Begin storing a dataset scored partition by partition (on a cluster): the run's
+    row, from ``head`` (a few of its rows scored as the rest will be), status scoring."""
+    vigil.require("analyst")
+    header = RunToSave.from_result(
+        head, source_name=source_name, file_sha256=file_sha256,
+        incident_gap_minutes=vigil.settings.incident_gap_minutes(head.profile))
+    return partitions.begin(vigil.engine, replace(
+        header, anomalies=header.anomalies.iloc[:0], total_rows=0, warnings=[],
+        drift_share=None, drift_feature=None))
+
+
+def finish_partitioned(vigil: Vigil, run_id: int, *, total_rows: int, warnings: list[str],
+                       score_histogram: list | None) -> SaveReport:
+    """A run stored partition by partition made complete (see storage.partitions)."""
+    actor = vigil.require("analyst")
+    partitions.finish(vigil.engine, run_id, total_rows=total_rows,
+                      warnings=warnings, score_histogram=score_histogram, actor=actor.name)
+    return SaveReport(run_id, True, message=f"Stored as run {run_id}.")
 
 
 def _report(outcome: SaveOutcome) -> SaveReport:

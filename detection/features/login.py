@@ -346,12 +346,43 @@ class LoginFeatures:
         self.feature_scale_ = np.where(spread > 0, spread, 1e-3)
         return features
 
-    def transform(self, dataset: Dataset) -> FeatureSet:
+    def transform(self, dataset: Dataset, others: Dataset | None = None) -> FeatureSet:
+        """Features of ``dataset``'s events after the model's history. ``others``: the
+        events of other users that a part of a bigger file holding only some users needs
+        to be scored as the whole file is (:meth:`population`), with their row numbers in
+        that file; ``dataset``'s rows are numbered in it too."""
         events = self._events(dataset)
-        features = self._with_numbers(dataset, events, self._features(
-            events, history=self.history_, known=dataset.known))
-        features.warnings = self._user_warnings(dataset, events["user"])
+        own = None
+        if others is not None and len(others):
+            theirs = self._events(others)
+            theirs = theirs[~theirs["user"].isin(events["user"].unique())]
+            both = pd.concat([events, theirs]).sort_index(kind="stable")
+            own = both.index.isin(events.index)
+            events = both
+        features = self._with_numbers(dataset, events[own] if own is not None else events,
+                                      self._features(events, history=self.history_,
+                                                     known=dataset.known, own=own))
+        features.warnings = self._user_warnings(
+            dataset, events["user"] if own is None else events["user"][own])
         return features
+
+    def population(self, dataset: Dataset) -> np.ndarray:
+        """The rows (positions) of ``dataset`` that other users' scores can depend on:
+        every failure (the spray count), each user's first row (users are numbered in the
+        order they appear) and the first successful login with each value no one may have
+        used before (``unseen_``). A part of a file holding some users, scored with the
+        other parts' such rows (``transform(part, others)``), scores as the whole file."""
+        events = self._events(dataset)
+        ok = ~events["failed"].to_numpy(dtype=bool)
+        keep = ~ok | ~events["user"].duplicated().to_numpy()
+        by_time = np.argsort(events["time"].to_numpy(), kind="stable")
+        for key in getattr(self, "unseen_", ()):
+            value = events[key].iloc[by_time]
+            good = ok[by_time] & value.notna().to_numpy()
+            first = np.zeros(len(events), dtype=bool)
+            first[by_time[good]] = ~value[good].duplicated().to_numpy()
+            keep |= first
+        return np.flatnonzero(keep)
 
     # -- users as the model's history names them ----------------------------------
     def _spelling(self, users: pd.Series) -> dict[str, str]:
@@ -490,11 +521,14 @@ class LoginFeatures:
 
     # -- features -----------------------------------------------------------------
     def _features(self, events: pd.DataFrame, history: pd.DataFrame | None,
-                  known: pd.DataFrame | None = None) -> FeatureSet:
-        """Features of ``events`` after ``history`` (a model's, or a stream's state) and
-        the values analysts marked as ``known`` (see :func:`known_rows`)."""
+                  known: pd.DataFrame | None = None, own: np.ndarray | None = None
+                  ) -> FeatureSet:
+        """Features of ``events`` (of those ``own`` marks, when given: the others are
+        read, not scored) after ``history`` (a model's, or a stream's state) and the
+        values analysts marked as ``known`` (see :func:`known_rows`)."""
         n_new = len(events)
-        index = events.index
+        mine = np.ones(n_new, dtype=bool) if own is None else own
+        index = events.index[mine]
         marked = known_rows(known)
         if marked is not None:  # marked on a file that wrote the names otherwise
             marked["user"] = self._as_known(marked["user"])
@@ -504,7 +538,7 @@ class LoginFeatures:
         # However a file, the history or feedback writes a country (Germany, DE, DEU).
         events["country"] = places.country_names(events["country"])
         own = np.zeros(len(events), dtype=bool)
-        own[len(events) - n_new:] = True
+        own[len(events) - n_new:] = mine
 
         # Text becomes codes (-1 where missing) before sorting: a sorted copy of a million
         # events' strings would cost more than all the features.
