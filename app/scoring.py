@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from detection import Dataset, Model, ScoredFrame, fit, fit_score, prepare
 from detection.envelope import STALE_WARNING, Drift
 from detection.errors import DetectionError
 from detection.export import write_csv
-from detection.reading import Source, read_pieces, read_table
+from detection.reading import Source, is_parquet, read_pieces, read_table
 from detection.stream import StreamScorer
 
 
@@ -201,8 +202,13 @@ FIT_STRETCHES = 20
 
 
 def estimated_rows(data: bytes) -> int:
-    """The data rows of an upload, counted as lines (a quoted line break counts twice:
-    this decides how to read a file, it is not a figure to show as exact)."""
+    """The data rows of an upload: a Parquet file's as its footer says; a CSV's counted
+    as lines (a quoted line break counts twice: this decides how to read a file, it is
+    not a figure to show as exact)."""
+    if is_parquet(data):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
     return max(data.count(b"\n") - 1 + (not data.endswith(b"\n")), 0)
 
 

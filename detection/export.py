@@ -44,7 +44,7 @@ def arrow_table(frame: pd.DataFrame, *, index: bool = False) -> pa.Table:
     try:
         return pa.Table.from_pandas(frame, preserve_index=index)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        mixed = frame.select_dtypes(include="object").columns
+        mixed = [c for c, kind in frame.dtypes.items() if pd.api.types.is_object_dtype(kind)]
         return pa.Table.from_pandas(frame.astype({c: "string" for c in mixed}),
                                     preserve_index=index)
 

@@ -310,7 +310,7 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
                                                                  "or a version")] = "fit",
                          contamination: Annotated[float | None, Form(gt=0, le=0.5)] = None,
                          alert: bool = False):
-        """Score an uploaded CSV and store the run, once: posting the same file with the
+        """Score an uploaded CSV or Parquet file and store the run, once: posting the same file with the
         same settings again answers the stored run (``created: false``, status 200).
         ``?alert=true`` sends its alert (once)."""
         params = {} if contamination is None or model != "fit" \

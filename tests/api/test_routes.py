@@ -459,3 +459,17 @@ def test_a_login_batch_into_a_sensor_stream_is_400_in_words(client, tokens, mode
     is_problem(client.post("/v1/streams/mixed/events", content=logins.encode(),
                            headers=headers), 400,
                "stream 'mixed' holds sensor rows; these read as login rows")
+
+
+def test_a_parquet_file_posted_to_runs_is_scored_with_its_own_types(client, tokens):
+    frame = pd.read_csv(TEMPERATURE).assign(timestamp=lambda f: pd.to_datetime(f["timestamp"]))
+    data = io.BytesIO()
+    frame.to_parquet(data, index=False)
+    files = {"file": ("temperature.parquet", data.getvalue(), "application/vnd.apache.parquet")}
+    created = client.post("/v1/runs", files=files, headers=auth(tokens["analyst"]))
+    assert created.status_code == 201, created.text
+    as_csv = client.post("/v1/runs", files={"file": ("temperature.csv", TEMPERATURE.read_bytes(),
+                                                     "text/csv")},
+                         headers=auth(tokens["analyst"])).json()
+    assert created.json()["rows"] == as_csv["rows"] == 720
+    assert created.json()["flagged"] == as_csv["flagged"] > 0

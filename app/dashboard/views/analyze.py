@@ -49,7 +49,8 @@ st.caption("Sensor readings (any `timestamp,value` series, or several metrics pe
 
 source = st.radio("Data", ["Bundled sample", "Upload a CSV"], horizontal=True)
 if source == "Upload a CSV":
-    upload = st.file_uploader(f"CSV file (up to {UPLOAD_LIMIT_MB:,} MB)", type=["csv", "txt"])
+    upload = st.file_uploader(f"CSV or Parquet file (up to {UPLOAD_LIMIT_MB:,} MB)",
+                              type=["csv", "txt", "parquet"])
     if upload is None:
         st.info("Choose a CSV file to analyze, or pick a bundled sample.")
         st.stop()

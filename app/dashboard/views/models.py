@@ -84,7 +84,8 @@ else:
 
 st.subheader("Train a model")
 with st.form("train"):
-    upload = st.file_uploader("Baseline CSV (normal history)", type=["csv", "txt"])
+    upload = st.file_uploader("Baseline CSV or Parquet file (normal history)",
+                              type=["csv", "txt", "parquet"])
     cols = st.columns(4)
     name = cols[0].text_input("Name", max_chars=64, placeholder="e.g. pumps",
                               help="What the model is for: `--model NAME` (CLI, API, watch) "
