@@ -36,6 +36,8 @@ from detection.reading import read_table
 # Partitions per worker: enough that a slow one does not hold up the run, few enough
 # that each holds many entities.
 PARTITIONS_PER_WORKER = 4
+PARTITION_ROWS = 500_000
+CSV_ROW_BYTES = 40  # a sensor reading's line, about, to size a CSV dataset's partitions
 LOCAL_WORKERS = 2
 BLOCK_ROWS = 100_000  # rows of a file without entities dealt to a partition at a time
 # Training on a dataset of more rows than this fits on a sample of about this many.
@@ -77,6 +79,25 @@ class Plan:
     columns: dict  # role -> column, as the first file was read
     key: str | None  # the column partitions are dealt by; None: in blocks of rows
     partitions: int
+
+
+def partitions_for(files: list[Path], workers: int) -> int:
+    """Partitions for a dataset: :data:`PARTITIONS_PER_WORKER` a worker, more for a big
+    one, so that a partition holds about :data:`PARTITION_ROWS` rows (a partition's
+    features take several times its rows' memory)."""
+    rows = sum(_rows_about(f) for f in files)
+    return max(workers * PARTITIONS_PER_WORKER, -(-rows // PARTITION_ROWS))
+
+
+def _rows_about(path: Path) -> int:
+    """A file's rows: a Parquet file's as its footer says, a CSV's from its size."""
+    from detection.reading import is_parquet
+
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return path.stat().st_size // CSV_ROW_BYTES
 
 
 def plan(files: list[Path], *, profile: str, partitions: int) -> Plan:
@@ -161,6 +182,8 @@ class Done:
     drift: Drift | None
     seconds: float
     saved: bool = False
+    worker: str = ""  # the worker process that scored it, and its peak memory so far
+    peak_mb: float = 0.0
 
 
 def score_partition(partition: int, pieces: list[pd.DataFrame], offsets: list[int],
@@ -180,7 +203,16 @@ def score_partition(partition: int, pieces: list[pd.DataFrame], offsets: list[in
     saved = _save(saving, partition, plan, result)
     return Done(partition, len(result.frame), int(result.frame["is_anomaly"].sum()),
                 score_counts(result), list(result.warnings), result.drift,
-                time.perf_counter() - started, saved)
+                time.perf_counter() - started, saved, *_worker_memory())
+
+
+def _worker_memory() -> tuple[str, float]:
+    """This worker process (host:pid) and its peak resident memory so far, in MB."""
+    import resource
+    import socket
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return f"{socket.gethostname()}:{os.getpid()}", peak
 
 
 def _save(saving: Saving | None, partition: int, plan: Plan,
@@ -237,6 +269,7 @@ class Scored:
     drifts: list[Drift] = field(default_factory=list)
     run_id: int | None = None
     already: bool = False  # the run was stored whole before
+    peaks: dict[str, float] = field(default_factory=dict)  # worker -> peak memory, MB
 
     @property
     def drift(self) -> Drift | None:
@@ -311,6 +344,8 @@ def score(client, plan: Plan, model: Model, *, out: str | None = None,
         done.warnings += [w for w in part.warnings if w not in done.warnings]
         if part.drift is not None:
             done.drifts.append(part.drift)
+        if part.worker:
+            done.peaks[part.worker] = max(done.peaks.get(part.worker, 0.0), part.peak_mb)
         elapsed = time.perf_counter() - started
         progress(f"{count}/{plan.partitions} partitions done, {done.rows:,} rows scored, "
                  f"{done.rows / max(elapsed, 1e-9):,.0f} rows/s")

@@ -23,7 +23,8 @@ def compose() -> dict:
 
 def test_services_and_ports():
     services = compose()["services"]
-    assert set(services) == {"db", "adminer", "mail", "app", "api", "prometheus", "grafana"}
+    assert set(services) == {"db", "adminer", "mail", "app", "api", "prometheus", "grafana",
+                             "scheduler", "worker"}
     assert "8080:8080" in services["adminer"]["ports"]
     assert "8501:8501" in services["app"]["ports"]
     assert "8025:8025" in services["mail"]["ports"]
@@ -150,3 +151,21 @@ def test_make_demo_and_make_run_listen_on_different_ports():
     assert "streamlit run" in run and "--server.port" not in run  # Streamlit's own 8501
     assert re.search(r"streamlit run .*--server\.port 8502\b", demo)
     assert "http://localhost:8502/live" in demo
+
+
+def test_a_dask_scheduler_and_two_workers_serve_the_app_and_api():
+    """`--engine dask` in compose: the app and API name the scheduler; two workers with
+    Vigil's requirements (its image) reach the same database and datasets."""
+    services = compose()["services"]
+    requirements = (ROOT / "requirements.txt").read_text()
+    pinned = re.search(r"^dask\[distributed\]==(\S+)$", requirements, re.M).group(1)
+    assert services["scheduler"]["image"] == f"ghcr.io/dask/dask:{pinned}-py3.11"
+    assert "8787:8787" in services["scheduler"]["ports"]
+    worker = services["worker"]
+    assert worker["build"] == "." and worker["deploy"]["replicas"] == 2
+    assert worker["command"][:3] == ["dask", "worker", "tcp://scheduler:8786"]
+    for name in ("app", "api"):
+        assert services[name]["environment"]["DASK_SCHEDULER"] == "tcp://scheduler:8786"
+        assert services[name]["volumes"] == worker["volumes"]
+    assert worker["environment"]["DATABASE_URL"] == services["api"]["environment"]["DATABASE_URL"]
+    assert "./datasets:/data/datasets:ro" in worker["volumes"]

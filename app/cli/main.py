@@ -102,7 +102,8 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=_count, default=2,
                         help="--engine dask without DASK_SCHEDULER: local worker processes")
     parser.add_argument("--partitions", type=_count,
-                        help="--engine dask: partitions (default: 4 per worker)")
+                        help="--engine dask: partitions (default: 4 per worker, or one "
+                             "per 500,000 rows when more)")
 
 
 def _count(text: str) -> int:
@@ -221,7 +222,7 @@ def _cluster_plan(args: argparse.Namespace, files: list[Path], client):
 
     workers = len(client.scheduler_info(n_workers=-1)["workers"]) or args.workers
     return cluster.plan(files, profile=args.profile,
-                        partitions=args.partitions or workers * cluster.PARTITIONS_PER_WORKER)
+                        partitions=args.partitions or cluster.partitions_for(files, workers))
 
 
 def _score_on_cluster(args: argparse.Namespace, files: list[Path], params: dict) -> int:
@@ -268,6 +269,9 @@ def _score_on_cluster(args: argparse.Namespace, files: list[Path], params: dict)
     echo(f"{done.rows} rows scored ({plan.profile}) in {plan.partitions} partitions, "
          f"{done.flagged} flagged." + (f" Rows with their scores: {args.out}/part-*.parquet"
                                        if args.out else ""), err=True)
+    if done.peaks:
+        echo("peak memory per worker: " + ", ".join(
+            f"{mb:,.0f} MB" for mb in sorted(done.peaks.values(), reverse=True)), err=True)
     if not args.save:
         return 0
     if done.already:
