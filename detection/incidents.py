@@ -8,6 +8,8 @@ within ``gap`` of the previous one; files without timestamps use row numbers ins
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 
@@ -19,25 +21,104 @@ DEFAULT_GAP = {"sensor": pd.Timedelta(minutes=30), "generic": pd.Timedelta(minut
 GAP_ROWS = 5  # no timestamps: flagged rows at most this many rows apart join
 RANK = {severity: i for i, severity in enumerate(SEVERITIES)}
 NO_ENTITY = "(file)"
+CAMPAIGN_USERS = 3  # users with flagged failures from one source that make it a campaign's
+USERS_NAMED = 3  # a campaign's summary names this many of its users
 
 
-def group(anomalies: pd.DataFrame, gap: pd.Timedelta) -> np.ndarray:
+def group(anomalies: pd.DataFrame, gap: pd.Timedelta,
+          sources: list[np.ndarray] | None = None) -> np.ndarray:
     """The incident number (0, 1, ...) of each flagged row.
 
     ``anomalies`` has ``row_number``, ``event_time`` (may be all missing) and ``entity``
     (may be missing). Incidents are numbered by their first row in (entity, time) order.
+    ``sources``: each row's source of each kind (a login's address, its network; None
+    where unknown): rows of different entities from one source, each within the gap of
+    the last, make their incidents one campaign (:func:`campaigns`).
     """
+    numbers = _by_entity(anomalies, gap)
+    if sources is None or len(anomalies) == 0:
+        return numbers
+    return campaigns(anomalies, numbers, gap, sources)
+
+
+def _position(anomalies: pd.DataFrame, gap: pd.Timedelta) -> tuple[np.ndarray, int]:
+    """Each row's place on the incident axis (time, else row number) and the gap on it."""
+    times = _utc(anomalies["event_time"])
+    if times.notna().all():
+        return times.to_numpy(dtype="datetime64[ns]").astype("int64"), int(
+            pd.Timedelta(gap).value)
+    return anomalies["row_number"].to_numpy(dtype="int64"), GAP_ROWS
+
+
+def campaigns(anomalies: pd.DataFrame, numbers: np.ndarray, gap: pd.Timedelta,
+              sources: list[np.ndarray]) -> np.ndarray:
+    """``numbers`` with incidents that share a source joined: rows from one source (an
+    address, a network), in time order, each within the gap of the one before, join
+    their incidents, whoever the rows are about. Numbered again by first member."""
+    position, limit = _position(anomalies, gap)
+    parent = np.arange(int(numbers.max()) + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for source in sources:
+        known = pd.notna(source)
+        rows = np.flatnonzero(known)
+        if rows.size < 2:
+            continue
+        codes = pd.factorize(pd.Series(source[rows], dtype="string"))[0]
+        ranked = np.lexsort((position[rows], codes))
+        order, codes = rows[ranked], codes[ranked]
+        close = (codes[1:] == codes[:-1]) & (np.diff(position[order]) <= limit)
+        for a, b in zip(order[:-1][close], order[1:][close], strict=True):
+            ra, rb = root(numbers[a]), root(numbers[b])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    joined = np.array([root(i) for i in range(parent.size)])
+    return pd.factorize(joined[numbers], sort=True)[0]
+
+
+def login_sources(anomalies: pd.DataFrame, mapping: dict | None) -> list[np.ndarray] | None:
+    """The sources that join flagged sign-ins of different users into a campaign: each
+    row's address and network (``mapping`` names the file's IP column; the row is in
+    ``data``), kept where at least :data:`CAMPAIGN_USERS` users have a flagged failure
+    from it (an office's shared address, where a few users flagged for other reasons
+    meet, is no campaign); None without an IP column."""
+    from detection.dataset import parse_success
+    from detection.features.login import addresses
+
+    ip, success = (mapping or {}).get("ip"), (mapping or {}).get("success")
+    if not ip or len(anomalies) == 0:
+        return None
+    rows = [d if isinstance(d, dict) else {} for d in anomalies["data"]]
+    found, network = addresses(pd.Series([r.get(ip) for r in rows], dtype="string"))
+    failed = np.ones(len(rows), dtype=bool)
+    if success:
+        with contextlib.suppress(ValueError):  # an outcome not told: every row counts
+            failed = ~parse_success(pd.Series([r.get(success) for r in rows]),
+                                    success).fillna(True).to_numpy(dtype=bool)
+    users = pd.Series(anomalies["entity"], dtype="string").to_numpy()
+    kept = []
+    for keys in (found, network):
+        attempts = pd.DataFrame({"key": keys.to_numpy(), "user": users})[failed].dropna()
+        many = attempts.groupby("key")["user"].nunique()
+        many = many[many >= CAMPAIGN_USERS].index
+        kept.append(keys.where(keys.isin(many)).to_numpy(dtype=object))
+    return kept
+
+
+def _by_entity(anomalies: pd.DataFrame, gap: pd.Timedelta) -> np.ndarray:
+    """Incidents of one entity each (see :func:`group`)."""
     n = len(anomalies)
     if n == 0:
         return np.zeros(0, dtype="int64")
     entity = pd.Series(anomalies["entity"], dtype="string").fillna(NO_ENTITY).to_numpy()
-    times = _utc(anomalies["event_time"])
     rows = anomalies["row_number"].to_numpy(dtype="int64")
-    if times.notna().all():
-        position = times.to_numpy(dtype="datetime64[ns]").astype("int64")
-        limit = int(pd.Timedelta(gap).value)
-    else:  # no timestamps (or some missing): distance in rows
-        position, limit = rows, GAP_ROWS
+    # No timestamps (or some missing): distance in rows.
+    position, limit = _position(anomalies, gap)
     entity_code = pd.factorize(entity)[0]
     order = np.lexsort((rows, position, entity_code))
     same_entity = entity_code[order][1:] == entity_code[order][:-1]
@@ -53,10 +134,13 @@ def _utc(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None)
 
 
-def summarize(anomalies: pd.DataFrame, numbers: np.ndarray) -> pd.DataFrame:
+def summarize(anomalies: pd.DataFrame, numbers: np.ndarray,
+              sources: list[np.ndarray] | None = None) -> pd.DataFrame:
     """One row per incident: ``number``, ``entity``, ``started_at``, ``ended_at``,
     ``row_count``, ``peak_score``, ``severity`` (the highest) and ``summary`` (the peak
-    row's leading reason, with the incident's extent)."""
+    row's leading reason, with the incident's extent). A campaign (rows of several
+    entities, joined by their ``sources``) is named by its source, its summary names and
+    counts its users."""
     columns = ["number", "entity", "started_at", "ended_at", "row_count", "peak_score",
                "severity", "summary"]
     if len(anomalies) == 0:
@@ -88,7 +172,36 @@ def summarize(anomalies: pd.DataFrame, numbers: np.ndarray) -> pd.DataFrame:
         "lead": [r.split("; ")[0] for r in peak["reasons"]],
     })
     out["summary"] = [_summary(row) for row in out.itertuples()]
+    _name_campaigns(out, frame, sources)
     return out[columns]
+
+
+def _name_campaigns(out: pd.DataFrame, frame: pd.DataFrame,
+                    sources: list[np.ndarray] | None) -> None:
+    """Incidents of several entities: the source their rows share as the entity, and
+    the users (or machines) in the summary, counted and the first few named."""
+    entities = frame.dropna(subset=["entity"]).groupby("number")["entity"]
+    several = entities.nunique()
+    several = several[several > 1]
+    if several.empty:
+        return
+    shared = None
+    if sources is not None:
+        keys = pd.concat([pd.DataFrame({"number": frame["number"], "key": k})
+                          for k in sources]).dropna()
+        shared = keys.groupby("number")["key"].agg(lambda k: k.value_counts().index[0])
+    where = out.set_index("number")
+    for number in several.index:
+        names = list(dict.fromkeys(frame.loc[frame["number"] == number, "entity"].dropna()))
+        named = ", ".join(names[:USERS_NAMED]) + (
+            f" and {len(names) - USERS_NAMED} more" if len(names) > USERS_NAMED else "")
+        source = shared.get(number) if shared is not None else None
+        row = where.index.get_loc(number)
+        if source is not None:
+            out.iloc[row, out.columns.get_loc("entity")] = source
+        out.iloc[row, out.columns.get_loc("summary")] = (
+            f"campaign{f' from {source}' if source else ''}: {len(names)} users "
+            f"({named}); {out.iloc[row]['summary']}")
 
 
 def _summary(incident) -> str:

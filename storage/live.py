@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from detection import incidents
@@ -100,7 +100,8 @@ def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSa
                 f"stream {source!r} has {position} rows stored; a batch of rows "
                 f"{start + 1} to {end} does not follow them and was not stored")
         rows = batch.anomalies
-        ids = _join_incidents(session, run_id, rows, batch.incident_gap)
+        ids = _join_incidents(session, run_id, rows, batch.incident_gap,
+                              batch.mapping if batch.profile == "login" else None)
         rows = rows.assign(incident_id=ids)
         insert_anomalies(session, run_id, rows)
         _add_totals(session, run_id, batch)
@@ -143,39 +144,52 @@ def _add_totals(session: Session, run_id: int, batch: RunToSave) -> None:
 
 
 def _join_incidents(session: Session, run_id: int, rows: pd.DataFrame,
-                    gap: pd.Timedelta) -> np.ndarray:
+                    gap: pd.Timedelta, login_mapping: dict | None = None) -> np.ndarray:
     """Each new flagged row's incident id: its entity's latest incident while the row
-    comes within the gap, else a new one. The grouping is the stored-file one, run over
-    the open incidents' rows and the new rows together."""
+    comes within the gap, else a new one; a sign-in stream's rows from a campaign's
+    source (``login_mapping`` names the columns) join its incident, whoever they are
+    about. The grouping is the stored-file one, run over the open incidents' rows and
+    the new rows together; incidents a campaign joins become one."""
     if rows.empty:
         return np.zeros(0, dtype="int64")
-    open_ids = []
+    open_ids = set()
     for entity in rows["entity"].drop_duplicates():
         same = Incident.entity.is_(None) if pd.isna(entity) else Incident.entity == entity
         last = session.scalar(select(func.max(Incident.id)).where(Incident.run_id == run_id,
                                                                   same))
         if last is not None:
-            open_ids.append(last)
+            open_ids.add(last)
+    first = pd.to_datetime(rows["event_time"], utc=True).min()
+    if login_mapping is not None and pd.notna(first):  # incidents a campaign may join
+        open_ids |= set(session.scalars(select(Incident.id).where(
+            Incident.run_id == run_id,
+            Incident.ended_at >= (first - gap).to_pydatetime())).all())
     columns = ["incident_id", "row_number", "event_time", "entity", "anomaly_score",
-               "severity", "reasons"]
+               "severity", "reasons", "data"]
     old = pd.DataFrame(session.execute(
-        select(*(getattr(Anomaly, c) for c in columns)).where(Anomaly.incident_id.in_(open_ids))
-    ).all(), columns=columns)
+        select(*(getattr(Anomaly, c) for c in columns))
+        .where(Anomaly.incident_id.in_(sorted(open_ids)))).all(), columns=columns)
     both = pd.concat([old, rows.assign(incident_id=pd.NA)[columns]], ignore_index=True)
-    numbers = incidents.group(both, gap)
-    found = incidents.summarize(both, numbers).set_index("number")
+    sources = None if login_mapping is None else \
+        incidents.login_sources(both, login_mapping)
+    numbers = incidents.group(both, gap, sources)
+    found = incidents.summarize(both, numbers, sources).set_index("number")
     next_number = session.scalar(select(func.coalesce(func.max(Incident.number), -1)).where(
         Incident.run_id == run_id)) + 1
     id_of: dict[int, int] = {}
     for number, incident in found.iterrows():
-        members = both.loc[numbers == number, "incident_id"].dropna()
+        members = both.loc[numbers == number, "incident_id"].dropna().astype("int64")
         values = {k: (None if pd.isna(v) else v) for k, v in incident.items()}
         values["entity"] = clean(values["entity"], NAME_CHARS) \
             if isinstance(values["entity"], str) else None
         if len(members):
-            id_of[number] = int(members.iloc[0])
-            session.execute(update(Incident).where(Incident.id == id_of[number])
-                            .values(**values))
+            kept, *joined = sorted(set(members))
+            id_of[number] = kept
+            session.execute(update(Incident).where(Incident.id == kept).values(**values))
+            if joined:  # a campaign joined incidents stored apart: one from now on
+                session.execute(update(Anomaly).where(Anomaly.incident_id.in_(joined))
+                                .values(incident_id=kept))
+                session.execute(delete(Incident).where(Incident.id.in_(joined)))
         else:
             id_of[number] = session.execute(insert(Incident).values(
                 run_id=run_id, number=next_number, **values).returning(Incident.id)).scalar()

@@ -76,14 +76,21 @@ class RunToSave:
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()
                               ).hexdigest()
 
+    def incident_sources(self) -> list[np.ndarray] | None:
+        """What joins sign-ins of several users into a campaign (None: not logins)."""
+        if self.profile != "login":
+            return None
+        return incidents.login_sources(self.anomalies, self.mapping)
+
     def incident_numbers(self) -> np.ndarray:
-        """Each flagged row's incident (0, 1, ...): rows of one entity closer than the gap."""
-        return incidents.group(self.anomalies, self.incident_gap)
+        """Each flagged row's incident (0, 1, ...): rows of one entity closer than the gap;
+        sign-ins of several users from one source, a campaign."""
+        return incidents.group(self.anomalies, self.incident_gap, self.incident_sources())
 
     def incidents(self, numbers: np.ndarray | None = None) -> pd.DataFrame:
         """The run's incidents, as they are stored (detection.incidents.summarize)."""
         numbers = self.incident_numbers() if numbers is None else numbers
-        return incidents.summarize(self.anomalies, numbers)
+        return incidents.summarize(self.anomalies, numbers, self.incident_sources())
 
     @property
     def severity_counts(self) -> dict[str, int]:

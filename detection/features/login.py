@@ -57,7 +57,7 @@ ADDRESS_FORMS = (r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"^\[([0-9A-Fa-f:.]+)\](?::
                  r"^(?i:::ffff:)(\d{1,3}(?:\.\d{1,3}){3})$")
 
 
-def _addresses(ip: pd.Series) -> tuple[pd.Series, pd.Series]:
+def addresses(ip: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Each IP address as itself (out of ``ADDRESS_FORMS``: each login's source port is
     another) and its network, the /24 of an IPv4 address, the /48 of an IPv6 one, as text
     (never a number).
@@ -127,7 +127,7 @@ def row_values(row: dict, mapping: dict) -> tuple[str | None, list[tuple[str, st
     values["city"], values["country"] = (None if pd.isna(v) else v
                                          for v in (city.iloc[0], country.iloc[0]))
     if values["ip"]:
-        ip, network = _addresses(pd.Series([values["ip"]]))
+        ip, network = addresses(pd.Series([values["ip"]]))
         values["ip"], values["network"] = ip.iloc[0], network.iloc[0]
     return cell("user"), [(k, v) for k, v in values.items() if v]
 
@@ -282,7 +282,7 @@ class LoginFeatures:
             "device": text("device"),
             "asn": text("asn"),
         }, index=index)
-        events["ip"], events["network"] = _addresses(events["ip"])
+        events["ip"], events["network"] = addresses(events["ip"])
         events["city"], events["country"] = places.split(events["city"], events["country"])
         if self._coordinates() == "places":  # named places, looked up in detection.places
             events["latitude"], events["longitude"] = places.coordinates(events["city"],

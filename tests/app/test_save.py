@@ -282,3 +282,20 @@ def test_a_file_without_times_is_stored_with_incidents_without_times(database_ur
     found = services.query_incidents(vigil, services.IncidentFilter(run_ids=[report.run_id]),
                                      limit=None)
     assert len(found) and found["started_at"].isna().all()
+
+
+def test_the_logins_samples_spray_is_one_campaign_in_storage_and_the_digest(tmp_path, scored):
+    """The digest listed 20 per-user incidents, all "device curl/8.4.0 … 09:10–09:37"."""
+    result, sha = scored
+    settings = settings_for(f"sqlite:///{tmp_path / 'v.db'}", tmp_path)
+    vigil = Vigil(settings, actor=Actor("ada", "admin"))
+    db.upgrade(vigil.engine)
+    run_id = services.save(vigil, result, source_name="logins.csv", file_sha256=sha).run_id
+    found = services.query_incidents(vigil, services.IncidentFilter(run_ids=[run_id]))
+    spray = found[found["entity"] == "123.112.116.36"]
+    assert len(spray) == 1
+    assert spray["summary"].iloc[0].startswith("campaign from 123.112.116.36: 30 users (")
+    assert spray["row_count"].iloc[0] == 31
+    _, html = services.preview_digest(vigil, run_id)
+    assert html.count("campaign from 123.112.116.36: 30 users") == 1
+    assert html.count("curl/8.4.0") <= 2  # one incident, not one a user

@@ -59,3 +59,53 @@ def test_summary_names_the_peak_its_extent_and_the_highest_severity():
     assert incident.severity == "critical"
     assert incident.started_at == T0 and incident.ended_at == T0 + pd.Timedelta(minutes=25)
     assert incident.summary == "humidity 68.2, usual 41.8 ± 1.4 (3 rows over 25 min)"
+
+
+def sign_ins(rows: list[tuple[int, str, str, bool]]) -> pd.DataFrame:
+    """Flagged sign-ins: (minute, user, address, succeeded)."""
+    frame = flagged([m for m, *_ in rows], [u for _, u, *_ in rows],
+                    reasons=["unusual hour"] * len(rows))
+    frame["data"] = [{"user": u, "ip": ip, "ok": "true" if ok else "false"}
+                     for _, u, ip, ok in rows]
+    return frame
+
+
+MAPPING = {"user": "user", "ip": "ip", "success": "ok"}
+
+
+def test_a_spray_across_users_is_one_campaign_that_names_and_counts_them():
+    rows = [(m, f"u{m}", "203.0.113.9", False) for m in range(0, 50, 5)]  # 10 users
+    rows += [(52, "u45", "203.0.113.9", True),   # the success that follows
+             (20, "alice", "198.51.100.7", False)]  # someone else, elsewhere
+    frame = sign_ins(rows)
+    sources = incidents.login_sources(frame, MAPPING)
+    numbers = incidents.group(frame, GAP, sources)
+    assert len(set(numbers[:11])) == 1 and numbers[11] != numbers[0]
+    found = incidents.summarize(frame, numbers, sources).set_index("number")
+    campaign = found.loc[numbers[0]]
+    assert campaign["entity"] == "203.0.113.9" and campaign["row_count"] == 11
+    assert campaign["summary"].startswith(
+        "campaign from 203.0.113.9: 10 users (u0, u5, u10 and 7 more); unusual hour")
+    assert found.loc[numbers[11]]["entity"] == "alice"
+    # Without the sources, each user is an incident of their own, as before.
+    assert len(set(incidents.group(frame, GAP))) == 11
+
+
+def test_a_shared_office_address_or_a_long_pause_is_no_campaign():
+    # Two users flagged for other reasons behind one address: fewer than three failing.
+    office = sign_ins([(0, "ann", "192.0.2.1", True), (5, "bob", "192.0.2.1", False),
+                       (9, "cat", "192.0.2.1", True)])
+    numbers = incidents.group(office, GAP, incidents.login_sources(office, MAPPING))
+    assert len(set(numbers)) == 3
+    # Three failing users from one address, but hours apart: separate events.
+    apart = sign_ins([(0, "ann", "192.0.2.1", False), (120, "bob", "192.0.2.1", False),
+                      (240, "cat", "192.0.2.1", False)])
+    numbers = incidents.group(apart, GAP, incidents.login_sources(apart, MAPPING))
+    assert len(set(numbers)) == 3
+    # A network of many addresses is one source too (a /24 of a botnet's hosts).
+    subnet = sign_ins([(i, f"u{i}", f"198.51.100.{i + 1}", False) for i in range(4)])
+    sources = incidents.login_sources(subnet, MAPPING)
+    numbers = incidents.group(subnet, GAP, sources)
+    assert len(set(numbers)) == 1
+    assert incidents.summarize(subnet, numbers, sources)["entity"].tolist() == [
+        "198.51.100.0/24"]

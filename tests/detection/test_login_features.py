@@ -140,7 +140,7 @@ def test_brute_force_and_password_spray_counts():
 
 
 def test_ip_addresses_are_text_and_networks_are_prefixes():
-    from detection.features.login import _addresses
+    from detection.features.login import addresses as _addresses
 
     _, nets = _addresses(pd.Series(["10.1.2.3", "10.1.2.200", "2001:db8:1:2::5"]))
     assert list(nets) == ["10.1.2.0/24", "10.1.2.0/24", "2001:db8:1::/48"]
