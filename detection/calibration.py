@@ -21,6 +21,9 @@ MEDIAN_SCORE = 10.0
 MAX_SCORE = 97.0
 # Lower bounds of each severity on the 0–100 scale; flagged rows start at FLAG_SCORE.
 CRITICAL_SCORE = 95.0
+# The most a row scores while its entity's history is too short to judge it (its
+# learning period): high, never critical.
+LEARNING_CEILING = CRITICAL_SCORE - 0.01
 SEVERITY_BANDS = (("critical", CRITICAL_SCORE), ("high", 85.0), ("medium", 70.0),
                   ("low", FLAG_SCORE))
 CRITICAL_SHARE = 0.05  # of the baseline's flagged rows, the top share that is "critical"

@@ -184,7 +184,8 @@ class Model:
             features = self.featurizer.transform(dataset)
             _let_go(dataset)
         X, names = self._detector_input(dataset, features)
-        result = self._result(dataset, features, self._scores(X, self.detector.score_samples(X)))
+        result = self._result(dataset, features, self._bounded(
+            self._scores(X, self.detector.score_samples(X)), features))
         result.warnings.extend(features.warnings)
         if self.envelope is not None:  # None: a model saved before drift was measured
             label = getattr(self.featurizer, "feature_label", str)
@@ -200,6 +201,20 @@ class Model:
         if self.envelope is None or self.metadata["detector"] != DEFAULT_DETECTOR:
             return scores  # a z-score's band is the whole rule; a model saved before
         return np.maximum(scores, self.envelope.score(X))
+
+    def _bounded(self, scores: np.ndarray, features) -> np.ndarray:
+        """``scores`` within what the featurizer's rules allow each row (a login after a
+        burst of failures from a new place: at least critical; a reading of an entity's
+        learning period: never critical)."""
+        bounds = getattr(self.featurizer, "bounds", None)
+        if bounds is None or self.metadata["detector"] != DEFAULT_DETECTOR:
+            return scores
+        floor, ceiling = bounds(features)
+        if floor is not None:
+            scores = np.maximum(scores, floor)
+        if ceiling is not None:
+            scores = np.minimum(scores, ceiling)
+        return scores
 
     def score_live(self, dataset: Dataset, state: dict | None,
                    judged: ScoredFrame) -> tuple[ScoredFrame, dict]:
@@ -479,6 +494,6 @@ def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int
     """Fit on ``dataset`` and score it, computing every row's score once. The file is
     expected to hold anomalies: the ``contamination`` share of its rows is flagged."""
     model, features, scores, _ = _fit(dataset, detector, params, window, normal=False)
-    result = model._result(dataset, features, scores)
+    result = model._result(dataset, features, model._bounded(scores, features))
     result.model_version = None  # the model exists only for this file
     return model, result

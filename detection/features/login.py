@@ -46,6 +46,11 @@ COUNTRY_HOP = 2 * HOUR       # a country change within this is travel no one mak
 EARTH_KM = 6371.0
 REASONS = 3                  # phrases a flagged login's reasons give, at most
 BURST = 3                    # failures in an hour that reasons call an attack
+# A success after a burst of failures with one of these is a takeover, scored at least:
+TAKEOVER_SIGNS = ("new_country", "new_network", "new_asn", "new_device", "unseen_country",
+                  "unseen_asn", "unseen_device", "impossible_travel")
+TAKEOVER_SCORE = 100.0  # the top: it leads every list
+NEW_USER_CEILING = 84.99     # a new user's first single failure: at most medium
 TEXT = ("user", "ip", "country", "city", "device", "network", "asn")
 NUMERIC = ("time", "failed", "latitude", "longitude")
 
@@ -590,6 +595,9 @@ class LoginFeatures:
         if self.has_outcome_:
             context["user_failures_1h"] = _window_count(user_code, time, failed)
             out["user_failures_1h"] = np.log1p(context["user_failures_1h"]).astype("float32")
+            context["failed"] = failed
+            context |= self._takeovers(ev, uniques["ip"], user_code, time, failed,
+                                       context["user_failures_1h"], out)
             if "ip_failed_users_1h" in self.feature_names_:
                 context["ip_failed_users_1h"] = self._spray(ev, time, failed)
                 out["ip_failed_users_1h"] = np.log1p(
@@ -721,6 +729,52 @@ class LoginFeatures:
             context["previous_country"] = np.where(
                 np.isnan(start[3]), None, names[np.nan_to_num(start[3]).astype("int64")])
 
+    def _takeovers(self, ev: pd.DataFrame, ips: pd.Index, user_code: np.ndarray,
+                   time: np.ndarray, failed: np.ndarray, failures: np.ndarray,
+                   out: dict) -> dict[str, np.ndarray]:
+        """Successful logins after a burst of the user's failures (:data:`BURST` in the
+        hour), from a place or device new to the user or to everyone: an account taken
+        over. With the failures' count, how long they lasted and where they came from."""
+        new = np.zeros(len(time), dtype=bool)
+        for name in TAKEOVER_SIGNS:
+            if name in out:
+                new |= out[name] > 0
+        found = np.flatnonzero(~failed & (failures >= BURST) & new)
+        taken = np.zeros(len(time), dtype=bool)
+        minutes = np.full(len(time), np.nan, dtype="float32")
+        source = np.full(len(time), None, dtype=object)
+        ip = ev["ip"].to_numpy()
+        for i in found:  # rare: a loop over them reads best
+            start = i
+            while start > 0 and user_code[start - 1] == user_code[i] \
+                    and time[start - 1] > time[i] - HOUR:
+                start -= 1
+            tries = np.flatnonzero(failed[start:i]) + start
+            taken[i] = True
+            minutes[i] = (time[i] - time[tries].min()) / 60e9
+            codes = ip[tries][ip[tries] >= 0]
+            if codes.size:
+                source[i] = ips[np.bincount(codes).argmax()]
+        return {"takeover": taken, "takeover_minutes": minutes, "takeover_source": source}
+
+    def bounds(self, features: FeatureSet) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Least and most each login may score beside the detector: a takeover at least
+        :data:`TAKEOVER_SCORE`; a new user's first single failure and the login after it
+        (learning, nothing else failing around it, nothing no one has used, no travel no
+        one makes) below high."""
+        ctx = features.context
+        if "takeover" not in ctx:
+            return None, None
+        floor = np.where(ctx["takeover"], TAKEOVER_SCORE, -np.inf)
+        slip = ctx["learning"] & (ctx["user_failures_1h"] == 1)
+        if "ip_failed_users_1h" in ctx:
+            slip &= ctx["ip_failed_users_1h"] <= 1
+        telling = [c for c in features.X.columns
+                   if c.startswith("unseen_") or c == "impossible_travel"]
+        if telling:
+            slip &= ~(features.X[telling].to_numpy() > 0).any(axis=1)
+        return floor, np.where(slip, NEW_USER_CEILING, np.inf)
+
     def _spray(self, ev: pd.DataFrame, time: np.ndarray, failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:
         a user whose failures began more than an hour earlier is not counted)."""
@@ -762,11 +816,21 @@ class LoginFeatures:
                        for j in top[i] if X[i, j] != self.feature_center_[j]
                        and (X[i, j] > 0 or signed[j]))
             parts = list(itertools.islice(dict.fromkeys(p for p in phrases if p), REASONS))
+            if ctx.get("takeover", np.zeros(row + 1, dtype=bool))[row]:
+                parts.insert(0, self._takeover_phrase(ctx, row))
             if ctx["learning"][row]:
                 parts.append(f"{event['user']} is new (learning: "
                              f"{int(ctx['earlier_ok'][row])} earlier logins)")
             reasons.append("; ".join(parts) or "unusual combination of features")
         return reasons
+
+    @staticmethod
+    def _takeover_phrase(ctx: dict, row: int) -> str:
+        count = int(ctx["user_failures_1h"][row])
+        minutes = max(int(np.ceil(ctx["takeover_minutes"][row])), 1)
+        source = ctx["takeover_source"][row]
+        return (f"{count} failed sign-ins in {minutes} min"
+                + (f" from {source}" if source else "") + ", then a success (account taken over?)")
 
     def _phrase(self, name: str, event: dict, ctx: dict, row: int, usual: _Usual) -> str:
         user = event["user"]

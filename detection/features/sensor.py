@@ -26,6 +26,7 @@ import bottleneck as bn
 import numpy as np
 import pandas as pd
 
+from detection.calibration import LEARNING_CEILING
 from detection.dataset import Dataset
 from detection.errors import ModelMismatchError
 from detection.features.base import (
@@ -144,6 +145,15 @@ def _blocks(entity_sorted: np.ndarray) -> list[tuple[int, int]]:
     change = np.flatnonzero(entity_sorted[1:] != entity_sorted[:-1]) + 1
     edges = np.concatenate([[0], change, [entity_sorted.size]])
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
+def _nth(blocks: list[tuple[int, int]], n: int) -> np.ndarray:
+    """Each reading's place among its entity's readings (0: its first), in the order
+    ``blocks`` cut."""
+    nth = np.arange(n, dtype="int32")
+    for start, end in blocks:
+        nth[start:end] -= start
+    return nth
 
 
 def _pieces(n: int) -> list[slice]:
@@ -520,7 +530,7 @@ class SensorFeatures:
         row_of = {f: j for j, f in enumerate(names)}
         # One contiguous row per feature while filling; pandas stores columns this way too.
         ordered = np.empty((len(names), order.size), dtype="float32")
-        context = {"position": place.astype("int32")}
+        context = {"position": place.astype("int32"), "nth": _nth(blocks, order.size)}
         related = any(n.endswith(":relation") for n in names)
         levels = []
         for name in self.metrics_:
@@ -594,6 +604,19 @@ class SensorFeatures:
         return dataset.metrics[self.metrics_]
 
     # -- explaining -------------------------------------------------------------
+    def learning(self, features: FeatureSet) -> np.ndarray:
+        """Rows among their entity's first ``window`` readings of the file: their recent
+        readings are too few to tell an odd one from a start (the learning period)."""
+        nth = features.context.get("nth")
+        if nth is None:
+            return np.zeros(len(features.X), dtype=bool)
+        return nth[features.context["position"]] < self.window
+
+    def bounds(self, features: FeatureSet) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Least and most each row may score beside the detector: during the learning
+        period, never critical."""
+        return None, np.where(self.learning(features), LEARNING_CEILING, np.inf)
+
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
         X = features.X.to_numpy()[rows]
         hours = dataset.time.iloc[rows].dt.hour.to_numpy()
@@ -607,6 +630,9 @@ class SensorFeatures:
         implied = self._implied(centers, actual) if hasattr(self, "relation_axes_") else None
         blank = {} if dataset.blank is None else {
             m: dataset.blank[m].to_numpy()[rows] for m in self.metrics_ if m in dataset.blank}
+        learning = self.learning(features)[rows]
+        nth = features.context["nth"][features.context["position"][rows]] \
+            if "nth" in features.context else np.zeros(len(rows), dtype="int32")
         reasons = []
         for i, (row, picks) in enumerate(zip(rows, top, strict=True)):
             # A metric the file left blank here has no reading to quote: its features
@@ -631,6 +657,8 @@ class SensorFeatures:
                 edges = self.feature_edges_[j] if units[i, j] > self.feature_scale_[j] else None
                 parts.append(self._phrase(features, metric, kind, row, hours[i], actual[metric][i],
                                           center, scale, X[i, j], edges))
+            if learning[i]:
+                parts.append(f"learning: {nth[i]} earlier reading(s), so not critical")
             reasons.append("; ".join(dict.fromkeys(parts)))
         return reasons
 
