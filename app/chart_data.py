@@ -108,6 +108,11 @@ def series_bins(result: ScoredFrame) -> bytes:
     return to_parquet(series_frame(result))
 
 
+def merged_bins(stored: bytes | None, more: bytes) -> bytes:
+    """A live stream's bins with a batch's added (Parquet in, Parquet out)."""
+    return to_parquet(merge_series([read_series(stored), read_series(more)]))
+
+
 def read_series(data: bytes | None) -> pd.DataFrame:
     if not data:
         return pd.DataFrame(columns=list(SERIES_COLUMNS))

@@ -11,6 +11,7 @@ as they would in a file stored whole.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -83,9 +84,11 @@ def live_run_key(source: str, model_version: str | None) -> str:
 
 
 def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSave,
-           start: int, end: int, carried: bytes) -> Appended:
+           start: int, end: int, carried: bytes,
+           merge_chart: Callable[[bytes | None, bytes], bytes] | None = None) -> Appended:
     """Store one scored batch of the stream ``source`` (rows ``start`` + 1 to ``end``):
-    its flagged rows in ``batch.anomalies``, its row count in ``batch.total_rows``.
+    its flagged rows in ``batch.anomalies``, its row count in ``batch.total_rows``, its
+    binned normal rows (``batch.chart_data``) merged into the run's by ``merge_chart``.
     ``writer`` must hold the stream's lease; :class:`StreamConflictError` otherwise, or
     when the stream's checkpoint is not at ``start``."""
     source = checked_source(source)
@@ -104,7 +107,7 @@ def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSa
                               batch.mapping if batch.profile == "login" else None)
         rows = rows.assign(incident_id=ids)
         insert_anomalies(session, run_id, rows)
-        _add_totals(session, run_id, batch)
+        _add_totals(session, run_id, batch, merge_chart)
         now = datetime.now(UTC)
         if stored is None:
             session.add(StreamCheckpoint(source=source, run_id=run_id, position=end,
@@ -132,8 +135,11 @@ def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -
                            ).scalar_one()
 
 
-def _add_totals(session: Session, run_id: int, batch: RunToSave) -> None:
+def _add_totals(session: Session, run_id: int, batch: RunToSave,
+                merge_chart: Callable[[bytes | None, bytes], bytes] | None) -> None:
     run = session.get(DetectionRun, run_id)
+    if batch.chart_data is not None and merge_chart is not None:
+        run.chart_data = merge_chart(run.chart_data, batch.chart_data)
     counts = dict(run.severity_counts or {})
     for severity, n in batch.severity_counts.items():
         counts[severity] = counts.get(severity, 0) + n

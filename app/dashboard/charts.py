@@ -44,6 +44,13 @@ def numeric_fields(anomalies: pd.DataFrame) -> list[str]:
     return [c for c in fields.columns if fields[c].notna().mean() > 0.5]
 
 
+def named_first(metrics: list[str], reasons: str) -> int:
+    """The index of the metric ``reasons`` (the worst anomaly's) names first, else 0: a
+    chart opens on what the top anomaly is about, not the first metric by name."""
+    named = [(reasons.find(m), i) for i, m in enumerate(metrics) if m in reasons]
+    return min(named)[1] if named else 0
+
+
 def metric_over_time(series: pd.DataFrame, anomalies: pd.DataFrame, metric: str,
                      *, time_based: bool = True) -> alt.LayerChart:
     """The metric's binned line with its usual band shaded, anomalies marked by severity.
@@ -224,7 +231,9 @@ def live_scores(anomalies: pd.DataFrame, start: pd.Timestamp,
                           "to": [FLAG_SCORE, 70, 85, 95, 100],
                           "band": ["usual", *SEVERITY_ORDER]})
     band = alt.Chart(bands).mark_rect(opacity=0.1).encode(
-        y=alt.Y("from:Q", title="score", scale=alt.Scale(domain=[0, 100])), y2="to:Q",
+        # Up to 104: a dot at 100 is drawn whole, not cut by the top edge.
+        y=alt.Y("from:Q", title="score", scale=alt.Scale(domain=[0, 104]),
+                axis=alt.Axis(values=[0, FLAG_SCORE, 70, 85, 95, 100])), y2="to:Q",
         color=alt.Color("band:N", legend=None, scale=alt.Scale(
             domain=["usual", *SEVERITY_ORDER], range=["#9ca3af", *SEVERITY_COLOURS])),
         tooltip=[alt.Tooltip("band:N", title="band")])

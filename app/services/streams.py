@@ -11,6 +11,7 @@ from functools import partial
 
 import pandas as pd
 
+from app.chart_data import merged_bins, series_bins
 from app.services.alerts import AlertReport, notify_incident
 from app.services.analysis import ACTIVE, resolve_model, with_known
 from app.vigil import Vigil
@@ -102,10 +103,11 @@ def store_stream_batch(vigil: Vigil, writer: leases.Writer, result: ScoredFrame,
     does not follow what is stored."""
     vigil.require("analyst")
     batch = RunToSave.from_result(
-        result, source_name=source, file_sha256="",
+        result, source_name=source, file_sha256="", chart_data=series_bins(result),
         incident_gap_minutes=vigil.settings.incident_gap_minutes(result.profile))
     return live.append(vigil.engine, source=source, writer=writer, batch=batch, start=start,
-                       end=end, carried=pickle.dumps(carried, pickle.HIGHEST_PROTOCOL))
+                       end=end, carried=pickle.dumps(carried, pickle.HIGHEST_PROTOCOL),
+                       merge_chart=merged_bins)
 
 
 @dataclass(frozen=True)

@@ -424,10 +424,22 @@ def test_live_page_shows_a_stream_and_reviews_its_incidents(dashboard_env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Rows stored"] == "8,064"
     assert int(metrics["Open incidents"].replace(",", "")) > 0
-    assert len(chart_payload(at)) == 1
+    # The readings with their band and the flags on them (it showed only scores), opened
+    # on the metric the worst recent flag is about; then the scores.
+    readings, scores = chart_payload(at)
+    assert readings[0] > 0
+    metric = next(s for s in at.selectbox if s.label == "Metric")
+    worst = services.query_anomalies(Vigil(), services.AnomalyFilter(
+        since=services.latest_event_time(Vigil(), services.list_runs(Vigil())[0].id)
+        - pd.Timedelta(hours=1)), limit=None).nlargest(1, "anomaly_score")["reasons"].iloc[0]
+    assert metric.value in worst and set(metric.options) == {"humidity", "revolutions",
+                                                             "vibration"}
+    layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
+    assert [layer["mark"]["type"] for layer in layers] == ["area", "line", "circle"]
+    assert any(c.startswith("Line: the stream's normal readings") for c in shown(at.caption))
     # The time axis spans the hour up to the newest flag (the sample's last two flags, ten
     # minutes apart, filled the chart), in UTC as the data.
-    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    spec = json.loads(at.get("vega_lite_chart")[1].proto.spec)
     domain = next(layer["encoding"]["x"]["scale"]["domain"] for layer in spec["layer"]
                   if "x" in layer.get("encoding", {}))
     newest = services.latest_event_time(Vigil(), services.list_runs(Vigil())[0].id)

@@ -157,8 +157,7 @@ metrics = sorted(series["metric"].unique())
 if metrics:
     # Opened on the metric the worst anomaly's reasons name first, not the first by name.
     worst = str(analysis.top["reasons"].iloc[0]) if len(analysis.top) else ""
-    named = [(worst.find(m), i) for i, m in enumerate(metrics) if m in worst]
-    metric = st.selectbox("Metric", metrics, index=min(named)[1] if named else 0,
+    metric = st.selectbox("Metric", metrics, index=charts.named_first(metrics, worst),
                           key=f"analyze_metric-{key}")
     st.altair_chart(charts.metric_over_time(series, run.anomalies, metric,
                                             time_based=analysis.time_based),

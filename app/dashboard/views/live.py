@@ -59,6 +59,8 @@ def live_view(source: str, window: str) -> None:
             start = end - timedelta(minutes=minutes)
             recent = services.query_anomalies(vigil, services.AnomalyFilter(
                 run_ids=[run_id], since=start), limit=None)
+            series = services.run_series(vigil, [run_id])
+        readings(series, recent, start, end, source)
         st.altair_chart(charts.live_scores(recent, start, end), width="stretch")
         st.caption(f"Flagged rows in the {window} up to the newest one "
                    f"({end:%Y-%m-%d %H:%M:%S}). Grey: the usual band, where the stream's "
@@ -79,6 +81,22 @@ def live_view(source: str, window: str) -> None:
             # Applied in the click's callback, before the view reads the incidents again.
             col.button(label, key=f"{status}-{incident.id}", on_click=review,
                        args=(incident.id, status))
+
+
+def readings(series: pd.DataFrame, recent: pd.DataFrame, start, end, source: str) -> None:
+    """The stream's metric in the window, its usual band and the flags on it (as
+    Analyze draws a file), opened on the metric the worst recent flag is about."""
+    shown = series[(series["x"] >= start.replace(tzinfo=None))
+                   & (series["x"] <= end.replace(tzinfo=None))] if len(series) else series
+    metrics = sorted(shown["metric"].unique())
+    if not metrics:
+        return
+    worst = str(recent.nlargest(1, "anomaly_score")["reasons"].iloc[0]) if len(recent) else ""
+    metric = st.selectbox("Metric", metrics, index=charts.named_first(metrics, worst),
+                          key=f"live_metric-{source}")
+    st.altair_chart(charts.metric_over_time(shown, recent, metric), width="stretch")
+    st.caption("Line: the stream's normal readings, binned; grey band: their usual range "
+               "(5th–95th percentile); dots: flagged rows by severity.")
 
 
 def _span(start, end) -> str:
