@@ -20,4 +20,4 @@ USER vigil
 
 EXPOSE 8501
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"
-CMD ["sh", "-c", "vigil db upgrade && vigil users bootstrap && streamlit run app/dashboard/main.py --server.address=0.0.0.0 --server.port=8501"]
+CMD ["sh", "-c", "vigil db upgrade && vigil users bootstrap && streamlit run app/dashboard/server.py --server.address=0.0.0.0 --server.port=8501"]

@@ -27,7 +27,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
 ADDRESS ?= 127.0.0.1
 
 run: $(STAMP)
-	$(BIN)/streamlit run app/dashboard/main.py --server.address $(ADDRESS)
+	$(BIN)/streamlit run app/dashboard/server.py --server.address $(ADDRESS)
 
 # The OpenID Connect provider the single sign-on test signs in at (npm's oidc-provider).
 OIDC := tests/oidc/node_modules/.installed
@@ -68,7 +68,7 @@ demo: $(STAMP)
 	  | $(BIN)/vigil stream - --model active --save --alert \
 	    --source "demo-$$(date +%Y%m%d-%H%M%S)" --out /dev/null & \
 	  pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
-	  $(BIN)/streamlit run app/dashboard/main.py --server.headless true --server.address 127.0.0.1 \
+	  $(BIN)/streamlit run app/dashboard/server.py --server.headless true --server.address 127.0.0.1 \
 	    --server.port $(DEMO_PORT)
 
 sample: $(STAMP)

@@ -17,6 +17,7 @@ worker processes on this machine.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -57,8 +58,11 @@ def connect(scheduler: str | None = None, *, workers: int = LOCAL_WORKERS,
         with Client(scheduler, timeout="20s") as client:
             yield client
         return
+    # Its workers' own log lines (a heartbeat missed as the cluster closes) are noise to
+    # someone scoring a dataset: failures reach the command as exceptions.
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      memory_limit=memory_limit, dashboard_address="127.0.0.1:0") as cluster, \
+                      memory_limit=memory_limit, dashboard_address="127.0.0.1:0",
+                      silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
 

@@ -109,7 +109,7 @@ def test_dockerfile_migrates_then_serves():
     text = (ROOT / "Dockerfile").read_text()
     command = text[text.index("CMD"):]
     assert command.index("vigil db upgrade") < command.index("vigil users bootstrap") \
-        < command.index("streamlit run app/dashboard/main.py")
+        < command.index("streamlit run app/dashboard/server.py")
     assert "USER vigil" in text
 
 
@@ -118,7 +118,7 @@ def test_the_first_start_form_is_the_local_users_and_compose_can_create_the_admi
     be offered to the network); compose passes VIGIL_ADMIN_* to `vigil users bootstrap`."""
     makefile = (ROOT / "Makefile").read_text()
     assert "ADDRESS ?= 127.0.0.1" in makefile
-    assert "streamlit run app/dashboard/main.py --server.address $(ADDRESS)" in makefile
+    assert "streamlit run app/dashboard/server.py --server.address $(ADDRESS)" in makefile
     services = compose()["services"]
     for name in ("app", "api"):
         assert {"VIGIL_ADMIN_USER", "VIGIL_ADMIN_PASSWORD"} <= set(services[name]["environment"])

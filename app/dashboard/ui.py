@@ -10,6 +10,7 @@ import streamlit as st
 
 from alerts.errors import AlertError
 from app import services
+from app.dashboard import cookies
 from app.errors import NotAllowedError
 from app.settings import Settings, get_settings
 from app.text import markdown
@@ -57,9 +58,12 @@ def signed_in() -> Actor | None:
     keeps it in a cookie) signs the session in as the account with its e-mail, or with
     the role its provider's claim names, checked on every page as well."""
     state = st.session_state.get(SIGNED_IN)
+    if state is None and st.context.cookies.get(cookies.COOKIE):  # a reload, a new tab
+        state = {"session": st.context.cookies[cookies.COOKIE]}
     if state is not None:
         actor = services.session_user(application(), state["session"])
         if actor is not None:
+            st.session_state[SIGNED_IN] = state
             return actor
         st.session_state.pop(SIGNED_IN, None)
     email = sso_identity()
@@ -80,8 +84,14 @@ def signed_in() -> Actor | None:
 
 
 def sign_in(actor: Actor) -> None:
-    """Start a server-side session for ``actor`` (signed in with a password)."""
-    st.session_state[SIGNED_IN] = {"session": services.open_session(application(), actor)}
+    """Start a server-side session for ``actor`` (signed in with a password). Served by
+    ``server.py``, the browser then keeps it in an HttpOnly cookie (a round trip to the
+    cookie route and back to this page, which it reloads signed in)."""
+    token = services.open_session(application(), actor)
+    st.session_state[SIGNED_IN] = {"session": token}
+    if cookies.SERVED:
+        st.html(cookies.keep_script(token), unsafe_allow_javascript=True)
+        st.stop()
 
 
 def sign_out() -> None:
@@ -95,6 +105,9 @@ def sign_out() -> None:
     if sso_identity():
         st.session_state.pop(SSO_SEEN, None)
         st.logout()
+    elif cookies.SERVED:  # the record has ended; the browser forgets the cookie too
+        st.html(cookies.forget_script(), unsafe_allow_javascript=True)
+        st.stop()
     else:
         st.rerun()
 

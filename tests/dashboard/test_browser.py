@@ -34,7 +34,7 @@ def app_url(tmp_path):
            "SMTP_HOST": "",
            "DASHBOARD_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "dashboard" / "main.py"),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "dashboard" / "server.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -69,7 +69,7 @@ def go_to(page, title: str) -> None:
 
 def create_admin_and_sign_in(page, app_url) -> None:
     """A fresh database: the first start's form creates the administrator and signs in
-    (a reload starts a new, signed-out session: the tests move by the sidebar)."""
+    (the browser then keeps the session in its cookie)."""
     page.goto(app_url)
     page.get_by_text("Create the administrator").wait_for(timeout=60_000)
     page.get_by_role("textbox", name="Name", exact=True).fill("ada")
@@ -97,10 +97,64 @@ def test_sign_in_sign_out_and_a_wrong_password_in_a_real_browser(app_url, page):
     go_to(page, "Audit")
     # ada's creation, her sign-out, the refused sign-in and the sign-in
     page.get_by_text("The newest 4 events first").wait_for(timeout=30_000)
-    # A URL the signed-out navigation does not offer shows the sign-in page instead.
-    page.goto(f"{app_url}/analyze")
+    # A URL the signed-out navigation does not offer shows the sign-in page instead (a
+    # browser without the session's cookie).
+    signed_out = page.context.browser.new_context().new_page()
+    signed_out.goto(f"{app_url}/analyze")
+    signed_out.get_by_text("Sign in to Vigil").wait_for(timeout=30_000)
+    assert "Run detection" not in signed_out.inner_text("body")
+
+
+def session_cookie(context) -> dict | None:
+    return next((c for c in context.cookies() if c["name"] == "vigil_session"), None)
+
+
+def test_a_reload_keeps_the_session_and_sign_out_or_disable_end_it(app_url, page, tmp_path):
+    """A reload signed the user out. The session now lives in an HttpOnly, SameSite
+    cookie bound to the server-side record that sign-out and disabling end."""
+    from app import services
+    from app.settings import Settings
+    from app.vigil import Actor, Vigil
+
+    create_admin_and_sign_in(page, app_url)
+    cookie = session_cookie(page.context)
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert page.evaluate("document.cookie").find("vigil_session") == -1  # not for scripts
+    go_to(page, "Audit")
+    page.reload()
+    settle(page)
+    page.get_by_text("Signed in as").wait_for(timeout=60_000)
+    assert page.url == f"{app_url}/audit" and "Sign in to Vigil" not in page.inner_text("body")
+
+    # A copy of the cookie in another browser works while the session lasts...
+    copy = page.context.browser.new_context()
+    copy.add_cookies([cookie])
+    other = copy.new_page()
+    other.goto(f"{app_url}/explore")
+    other.get_by_text("Signed in as").wait_for(timeout=60_000)
+    # ...and not after sign-out: the record ended, and the browser forgot its cookie.
+    page.get_by_role("button", name="Sign out").click()
     page.get_by_text("Sign in to Vigil").wait_for(timeout=30_000)
-    assert "Run detection" not in page.inner_text("body")
+    assert session_cookie(page.context) is None
+    other.goto(f"{app_url}/explore")
+    other.get_by_text("Sign in to Vigil").wait_for(timeout=60_000)
+    settle(other)
+    assert "Signed in as" not in other.inner_text("body")
+
+    # Disabling a user ends their session: their next reload is the sign-in page.
+    vigil = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}"),
+                  actor=Actor("ada", "admin"))
+    services.add_user(vigil, "bob", role="analyst", password="another long passphrase")
+    page.get_by_role("textbox", name="Name", exact=True).fill("bob")
+    page.get_by_role("textbox", name="Password", exact=True).fill("another long passphrase")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").wait_for(timeout=30_000)
+    page.reload()
+    page.get_by_text("Signed in as").wait_for(timeout=60_000)
+    services.disable_user(vigil, "bob")
+    page.reload()
+    page.get_by_text("Sign in to Vigil").wait_for(timeout=60_000)
+    copy.close()
 
 
 def test_upload_score_save_explore_in_a_real_browser(app_url, page):

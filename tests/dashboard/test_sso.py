@@ -67,7 +67,7 @@ client_kwargs = {{ prompt = "login" }}  # Streamlit's default, select_account, i
     env = {**os.environ, "DATABASE_URL": database, "ALERT_OUTBOX_DIR": str(tmp_path / "o"),
            "JOURNAL_DIR": str(tmp_path / "j"), "SMTP_HOST": ""}
     app = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "dashboard" / "main.py"),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "dashboard" / "server.py"),
          "--server.port", str(app_port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--secrets.files", str(secrets)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
