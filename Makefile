@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/scale.py
 
 # A live stream to watch: the elevators sample replayed at 20 rows a second into
 # `vigil stream --save --alert`, and the dashboard on its own port (DEMO_PORT), so that
