@@ -179,12 +179,22 @@ def _join_incidents(session: Session, run_id: int, rows: pd.DataFrame,
     sources = None if login_mapping is None else \
         incidents.login_sources(both, login_mapping)
     numbers = incidents.group(both, gap, sources)
-    found = incidents.summarize(both, numbers, sources).set_index("number")
+    id_of = stored_grouping(session, run_id, both, numbers, sources)
+    return np.array([id_of[n] for n in numbers[len(old):]], dtype="int64")
+
+
+def stored_grouping(session: Session, run_id: int, rows: pd.DataFrame, numbers: np.ndarray,
+                    sources: list[np.ndarray] | None) -> dict[int, int]:
+    """Store a grouping of a run's flagged ``rows`` (``incident_id``: the stored incident
+    of each, NA for rows not stored yet) into ``numbers``: each incident's summary
+    updated, new ones inserted, incidents a campaign joins made one (their rows moved to
+    the first, the others deleted). Returns each number's incident id."""
+    found = incidents.summarize(rows, numbers, sources).set_index("number")
     next_number = session.scalar(select(func.coalesce(func.max(Incident.number), -1)).where(
         Incident.run_id == run_id)) + 1
     id_of: dict[int, int] = {}
     for number, incident in found.iterrows():
-        members = both.loc[numbers == number, "incident_id"].dropna().astype("int64")
+        members = rows.loc[numbers == number, "incident_id"].dropna().astype("int64")
         values = {k: (None if pd.isna(v) else v) for k, v in incident.items()}
         values["entity"] = clean(values["entity"], NAME_CHARS) \
             if isinstance(values["entity"], str) else None
@@ -200,4 +210,4 @@ def _join_incidents(session: Session, run_id: int, rows: pd.DataFrame,
             id_of[number] = session.execute(insert(Incident).values(
                 run_id=run_id, number=next_number, **values).returning(Incident.id)).scalar()
             next_number += 1
-    return np.array([id_of[n] for n in numbers[len(old):]], dtype="int64")
+    return id_of

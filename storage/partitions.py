@@ -14,11 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
+from detection import incidents
 from storage import audit
 from storage.db import insert_of, make_engine, transaction
+from storage.live import stored_grouping
 from storage.runs import (
     RunToSave,
     _insert_ignoring_duplicate,
@@ -98,10 +101,35 @@ _NUMBERED = text("""
     WHERE incidents.id = ordered.id""")
 
 
+def _join_campaigns(session, run_id: int, gap: pd.Timedelta | None) -> None:
+    """A sign-in run's campaigns across partitions (users are dealt apart): incidents of
+    users from one source joined as one run stored at once joins them."""
+    run = session.get(DetectionRun, run_id)
+    if gap is None or run.profile != "login" or not (run.mapping or {}).get("ip"):
+        return
+    columns = ["incident_id", "row_number", "event_time", "entity", "anomaly_score",
+               "severity", "reasons", "data"]
+    rows = pd.DataFrame(session.execute(
+        select(*(getattr(Anomaly, c) for c in columns)).where(Anomaly.run_id == run_id)
+        .order_by(Anomaly.row_number)).all(), columns=columns)
+    sources = incidents.login_sources(rows, run.mapping)
+    if rows.empty or sources is None:
+        return
+    numbers = incidents.group(rows, gap, sources)
+    apart = pd.Series(rows["incident_id"].to_numpy()).groupby(numbers).nunique()
+    joined = np.isin(numbers, apart[apart > 1].index)
+    if joined.any():
+        stored_grouping(session, run_id, rows[joined].reset_index(drop=True),
+                        numbers[joined], [s[joined] for s in sources])
+
+
 def finish(engine: Engine, run_id: int, *, total_rows: int, warnings: list[str],
-           score_histogram: list | None, actor: str | None) -> None:
-    """The run complete: its incidents numbered, its totals counted from what is stored."""
+           score_histogram: list | None, actor: str | None,
+           incident_gap: pd.Timedelta | None = None) -> None:
+    """The run complete: a sign-in run's campaigns joined across partitions (with its
+    ``incident_gap``), its incidents numbered, its totals counted from what is stored."""
     with transaction(engine) as session:
+        _join_campaigns(session, run_id, incident_gap)
         session.execute(_NUMBERED, {"run_id": run_id})
         counts = dict(session.execute(
             select(Anomaly.severity, func.count()).where(Anomaly.run_id == run_id)

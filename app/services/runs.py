@@ -81,8 +81,11 @@ def finish_partitioned(vigil: Vigil, run_id: int, *, total_rows: int, warnings: 
                        score_histogram: list | None) -> SaveReport:
     """A run stored partition by partition made complete (see storage.partitions)."""
     actor = vigil.require("analyst")
+    profile = get_run(vigil, run_id).profile
     partitions.finish(vigil.engine, run_id, total_rows=total_rows,
-                      warnings=warnings, score_histogram=score_histogram, actor=actor.name)
+                      warnings=warnings, score_histogram=score_histogram, actor=actor.name,
+                      incident_gap=pd.Timedelta(
+                          minutes=vigil.settings.incident_gap_minutes(profile)))
     return SaveReport(run_id, True, message=f"Stored as run {run_id}.")
 
 

@@ -316,3 +316,45 @@ def wait_for_a_stored_partition(running: subprocess.Popen) -> str:
         if "partitions done" in line:
             return "".join(said)
     raise AssertionError(f"the run ended before a partition was done: {''.join(said)}")
+
+
+def test_a_saved_login_dataset_joins_a_campaign_across_partitions(tmp_path, postgres_url,
+                                                                  dask_cluster):
+    """The logins sample's spray hits users dealt to several partitions: the cluster run
+    stores it as one campaign incident, as a one-process save does."""
+    engine = db.make_engine(postgres_url)
+    _empty_tables(engine)
+    engine.dispose()
+    logins = pd.read_csv(sample_path("logins.csv"))
+    cut = len(logins) // 4
+    logins.iloc[:cut].to_csv(tmp_path / "base.csv", index=False)
+    write_dataset(logins.iloc[cut:], tmp_path / "logins")
+    local = f"sqlite:///{tmp_path / 'one.db'}"
+    for url in (postgres_url, local):
+        assert vigil("db", "upgrade", url=url, tmp_path=tmp_path, scheduler="").returncode == 0
+    trained = vigil("train", tmp_path / "base.csv", "--name", "staff", url=postgres_url,
+                    tmp_path=tmp_path, scheduler="")
+    assert trained.returncode == 0, trained.stderr
+    copy_models(postgres_url, local)
+    on_cluster = vigil("score", tmp_path / "logins", "--engine", "dask", "--model", "staff",
+                       "--save", "--partitions", "6", url=postgres_url, tmp_path=tmp_path,
+                       scheduler=dask_cluster.address)
+    assert on_cluster.returncode == 0, on_cluster.stderr
+    alone = vigil("score", tmp_path / "logins", "--model", "staff", "--save", url=local,
+                  tmp_path=tmp_path, scheduler="")
+    assert alone.returncode == 0, alone.stderr
+
+    def grouped(url):
+        rows, found = stored(url, 1)
+        # Numbers aside (a campaign's place in the order may differ): each flagged row's
+        # incident as what it is.
+        what = found.set_index("number")[["entity", "row_count", "peak_score", "summary"]]
+        return rows.drop(columns="number").assign(
+            incident=[tuple(what.loc[n]) for n in rows["number"]])
+
+    cluster_rows, local_rows = grouped(postgres_url), grouped(local)
+    pd.testing.assert_frame_equal(cluster_rows, local_rows)
+    campaigns = {i for i in cluster_rows["incident"] if i[3].startswith("campaign from ")}
+    assert len(campaigns) >= 1
+    users = cluster_rows[cluster_rows["incident"].isin(campaigns)]["entity"].nunique()
+    assert users >= 6  # more users than partitions: the campaign crossed them
