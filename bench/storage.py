@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage import db  # noqa: E402
 from storage.runs import COPY_COLUMNS, RunToSave, save_run  # noqa: E402
-from storage.schema import Anomaly  # noqa: E402
+from storage.schema import Anomaly, DetectionRun  # noqa: E402
 from tests.storage.conftest import make_run  # noqa: E402
 
 
@@ -51,19 +51,26 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def stored_at(engine, run_id: int):
+    """When a run was stored: its rows' month (the partition they go to)."""
+    with Session(engine) as session:
+        return session.get(DetectionRun, run_id).created_at
+
+
 def orm_one_by_one(engine, run: RunToSave, run_id: int) -> None:
+    created = stored_at(engine, run_id)
     with Session(engine) as session:
         for row in run.anomalies.to_dict("records"):
-            session.add(Anomaly(run_id=run_id, **row))
+            session.add(Anomaly(run_id=run_id, run_created_at=created, **row))
             session.flush()
         session.commit()
 
 
-def copy_buffer(run: RunToSave, run_id: int) -> io.StringIO:
+def copy_buffer(run: RunToSave, run_id: int, created) -> io.StringIO:
     """The rows as CSV, made before the clock starts: COPY alone is the upper bound."""
     buffer = io.StringIO()
-    frame = run.anomalies.assign(run_id=run_id, data=[json.dumps(d) for d in
-                                                      run.anomalies["data"]])
+    frame = run.anomalies.assign(run_id=run_id, run_created_at=created, incident_id=None,
+                                 data=[json.dumps(d) for d in run.anomalies["data"]])
     frame[list(COPY_COLUMNS)].to_csv(buffer, index=False, header=False)
     buffer.seek(0)
     return buffer
@@ -96,7 +103,7 @@ def main() -> None:
         orm_s = timed(lambda: orm_one_by_one(engine, orm_run, base)) * args.rows / args.orm_rows
         copy_run = make_run(args.rows)
         copy_run.anomalies["row_number"] += 2_000_000
-        buffer = copy_buffer(copy_run, base)
+        buffer = copy_buffer(copy_run, base, stored_at(engine, base))
         copy_s = timed(lambda: copy(engine, buffer))
     finally:
         engine.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from detection import SCORE_COLUMNS, ScoredFrame, incidents
-from storage import audit, run_inputs
+from storage import audit, months, run_inputs
 from storage.db import insert_of, transaction
 from storage.errors import RefusedValueError
 from storage.schema import Anomaly, DetectionRun, Incident, RunInput
@@ -166,7 +166,7 @@ def _insert_ignoring_duplicate(engine: Engine):
 def _anomaly_rows(run_id: int, anomalies: pd.DataFrame) -> list[dict]:
     """One dict per row for an executemany INSERT."""
     columns = {name: anomalies[name].to_numpy(dtype=object)
-               for name in (*ANOMALY_FIELDS, "incident_id")}
+               for name in (*ANOMALY_FIELDS, "incident_id", "run_created_at")}
     columns["incident_id"] = anomalies["incident_id"].astype("int64").tolist()
     columns["row_number"] = anomalies["row_number"].astype("int64").tolist()
     columns["anomaly_score"] = anomalies["anomaly_score"].astype("float64").tolist()
@@ -243,7 +243,13 @@ def _save(engine: Engine, run: RunToSave, values: dict, actor: str | None) -> Sa
 
 
 def insert_anomalies(session: Session, run_id: int, rows: pd.DataFrame) -> None:
-    """Insert flagged rows (with ``incident_id``) in batches: COPY on PostgreSQL."""
+    """Insert flagged rows (with ``incident_id``) in batches: COPY on PostgreSQL, into
+    the partition of the month the run was stored (made if it is the month's first)."""
+    if rows.empty:
+        return
+    created = session.scalar(select(DetectionRun.created_at).where(DetectionRun.id == run_id))
+    months.ensure(session, created)
+    rows = rows.assign(run_created_at=created)
     postgres = session.get_bind().dialect.name == "postgresql"
     insert_rows = _copy_rows if postgres else _insert_rows
     for start in range(0, len(rows), INSERT_BATCH):
@@ -294,7 +300,8 @@ def _insert_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None
     session.execute(insert(Anomaly), _anomaly_rows(run_id, anomalies))
 
 
-COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS, "incident_id")  # an anomaly row, as COPied
+# An anomaly row, as COPied.
+COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS, "incident_id", "run_created_at")
 
 
 def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
@@ -311,6 +318,7 @@ def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
         "reasons": pa.array(anomalies["reasons"].tolist(), type=pa.string()),
         "data": pa.array([json.dumps(d) for d in anomalies["data"]], type=pa.string()),
         "incident_id": anomalies["incident_id"].to_numpy(dtype="int64"),
+        "run_created_at": pa.array(pd.to_datetime(anomalies["run_created_at"], utc=True)),
     }).select(list(COPY_COLUMNS)))
 
 

@@ -135,7 +135,10 @@ class Anomaly(Reviewed, Base):
     __tablename__ = "anomalies"
     __table_args__ = (
         *_checked_review_and_severity(),
-        Index("ix_anomalies_run_id_row_number", "run_id", "row_number", unique=True),
+        # With the run's month: on PostgreSQL the table is partitioned by it, and a
+        # partitioned table's unique keys hold its partition key (one month a run).
+        Index("ix_anomalies_run_id_row_number", "run_id", "row_number", "run_created_at",
+              unique=True),
         {"comment": "Flagged rows of each run, with their score, reasons and review."},
     )
 
@@ -158,6 +161,10 @@ class Anomaly(Reviewed, Base):
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True,
         comment="incidents.id: the incident the row belongs to.")
+    run_created_at: Mapped[datetime] = mapped_column(
+        Timestamp, comment="When the run was stored (UTC), copied from "
+                           "detection_runs.created_at: on PostgreSQL the month partition the "
+                           "row lives in.")
 
 
 class Incident(Reviewed, Base):
@@ -405,9 +412,10 @@ class KnownValue(Base):
     added_by: Mapped[str] = mapped_column(String(255), comment="Who reviewed the row.")
     added_at: Mapped[datetime] = mapped_column(
         Timestamp, server_default=func.current_timestamp(), comment="When (UTC).")
+    # No foreign key: one cannot point into a partitioned table by id alone; pruning
+    # clears it (storage.retention), as ON DELETE SET NULL did.
     anomaly_id: Mapped[int | None] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("anomalies.id", ondelete="SET NULL"), index=True,
+        BigInteger().with_variant(Integer, "sqlite"), index=True,
         comment="anomalies.id: the row reviewed as a false positive.")
 
 

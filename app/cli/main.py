@@ -208,9 +208,8 @@ def _cluster(args: argparse.Namespace):
     """A Dask client (DASK_SCHEDULER's, else a local cluster of --workers processes),
     with its dashboard's address said."""
     from app import cluster
-    from app.settings import get_settings
 
-    scheduler = get_settings().dask_scheduler
+    scheduler = _vigil().settings.dask_scheduler
     with cluster.connect(scheduler, workers=args.workers) as client:
         where = scheduler or f"a local cluster of {args.workers} worker processes"
         echo(f"dask: {where}; dashboard {cluster.dashboard(client) or '(none)'}", err=True)

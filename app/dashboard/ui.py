@@ -58,8 +58,9 @@ def signed_in() -> Actor | None:
     keeps it in a cookie) signs the session in as the account with its e-mail, or with
     the role its provider's claim names, checked on every page as well."""
     state = st.session_state.get(SIGNED_IN)
-    if state is None and st.context.cookies.get(cookies.COOKIE):  # a reload, a new tab
-        state = {"session": st.context.cookies[cookies.COOKIE]}
+    kept = st.context.cookies.get(cookies.COOKIE)
+    if state is None and isinstance(kept, str) and kept:  # a reload, a new tab
+        state = {"session": kept}
     if state is not None:
         actor = services.session_user(application(), state["session"])
         if actor is not None:

@@ -68,4 +68,4 @@ def test_dashboard_filters_are_indexed(engine):
     indexed = {tuple(i["column_names"]) for i in inspect(engine).get_indexes("anomalies")}
     for column in ("event_time", "severity", "entity", "review_status", "anomaly_score"):
         assert (column,) in indexed, column
-    assert ("run_id", "row_number") in indexed
+    assert ("run_id", "row_number", "run_created_at") in indexed  # the month: partitions
