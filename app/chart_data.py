@@ -76,7 +76,8 @@ def merge_series(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The :func:`series_frame` of successive pieces of one file as one: each series'
     adjacent bins merged down to its share of :data:`MAX_POINTS` (mean and band weighted
     by rows: the band of merged bins is the rows' average band, not a new quantile)."""
-    frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if parts else None
+    found = [p for p in parts if len(p)]
+    frame = pd.concat(found, ignore_index=True) if found else None
     if frame is None or frame.empty:
         return pd.DataFrame(columns=list(SERIES_COLUMNS))
     groups = frame.groupby(["entity", "metric"], sort=True)

@@ -84,7 +84,7 @@ def test_bad_input_exits_2_with_one_error_line(tmp_path, content, args, message)
 
 def test_missing_file(tmp_path):
     run = vigil("score", "nope.csv", tmp_path=tmp_path)
-    assert run.returncode == 2 and run.stderr.strip() == "error: nope.csv: no such file"
+    assert run.returncode == 2 and run.stderr.strip() == "error: nope.csv: no such file or folder"
 
 
 def test_output_is_formula_safe(tmp_path):

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app import cluster, scoring
 from detection import SCORE_COLUMNS, fit
 from sample_data import sample_path
-from storage import db
+from storage import db, registry
 from storage.schema import Anomaly, DetectionRun, Incident, RunPartition
 from tests.conftest import _empty_tables, to_csv_bytes
 from tests.smtp import free_port
@@ -358,3 +358,24 @@ def test_a_saved_login_dataset_joins_a_campaign_across_partitions(tmp_path, post
     assert len(campaigns) >= 1
     users = cluster_rows[cluster_rows["incident"].isin(campaigns)]["entity"].nunique()
     assert users >= 6  # more users than partitions: the campaign crossed them
+
+
+def test_vigil_train_on_a_cluster_keeps_how_its_sample_was_drawn(tmp_path, dask_cluster):
+    """`vigil train DATASET --engine dask`: a model of a sample drawn across partitions,
+    the same for a seed, and its metadata says so."""
+    write_dataset(machines_frame(machines=8, rows=400), tmp_path / "history")
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    trained = [vigil("train", tmp_path / "history", "--engine", "dask", "--seed", "5",
+                     "--name", f"lines{i}", url=url, tmp_path=tmp_path,
+                     scheduler=dask_cluster.address) for i in range(2)]
+    for done in trained:
+        assert done.returncode == 0, done.stderr
+        assert "sample: 3,200 of 3,200 rows (every row, seed 5)" in done.stdout
+    engine = db.make_engine(url)
+    metadata = [registry.load_model(engine, version=m["version"]).metadata
+                for m in registry.list_models(engine)]
+    engine.dispose()
+    samples = [m["sample"] for m in metadata]
+    assert samples[0] == samples[1]
+    assert samples[0]["seed"] == 5 and samples[0]["of"] == 3_200
+    assert metadata[0]["training_hash"] == metadata[1]["training_hash"]
