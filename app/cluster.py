@@ -119,9 +119,7 @@ def _prepared(frame: pd.DataFrame, plan: Plan) -> Dataset:
 def _deal(frame: pd.DataFrame, plan: Plan, number: int, model: Model | None) -> np.ndarray:
     """Each row's partition."""
     if plan.profile == "login" and model is not None:
-        # The user as the model knows it (a name written otherwise is that user).
-        users = model.featurizer._events(_prepared(frame, plan))["user"]
-        values = users.astype("string").fillna("(unknown)")
+        values = model.featurizer.users(_prepared(frame, plan))
     elif plan.key is not None:
         values = frame[plan.key].astype("string").fillna("(none)")
     else:
@@ -245,7 +243,7 @@ def score_frame(frame: pd.DataFrame, plan: Plan, model: Model, known: pd.DataFra
     if plan.profile != "login":
         return model.score(dataset)
     if known is not None and len(known):
-        users = model.featurizer._events(dataset)["user"].unique()
+        users = model.featurizer.users(dataset).unique()
         mine = known[known["user"].isin(users)]
         dataset = replace(dataset, known=mine if len(mine) else None)
     population = pd.concat(populations) if populations else frame.iloc[:0]

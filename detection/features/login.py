@@ -371,6 +371,12 @@ class LoginFeatures:
             dataset, events["user"] if own is None else events["user"][own])
         return features
 
+    def users(self, dataset: Dataset) -> pd.Series:
+        """Each row's user as the model knows it (a name written otherwise is that user)."""
+        return self._as_known(_text(dataset.column("user")).fillna("(unknown)")) \
+            if dataset.column("user") is not None else \
+            pd.Series("(unknown)", index=dataset.frame.index, dtype="string")
+
     def population(self, dataset: Dataset) -> np.ndarray:
         """The rows (positions) of ``dataset`` that other users' scores can depend on:
         every failure (the spray count), each user's first row (users are numbered in the
