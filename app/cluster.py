@@ -33,6 +33,7 @@ from app.scoring import file_sha256, first_piece
 from detection import Dataset, Model, ScoredFrame, fit, prepare
 from detection.envelope import Drift
 from detection.reading import read_table
+from detection.threads import THREADS_SETTING, available_cores
 
 # Partitions per worker: enough that a slow one does not hold up the run, few enough
 # that each holds many entities.
@@ -60,11 +61,31 @@ def connect(scheduler: str | None = None, *, workers: int = LOCAL_WORKERS,
         return
     # Its workers' own log lines (a heartbeat missed as the cluster closes) are noise to
     # someone scoring a dataset: failures reach the command as exceptions.
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      memory_limit=memory_limit, dashboard_address="127.0.0.1:0",
-                      silence_logs=logging.CRITICAL) as cluster, \
+    # Detection works in as many threads as its process may use (detection.threads):
+    # each worker takes its share of the cores, or two workers on two cores would each
+    # start two threads, four fighting for two cores.
+    # In the environment the worker processes start with (this process's detection read
+    # its own count when it was imported); VIGIL_THREADS, when set, for every worker.
+    share = os.environ.get(THREADS_SETTING) or str(max(1, available_cores() // workers))
+    with _environ(THREADS_SETTING, share), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                         memory_limit=memory_limit, dashboard_address="127.0.0.1:0",
+                         silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def dashboard(client) -> str | None:

@@ -17,4 +17,7 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-THREADS = available_cores()
+# Set for a process that shares the cores with others (a local Dask cluster's workers
+# each take their share): the threads its detection uses; else the cores it may run on.
+THREADS_SETTING = "VIGIL_THREADS"
+THREADS = int(os.environ.get(THREADS_SETTING) or 0) or available_cores()
