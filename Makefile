@@ -51,7 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/speed.py
-	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/storing.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/stream.py

@@ -83,6 +83,30 @@ def samples() -> None:
             print(f"{'':18} missed: {', '.join(missed)}")
 
 
+def logins_as_read() -> None:
+    """The logins sample as an analyst reads it: which labelled attack leads the list, and
+    the password sprays (one address, many users) as incidents."""
+    from storage.runs import RunToSave
+
+    result = fit_score(prepare(read_csv(sample_path("logins.csv"))))[1]
+    labels = pd.read_csv(labels_path("logins.csv")).set_index("row")
+    ranked = result.frame.sort_values("anomaly_score", ascending=False, kind="stable")
+    top = [labels["pattern"].get(row, "normal") for row in ranked.index[:5]]
+    found = RunToSave.from_result(result, source_name="logins.csv", file_sha256="")
+    numbers = found.incident_numbers()
+    sprays = labels[labels["pattern"] == "password_spray"]
+    spray_incidents = {numbers[i] for i, row in enumerate(found.anomalies["row_number"])
+                       if row in sprays.index}
+    incidents = found.incidents(numbers).set_index("number")
+    print("\nLogins as read (the sample fitted on itself): the five highest scores, and the "
+          "password sprays as incidents")
+    print(f"highest five: {', '.join(top)} (takeover first: "
+          f"{'yes' if top[0] == 'account_takeover' else 'NO'})")
+    print(f"{sprays['incident'].nunique()} sprays ({len(sprays)} labelled rows) -> "
+          f"{len(spray_incidents)} incident(s) of {len(incidents)}: " + "; ".join(
+              incidents.loc[n, "summary"].split(";")[0] for n in sorted(spray_incidents)))
+
+
 def trained_mode(seeds: int = 6) -> None:
     print("\nTrained mode: 30 days of normal history, then the next 30 days of one machine")
     print(f"{'seed':>4} {'normal file':>11} {'with incidents':>14} {'after-effects':>13} "
@@ -481,6 +505,7 @@ def odds_table() -> None:
 
 if __name__ == "__main__":
     samples()
+    logins_as_read()
     trained_mode()
     server_machines()
     login_cases()

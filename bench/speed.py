@@ -173,7 +173,7 @@ def save_cost(path: Path, vigil: list[str]) -> float | None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    # (bench/storage.py shadows the storage package here: SQLAlchemy with psycopg2.)
+    # SQLAlchemy with psycopg2 directly: a scratch database, made and dropped here.
     name, server_url = "vigil_bench_save", make_url(server).set(drivername="postgresql+psycopg2")
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -306,7 +306,7 @@ COPY_COLUMNS = ("run_id", *ANOMALY_FIELDS, "incident_id", "run_created_at")
 
 def _copy_rows(session: Session, run_id: int, anomalies: pd.DataFrame) -> None:
     """PostgreSQL: COPY the rows in, inside the session's transaction (an INSERT of many
-    rows costs several times more: bench/storage.py)."""
+    rows costs several times more: bench/storing.py)."""
     n = len(anomalies)
     _copy(session, "anomalies", pa.table({
         "run_id": np.full(n, run_id, dtype="int64"),

@@ -1,6 +1,6 @@
 """Bulk insert of anomalies into PostgreSQL, against ORM objects one by one and COPY.
 
-    .venv/bin/python bench/storage.py [--rows 100000] [--orm-rows 10000]
+    .venv/bin/python bench/storing.py [--rows 100000] [--orm-rows 10000]
         [--url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Creates a scratch database on the server, migrates it and measures, in the same run:
