@@ -59,13 +59,12 @@ def connect(scheduler: str | None = None, *, workers: int = LOCAL_WORKERS,
         with Client(scheduler, timeout="20s") as client:
             yield client
         return
-    # Its workers' own log lines (a heartbeat missed as the cluster closes) are noise to
-    # someone scoring a dataset: failures reach the command as exceptions.
     # Detection works in as many threads as its process may use (detection.threads):
-    # each worker takes its share of the cores, or two workers on two cores would each
-    # start two threads, four fighting for two cores.
-    # In the environment the worker processes start with (this process's detection read
-    # its own count when it was imported); VIGIL_THREADS, when set, for every worker.
+    # each worker takes its share of the cores (VIGIL_THREADS in the environment its
+    # process starts with; as set, when set), or two workers on two cores would each
+    # start two threads, four fighting for two cores. The workers' own log lines (a
+    # heartbeat missed as the cluster closes) are noise: failures reach the command as
+    # exceptions.
     share = os.environ.get(THREADS_SETTING) or str(max(1, available_cores() // workers))
     with _environ(THREADS_SETTING, share), \
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
