@@ -136,10 +136,11 @@ def _prepared(frame: pd.DataFrame, plan: Plan) -> Dataset:
     return prepare(frame, profile=plan.profile, columns=plan.columns)
 
 
-def _deal(frame: pd.DataFrame, plan: Plan, number: int, model: Model | None) -> np.ndarray:
-    """Each row's partition."""
-    if plan.profile == "login" and model is not None:
-        values = model.featurizer.users(_prepared(frame, plan))
+def _deal(frame: pd.DataFrame, plan: Plan, number: int, users: pd.Series | None
+          ) -> np.ndarray:
+    """Each row's partition (``users``: a login file's, as the model knows them)."""
+    if users is not None:
+        values = users
     elif plan.key is not None:
         values = frame[plan.key].astype("string").fillna("(none)")
     else:
@@ -156,10 +157,12 @@ def _split(number: int, plan: Plan, model: Model | None) -> tuple:
     warnings = frame.attrs.pop("warnings", [])
     about = {"rows": len(frame), "last": int(frame.index[-1]) if len(frame) else 0,
              "sha256": file_sha256(path), "warnings": warnings}
-    population = None
+    population = users = None
     if plan.profile == "login" and model is not None:
-        population = frame.iloc[model.featurizer.population(_prepared(frame, plan))]
-    dealt = _deal(frame, plan, number, model)
+        dataset = _prepared(frame, plan)
+        population = frame.iloc[model.featurizer.population(dataset)]
+        users = model.featurizer.users(dataset)
+    dealt = _deal(frame, plan, number, users)
     # One stable sort, then slices: not a pass over the rows for each partition.
     order = np.argsort(dealt, kind="stable")
     frame = frame.take(order)
