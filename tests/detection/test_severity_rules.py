@@ -29,12 +29,10 @@ def sign_in(at, user, k, *, ok=True, ip=None, country="Norway", city="Oslo",
             "city": city, "device": device, "success": "true" if ok else "false"}
 
 
-def sign_ins(*, fitted_on_the_file: bool) -> pd.DataFrame:
+def sign_ins_frame() -> pd.DataFrame:
     """A day after the baseline: everyone's usual sign-in; u07's account hit by 60
     failures in 4 minutes from one address, then a success from a country u07 never
-    used, with a script's user agent; u20, new, mistyping a password once, then in.
-    Scored by a model of the baseline, or as Analyze scores a file (fitted on it, the
-    baseline's weeks included)."""
+    used, with a script's user agent; u20, new, mistyping a password once, then in."""
     start = pd.Timestamp("2026-03-24 08:00")
     rows = [sign_in(start + pd.Timedelta(minutes=7 * k), user, k)
             for k, user in enumerate(USERS)]
@@ -47,6 +45,13 @@ def sign_ins(*, fitted_on_the_file: bool) -> pd.DataFrame:
     rows += [sign_in(start + pd.Timedelta(hours=5), "u20", 30, ok=False),
              sign_in(start + pd.Timedelta(hours=5, minutes=1), "u20", 30)]
     day = pd.DataFrame(rows)
+    return day
+
+
+def sign_ins(*, fitted_on_the_file: bool) -> pd.DataFrame:
+    """:func:`sign_ins_frame` scored by a model of the baseline, or as Analyze scores a
+    file (fitted on it, the baseline's weeks included)."""
+    day = sign_ins_frame()
     if fitted_on_the_file:
         whole = pd.concat([baseline(), day], ignore_index=True)
         return fit_score(prepare(read_csv(to_csv_bytes(whole))))[1].frame
@@ -91,3 +96,18 @@ def test_a_reading_of_the_learning_period_is_not_critical_and_says_why():
     learning = frame.loc[5]
     assert learning["is_anomaly"] == 1
     assert learning["reasons"].endswith("learning: 4 earlier reading(s), so not critical")
+
+
+def test_a_burst_then_a_takeover_is_one_incident_that_counts_it_in_words():
+    from detection import fit_score
+    from storage.runs import RunToSave
+
+    whole = pd.concat([baseline(), sign_ins_frame()], ignore_index=True)
+    result = fit_score(prepare(read_csv(to_csv_bytes(whole))))[1]
+    found = RunToSave.from_result(result, source_name="vpn.csv", file_sha256="")
+    incidents = found.incidents()
+    takeover = incidents[incidents["entity"] == "u07"]
+    assert len(takeover) == 1 and takeover["severity"].iloc[0] == "critical"
+    assert takeover["summary"].iloc[0].startswith(
+        "60 failed sign-ins in 5 min from 185.220.101.7, then a success (account taken "
+        "over?)")
