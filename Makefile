@@ -40,9 +40,9 @@ test: $(STAMP) $(OIDC)
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
-# The inner loop, under 90 s: on SQLite only, and without the tests marked slow (those
-# that start processes, servers or browsers, or score big files). These keep the
-# cores busy, so one worker fewer. `make test` runs everything.
+# The inner loop, about 100 s on two cores: on SQLite only, and without the tests marked
+# slow (those that start processes, servers or browsers, or score big files). These keep
+# the cores busy, so one worker fewer. `make test` runs everything.
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 3 --dist worksteal -m "not slow and not postgres"
