@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from app.chart_data import histogram, score_counts
-from app.scoring import file_sha256, first_piece
+from app.scoring import combined_sha256, file_sha256, first_piece
 from detection import Dataset, Model, ScoredFrame, fit, prepare
 from detection.envelope import Drift
 from detection.reading import read_table
@@ -210,7 +210,6 @@ class Done:
     warnings: list[str]
     drift: Drift | None
     seconds: float
-    saved: bool = False
     worker: str = ""  # the worker process that scored it, and its peak memory so far
     peak_mb: float = 0.0
 
@@ -229,10 +228,10 @@ def score_partition(partition: int, pieces: list[pd.DataFrame], offsets: list[in
                           if p is not None])
     if out is not None:
         _write_part(result, Path(out), partition)
-    saved = _save(saving, partition, plan, result)
+    _save(saving, partition, plan, result)
     return Done(partition, len(result.frame), int(result.frame["is_anomaly"].sum()),
                 score_counts(result), list(result.warnings), result.drift,
-                time.perf_counter() - started, saved, *_worker_memory())
+                time.perf_counter() - started, *_worker_memory())
 
 
 def _worker_memory() -> tuple[str, float]:
@@ -292,7 +291,6 @@ class Scored:
 
     rows: int = 0
     flagged: int = 0
-    partitions: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(100, dtype="int64"))
     warnings: list[str] = field(default_factory=list)
     drifts: list[Drift] = field(default_factory=list)
@@ -303,6 +301,11 @@ class Scored:
     @property
     def drift(self) -> Drift | None:
         return Drift.combine(self.drifts) if self.drifts else None
+
+    @property
+    def score_histogram(self) -> list:
+        """Rows per 1-point score bin over every partition (what the run stores)."""
+        return histogram(self.counts)
 
 
 Progress = Callable[[str], None]
@@ -329,11 +332,7 @@ def _offsets(abouts: list[dict]) -> list[int]:
 
 
 def dataset_hash(abouts: list[dict]) -> str:
-    import hashlib
-
-    if len(abouts) == 1:
-        return abouts[0]["sha256"]
-    return hashlib.sha256("".join(a["sha256"] for a in abouts).encode()).hexdigest()
+    return combined_sha256([a["sha256"] for a in abouts])
 
 
 def score(client, plan: Plan, model: Model, *, out: str | None = None,
@@ -349,8 +348,7 @@ def score(client, plan: Plan, model: Model, *, out: str | None = None,
     known_f = client.scatter(known, broadcast=True) if known is not None else None
     abouts, populations, pieces = _first_pass(client, plan, model_f)
     offsets = _offsets(abouts)
-    done = Scored(partitions=plan.partitions,
-                  warnings=[w for a, f in zip(abouts, plan.files, strict=True)
+    done = Scored(warnings=[w for a, f in zip(abouts, plan.files, strict=True)
                             for w in (f"{Path(f).name}: {x}" for x in a["warnings"])])
     saving = begin_saving(dataset_hash(abouts)) if begin_saving else None
     if saving is not None:
@@ -380,10 +378,6 @@ def score(client, plan: Plan, model: Model, *, out: str | None = None,
                  f"{done.rows / max(elapsed, 1e-9):,.0f} rows/s")
         finished.release()
     return done
-
-
-def score_histogram(done: Scored) -> list:
-    return histogram(done.counts)
 
 
 # -- training on a dataset -----------------------------------------------------------

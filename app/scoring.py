@@ -66,9 +66,14 @@ def dataset_files(spec: str | Path) -> list[Path]:
 
 def dataset_sha256(files: list[Path]) -> str:
     """A dataset's hash: of its files' hashes in order (one file: the file's own)."""
-    if len(files) == 1:
-        return file_sha256(files[0])
-    return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest()
+    return combined_sha256([file_sha256(f) for f in files])
+
+
+def combined_sha256(digests: list[str]) -> str:
+    """The hash of a dataset whose files hash to ``digests``, in order."""
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
 def dataset_name(spec: str | Path, files: list[Path]) -> str:

@@ -279,7 +279,7 @@ def _score_on_cluster(args: argparse.Namespace, files: list[Path], params: dict)
                                         "added."))
     return _stored(args, _services().finish_partitioned(
         _vigil(), done.run_id, total_rows=done.rows, warnings=done.warnings,
-        score_histogram=cluster.score_histogram(done)))
+        score_histogram=done.score_histogram))
 
 
 def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool) -> int:
