@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from detection import incidents
-from storage import leases
+from storage import leases, months
 from storage.db import insert_of, transaction
 from storage.errors import StorageError, StreamConflictError
 from storage.runs import RunToSave, insert_anomalies, refused_values
@@ -92,9 +92,10 @@ def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSa
     ``writer`` must hold the stream's lease; :class:`StreamConflictError` otherwise, or
     when the stream's checkpoint is not at ``start``."""
     source = checked_source(source)
+    created_at = months.prepare(engine)  # the live run's, if this batch begins it
     with refused_values(f"stream {source!r}"), transaction(engine) as session:
         leases.check(session, source=source, writer=writer)
-        run_id = _live_run(session, engine, source, batch)
+        run_id = _live_run(session, engine, source, batch, created_at)
         stored = session.execute(select(StreamCheckpoint).where(
             StreamCheckpoint.source == source).with_for_update()).scalar_one_or_none()
         position = stored.position if stored else 0
@@ -119,11 +120,12 @@ def append(engine: Engine, *, source: str, writer: leases.Writer, batch: RunToSa
         return Appended(run_id, sorted(set(ids.tolist())))
 
 
-def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave) -> int:
+def _live_run(session: Session, engine: Engine, source: str, batch: RunToSave,
+              created_at: datetime) -> int:
     key = live_run_key(source, batch.model_version)
     insert_row = insert_of(engine)
     session.execute(insert_row(DetectionRun).values(
-        run_key=key, source_name=source,
+        run_key=key, created_at=created_at, source_name=source,
         file_sha256=hashlib.sha256(source.encode()).hexdigest(), profile=batch.profile,
         detector=batch.detector, model_version=batch.model_version,
         parameters=batch.parameters, threshold=batch.threshold,

@@ -1,7 +1,7 @@
 """The monthly partitions of ``anomalies`` on PostgreSQL (migration 0014).
 
 A run's flagged rows carry the month the run was stored (``run_created_at``); each month
-is a partition in the schema ``anomaly_months``, made when its first run is stored and
+is a partition in the schema ``anomaly_months``, made before its first run is stored and
 dropped whole when a prune takes every run of it (storage.retention).
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from storage.db import serialize
+from storage.db import serialize, transaction
 
 SCHEMA = "anomaly_months"
 
@@ -44,3 +44,16 @@ def ensure(session: Session, moment: datetime) -> None:
         session.execute(text(f"CREATE TABLE IF NOT EXISTS {qualified} PARTITION OF anomalies "
                              f"FOR VALUES FROM ('{start(moment).isoformat()}') "
                              f"TO ('{end(moment).isoformat()}')"))
+
+
+def prepare(engine: Engine) -> datetime:
+    """Now, the ``created_at`` of a run about to be stored, with its month's partition
+    made in a transaction of its own. Making a partition locks ``incidents`` (the foreign
+    key) against writes: made inside the save, after its incidents were written, the
+    first saves of a month at once (a cluster run's partitions, two uploads) each waited
+    for the other, and PostgreSQL ended one as a deadlock."""
+    now = datetime.now(UTC)
+    if engine.dialect.name == "postgresql":
+        with transaction(engine) as session:
+            ensure(session, now)
+    return now

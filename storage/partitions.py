@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from detection import incidents
-from storage import audit
+from storage import audit, months
 from storage.db import insert_of, make_engine, transaction
 from storage.live import stored_grouping
 from storage.runs import (
@@ -45,9 +45,10 @@ class Begun:
 def begin(engine: Engine, header: RunToSave) -> Begun:
     """The run's row, stored with status ``scoring`` (its flagged rows come partition by
     partition); a run stored before, whole or in part, is found by its key."""
+    values = run_values(header, months.prepare(engine), status=SCORING)
     with refused_values(f"run {header.source_name!r}"), transaction(engine) as session:
         run_id = session.execute(
-            _insert_ignoring_duplicate(engine).values(**run_values(header, status=SCORING))
+            _insert_ignoring_duplicate(engine).values(**values)
             .returning(DetectionRun.id)).scalar()
         if run_id is not None:
             return Begun(run_id, False, frozenset())

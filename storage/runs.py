@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -190,12 +190,13 @@ def save_run(engine: Engine, *, run: RunToSave, actor: str | None = None) -> Sav
     existing run is returned.
     """
     with refused_values(f"run {run.source_name!r}"):
-        return _save(engine, run, run_values(run), actor)
+        return _save(engine, run, run_values(run, months.prepare(engine)), actor)
 
 
-def run_values(run: RunToSave, *, status: str = "complete") -> dict:
-    """The detection_runs row of ``run``."""
+def run_values(run: RunToSave, created_at: datetime, *, status: str = "complete") -> dict:
+    """The detection_runs row of ``run``, stored at ``created_at`` (months.prepare)."""
     return {
+        "created_at": created_at,
         "run_key": run.run_key, "source_name": run.source_name,
         "file_sha256": run.file_sha256, "profile": run.profile, "detector": run.detector,
         "model_version": run.model_version, "parameters": run.parameters,
@@ -244,7 +245,8 @@ def _save(engine: Engine, run: RunToSave, values: dict, actor: str | None) -> Sa
 
 def insert_anomalies(session: Session, run_id: int, rows: pd.DataFrame) -> None:
     """Insert flagged rows (with ``incident_id``) in batches: COPY on PostgreSQL, into
-    the partition of the month the run was stored (made if it is the month's first)."""
+    the partition of the month the run was stored (made with the run: months.prepare;
+    here only for a run stored before that, whose month has no partition yet)."""
     if rows.empty:
         return
     created = session.scalar(select(DetectionRun.created_at).where(DetectionRun.id == run_id))

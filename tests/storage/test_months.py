@@ -1,6 +1,9 @@
 """On PostgreSQL, anomalies are range-partitioned by the month their run was stored:
 a month of old runs is pruned by dropping its partition; Adminer sees one table."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +12,7 @@ from sqlalchemy import inspect, select, text, update
 
 from storage import db, known, months
 from storage.anomalies import set_review_status
+from storage.partitions import begin, save
 from storage.retention import prune
 from storage.runs import save_run
 from storage.schema import Anomaly, DetectionRun, KnownValue
@@ -66,6 +70,33 @@ def test_a_run_lands_in_its_months_partition_and_adminer_sees_one_table(pg):
         assert conn.scalar(select(Anomaly.run_id).limit(1)) == run_id
     public = set(inspect(pg).get_table_names())
     assert "anomalies" in public and not any(t.startswith("anomalies_") for t in public)
+
+
+def test_the_first_runs_of_a_month_stored_at_once_do_not_deadlock(pg):
+    """A month's partition is made before its run's rows are stored, in a transaction of
+    its own: made inside a save that held locks on incidents, two saves at once (the
+    partitions of a cluster run, two uploads) each waited for the other."""
+    this_month = [f"anomaly_months.{months.name(datetime.now(UTC))}"]
+    run = make_run(40, file_sha256="c" * 64)
+    begun = begin(pg, replace(run, anomalies=run.anomalies.iloc[:0]))
+    assert partitions(pg) == this_month  # with the run, before any of its rows
+
+    def at_once(store, items):
+        ready = threading.Barrier(len(items))
+        with ThreadPoolExecutor(len(items)) as pool:
+            return list(pool.map(lambda item: (ready.wait(), store(item))[1], items))
+
+    parts = at_once(lambda p: save(pg, begun.run_id, p, 4, replace(
+        run, anomalies=run.anomalies.iloc[p::4])), range(4))
+    assert parts == [True] * 4
+    for name in partitions(pg):
+        with pg.begin() as conn:
+            conn.execute(text(f"DROP TABLE {name}"))
+    saved = at_once(lambda sha: save_run(pg, run=make_run(30, file_sha256=sha * 64)),
+                    ["d", "e", "f"])
+    assert all(s.created for s in saved) and partitions(pg) == this_month
+    with pg.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM anomalies")) == 90
 
 
 def test_pruning_a_month_drops_its_partition_and_keeps_a_month_with_a_review(pg):
