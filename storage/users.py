@@ -7,6 +7,7 @@ caller (:func:`authenticate` returns None), which says nothing more either.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +30,13 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 hashes every byte: a 50 MB password cost 1.5 s a try
 MIN_STRENGTH = 3  # zxcvbn's 0-4: 3 is "safely unguessable" (about 10^8 guesses and more)
 PASSWORDS = PasswordHasher()  # argon2id, the library's (RFC 9106) parameters
-_NOBODY = PASSWORDS.hash("a password nobody has")  # verified for unknown names
+
+
+@functools.cache
+def _nobody() -> str:
+    """A hash verified for unknown names, so they take as long as known ones; made on
+    first use (0.1 s), not by every process that imports this module."""
+    return PASSWORDS.hash("a password nobody has")
 
 
 LOCKED_NOW = "locked now"  # what authenticate says when this failure locked the account
@@ -97,7 +104,7 @@ def authenticate(bind: Bind, *, name: str, password: str) -> Account | str | Non
     password = password[:MAX_PASSWORD + 1]  # longer matches no stored one: no 1.5 s hash
     with transaction(bind) as session:
         user = session.scalar(select(User).where(User.name == clean(name)))
-        stored = user.password_hash if user is not None and user.password_hash else _NOBODY
+        stored = user.password_hash if user is not None and user.password_hash else _nobody()
         try:
             matches = PASSWORDS.verify(stored, password)
         except (VerificationError, InvalidHashError):
