@@ -815,6 +815,7 @@ class LoginFeatures:
         # its usual either way.
         signed = np.array([n in numbers or n.removesuffix("_user") in numbers
                            for n in self.feature_names_])
+        takeover = ctx.get("takeover")
         reasons = []
         for i, row in enumerate(rows):
             event = events[i]
@@ -822,7 +823,7 @@ class LoginFeatures:
                        for j in top[i] if X[i, j] != self.feature_center_[j]
                        and (X[i, j] > 0 or signed[j]))
             parts = list(itertools.islice(dict.fromkeys(p for p in phrases if p), REASONS))
-            if ctx.get("takeover", np.zeros(row + 1, dtype=bool))[row]:
+            if takeover is not None and takeover[row]:
                 parts.insert(0, self._takeover_phrase(ctx, row))
             if ctx["learning"][row]:
                 parts.append(f"{event['user']} is new (learning: "
@@ -840,7 +841,6 @@ class LoginFeatures:
 
     def _phrase(self, name: str, event: dict, ctx: dict, row: int, usual: _Usual) -> str:
         user = event["user"]
-        when = pd.Timestamp(event["time"])
         if name in getattr(self, "numbers_", ()):
             low, high = self.number_usual_[name][2:]
             return f"{name} {fmt(event[name])}, usual {fmt(low)}-{fmt(high)} across users"
@@ -857,7 +857,7 @@ class LoginFeatures:
                     "device": "device"}[key]
             return f"{what} {_short(event[key])}: no one has logged in with it before"
         if name == "hour_rarity":
-            return f"login at {when:%H:%M}, an hour unusual for {user}"
+            return f"login at {pd.Timestamp(event['time']):%H:%M}, an hour unusual for {user}"
         if name.startswith("new_"):
             key = name[4:]
             label = {"country": "first login from", "city": "first login from city",
