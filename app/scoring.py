@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from detection import Dataset, Model, ScoredFrame, fit, fit_score, prepare
+from detection import Dataset, Model, ScoredFrame, fit, fit_score, memory, prepare
 from detection.envelope import STALE_WARNING, Drift
 from detection.errors import DetectionError
 from detection.export import write_csv
@@ -115,7 +115,10 @@ def analyze(dataset: Dataset, *, model: Model | None = None,
     """Score a dataset with a fitted model, or fit one on the dataset itself and score it."""
     if model is not None:
         return model.score(dataset)
-    return fit_score(dataset, detector=detector, **params)[1]
+    result = fit_score(dataset, detector=detector, **params)[1]
+    if len(dataset) >= memory.BIG_ROWS:  # the model fitted for the file is gone
+        memory.release()
+    return result
 
 
 def scored_pieces(source: Source, model: Model, *, columns: dict[str, str | None] | None = None,
