@@ -178,30 +178,37 @@ def summarize(anomalies: pd.DataFrame, numbers: np.ndarray,
 
 def _name_campaigns(out: pd.DataFrame, frame: pd.DataFrame,
                     sources: list[np.ndarray] | None) -> None:
-    """Incidents of several entities: the source their rows share as the entity, and
-    the users (or machines) in the summary, counted and the first few named."""
-    entities = frame.dropna(subset=["entity"]).groupby("number")["entity"]
-    several = entities.nunique()
-    several = several[several > 1]
+    """Incidents of several entities: the source their rows share as the entity (the
+    most frequent; the first seen of equals), and the users (or machines) in the
+    summary, counted and the first few named in the order they came."""
+    members = frame.dropna(subset=["entity"])
+    several = members.groupby("number")["entity"].nunique()
+    several = several[several > 1].index
     if several.empty:
         return
-    shared = None
+    members = members[members["number"].isin(several)]
+    names = members.drop_duplicates(["number", "entity"]).groupby("number")["entity"].agg(list)
+    shared = pd.Series(None, index=several, dtype=object)
     if sources is not None:
         keys = pd.concat([pd.DataFrame({"number": frame["number"], "key": k})
                           for k in sources]).dropna()
-        shared = keys.groupby("number")["key"].agg(lambda k: k.value_counts().index[0])
-    where = out.set_index("number")
-    for number in several.index:
-        names = list(dict.fromkeys(frame.loc[frame["number"] == number, "entity"].dropna()))
-        named = ", ".join(names[:USERS_NAMED]) + (
-            f" and {len(names) - USERS_NAMED} more" if len(names) > USERS_NAMED else "")
-        source = shared.get(number) if shared is not None else None
-        row = where.index.get_loc(number)
-        if source is not None:
-            out.iloc[row, out.columns.get_loc("entity")] = source
-        out.iloc[row, out.columns.get_loc("summary")] = (
-            f"campaign{f' from {source}' if source else ''}: {len(names)} users "
-            f"({named}); {out.iloc[row]['summary']}")
+        counts = (keys[keys["number"].isin(several)]
+                  .groupby(["number", "key"], sort=False).size().reset_index(name="rows"))
+        top = counts.loc[counts.groupby("number", sort=False)["rows"].idxmax()]
+        shared.loc[top["number"].to_numpy()] = top["key"].to_numpy()
+    at = out["number"].isin(several).to_numpy()  # in number order, as ``several``
+    out.loc[at, "summary"] = [
+        f"campaign{f' from {source}' if source else ''}: {len(users)} users "
+        f"({_first_named(users)}); {lead}"
+        for source, users, lead in zip(shared, names[several], out.loc[at, "summary"],
+                                       strict=True)]
+    out.loc[at, "entity"] = [entity if source is None else source for source, entity
+                             in zip(shared, out.loc[at, "entity"], strict=True)]
+
+
+def _first_named(users: list[str]) -> str:
+    more = len(users) - USERS_NAMED
+    return ", ".join(users[:USERS_NAMED]) + (f" and {more} more" if more > 0 else "")
 
 
 def _summary(incident) -> str:
