@@ -105,6 +105,7 @@ class RunToSave:
         flagged = result.anomalies
         inputs = flagged.drop(columns=list(SCORE_COLUMNS))
         inputs = inputs.astype(object).where(inputs.notna(), None)
+        keys = [clean(str(k)) for k in inputs.columns]
         entity = result.entity_column
         times = result.time.loc[flagged.index] if result.time is not None else None
         anomalies = pd.DataFrame({
@@ -115,8 +116,8 @@ class RunToSave:
             "anomaly_score": flagged["anomaly_score"].to_numpy(dtype="float64"),
             "severity": flagged["severity"].to_numpy(dtype=object),
             "reasons": _objects(clean_column(flagged["reasons"])),
-            "data": [{clean(str(k)): json_safe(v) for k, v in row.items()}
-                     for row in inputs.to_dict("records")],
+            "data": [dict(zip(keys, map(json_safe, row), strict=True))
+                     for row in inputs.itertuples(index=False, name=None)],
         })
         return cls(
             source_name=clean(source_name, NAME_CHARS), file_sha256=file_sha256,
@@ -130,7 +131,7 @@ class RunToSave:
             warnings=clean_json(list(result.warnings)),
             chart_data=chart_data, score_histogram=score_histogram,
             incident_gap_minutes=incident_gap_minutes,
-            columns=[clean(str(c)) for c in inputs.columns],
+            columns=keys,
             mapping={role: clean(column) for role, column in result.mapping.as_dict().items()
                      if column is not None},
             **drift_fields(result.drift),
