@@ -159,19 +159,25 @@ def summarize(anomalies: pd.DataFrame, numbers: np.ndarray,
     peak = frame.loc[frame.sort_values(["number", "score", "row"],
                                        ascending=[True, False, True])
                      .drop_duplicates("number").index]
+    started, ended, count = by["time"].min(), by["time"].max(), by.size().to_numpy()
+    first, last = by["row"].min().to_numpy(), by["row"].max().to_numpy()
     out = pd.DataFrame({
         "number": by.size().index.to_numpy(),
         "entity": peak["entity"].to_numpy(),
-        "started_at": by["time"].min().dt.tz_localize("UTC").to_numpy(dtype=object),
-        "ended_at": by["time"].max().dt.tz_localize("UTC").to_numpy(dtype=object),
-        "row_count": by.size().to_numpy(),
+        "started_at": started.dt.tz_localize("UTC").to_numpy(dtype=object),
+        "ended_at": ended.dt.tz_localize("UTC").to_numpy(dtype=object),
+        "row_count": count,
         "peak_score": by["score"].max().to_numpy(),
         "severity": [SEVERITIES[i] for i in by["rank"].max().to_numpy()],
-        "first_row": by["row"].min().to_numpy(),
-        "last_row": by["row"].max().to_numpy(),
-        "lead": [r.split("; ")[0] for r in peak["reasons"]],
     })
-    out["summary"] = [_summary(row) for row in out.itertuples()]
+    minutes = np.maximum((ended - started).dt.total_seconds().to_numpy() // 60, 1)
+    timed = started.notna().to_numpy()
+    out["summary"] = [
+        (f"{lead} ({n} rows over {int(m)} min)" if on_clock
+         else f"{lead} ({n} rows, rows {a}-{b})") if n > 1 else lead
+        for lead, n, m, on_clock, a, b in zip(
+            [r.split("; ")[0] or "unusual combination of features" for r in peak["reasons"]],
+            count.tolist(), minutes, timed, first.tolist(), last.tolist(), strict=True)]
     _name_campaigns(out, frame, sources)
     return out[columns]
 
@@ -209,16 +215,3 @@ def _name_campaigns(out: pd.DataFrame, frame: pd.DataFrame,
 def _first_named(users: list[str]) -> str:
     more = len(users) - USERS_NAMED
     return ", ".join(users[:USERS_NAMED]) + (f" and {more} more" if more > 0 else "")
-
-
-def _summary(incident) -> str:
-    lead = incident.lead or "unusual combination of features"
-    if incident.row_count == 1:
-        return lead
-    if pd.notna(incident.started_at):
-        span = pd.Timestamp(incident.ended_at) - pd.Timestamp(incident.started_at)
-        minutes = max(int(span.total_seconds() // 60), 1)
-        extent = f"{incident.row_count} rows over {minutes} min"
-    else:
-        extent = f"{incident.row_count} rows, rows {incident.first_row}-{incident.last_row}"
-    return f"{lead} ({extent})"
