@@ -52,6 +52,14 @@ REACH_FLAG = 2.0
 _SLOPE = np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE) / (REACH_FLAG - 1)
 
 
+def _column_quantiles(X: np.ndarray, q, **options) -> np.ndarray:
+    """Each column's quantiles ``q``, missing values left out: one call of np.quantile
+    when none is missing (np.nanquantile works a column at a time: 3 s for a file of
+    5,000 metrics), the same numbers."""
+    quantile = np.nanquantile if np.isnan(X).any() else np.quantile
+    return quantile(X, q, axis=0, **options)
+
+
 class Envelope:
     """Per-feature edges of a baseline; ``score`` rates how far beyond them a row lies.
 
@@ -75,9 +83,9 @@ class Envelope:
             chosen = np.asarray(X[:, np.flatnonzero(decisive)], dtype="float64")
             self.ceiling_[np.flatnonzero(decisive)] = (
                 np.nanmax(chosen, axis=0, initial=-np.inf) if normal
-                else np.nanquantile(chosen, 1 - EDGE_SHARE, axis=0, method="lower"))
+                else _column_quantiles(chosen, 1 - EDGE_SHARE, method="lower"))
         X = np.asarray(X[:: max(1, len(X) // FIT_ROWS)], dtype="float64")
-        low, self.center_, high = np.nanquantile(X, [EDGE_SHARE, 0.5, 1 - EDGE_SHARE], axis=0)
+        low, self.center_, high = _column_quantiles(X, [EDGE_SHARE, 0.5, 1 - EDGE_SHARE])
         # 1 / distance to each edge; 0 switches a side off.
         with np.errstate(divide="ignore"):
             self.up_ = np.where(high > self.center_, 1.0 / (high - self.center_), 0.0)
