@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -159,15 +161,23 @@ def test_a_reading_near_the_float_limit_scores_without_numpy_warnings(recwarn, d
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
+@functools.cache
+def _normal_month_model() -> Model:
+    """A model of one machine's normal month, fitted once for the tests that read it."""
+    from sample_data.generate import machine
+
+    history, _ = machine(np.random.default_rng(0), anomalies=False)
+    return fit(prepare(history))
+
+
 def normal_months(shift: float = 0.0):
     """A model of one machine's normal month, and its next month (``shift`` added)."""
     from sample_data.generate import START, machine
 
-    history, _ = machine(np.random.default_rng(0), anomalies=False)
     later, _ = machine(np.random.default_rng(1), anomalies=False,
                        start=START + pd.Timedelta(days=30))
     later["temperature"] += shift
-    return fit(prepare(history)), later
+    return _normal_month_model(), later
 
 
 def test_a_file_from_the_baselines_source_shows_little_drift():
