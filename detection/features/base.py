@@ -77,12 +77,18 @@ def _alike(dataset: Dataset, names: list[str]) -> str:
         if alike else ""
 
 
+def sampled(values: np.ndarray) -> np.ndarray:
+    """An evenly spaced sample of at most about ``STATS_SAMPLE`` of ``values`` (along the
+    last axis: of each row of a 2-D array)."""
+    return values[..., :: max(1, values.shape[-1] // STATS_SAMPLE)]
+
+
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
     """Median and a scale that survives outliers: 1.4826 MAD, else std, else 1.
 
     Above ``STATS_SAMPLE`` values an evenly spaced sample of them stands in for all.
     """
-    values = values[:: max(1, values.size // STATS_SAMPLE)]
+    values = sampled(values)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return 0.0, 1.0
@@ -100,7 +106,7 @@ def robust_centers_scales(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`robust_center_scale` of each row of the 2-D ``rows``: the rows without a
     blank together (one median call for all), the others (and any without spread) one by
     one. The same numbers, in the rows' own precision, as a call a row."""
-    rows = rows[:, :: max(1, rows.shape[1] // STATS_SAMPLE)]
+    rows = sampled(rows)
     centers, scales = np.zeros(len(rows)), np.ones(len(rows))
     whole = np.isfinite(rows).all(axis=1) & (rows.shape[1] > 0)
     if whole.any():

@@ -38,6 +38,7 @@ from detection.features.base import (
     rank_features,
     robust_center_scale,
     robust_centers_scales,
+    sampled,
     trained_metrics,
 )
 from detection.threads import THREADS
@@ -92,16 +93,10 @@ FEATURES_VERSION = 2
 PIECE_ROWS = 131_072
 
 
-def _sampled(values: np.ndarray) -> np.ndarray:
-    """An evenly spaced sample of at most about ``STATS_SAMPLE`` of ``values`` (along the
-    last axis: of each row of a 2-D array)."""
-    return values[..., :: max(1, values.shape[-1] // STATS_SAMPLE)]
-
-
 def _usual_range(values: np.ndarray) -> tuple[float, float]:
     """The usual range of a baseline's values: their ``USUAL_EDGE`` and 1 - ``USUAL_EDGE``
     quantiles (of an evenly spaced sample of ``STATS_SAMPLE``); NaN when it has none."""
-    values = _sampled(values)
+    values = sampled(values)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return np.nan, np.nan
@@ -111,7 +106,7 @@ def _usual_range(values: np.ndarray) -> tuple[float, float]:
 
 def _recurring_ranges(rows: np.ndarray) -> np.ndarray:
     """The usual range of a typical stretch of each row of ``rows`` (a baseline's values,
-    a series a row, sampled: :func:`_sampled`): the median of the usual ranges of its
+    a series a row, sampled by ``base.sampled``): the median of the usual ranges of its
     ``RECURRENT_PARTS`` consecutive parts, (low, high) a row. A part is ranged for every
     row at once where the rows have no blank in it (a file of 5,000 metrics made 150,000
     quantile calls of a few values each: 18 s for 40 rows)."""
@@ -343,7 +338,7 @@ class SensorFeatures:
         ranged = np.array([name.rsplit(":", 1)[1] in RANGED for name in self.feature_names_])
         self.feature_edges_ = np.full((len(ranged), 2), np.nan)
         if ranged.any():
-            self.feature_edges_[ranged] = _recurring_ranges(_sampled(ordered)[ranged])
+            self.feature_edges_[ranged] = _recurring_ranges(sampled(ordered)[ranged])
         return FeatureSet(X=self._frame(dataset, ordered, context), context=context)
 
     def _reason_units(self, values: np.ndarray, hours: np.ndarray) -> np.ndarray:
@@ -556,7 +551,7 @@ class SensorFeatures:
                 self._learn(name, r, hours)
             self._drift(name, r, hours, blocks)
             if learn:
-                trends.append(_sampled(r.off_median))
+                trends.append(sampled(r.off_median))
 
             def fill(rows: slice, name=name, r=r) -> None:
                 for kind, values in self._kinds(name, r, hours, rows).items():
