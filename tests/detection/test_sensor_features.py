@@ -1,3 +1,4 @@
+import functools
 import re
 
 import bottleneck as bn
@@ -172,11 +173,17 @@ def test_infinite_readings_are_missing_and_huge_ones_flagged_without_numpy_warni
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
-def history_and_next_month(seed: int, anomalies: bool):
+@functools.cache
+def normal_month_model(seed: int):
+    """A model of one machine's normal month, fitted once for the tests that read it."""
     history, _ = machine(np.random.default_rng(2 * seed), anomalies=False)
+    return fit(prepare(read_csv(to_csv_bytes(history))))
+
+
+def history_and_next_month(seed: int, anomalies: bool):
     later, labels = machine(np.random.default_rng(2 * seed + 1), anomalies=anomalies,
                             start=START + pd.Timedelta(days=30))
-    model = fit(prepare(read_csv(to_csv_bytes(history))))
+    model = normal_month_model(seed)
     return model, model.score(prepare(read_csv(to_csv_bytes(later)))).frame, labels
 
 
@@ -207,10 +214,9 @@ def test_a_model_of_normal_history_catches_spikes_a_drift_and_a_stuck_sensor(see
 def test_one_spike_is_one_short_burst_of_flags():
     """The window's variability and level are medians: a spike leaves the 30 readings
     after it alone (with the mean and std they stayed high, and flagged, for 30)."""
-    history, _ = machine(np.random.default_rng(0), anomalies=False)
     later, _ = machine(np.random.default_rng(1), anomalies=False,
                        start=START + pd.Timedelta(days=30))
-    model = fit(prepare(read_csv(to_csv_bytes(history))))
+    model = normal_month_model(0)
     before = model.score(prepare(read_csv(to_csv_bytes(later)))).frame["is_anomaly"]
     at = 2000
     later.loc[at, "temperature"] += 40
