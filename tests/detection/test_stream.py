@@ -106,15 +106,18 @@ def test_login_pieces_score_as_one_pass(size):
     logins = read_csv(sample_path("logins.csv"))
     cut = int(len(logins) * 0.6)
     model = fit(prepare(logins.iloc[:cut]))
-    later = logins.iloc[cut:] if size > 1 else logins.iloc[cut:cut + 400]
+    # One row a piece: the 120 rows of the spray, with new countries and travel in them.
+    later = logins.iloc[cut:] if size > 1 else logins.iloc[cut + 1080:cut + 1200]
     expected = model.score(prepare(later)).frame
     scorer = StreamScorer(model)
     got = pd.concat([scorer.score(later.iloc[i:i + size]).frame
                      for i in range(0, len(later), size)])
     pd.testing.assert_frame_equal(got[SCORES], expected[SCORES])
-    if size > 1:
-        assert expected["is_anomaly"].sum() > 20
-    assert len(scorer.carried) < 40 * later["user"].nunique()  # bounded by users, not rows
+    assert expected["is_anomaly"].sum() > 20
+    for said in ("password spray", "first login from", "impossible travel"):
+        assert expected["reasons"].str.contains(said).any(), said
+    users = pd.concat([logins.iloc[:cut], later])["user"].nunique()
+    assert len(scorer.carried) < 40 * users  # bounded by the users seen, not by rows
 
 
 def test_a_profile_without_pieces_is_refused():
