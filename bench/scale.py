@@ -177,23 +177,21 @@ def postgres_share(engine, run_id: int, total: int) -> dict[str, float]:
         rows = io.BytesIO()
         cursor.copy_expert(f"COPY (SELECT {columns} FROM anomalies WHERE run_id = {run_id} "
                            f"LIMIT {SHARE_ROWS}) TO STDOUT WITH (FORMAT csv)", rows)
-        tables = {
-            "bare": ["CREATE TEMP TABLE copied (LIKE anomalies INCLUDING DEFAULTS)"],
-            "indexes": ["CREATE TEMP TABLE copied (LIKE anomalies INCLUDING DEFAULTS "
-                        "INCLUDING INDEXES)"],
-            "indexes and keys": [
-                "CREATE TEMP TABLE copied (LIKE anomalies INCLUDING DEFAULTS "
-                "INCLUDING INDEXES)",
-                "ALTER TABLE copied ADD FOREIGN KEY (run_id) REFERENCES detection_runs (id)",
-                "ALTER TABLE copied ADD FOREIGN KEY (incident_id) REFERENCES incidents (id)"],
-        }
+        like = "CREATE TABLE bench_copied (LIKE anomalies INCLUDING DEFAULTS"
+        keys = ["ALTER TABLE bench_copied ADD FOREIGN KEY (run_id) "
+                "REFERENCES detection_runs (id)",
+                "ALTER TABLE bench_copied ADD FOREIGN KEY (incident_id) "
+                "REFERENCES incidents (id)"]
+        tables = {"bare": [f"{like})"], "indexes": [f"{like} INCLUDING INDEXES)"],
+                  "indexes and keys": [f"{like} INCLUDING INDEXES)", *keys]}
         share = {}
         for name, statements in tables.items():
             for statement in statements:
                 cursor.execute(statement)
             rows.seek(0)
             started = time.perf_counter()
-            cursor.copy_expert(f"COPY copied ({columns}) FROM STDIN WITH (FORMAT csv)", rows)
+            cursor.copy_expert(f"COPY bench_copied ({columns}) FROM STDIN "
+                               "WITH (FORMAT csv)", rows)
             share[name] = (time.perf_counter() - started) * total / SHARE_ROWS
             connection.rollback()
     finally:
