@@ -1,5 +1,3 @@
-import functools
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +6,7 @@ from detection import SCORE_COLUMNS, Model, fit, fit_score, prepare, read_csv
 from detection.errors import ModelMismatchError, TooFewRowsError
 from detection.model import data_hash
 from tests.conftest import sensor_frame, to_csv_bytes
+from tests.detection.test_sensor_features import normal_month_model
 
 
 def dataset(frame):
@@ -161,15 +160,6 @@ def test_a_reading_near_the_float_limit_scores_without_numpy_warnings(recwarn, d
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
-@functools.cache
-def _normal_month_model() -> Model:
-    """A model of one machine's normal month, fitted once for the tests that read it."""
-    from sample_data.generate import machine
-
-    history, _ = machine(np.random.default_rng(0), anomalies=False)
-    return fit(prepare(history))
-
-
 def normal_months(shift: float = 0.0):
     """A model of one machine's normal month, and its next month (``shift`` added)."""
     from sample_data.generate import START, machine
@@ -177,7 +167,7 @@ def normal_months(shift: float = 0.0):
     later, _ = machine(np.random.default_rng(1), anomalies=False,
                        start=START + pd.Timedelta(days=30))
     later["temperature"] += shift
-    return _normal_month_model(), later
+    return normal_month_model(0), later
 
 
 def test_a_file_from_the_baselines_source_shows_little_drift():
