@@ -224,6 +224,23 @@ def test_failure_windows_stay_per_user_with_a_million_users_over_a_year():
     assert list(attack[20:]) == list(range(1, 21))
 
 
+def test_failure_windows_count_as_a_direct_count_does_with_tied_times():
+    """Each row: the group's flagged rows in (t - 1h, t] up to itself (a row at the same
+    instant after it is not yet seen, as on a stream), whatever order the groups' times
+    come in."""
+    from detection.features.login import HOUR, _window_count
+
+    rng = np.random.default_rng(11)
+    group = rng.integers(0, 7, 600)
+    time = np.int64(1_700_000_000) * 10**9 + rng.integers(0, 12, 600) * (HOUR // 4)
+    flags = rng.random(600) < 0.5
+    order = np.lexsort((time, group))
+    group, time, flags = group[order], time[order], flags[order]
+    expected = [int((flags & (group == g) & (time > t - HOUR))[:i + 1].sum())
+                for i, (g, t) in enumerate(zip(group, time, strict=True))]
+    assert _window_count(group, time, flags).tolist() == expected
+
+
 def test_brute_force_is_caught_among_5000_users_over_a_year():
     rng = np.random.default_rng(5)
     users = [f"user{i:04d}" for i in range(5000)]
