@@ -306,6 +306,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     chosen = [args.baseline is not None, args.from_runs is not None, args.since is not None]
     if sum(chosen) != 1:
         raise UsageError("train on one of: a baseline file, --from-runs RUN..., --since DATE")
+    if args.name is not None:  # before the baseline is read, not after minutes of it
+        from storage.registry import check_name
+
+        check_name(args.name)
     _preload_forest(args)
     if args.baseline is None:
         if args.since is not None and args.profile not in ("sensor", "generic"):
