@@ -803,7 +803,7 @@ class LoginFeatures:
 
     # -- explaining -----------------------------------------------------------------
     def explain(self, dataset: Dataset, features: FeatureSet, rows: np.ndarray) -> list[str]:
-        X = features.X.to_numpy(dtype="float64")[rows]
+        X = features.X.to_numpy()[rows].astype("float64")  # the rows, not all, converted
         # Two features can say one thing (travel speed and impossible travel): the
         # reasons are the first REASONS different phrases of the most unusual features.
         top = rank_features(X, self.feature_center_, self.feature_scale_, top=2 * REASONS)
