@@ -307,9 +307,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if sum(chosen) != 1:
         raise UsageError("train on one of: a baseline file, --from-runs RUN..., --since DATE")
     if args.name is not None:  # before the baseline is read, not after minutes of it
-        from storage.registry import check_name
-
-        check_name(args.name)
+        _services().check_model_name(args.name)
     _preload_forest(args)
     if args.baseline is None:
         if args.since is not None and args.profile not in ("sensor", "generic"):

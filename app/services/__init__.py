@@ -60,6 +60,7 @@ from app.services.analysis import (
 from app.services.models import (
     RUN_PROFILES,
     activate_model,
+    check_model_name,
     list_models,
     load_model,
     rollback_model,
@@ -132,6 +133,7 @@ __all__ = [
     "StreamConflictError",
     "Vigil",
     "activate_model",
+    "check_model_name",
     "add_token",
     "add_user",
     "alert_stream",

@@ -16,6 +16,12 @@ RUNS_NAMED = 8  # runs a model's source name lists before it only counts the res
 RUN_PROFILES = run_inputs.PROFILES  # the profiles whose saved runs keep their rows
 
 
+def check_model_name(name: str) -> str:
+    """``name`` if it may name a model, else :class:`StorageError` saying the rule: told
+    before a baseline is read or fitted, not after minutes of it."""
+    return registry.check_name(name)
+
+
 def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
           source_name: str | None = None, activate: bool = False, name: str | None = None,
           sample: dict | None = None, **params) -> dict:
@@ -24,7 +30,7 @@ def train(vigil: Vigil, dataset: Dataset, *, detector: str = "isolation_forest",
     sample of a dataset, drawn as this says, kept in the model's metadata)."""
     actor = vigil.require("admin")
     if name is not None:
-        registry.check_name(name)  # before the fit, not after a minute of it
+        check_model_name(name)
     model = fit(dataset, detector=detector, **params)
     if sample is not None:
         model.metadata["sample"] = sample
