@@ -91,6 +91,11 @@ NAB_FILES = ("nab/__init__.py", "nab/corpus.py", "nab/labeler.py", "nab/optimize
              "results/null")
 PROFILES_SHOWN = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 DETECTORS = ("vigilLive", "vigilTrained", "vigilInfile")
+# --only's names, and each detector's line on the scoreboard.
+CHOICES = {"live": "vigilLive", "trained": "vigilTrained", "in-file": "vigilInfile"}
+BOARD = {"vigilLive": "Vigil live: learns as it goes (legal)",
+         "vigilTrained": "Vigil trained: fixed model (legal)",
+         "vigilInfile": "Vigil in-file: fitted on the file (sees the future)"}
 ROOT = Path(__file__).resolve().parents[1]
 
 RUN_NAB = """
@@ -114,8 +119,8 @@ def probation(rows: int) -> int:
     return int(min(np.floor(0.15 * rows), 0.15 * 5000))
 
 
-def _detected(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each detector's 0-1 anomaly score of every row of one NAB file."""
+def _detected(frame: pd.DataFrame, detectors=DETECTORS) -> dict[str, np.ndarray]:
+    """Each of ``detectors``' 0-1 anomaly score of every row of one NAB file."""
     import contextlib
 
     from detection import fit, fit_score, prepare
@@ -125,28 +130,34 @@ def _detected(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     frame = frame.copy()
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
     head = probation(len(frame))
-    found = {name: np.zeros(len(frame)) for name in DETECTORS}
-    with contextlib.suppress(DetectionError):  # a flat line: nothing to learn from
-        _, whole = fit_score(prepare(frame.copy(), profile="sensor"))
-        found["vigilInfile"] = whole.frame["anomaly_score"].to_numpy() / 100
+    found = {name: np.zeros(len(frame)) for name in detectors}
+    if "vigilInfile" in detectors:
+        with contextlib.suppress(DetectionError):  # a flat line: nothing to learn from
+            _, whole = fit_score(prepare(frame.copy(), profile="sensor"))
+            found["vigilInfile"] = whole.frame["anomaly_score"].to_numpy() / 100
+    streamed = [(name, name == "vigilLive") for name in ("vigilLive", "vigilTrained")
+                if name in detectors]
+    if not streamed:
+        return found
     try:
         model = fit(prepare(frame.iloc[:head].copy(), profile="sensor"))
     except DetectionError:
         return found
     rest = frame.iloc[head:]
-    for name, learn in (("vigilLive", True), ("vigilTrained", False)):
+    for name, learn in streamed:
         scored = StreamScorer(model, learn=learn).score(rest.copy()).frame
         found[name][head:] = scored["anomaly_score"].to_numpy() / 100
     return found
 
 
-def write_results(results: Path, root: Path = NAB) -> None:
-    """Vigil's scores of every labelled NAB file, as NAB's results files."""
+def write_results(results: Path, root: Path = NAB, detectors=DETECTORS) -> None:
+    """Vigil's scores (by ``detectors``) of every labelled NAB file, as NAB's results
+    files."""
     labels = json.loads((root / "labels" / "combined_windows.json").read_text())
     for key in sorted(labels):
         group, name = key.split("/")
         frame = pd.read_csv(root / "data" / key)
-        for detector, scores in _detected(frame).items():
+        for detector, scores in _detected(frame, detectors).items():
             folder = results / detector / group
             folder.mkdir(parents=True, exist_ok=True)
             pd.DataFrame({"timestamp": frame["timestamp"], "value": frame["value"],
@@ -186,7 +197,8 @@ def nab_python() -> Path:
     return python
 
 
-def run_scorer(code: Path, results: Path, root: Path = NAB) -> dict[str, dict[str, float]]:
+def run_scorer(code: Path, results: Path, root: Path = NAB,
+               detectors=DETECTORS) -> dict[str, dict[str, float]]:
     import subprocess
 
     null = results / "null"
@@ -194,7 +206,7 @@ def run_scorer(code: Path, results: Path, root: Path = NAB) -> dict[str, dict[st
         (code / "results" / "null").rename(null)
     done = subprocess.run([str(nab_python()), "-c", RUN_NAB, str(code), str(root / "data"),
                            str(root / "labels" / "combined_windows.json"), str(results),
-                           "null", *DETECTORS], capture_output=True, text=True, check=False)
+                           "null", *detectors], capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"NAB's scorer failed:\n{done.stderr[-3000:]}")
     return json.loads((results / "final_results.json").read_text())
@@ -221,7 +233,11 @@ def main() -> None:
     parser.add_argument("--nab-repo", type=Path, default=os.environ.get("NAB_REPO"),
                         help="a git repository (or bare mirror) of numenta/NAB holding "
                              f"commit {NAB_COMMIT[:10]} (default: $NAB_REPO)")
+    parser.add_argument("--only", nargs="+", choices=list(CHOICES), metavar="DETECTOR",
+                        help=f"score only these of {', '.join(CHOICES)} (default: all "
+                             "three; live alone takes a third of the time, for tuning)")
     args = parser.parse_args()
+    detectors = tuple(CHOICES[name] for name in args.only or CHOICES)
     if args.nab_repo is None:
         raise SystemExit("bench/nab.py needs numenta/NAB's code: clone it and pass "
                          "--nab-repo PATH (or set NAB_REPO)")
@@ -230,19 +246,17 @@ def main() -> None:
         code = nab_code(args.nab_repo, Path(folder) / "nab")
         results = Path(folder) / "results"
         start = time.perf_counter()
-        write_results(results)
+        write_results(results, detectors=detectors)
         print(f"Vigil scored NAB's {len(json.loads((NAB / 'labels' / 'combined_windows.json').read_text()))} "
               f"files in {time.perf_counter() - start:.0f} s; NAB's scorer at "
               f"{NAB_COMMIT[:10]} running ...", flush=True)
-        ours = run_scorer(code, results)
+        ours = run_scorer(code, results, detectors=detectors)
         board = {**{f"{k} (published)": v for k, v in published.items() if k != "null"},
-                 "Vigil live: learns as it goes (legal)": ours["vigilLive"],
-                 "Vigil trained: fixed model (legal)": ours["vigilTrained"],
-                 "Vigil in-file: fitted on the file (sees the future)": ours["vigilInfile"]}
+                 **{BOARD[name]: ours[name] for name in detectors}}
         print(f"\n{'detector':52} " + " ".join(f"{p:>18}" for p in PROFILES_SHOWN))
         for name, scores in sorted(board.items(), key=lambda item: -item[1]["standard"]):
             print(f"{name:52} " + " ".join(f"{scores[p]:18.1f}" for p in PROFILES_SHOWN))
-        for detector in ("vigilLive", "vigilInfile"):
+        for detector in [name for name in ("vigilLive", "vigilInfile") if name in detectors]:
             print(f"\n{detector}, standard profile, per category: NAB's raw score (each "
                   "window's first detection rewarded by earliness, -1 a missed window, "
                   "-0.11 a false positive row) and its row counts:")
