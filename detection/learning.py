@@ -9,17 +9,24 @@ first change as anomalous, for good. The live path scores sensor readings with a
    entity's previous ``WINDOW`` readings, in units of their robust spread (1.4826 times
    the median distance from that median; at least a tenth of their standard deviation,
    so a metric that sits still between rare steps still has a unit).
-2. **Surprise.** Where that deviation lies in the tail of the entity's own last
-   ``HISTORY`` deviations of the metric: 1 at their 90th percentile, 2 at the 99th, one
-   more for each such step beyond (an exponential tail, so no two different readings tie
-   at the top). A row's surprise is its largest over its metrics.
-3. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
+2. **Shape.** Per entity and metric, how unlike its earlier shapes the last ``SHAPE``
+   readings move: their window, less its mean, against the windows of the previous
+   ``REFERENCE`` readings, as the mean distance to the ``NEIGHBOURS`` nearest (a
+   nearest-neighbour novelty, as KNN-CAD and similar detectors use). A wave that beats
+   twice as fast within its usual range, a sensor that starts to jitter or a cycle that
+   loses a step shows here, where no single level is unusual.
+3. **Surprise.** Where a deviation (or a novelty) lies in the tail of the entity's own
+   last ``HISTORY`` ones of the same column: 1 at their 90th percentile, 2 at the 99th,
+   one more for each such step beyond (an exponential tail, so no two different readings
+   tie at the top). A row's surprise is its largest over its columns.
+4. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
    previous ``QUIET`` rows is an echo of it, damped by ``ECHO`` and kept under the flag:
    a change is flagged where it starts (and where it grows by half a tail step), not on
    every row after.
-4. **Learned.** The deviations of a new regime join the history and lift its tail; the
-   median reaches a new level within ``WINDOW / 2`` readings. The new level is then the
-   normal one, and its readings score low again.
+5. **Learned.** The deviations of a new regime join the history and lift its tail; the
+   median reaches a new level within ``WINDOW / 2`` readings, and a new shape is among
+   the nearest ones after ``NEIGHBOURS`` of its kind. The new level (or rhythm) is then
+   the normal one, and its readings score low again.
 
 The score is a logistic curve in log-surprise, 10 at surprise 1 and 50 (the flag score)
 at ``FLAG_SURPRISE``, so severity bands keep their meaning; an entity still learning
@@ -30,6 +37,8 @@ comes with the state its predecessors left (:meth:`Learner.score`).
 
 from __future__ import annotations
 
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import bottleneck as bn
@@ -40,6 +49,7 @@ from detection.calibration import MEDIAN_SCORE
 from detection.dataset import Dataset
 from detection.errors import ParameterError
 from detection.features.base import fmt
+from detection.threads import THREADS
 
 WINDOW = 600  # readings the usual level is the median of
 HISTORY = 4000  # deviations the tail is measured in
@@ -55,11 +65,24 @@ FLAG_SURPRISE = 3.0  # one tail step beyond the 99th percentile of the entity's 
 SPREAD_SHARE = 0.1  # of the standard deviation: the least unit a deviation is counted in
 _SLOPE = np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE) / np.log(FLAG_SURPRISE)
 FEW = 32  # rows of an entity in a piece ranked window by window
+SHAPE = 5  # readings a reading's shape spans
+REFERENCE = 1000  # earlier shapes of the metric each one is compared with
+NEIGHBOURS = 5  # its novelty is the mean distance to this many nearest of them
+LEAST_SHAPES = 4 * NEIGHBOURS  # whole earlier shapes before a novelty is told
+# Readings a piece's rows look back at: a spread is the median of distances from medians
+# that each look back a window; a shape's reference ends a shape before it starts.
+LOOKBACK = max(2 * WINDOW, REFERENCE + 2 * SHAPE - 2)
+# Rows of an entity a baseline's state depends on: the last QUIET surprises, each ranked
+# among the HISTORY deviations before it, each of which looks back LOOKBACK readings.
+MEMORY = QUIET + HISTORY + LOOKBACK + 1
+FEW_SHAPES = 2_000  # up to this many readings, numpy searches shapes (no kernel to load)
+SHAPE_KERNEL = "detection.shape_kernel"
 MODEL = "model score"  # the column of a trained model's scores, when the learner takes them
 
 METHOD = (f"rolling baseline: each reading against the median and spread of its entity's "
-          f"previous {WINDOW} readings, ranked in the tail of its last {HISTORY} "
-          f"deviations; a change is flagged where it starts and then learned")
+          f"previous {WINDOW} readings, and the shape of its last {SHAPE} against those of "
+          f"the previous {REFERENCE}, ranked in the tail of its last {HISTORY}; a change "
+          f"is flagged where it starts and then learned")
 
 
 @dataclass(frozen=True)
@@ -110,6 +133,7 @@ def _tail(deviation: np.ndarray, new: int) -> tuple[np.ndarray, np.ndarray]:
     tails = np.full((new, 2), np.nan)
     for i, end in enumerate(range(len(deviation) - new, len(deviation))):
         window = deviation[max(0, end - HISTORY):end]
+        window = window[~np.isnan(window)]  # a column the state did not carry yet
         if len(window) >= MIN_HISTORY:
             tails[i] = np.quantile(window, (0.90, 0.99))
     return tails[:, 0], tails[:, 1]
@@ -123,6 +147,66 @@ def _surprise(deviation: np.ndarray, new: int) -> np.ndarray:
     step = np.fmax(q99 - q90, SPREAD_SHARE * q90)
     surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
     return np.where(np.isnan(q99), 0.0, surprise)  # still learning
+
+
+def _novelty(series: np.ndarray, new: int) -> np.ndarray:
+    """How unlike the earlier shapes of its metric each of the last ``new`` readings of
+    ``series`` (readings x metrics) is, per metric.
+
+    A reading's shape is the window of the ``SHAPE`` readings ending at it, less their
+    mean (a level is the level columns' to judge); its novelty, the mean distance to the
+    ``NEIGHBOURS`` nearest of the ``REFERENCE`` windows that end before it starts (0
+    while it holds a missing reading or fewer than ``LEAST_SHAPES`` whole windows lie
+    behind it). The compiled kernel searches many readings, metrics and parts of the
+    rows in threads; numpy a few, unless the process has loaded the kernel already (the
+    same bits either way)."""
+    out = np.zeros((series.shape[1], new))
+    if new > FEW_SHAPES or SHAPE_KERNEL in sys.modules:
+        from detection.shape_kernel import novelty
+
+        columns = [np.ascontiguousarray(column, dtype="float64") for column in series.T]
+        first = len(series) - new
+        bounds = np.linspace(first, len(series), max(1, min(THREADS, new // FEW_SHAPES)) + 1)
+        bounds = bounds.round().astype(int)
+        tasks = [(j, start, end) for j in range(len(columns))
+                 for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
+
+        def search(task: tuple[int, int, int]) -> None:
+            j, start, end = task
+            novelty(columns[j][:end], start, SHAPE, REFERENCE, NEIGHBOURS, LEAST_SHAPES,
+                    out[j, start - first:end - first])
+
+        if len(tasks) > 1 and new * len(columns) > FEW_SHAPES:
+            with ThreadPoolExecutor(min(THREADS, len(tasks))) as pool:
+                list(pool.map(search, tasks))
+        else:
+            for task in tasks:
+                search(task)
+        return out.T
+    for j, column in enumerate(series.T):
+        if len(column) >= SHAPE:
+            out[j] = _novelty_numpy(column, new)
+    return out.T
+
+
+def _novelty_numpy(series: np.ndarray, new: int) -> np.ndarray:
+    """:func:`_novelty` of one metric, in numpy: the kernel's computation, reading by
+    reading."""
+    out = np.zeros(new)
+    windows = np.lib.stride_tricks.sliding_window_view(series, SHAPE)
+    whole = ~np.isnan(windows).any(axis=1)
+    windows = windows - windows.mean(axis=1, keepdims=True)
+    for i, t in enumerate(range(len(series) - new, len(series))):
+        current, last = t - SHAPE + 1, t - 2 * SHAPE + 1
+        if last < 0 or not whole[current]:
+            continue
+        earlier = windows[max(0, last - REFERENCE + 1):last + 1]
+        earlier = earlier[whole[max(0, last - REFERENCE + 1):last + 1]]
+        if len(earlier) >= LEAST_SHAPES:
+            distance = np.sqrt(((windows[current] - earlier) ** 2).sum(axis=1))
+            out[i] = np.sort(np.partition(distance, NEIGHBOURS - 1)[:NEIGHBOURS]).sum()
+            out[i] /= NEIGHBOURS
+    return out
 
 
 class Learner:
@@ -145,14 +229,19 @@ class Learner:
             raise ParameterError("the learner needs at least one metric")
         self.columns = [*self.metrics, MODEL] if judged else list(self.metrics)
 
+    def state_after(self, dataset: Dataset, judged: np.ndarray | None = None) -> dict:
+        """The state :meth:`score` leaves after ``dataset`` (a baseline) from none,
+        scoring only each entity's last ``MEMORY`` rows: all that state looks back at."""
+        return self.score(dataset, None, judged, last=MEMORY)[1]
+
     def score(self, dataset: Dataset, state: dict | None,
-              judged: np.ndarray | None = None) -> tuple[Learned, dict]:
+              judged: np.ndarray | None = None, last: int | None = None
+              ) -> tuple[Learned, dict]:
         """Score ``dataset``'s rows after the ones ``state`` holds (None: none yet),
-        with the trained model's scores ``judged`` when the learner takes them; returns
-        their scores and the state to score the next piece with: per entity, its last
-        readings (``values``), deviations and surprises, as many as the next rows look back at (a
-        spread is the median of distances from medians that each look back a window, so
-        its readings look back two windows)."""
+        with the trained model's scores ``judged`` when the learner takes them (only each
+        entity's ``last`` rows, if given); returns their scores and the state to score
+        the next piece with: per entity, its last readings (``values``, ``LOOKBACK`` of
+        them), deviations and surprises, as many as the next rows look back at."""
         state = dict(state or {})
         values = dataset.metrics[self.metrics].to_numpy(dtype="float64")
         if MODEL in self.columns:
@@ -165,17 +254,22 @@ class Learner:
                           np.full(n, np.nan))
         for name in pd.unique(entity[order]):
             rows = order[entity[order] == name]
+            rows = rows[-last:] if last else rows
             state[name] = self._entity(state.get(name), values[rows], rows, learned)
         return learned, state
 
     def _entity(self, before: dict | None, values: np.ndarray, rows: np.ndarray,
                 learned: Learned) -> dict:
         new, m = values.shape
+        width = m + len(self.metrics)  # the columns, then each metric's shape
         if before is None:
-            before = {"values": np.empty((0, m)), "deviations": np.empty((0, m)),
+            before = {"values": np.empty((0, m)), "deviations": np.empty((0, width)),
                       "surprise": np.empty(0)}
-        surprise = np.zeros((new, m))
-        deviations = np.empty((new, m))
+        past = before["deviations"]
+        if past.shape[1] < width:  # saved before shapes were learned: they start now
+            past = np.column_stack([past, np.full((len(past), width - past.shape[1]),
+                                                  np.nan)])
+        deviations = np.empty((new, width))
         usual, spread = np.empty((new, m)), np.empty((new, m))
         series = np.concatenate([before["values"], values])
         for j, metric in enumerate(self.columns):
@@ -187,22 +281,27 @@ class Learner:
                 usual[:, j], spread[:, j] = median[-new:], unit[-new:]
                 deviations[:, j] = np.nan_to_num(np.abs(values[:, j] - usual[:, j])
                                                  / spread[:, j])
-        history = np.concatenate([before["deviations"], deviations])
-        for j in range(m):
-            surprise[:, j] = _surprise(history[-(new + HISTORY):, j], new)
+        # A novelty, like a score: the higher, the more unusual.
+        deviations[:, m:] = _novelty(series[-(new + LOOKBACK):, :len(self.metrics)], new)
+        history = np.concatenate([past, deviations])
+        surprise = np.column_stack([_surprise(history[-(new + HISTORY):, j], new)
+                                    for j in range(width)])
         top = surprise.max(axis=1)
         earlier = np.r_[before["surprise"], top]
         recent = _moving(bn.move_max, _shifted(earlier), QUIET, 1)[-new:]
         echo = np.fmin(top * ECHO, ECHO_CAP * FLAG_SURPRISE)
         told = np.where(top > np.nan_to_num(recent, nan=0.0) + ECHO_MARGIN, top, echo)
-        pick = surprise.argmax(axis=1)
-        best = surprise[:, :len(self.metrics)].argmax(axis=1)
         at = np.arange(new)
+        # The reason: a level (or the model's score) that flags by itself, else the
+        # largest surprise (a shape only where it alone stands out).
+        plain = surprise[:, :m].argmax(axis=1)
+        pick = np.where(surprise[at, plain] >= FLAG_SURPRISE, plain, surprise.argmax(axis=1))
+        best = surprise[:, :len(self.metrics)].argmax(axis=1)
         learned.scores[rows] = _score(told)
         learned.metric[rows] = np.where(top > 0, pick, -1)
         learned.level[rows] = np.where(surprise[at, best] > 0, best, -1)
         learned.usual[rows], learned.spread[rows] = usual[at, best], spread[at, best]
-        return {"values": series[-(2 * WINDOW + 1):], "deviations": history[-(HISTORY + 1):],
+        return {"values": series[-(LOOKBACK + 1):], "deviations": history[-(HISTORY + 1):],
                 "surprise": earlier[-QUIET:]}
 
     def reasons(self, dataset: Dataset, learned: Learned, rows: np.ndarray,
@@ -213,6 +312,12 @@ class Learner:
         texts = []
         for row in rows:
             j = learned.metric[row]
+            if j >= len(self.columns):  # a metric's shape
+                metric = self.metrics[j - len(self.columns)]
+                texts.append(f"{metric} {fmt(float(dataset.metrics[metric].iloc[row]))}: "
+                             f"its last {SHAPE} readings move unlike any stretch of its "
+                             f"previous {REFERENCE:,}")
+                continue
             if j >= 0 and self.columns[j] == MODEL and model_reasons is not None \
                     and model_reasons[row]:
                 texts.append(str(model_reasons[row]))

@@ -484,8 +484,8 @@ def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | Non
     """
     model, _, scores, _ = _fit(dataset, detector, params, window, normal=normal)
     if dataset.profile == "sensor":  # where a live stream's learning starts
-        model.learning = Learner(model.featurizer.metrics_, judged=True).score(
-            dataset.with_constant_metrics(), None, scores)[1]
+        model.learning = Learner(model.featurizer.metrics_, judged=True).state_after(
+            dataset.with_constant_metrics(), scores)
     return model
 
 

@@ -164,6 +164,7 @@ def _start(settings: Settings) -> None:
     import sklearn.ensemble  # noqa: F401 - imported for its side effect: loaded once
 
     import detection.forest_kernel  # noqa: F401
+    import detection.shape_kernel  # noqa: F401
     _vigil = Vigil(settings)
     gc.collect()
     gc.freeze()
@@ -193,9 +194,9 @@ class WorkerPool:
         context = multiprocessing.get_context("forkserver")
         # What every worker imports, loaded once in the fork server: a new or replaced
         # worker starts in milliseconds instead of importing scikit-learn and the
-        # compiled forest (2 s) again.
+        # compiled kernels (2 s) again.
         context.set_forkserver_preload(["app.api.workers", "sklearn.ensemble",
-                                        "detection.forest_kernel"])
+                                        "detection.forest_kernel", "detection.shape_kernel"])
         return ProcessPoolExecutor(self.processes, mp_context=context,
                                    initializer=_start, initargs=(self.settings,))
 

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import detection.forest_kernel  # noqa: F401 - runs for long: the compiled forest walk, loaded once
+import detection.shape_kernel  # noqa: F401 - and the live learner's shape search
 from alerts.errors import AlertError
 from app import services
 from app.vigil import Vigil

@@ -1,6 +1,7 @@
 """The live detector that keeps learning: a change is told once, then it is the normal."""
 
 import pickle
+import sys
 
 import numpy as np
 import pandas as pd
@@ -53,8 +54,13 @@ def test_a_level_shift_is_flagged_where_it_starts_then_learned(stream):
     assert first["timestamp"] == later.loc[shifted, "timestamp"].iloc[0]
     assert "cpu" in first["reasons"] and first["severity"] in ("high", "critical")
     assert live.loc[shifted, "is_anomaly"].sum() <= 3
+    # Learned: the new level is the normal one. What still flags there is the background
+    # any series has (a reading's shape now and then), never the level.
     settled = shifted & (later["timestamp"] >= later.loc[shifted, "timestamp"].iloc[700])
-    assert live.loc[settled, "anomaly_score"].max() < 50
+    assert live.loc[settled, "is_anomaly"].mean() < 0.005
+    assert live.loc[settled, "anomaly_score"].median() < 10
+    assert not live.loc[settled & (live["is_anomaly"] == 1), "reasons"].str.contains(
+        "recent usual").any()
     assert live.loc[later["machine"] == "b", "is_anomaly"].mean() < 0.005
 
 
@@ -92,3 +98,83 @@ def test_a_learning_stream_still_says_its_model_is_stale(stream):
     assert fixed.drift is not None and fixed.drift.stale
     assert live.drift is not None and live.drift.share == fixed.drift.share
     assert fixed.drift.warning() in live.warnings
+
+
+def waves(n: int = 6000, change_at: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """A pump's pressure a minute: a wave of period 60 readings; at ``change_at`` it beats
+    twice as fast, over the same range around the same level."""
+    rng = np.random.default_rng(seed)
+    period = np.where(np.arange(n) < change_at, 60.0, 30.0)
+    phase = np.cumsum(2 * np.pi / period)
+    frame = pd.DataFrame({
+        "timestamp": pd.date_range("2026-02-01", periods=n, freq="1min")
+        .strftime("%Y-%m-%d %H:%M:%S"),
+        "pressure": (50 + 10 * np.sin(phase) + rng.normal(0, 0.3, n)).round(2)})
+    frame.index = pd.RangeIndex(1, n + 1, name="row")
+    return frame
+
+
+def test_a_new_shape_at_the_usual_level_is_flagged_and_told_as_a_shape():
+    """Every reading stays within the usual range: the level alone cannot tell. The shape
+    of the last readings can, once, where it starts."""
+    frame = waves()
+    model = fit(prepare(frame.iloc[:2000].copy()))
+    live = StreamScorer(model, learn=True).score(frame.iloc[2000:].copy()).frame
+    flags = live[live["is_anomaly"] == 1]
+    changed = flags[flags.index > 4000]
+    assert len(changed) and changed.index[0] <= 4000 + 30
+    assert changed["reasons"].iloc[0].startswith("pressure ")
+    assert "its last 5 readings move unlike any stretch of its previous 1,000" \
+        in changed["reasons"].iloc[0]
+    assert len(flags[flags.index <= 4000]) <= 2  # the usual wave, learned
+    assert live.loc[4000:, "is_anomaly"].sum() <= 5  # told, then learned
+
+
+def test_the_shape_search_of_the_kernel_and_of_numpy_agree_bit_for_bit():
+    """Pieces of a few rows are searched in numpy (no kernel to load), big ones by the
+    compiled kernel: a stream split either way must score the same."""
+    from detection import learning
+
+    rng = np.random.default_rng(3)
+    series = np.cumsum(rng.normal(size=(3000, 2)), axis=0) * 1e3 + 1e6
+    series[rng.integers(0, 3000, 40), 0] = np.nan  # missing readings
+    series[1500:1600, 1] = 7.0  # a sensor stuck: shapes of no spread
+    kernel = learning._novelty(series, 2500)  # more rows than numpy searches
+    assert "detection.shape_kernel" in sys.modules
+    by_numpy = np.column_stack([learning._novelty_numpy(series[:, j], 2500)
+                                for j in range(2)])
+    np.testing.assert_array_equal(kernel, by_numpy)
+    assert (kernel[:, 0] > 0).mean() > 0.9 and (kernel[:, 0] == 0).sum() > 40
+
+
+def test_a_baselines_learning_state_is_the_one_a_whole_pass_leaves():
+    """A model keeps the learner's state after its baseline, computed from the rows that
+    state looks back at only, not the whole baseline."""
+    from detection.learning import MEMORY, Learner
+
+    frame = shifting(n=MEMORY + 1500)
+    data = prepare(frame.copy())
+    judged = np.random.default_rng(0).random(len(frame))
+    learner = Learner(["cpu"], judged=True)
+    whole, kept = learner.score(data, None, judged)[1], learner.state_after(data, judged)
+    assert whole.keys() == kept.keys() == {"a", "b"}
+    for machine, state in whole.items():
+        for name, value in state.items():
+            np.testing.assert_allclose(kept[machine][name], value, rtol=1e-9)
+
+
+def test_a_stream_saved_before_shapes_were_learned_continues_and_learns_them(stream):
+    """A checkpoint (or a model) from before: its deviations have no shape columns. The
+    stream goes on, its shapes still learning until their history fills."""
+    model, later = stream
+    scorer = StreamScorer(model, learn=True)
+    scorer.score(later.iloc[:1000].copy())
+    state = scorer.state
+    for entity in state["learning"].values():
+        entity["deviations"] = entity["deviations"][:, :2]  # cpu and the model's score
+    again = StreamScorer(model, learn=True)
+    again.state = state
+    result = again.score(later.iloc[1000:3000].copy()).frame
+    assert result["anomaly_score"].notna().all()
+    assert again.state["learning"]["a"]["deviations"].shape[1] == 3
+    assert not result["reasons"].iloc[:200].str.contains("move unlike").any()
