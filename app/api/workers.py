@@ -164,7 +164,7 @@ def _start(settings: Settings) -> None:
     import sklearn.ensemble  # noqa: F401 - imported for its side effect: loaded once
 
     import detection.forest_kernel  # noqa: F401
-    import detection.shape_kernel  # noqa: F401
+    import detection.learning_kernel  # noqa: F401
     _vigil = Vigil(settings)
     gc.collect()
     gc.freeze()
@@ -196,7 +196,7 @@ class WorkerPool:
         # worker starts in milliseconds instead of importing scikit-learn and the
         # compiled kernels (2 s) again.
         context.set_forkserver_preload(["app.api.workers", "sklearn.ensemble",
-                                        "detection.forest_kernel", "detection.shape_kernel"])
+                                        "detection.forest_kernel", "detection.learning_kernel"])
         return ProcessPoolExecutor(self.processes, mp_context=context,
                                    initializer=_start, initargs=(self.settings,))
 

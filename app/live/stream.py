@@ -24,7 +24,7 @@ from typing import BinaryIO
 import pandas as pd
 
 import detection.forest_kernel  # noqa: F401 - runs for long: the compiled forest walk, loaded once
-import detection.shape_kernel  # noqa: F401 - and the live learner's shape search
+import detection.learning_kernel  # noqa: F401 - and the live learner's (shapes, tails)
 from detection import Dataset, Model, ScoredFrame, prepare
 from detection.errors import MalformedCsvError
 from detection.export import write_csv

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import detection.forest_kernel  # noqa: F401 - runs for long: the compiled forest walk, loaded once
-import detection.shape_kernel  # noqa: F401 - and the live learner's shape search
+import detection.learning_kernel  # noqa: F401 - and the live learner's (shapes, tails)
 from alerts.errors import AlertError
 from app import services
 from app.vigil import Vigil

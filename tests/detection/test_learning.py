@@ -140,7 +140,7 @@ def test_the_shape_search_of_the_kernel_and_of_numpy_agree_bit_for_bit():
     series[rng.integers(0, 3000, 40), 0] = np.nan  # missing readings
     series[1500:1600, 1] = 7.0  # a sensor stuck: shapes of no spread
     kernel = learning._novelty(series, 2500)  # more rows than numpy searches
-    assert "detection.shape_kernel" in sys.modules
+    assert "detection.learning_kernel" in sys.modules
     by_numpy = np.column_stack([learning._novelty_numpy(series[:, j], 2500)
                                 for j in range(2)])
     np.testing.assert_array_equal(kernel, by_numpy)
