@@ -178,3 +178,21 @@ def test_a_stream_saved_before_shapes_were_learned_continues_and_learns_them(str
     assert result["anomaly_score"].notna().all()
     assert again.state["learning"]["a"]["deviations"].shape[1] == 3
     assert not result["reasons"].iloc[:200].str.contains("move unlike").any()
+
+
+def test_the_tail_of_many_rows_is_pandas_rolling_quantile_bit_for_bit():
+    """The compiled tail ranks as pandas' rolling quantile would (missing values left
+    out, ties, a stretch of zeros), and as the window-by-window ranking of a few rows."""
+    from detection import learning
+
+    rng = np.random.default_rng(5)
+    deviation = np.abs(rng.standard_cauchy(9000)).round(1)  # many ties
+    deviation[rng.integers(0, 9000, 300)] = np.nan
+    deviation[2000:2300] = 0.0
+    low, high = learning._tail(deviation, 8000)
+    before = pd.Series(np.r_[np.nan, deviation[:-1]]).rolling(learning.HISTORY,
+                                                              min_periods=learning.MIN_HISTORY)
+    np.testing.assert_array_equal(low, before.quantile(0.90).to_numpy()[-8000:])
+    np.testing.assert_array_equal(high, before.quantile(0.99).to_numpy()[-8000:])
+    few = learning._tail(deviation, learning.FEW)
+    np.testing.assert_allclose(few, (low[-learning.FEW:], high[-learning.FEW:]), rtol=1e-12)
