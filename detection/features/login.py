@@ -346,10 +346,15 @@ class LoginFeatures:
         whole = keep.size == len(events) and bool(np.all(keep[1:] > keep[:-1]))
         self.history_ = events.iloc[slice(None) if whole else keep].reset_index(drop=True)
         del events, order, users, keep
-        X = features.X.to_numpy(dtype="float64")
-        # Mean and std (not median/MAD): most features are rare 0/1 flags.
-        self.feature_center_ = X.mean(axis=0)
-        spread = X.std(axis=0)
+        # Mean and std (not median/MAD): most features are rare 0/1 flags. A column at a
+        # time: the whole matrix in float64, and std's temporary of its size, were the
+        # peak of a 1M-login run (320 MB).
+        center, spread = [], []
+        for name in features.X:
+            column = features.X[name].to_numpy(dtype="float64")
+            center.append(column.mean())
+            spread.append(column.std())
+        self.feature_center_, spread = np.array(center), np.array(spread)
         # A feature the baseline never moved on is the most unusual thing a row can show:
         # reasons rank it first.
         self.feature_scale_ = np.where(spread > 0, spread, 1e-3)
