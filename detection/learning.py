@@ -75,7 +75,7 @@ LOOKBACK = max(2 * WINDOW, REFERENCE + 2 * SHAPE - 2)
 # Rows of an entity a baseline's state depends on: the last QUIET surprises, each ranked
 # among the HISTORY deviations before it, each of which looks back LOOKBACK readings.
 MEMORY = QUIET + HISTORY + LOOKBACK + 1
-FEW_SHAPES = 2_000  # up to this many readings, numpy searches shapes (no kernel to load)
+THREAD_ROWS = 2_000  # readings of a metric a thread searches for shapes, at least
 KERNEL = "detection.learning_kernel"
 MODEL = "model score"  # the column of a trained model's scores, when the learner takes them
 
@@ -161,16 +161,16 @@ def _novelty(series: np.ndarray, new: int) -> np.ndarray:
     mean (a level is the level columns' to judge); its novelty, the mean distance to the
     ``NEIGHBOURS`` nearest of the ``REFERENCE`` windows that end before it starts (0
     while it holds a missing reading or fewer than ``LEAST_SHAPES`` whole windows lie
-    behind it). The compiled kernel searches many readings, metrics and parts of the
-    rows in threads; numpy a few, unless the process has loaded the kernel already (the
-    same bits either way)."""
+    behind it). The compiled kernel searches more than ``FEW`` readings, as :func:`_tail`
+    ranks them (metrics and parts of the rows in threads); numpy a few, unless the
+    process has loaded the kernel already (the same bits either way)."""
     out = np.zeros((series.shape[1], new))
-    if new > FEW_SHAPES or KERNEL in sys.modules:
+    if new > FEW or KERNEL in sys.modules:
         from detection.learning_kernel import novelty
 
         columns = [np.ascontiguousarray(column, dtype="float64") for column in series.T]
         first = len(series) - new
-        bounds = np.linspace(first, len(series), max(1, min(THREADS, new // FEW_SHAPES)) + 1)
+        bounds = np.linspace(first, len(series), max(1, min(THREADS, new // THREAD_ROWS)) + 1)
         bounds = bounds.round().astype(int)
         tasks = [(j, start, end) for j in range(len(columns))
                  for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -180,7 +180,7 @@ def _novelty(series: np.ndarray, new: int) -> np.ndarray:
             novelty(columns[j][:end], start, SHAPE, REFERENCE, NEIGHBOURS, LEAST_SHAPES,
                     out[j, start - first:end - first])
 
-        if len(tasks) > 1 and new * len(columns) > FEW_SHAPES:
+        if len(tasks) > 1 and new * len(columns) > THREAD_ROWS:
             with ThreadPoolExecutor(min(THREADS, len(tasks))) as pool:
                 list(pool.map(search, tasks))
         else:
