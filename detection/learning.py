@@ -15,17 +15,24 @@ first change as anomalous, for good. The live path scores sensor readings with a
    nearest-neighbour novelty, as KNN-CAD and similar detectors use). A wave that beats
    twice as fast within its usual range, a sensor that starts to jitter or a cycle that
    loses a step shows here, where no single level is unusual.
-3. **Surprise.** Where a deviation (or a novelty) lies in the tail of the entity's own
+3. **Time of day.** Per entity, how far its readings lie from the ones it gave at the
+   same time on each of the previous ``DAYS`` days (their median; a reading counts where
+   one lies within ``MATCH`` of that time), in units of each metric's robust spread,
+   averaged over its metrics: a quiet holiday in a busy week, a night shift that does
+   not stop or a daily job that does not run shows here, where neither the level of
+   the last days nor any short shape is unusual.
+4. **Surprise.** Where a deviation (or a novelty) lies in the tail of the entity's own
    last ``HISTORY`` ones of the same column: 1 at their 90th percentile, 2 at the 99th,
    one more for each such step beyond (an exponential tail, so no two different readings
    tie at the top). A row's surprise is its largest over its columns.
-4. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
+5. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
    previous ``QUIET`` rows is an echo of it, damped by ``ECHO`` and kept under the flag:
    a change is flagged where it starts (and where it grows by half a tail step), not on
    every row after.
-5. **Learned.** The deviations of a new regime join the history and lift its tail; the
-   median reaches a new level within ``WINDOW / 2`` readings, and a new shape is among
-   the nearest ones after ``NEIGHBOURS`` of its kind. The new level (or rhythm) is then
+6. **Learned.** The deviations of a new regime join the history and lift its tail; the
+   median reaches a new level within ``WINDOW / 2`` readings, a new shape is among
+   the nearest ones after ``NEIGHBOURS`` of its kind, and a new daily routine is the
+   usual one for its time of day after ``DAYS // 2 + 1`` days. The new level (or rhythm) is then
    the normal one, and its readings score low again.
 
 The score is a logistic curve in log-surprise, 10 at surprise 1 and 50 (the flag score)
@@ -69,20 +76,29 @@ SHAPE = 5  # readings a reading's shape spans
 REFERENCE = 1000  # earlier shapes of the metric each one is compared with
 NEIGHBOURS = 5  # its novelty is the mean distance to this many nearest of them
 LEAST_SHAPES = 4 * NEIGHBOURS  # whole earlier shapes before a novelty is told
+DAYS = 3  # earlier days a reading is compared with at the same time of day
+DAY = 86_400 * 10**9  # nanoseconds
+MATCH = 30 * 60 * 10**9  # a reading this close to the time a day before is that time's
+# Readings the time of day looks back at, at most: three days of readings a minute apart
+# (a finer stream compares with the days these rows reach).
+DAY_ROWS = 4_500
 # Readings a piece's rows look back at: a spread is the median of distances from medians
 # that each look back a window; a shape's reference ends a shape before it starts.
 LOOKBACK = max(2 * WINDOW, REFERENCE + 2 * SHAPE - 2)
 # Rows of an entity a baseline's state depends on: the last QUIET surprises, each ranked
-# among the HISTORY deviations before it, each of which looks back LOOKBACK readings.
-MEMORY = QUIET + HISTORY + LOOKBACK + 1
+# among the HISTORY deviations before it, each of which looks back LOOKBACK readings (or
+# DAY_ROWS, for its time of day).
+MEMORY = QUIET + HISTORY + max(LOOKBACK, DAY_ROWS) + 1
 THREAD_ROWS = 2_000  # readings of a metric a thread searches for shapes, at least
 KERNEL = "detection.learning_kernel"
+UNKNOWN_TIME = -(2**62)  # a reading's time not known (int64 nanoseconds, far from any)
 MODEL = "model score"  # the column of a trained model's scores, when the learner takes them
 
 METHOD = (f"rolling baseline: each reading against the median and spread of its entity's "
-          f"previous {WINDOW} readings, and the shape of its last {SHAPE} against those of "
-          f"the previous {REFERENCE}, ranked in the tail of its last {HISTORY}; a change "
-          f"is flagged where it starts and then learned")
+          f"previous {WINDOW} readings, the shape of its last {SHAPE} against those of "
+          f"the previous {REFERENCE}, and the readings at the same time on the previous "
+          f"{DAYS} days, ranked in the tail of its last {HISTORY}; a change is flagged "
+          f"where it starts and then learned")
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,8 @@ class Learned:
     level: np.ndarray  # index of the metric (not the model's score) with the largest one
     usual: np.ndarray  # that metric's median over the window
     spread: np.ndarray  # and its robust spread
+    daily: np.ndarray  # the metric farthest from its time of day (-1: none known)
+    earlier: np.ndarray  # its median reading at that time on the previous days
 
 
 def _score(surprise: np.ndarray) -> np.ndarray:
@@ -151,6 +169,50 @@ def _surprise(deviation: np.ndarray, new: int) -> np.ndarray:
     step = np.fmax(q99 - q90, SPREAD_SHARE * q90)
     surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
     return np.where(np.isnan(q99), 0.0, surprise)  # still learning
+
+
+def _runs(times: np.ndarray) -> np.ndarray:
+    """Where each run of ``times`` in order starts: a stream that starts over (a baseline
+    scored again) or rows out of order begin a new one."""
+    return np.r_[0, np.flatnonzero(np.diff(times) < 0) + 1]
+
+
+def _day_before(times: np.ndarray, new: int) -> np.ndarray:
+    """For each of the last ``new`` of ``times`` (int64 nanoseconds), the position of the
+    reading closest to the same time on each of the previous ``DAYS`` days (days x new;
+    -1 where none lies within ``MATCH`` among the ``DAY_ROWS`` readings before it, in its
+    run of times in order)."""
+    at = np.arange(len(times) - new, len(times))
+    starts = _runs(times)
+    run = np.searchsorted(starts, at, side="right") - 1
+    found = np.full((DAYS, new), -1)
+    for r in np.unique(run):
+        first, stop = starts[r], (starts[r + 1] if r + 1 < len(starts) else len(times))
+        rows = at[run == r]
+        for day in range(1, DAYS + 1):
+            target = times[rows] - day * DAY
+            after = first + np.searchsorted(times[first:stop], target)
+            before = np.fmax(after - 1, first)
+            after = np.fmin(after, rows)  # never the reading itself (or a later one)
+            near = np.where(np.abs(times[before] - target) <= np.abs(times[after] - target),
+                            before, after)
+            ok = (np.abs(times[near] - target) <= MATCH) & (near < rows) \
+                & (near >= rows - DAY_ROWS)
+            found[day - 1, run == r] = np.where(ok, near, -1)
+    return found
+
+
+def _time_of_day(series: np.ndarray, times: np.ndarray, new: int) -> np.ndarray:
+    """The median of the readings of ``series`` (readings x metrics) at the same time on
+    each of the previous ``DAYS`` days, for each of the last ``new`` (NaN where none is
+    known), NaNs left out, as numpy's nanmedian without its warning."""
+    found = _day_before(times, new)[:, :, None]
+    earlier = np.where(found >= 0, series[np.clip(found[:, :, 0], 0, None)], np.nan)
+    ordered = np.sort(earlier, axis=0)  # days x new x metrics, NaN last
+    count = (~np.isnan(earlier)).sum(axis=0, keepdims=True)
+    low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, None), axis=0)
+    high = np.take_along_axis(ordered, count // 2, axis=0)
+    return np.where(count > 0, (low + high) / 2, np.nan)[0]
 
 
 def _novelty(series: np.ndarray, new: int) -> np.ndarray:
@@ -252,20 +314,24 @@ class Learner:
             values = np.column_stack([values, judged])
         entity = (np.full(len(dataset), "", dtype=object) if dataset.entity is None
                   else dataset.entity.astype(str).to_numpy(dtype=object))
-        order = np.lexsort((dataset.time.to_numpy(), entity))
+        stamps = dataset.time.to_numpy(dtype="datetime64[ns]")
+        order = np.lexsort((stamps, entity))
+        times = np.where(np.isnat(stamps), UNKNOWN_TIME, stamps.astype("int64"))
         n = len(dataset)
         learned = Learned(np.zeros(n), np.full(n, -1), np.full(n, -1), np.full(n, np.nan),
-                          np.full(n, np.nan))
+                          np.full(n, np.nan), np.full(n, -1), np.full(n, np.nan))
         for name in pd.unique(entity[order]):
             rows = order[entity[order] == name]
             rows = rows[-last:] if last else rows
-            state[name] = self._entity(state.get(name), values[rows], rows, learned)
+            state[name] = self._entity(state.get(name), values[rows], times[rows], rows,
+                                       learned)
         return learned, state
 
-    def _entity(self, before: dict | None, values: np.ndarray, rows: np.ndarray,
-                learned: Learned) -> dict:
+    def _entity(self, before: dict | None, values: np.ndarray, times: np.ndarray,
+                rows: np.ndarray, learned: Learned) -> dict:
         new, m = values.shape
-        width = m + len(self.metrics)  # the columns, then each metric's shape
+        k = len(self.metrics)
+        width = m + k + 1  # the columns, each metric's shape, then the time of day
         if before is None:
             before = {"values": np.empty((0, m)), "deviations": np.empty((0, width)),
                       "surprise": np.empty(0)}
@@ -276,6 +342,9 @@ class Learner:
         deviations = np.empty((new, width))
         usual, spread = np.empty((new, m)), np.empty((new, m))
         series = np.concatenate([before["values"], values])
+        # A state saved before times were kept: its readings' times are not known.
+        times = np.concatenate([before.get("times", np.full(len(before["values"]),
+                                                             UNKNOWN_TIME)), times])
         for j, metric in enumerate(self.columns):
             if metric == MODEL:  # a score: the higher, the more unusual already
                 usual[:, j], spread[:, j] = np.nan, np.nan
@@ -286,13 +355,17 @@ class Learner:
                 deviations[:, j] = np.nan_to_num(np.abs(values[:, j] - usual[:, j])
                                                  / spread[:, j])
         # A novelty, like a score: the higher, the more unusual.
-        deviations[:, m:] = _novelty(series[-(new + LOOKBACK):, :len(self.metrics)], new)
+        deviations[:, m:m + k] = _novelty(series[-(new + LOOKBACK):, :k], new)
+        # The time of day: the mean over the metrics (one not known there counts 0).
+        earlier = _time_of_day(series[:, :k], times, new)
+        off = np.nan_to_num(np.abs(values[:, :k] - earlier) / spread[:, :k], nan=-1.0)
+        deviations[:, m + k] = np.fmax(off, 0.0).mean(axis=1)
         history = np.concatenate([past, deviations])
         surprise = np.column_stack([_surprise(history[-(new + HISTORY):, j], new)
                                     for j in range(width)])
         top = surprise.max(axis=1)
-        earlier = np.r_[before["surprise"], top]
-        recent = _moving(bn.move_max, _shifted(earlier), QUIET, 1)[-new:]
+        told_before = np.r_[before["surprise"], top]
+        recent = _moving(bn.move_max, _shifted(told_before), QUIET, 1)[-new:]
         echo = np.fmin(top * ECHO, ECHO_CAP * FLAG_SURPRISE)
         told = np.where(top > np.nan_to_num(recent, nan=0.0) + ECHO_MARGIN, top, echo)
         at = np.arange(new)
@@ -305,8 +378,16 @@ class Learner:
         learned.metric[rows] = np.where(top > 0, pick, -1)
         learned.level[rows] = np.where(surprise[at, best] > 0, best, -1)
         learned.usual[rows], learned.spread[rows] = usual[at, best], spread[at, best]
-        return {"values": series[-(LOOKBACK + 1):], "deviations": history[-(HISTORY + 1):],
-                "surprise": earlier[-QUIET:]}
+        daily = off.argmax(axis=1)
+        learned.daily[rows] = np.where(off[at, daily] >= 0, daily, -1)
+        learned.earlier[rows] = earlier[at, daily]
+        # Kept: what the next readings look back at (their run's days before, at most).
+        first = _runs(times)[-1]
+        within = len(times) - first - np.searchsorted(times[first:],
+                                                      times[-1] - DAYS * DAY - MATCH)
+        keep = max(LOOKBACK, min(DAY_ROWS, within)) + 1
+        return {"values": series[-keep:], "times": times[-keep:],
+                "deviations": history[-(HISTORY + 1):], "surprise": told_before[-QUIET:]}
 
     def reasons(self, dataset: Dataset, learned: Learned, rows: np.ndarray,
                 model_reasons: np.ndarray | None = None) -> list[str]:
@@ -314,20 +395,28 @@ class Learner:
         unusual, with its reading against the usual level it was judged by; where the
         trained model's score did, the model's reasons (``model_reasons``, per row)."""
         texts = []
+        daily = len(self.columns) + len(self.metrics)  # the time of day's column
         for row in rows:
             j = learned.metric[row]
-            if j >= len(self.columns):  # a metric's shape
-                metric = self.metrics[j - len(self.columns)]
+            if j == daily and learned.daily[row] >= 0:
+                metric = self.metrics[learned.daily[row]]
+                texts.append(f"{metric} {fmt(float(dataset.metrics[metric].iloc[row]))} at "
+                             f"{dataset.time.iloc[row]:%H:%M}, unlike that time on the "
+                             f"previous {DAYS} days (median "
+                             f"{fmt(float(learned.earlier[row]))})")
+                continue
+            if len(self.columns) <= j < daily:
+                metric = self.metrics[j - len(self.columns)]  # a metric's shape
                 texts.append(f"{metric} {fmt(float(dataset.metrics[metric].iloc[row]))}: "
                              f"its last {SHAPE} readings move unlike any stretch of its "
                              f"previous {REFERENCE:,}")
                 continue
-            if j >= 0 and self.columns[j] == MODEL and model_reasons is not None \
-                    and model_reasons[row]:
+            if 0 <= j < len(self.columns) and self.columns[j] == MODEL \
+                    and model_reasons is not None and model_reasons[row]:
                 texts.append(str(model_reasons[row]))
                 continue
-            if j < 0 or self.columns[j] == MODEL:  # the best level's words instead
-                j = learned.level[row]
+            if not 0 <= j < len(self.columns) or self.columns[j] == MODEL:
+                j = learned.level[row]  # the best level's words instead
             if j < 0:
                 texts.append("")
                 continue

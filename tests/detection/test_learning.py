@@ -163,21 +163,60 @@ def test_a_baselines_learning_state_is_the_one_a_whole_pass_leaves():
             np.testing.assert_allclose(kept[machine][name], value, rtol=1e-9)
 
 
-def test_a_stream_saved_before_shapes_were_learned_continues_and_learns_them(stream):
-    """A checkpoint (or a model) from before: its deviations have no shape columns. The
-    stream goes on, its shapes still learning until their history fills."""
+def test_a_stream_saved_before_shapes_and_times_were_learned_continues_and_learns_them(
+        stream):
+    """A checkpoint (or a model) from before: its deviations have no shape or time-of-day
+    columns, and it kept no times. The stream goes on, those columns still learning until
+    their history fills."""
     model, later = stream
     scorer = StreamScorer(model, learn=True)
     scorer.score(later.iloc[:1000].copy())
     state = scorer.state
     for entity in state["learning"].values():
         entity["deviations"] = entity["deviations"][:, :2]  # cpu and the model's score
+        del entity["times"]
     again = StreamScorer(model, learn=True)
     again.state = state
     result = again.score(later.iloc[1000:3000].copy()).frame
     assert result["anomaly_score"].notna().all()
-    assert again.state["learning"]["a"]["deviations"].shape[1] == 3
-    assert not result["reasons"].iloc[:200].str.contains("move unlike").any()
+    assert again.state["learning"]["a"]["deviations"].shape[1] == 4  # + shape, time of day
+    assert len(again.state["learning"]["a"]["times"]) == len(
+        again.state["learning"]["a"]["values"])
+    assert not result["reasons"].iloc[:200].str.contains("move unlike|time on the").any()
+
+
+def working_days(days: int = 15, holiday: int = 10, seed: int = 0) -> pd.DataFrame:
+    """A lift's trips every 10 minutes: about 20 at night, about 80 from 8 to 18 h; on day
+    ``holiday`` the building is closed and the lift stays at its night level all day."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2026-03-02", periods=days * 144, freq="10min")
+    hours = times.hour.to_numpy() + times.minute.to_numpy() / 60
+    day = np.clip(np.minimum(hours - 7, 19 - hours), 0, 1)  # ramps 7-8 h and 18-19 h
+    closed = (times.normalize() == times[0].normalize() + pd.Timedelta(days=holiday))
+    trips = 20 + 60 * np.where(closed, 0.0, day) + rng.normal(0, 2, len(times))
+    frame = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%d %H:%M:%S"),
+                          "trips": trips.round(1)})
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+    return frame
+
+
+def test_a_day_unlike_the_days_before_is_flagged_by_its_time_of_day_then_learned():
+    """Each reading of the closed day is within the usual range, at a level and in a
+    shape the nights show: only the same hours of the days before tell it apart. It is
+    told where the morning stays quiet (as the usual rise grows away from it, within the
+    hour: one incident), and the next days score as usual."""
+    frame = working_days()
+    model = fit(prepare(frame.iloc[:720].copy()))  # five days
+    live = StreamScorer(model, learn=True).score(frame.iloc[720:].copy()).frame
+    time = pd.to_datetime(live["timestamp"])
+    closed = time.dt.normalize() == pd.Timestamp("2026-03-12")
+    flags = live[live["is_anomaly"] == 1]
+    told = flags[closed[flags.index]]
+    assert len(told) and time[told.index[0]].hour in (7, 8, 9)
+    assert told["reasons"].iloc[0].startswith("trips ")
+    assert "unlike that time on the previous 3 days (median " in told["reasons"].iloc[0]
+    assert time[told.index[-1]] - time[told.index[0]] <= pd.Timedelta("1h")
+    assert flags.index.isin(live.index[~closed]).sum() <= 3  # the usual days
 
 
 def test_the_tail_of_many_rows_is_pandas_rolling_quantile_bit_for_bit():
