@@ -164,9 +164,12 @@ def stage_shares(path: Path) -> dict[str, float]:
     return stages
 
 
-def save_cost(path: Path, vigil: list[str]) -> float | None:
+def save_cost(path: Path, vigil: list[str], repeat: int = 3) -> float | None:
     """Seconds `vigil score --save` takes beyond `vigil score`, on the PostgreSQL server of
-    TEST_DATABASE_URL (a scratch database); None without one."""
+    TEST_DATABASE_URL (a scratch database, made afresh for each save, as the first save
+    of a month is); None without one. The two run ``repeat`` times, taking turns, and the
+    difference is of their medians: one pair's difference moved by a second from run to
+    run, as much as scoring itself varies."""
     server = os.environ.get("TEST_DATABASE_URL")
     if not server:
         return None
@@ -176,22 +179,28 @@ def save_cost(path: Path, vigil: list[str]) -> float | None:
     # SQLAlchemy with psycopg2 directly: a scratch database, made and dropped here.
     name, server_url = "vigil_bench_save", make_url(server).set(drivername="postgresql+psycopg2")
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server_url.set(database=name).render_as_string(hide_password=False)
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
-    try:
+
+    def scratch() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
         subprocess.run([*vigil[:-1], "db", "upgrade"], check=True, capture_output=True)
-        scored, _ = run([*vigil, str(path), "--out", os.devnull])
-        saved, _ = run([*vigil, str(path), "--save", "--out", os.devnull])
+
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = server_url.set(database=name).render_as_string(
+        hide_password=False)
+    scored, saved = [], []
+    try:
+        for _ in range(max(1, repeat)):
+            scratch()
+            scored.append(run([*vigil, str(path), "--out", os.devnull])[0])
+            saved.append(run([*vigil, str(path), "--save", "--out", os.devnull])[0])
     finally:
         os.environ["DATABASE_URL"] = previous or ""
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    return saved - scored
+    return median(saved) - median(scored)
 
 
 def forest_times(rows: int, repeat: int) -> tuple[float, float]:
@@ -244,7 +253,7 @@ def main() -> None:
         login_s, login_mb = run([*vigil, str(logins), "--out", str(tmp / "l.csv")])
         big = pieces_figures(tmp, sensors, args.big_rows) if args.big_rows else None
         shares = stage_shares(sensors)
-        saved = save_cost(logins, vigil)
+        saved = save_cost(logins, vigil, args.repeat)
         login_flagged = f"the {rows:,}-row login run's anomalies"
     naive_s, ours_s = median([s for s, _ in naive]), median([s for s, _ in ours])
     naive_mb, ours_mb = max(mb for _, mb in naive), max(mb for _, mb in ours)
