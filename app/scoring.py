@@ -11,6 +11,7 @@ import glob
 import hashlib
 import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -127,8 +128,22 @@ def scored_pieces(source: Source, model: Model, *, columns: dict[str, str | None
     time (default :data:`PIECE_ROWS`): the scores of one pass (detection.stream), in the
     memory of one piece; ``learn``: as a live stream of it is scored."""
     scorer = StreamScorer(model, columns, learn=learn)
-    for piece in read_pieces(source, rows or PIECE_ROWS):
+    for piece in ahead(read_pieces(source, rows or PIECE_ROWS)):
         yield scorer.score(piece)
+
+
+_END = object()
+
+
+def ahead(items: Iterator) -> Iterator:
+    """``items``, each next one taken on a thread while the caller works on the one
+    before: a file's next piece is parsed (pandas' parser leaves the GIL) while this one
+    is scored."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, items, _END)
+            yield item
 
 
 @dataclass
@@ -183,12 +198,19 @@ def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
     """Score a sensor or generic file with a registered model ``rows`` rows at a time,
     writing each piece's rows with their score columns to ``out`` as CSV."""
     done = PiecesScored(profile=model.profile)
-    for result in scored_pieces(path, model, rows=rows, learn=learn):
-        write_csv(result.frame, out, header=done.rows == 0)
-        done.rows += len(result.frame)
-        done.flagged += int(result.frame["is_anomaly"].sum())
-        done.threshold_note = result.threshold_note
-        done.notes.add(result)
+    # Each piece is written on a thread while the next is scored, one at a time, in order.
+    with ThreadPoolExecutor(1) as writer:
+        written = None
+        for result in scored_pieces(path, model, rows=rows, learn=learn):
+            if written is not None:
+                written.result()  # the piece before is out (or its error raised here)
+            written = writer.submit(write_csv, result.frame, out, header=done.rows == 0)
+            done.rows += len(result.frame)
+            done.flagged += int(result.frame["is_anomaly"].sum())
+            done.threshold_note = result.threshold_note
+            done.notes.add(result)
+        if written is not None:
+            written.result()
     return done
 
 
