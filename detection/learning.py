@@ -20,7 +20,8 @@ first change as anomalous, for good. The live path scores sensor readings with a
    one lies within ``MATCH`` of that time), in units of each metric's robust spread,
    averaged over its metrics: a quiet holiday in a busy week, a night shift that does
    not stop or a daily job that does not run shows here, where neither the level of
-   the last days nor any short shape is unusual.
+   the last days nor any short shape is unusual. Times that go back (a stream started
+   over on older rows) begin a new run; a reading is compared within its own.
 4. **Surprise.** Where a deviation (or a novelty) lies in the tail of the entity's own
    last ``HISTORY`` ones of the same column: 1 at their 90th percentile, 2 at the 99th,
    one more for each such step beyond (an exponential tail, so no two different readings
@@ -32,8 +33,8 @@ first change as anomalous, for good. The live path scores sensor readings with a
 6. **Learned.** The deviations of a new regime join the history and lift its tail; the
    median reaches a new level within ``WINDOW / 2`` readings, a new shape is among
    the nearest ones after ``NEIGHBOURS`` of its kind, and a new daily routine is the
-   usual one for its time of day after ``DAYS // 2 + 1`` days. The new level (or rhythm) is then
-   the normal one, and its readings score low again.
+   usual one for its time of day after ``DAYS // 2 + 1`` days. The new level (or rhythm)
+   is then the normal one, and its readings score low again.
 
 The score is a logistic curve in log-surprise, 10 at surprise 1 and 50 (the flag score)
 at ``FLAG_SURPRISE``, so severity bands keep their meaning; an entity still learning
@@ -306,8 +307,9 @@ class Learner:
         """Score ``dataset``'s rows after the ones ``state`` holds (None: none yet),
         with the trained model's scores ``judged`` when the learner takes them (only each
         entity's ``last`` rows, if given); returns their scores and the state to score
-        the next piece with: per entity, its last readings (``values``, ``LOOKBACK`` of
-        them), deviations and surprises, as many as the next rows look back at."""
+        the next piece with: per entity, its last readings and their times (``values``
+        and ``times``: ``LOOKBACK`` of them, or the last ``DAYS`` days' up to
+        ``DAY_ROWS``), deviations and surprises, as many as the next rows look back at."""
         state = dict(state or {})
         values = dataset.metrics[self.metrics].to_numpy(dtype="float64")
         if MODEL in self.columns:
