@@ -144,6 +144,26 @@ def test_a_file_scored_in_pieces_writes_the_bytes_one_pass_writes(tmp_path):
     assert done.rows == 1000 and done.flagged > 0
 
 
+def test_a_bad_line_in_a_later_piece_is_told_after_the_pieces_before_are_written(tmp_path):
+    """Pieces are parsed ahead and written behind on threads: a line the parser refuses
+    in the fourth piece still raises its own message, once every piece before it is out."""
+    import io
+
+    from app import scoring
+    from detection.errors import MalformedCsvError
+
+    lines = to_csv_bytes(machines(seed=5)).decode().splitlines(keepends=True)
+    lines[350] = lines[350].rstrip("\n") + ",1,2\n"  # line 351: two values too many
+    path = tmp_path / "machines.csv"
+    path.write_text("".join(lines))
+    model = fit(prepare(read_csv(to_csv_bytes(machines(seed=11, faults=False)))))
+    out = io.BytesIO()
+    with pytest.raises(MalformedCsvError, match="line 351 of the file has"):
+        scoring.score_in_pieces(path, model, out, rows=97)
+    written = pd.read_csv(io.BytesIO(out.getvalue()))
+    assert len(written) == 3 * 97  # the three whole pieces before the bad line
+
+
 @pytest.mark.slow
 def test_login_pieces_without_coordinates_score_as_one_pass(tmp_path):
     """Country-hop travel, brute force and spray windows across piece boundaries."""
