@@ -178,13 +178,12 @@ def _runs(times: np.ndarray) -> np.ndarray:
     return np.r_[0, np.flatnonzero(np.diff(times) < 0) + 1]
 
 
-def _day_before(times: np.ndarray, new: int) -> np.ndarray:
-    """For each of the last ``new`` of ``times`` (int64 nanoseconds), the position of the
-    reading closest to the same time on each of the previous ``DAYS`` days (days x new;
-    -1 where none lies within ``MATCH`` among the ``DAY_ROWS`` readings before it, in its
-    run of times in order)."""
+def _day_before(times: np.ndarray, starts: np.ndarray, new: int) -> np.ndarray:
+    """For each of the last ``new`` of ``times`` (int64 nanoseconds, in runs beginning at
+    ``starts``), the position of the reading closest to the same time on each of the
+    previous ``DAYS`` days (days x new; -1 where none lies within ``MATCH`` among the
+    ``DAY_ROWS`` readings before it, in its run of times in order)."""
     at = np.arange(len(times) - new, len(times))
-    starts = _runs(times)
     run = np.searchsorted(starts, at, side="right") - 1
     found = np.full((DAYS, new), -1)
     for r in np.unique(run):
@@ -203,11 +202,12 @@ def _day_before(times: np.ndarray, new: int) -> np.ndarray:
     return found
 
 
-def _time_of_day(series: np.ndarray, times: np.ndarray, new: int) -> np.ndarray:
+def _time_of_day(series: np.ndarray, times: np.ndarray, starts: np.ndarray,
+                 new: int) -> np.ndarray:
     """The median of the readings of ``series`` (readings x metrics) at the same time on
     each of the previous ``DAYS`` days, for each of the last ``new`` (NaN where none is
     known), NaNs left out, as numpy's nanmedian without its warning."""
-    found = _day_before(times, new)[:, :, None]
+    found = _day_before(times, starts, new)[:, :, None]
     earlier = np.where(found >= 0, series[np.clip(found[:, :, 0], 0, None)], np.nan)
     ordered = np.sort(earlier, axis=0)  # days x new x metrics, NaN last
     count = (~np.isnan(earlier)).sum(axis=0, keepdims=True)
@@ -359,7 +359,8 @@ class Learner:
         # A novelty, like a score: the higher, the more unusual.
         deviations[:, m:m + k] = _novelty(series[-(new + LOOKBACK):, :k], new)
         # The time of day: the mean over the metrics (one not known there counts 0).
-        earlier = _time_of_day(series[:, :k], times, new)
+        starts = _runs(times)
+        earlier = _time_of_day(series[:, :k], times, starts, new)
         off = np.nan_to_num(np.abs(values[:, :k] - earlier) / spread[:, :k], nan=-1.0)
         deviations[:, m + k] = np.fmax(off, 0.0).mean(axis=1)
         history = np.concatenate([past, deviations])
@@ -384,7 +385,7 @@ class Learner:
         learned.daily[rows] = np.where(off[at, daily] >= 0, daily, -1)
         learned.earlier[rows] = earlier[at, daily]
         # Kept: what the next readings look back at (their run's days before, at most).
-        first = _runs(times)[-1]
+        first = starts[-1]
         within = len(times) - first - np.searchsorted(times[first:],
                                                       times[-1] - DAYS * DAY - MATCH)
         keep = max(LOOKBACK, min(DAY_ROWS, within)) + 1
