@@ -50,29 +50,44 @@ class FlatForest:
         trees = forest.estimators_
         depth = max(1, max(int(t.tree_.max_depth) for t in trees))
         inner, leaves = 2 ** depth - 1, 2 ** depth
+        # Every tree's nodes in one numbering: tree t's node i is offset[t] + i.
+        sizes = np.array([t.tree_.node_count for t in trees])
+        offset = np.r_[0, np.cumsum(sizes)[:-1]]
+        tree = np.repeat(np.arange(len(trees)), sizes)
+        left = np.concatenate([t.tree_.children_left for t in trees]).astype("int64")
+        right = np.concatenate([t.tree_.children_right for t in trees]).astype("int64")
+        leaf = left == -1
+        left, right = left + offset[tree], right + offset[tree]
+        # Each node's slot in its complete tree and its level, a level at a time.
+        slot = np.zeros(len(tree), dtype="int64")
+        level = np.zeros(len(tree), dtype="int64")
+        frontier = offset
+        while len(frontier):
+            frontier = frontier[~leaf[frontier]]
+            for child, step in ((left[frontier], 1), (right[frontier], 2)):
+                slot[child] = 2 * slot[frontier] + step
+                level[child] = level[frontier] + 1
+            frontier = np.concatenate([left[frontier], right[frontier]])
+        # A tree fitted on a subset of the features numbers them within the subset.
+        columns = np.asarray(forest.estimators_features_, dtype="int64")
+        local = np.concatenate([t.tree_.feature for t in trees]).astype("int64")
+        split = ~leaf
         feature = np.zeros((len(trees), inner), dtype="int64")
         threshold = np.full((len(trees), inner), np.inf)
         missing_left = np.ones((len(trees), inner), dtype="bool")
+        at = (tree[split], slot[split])
+        feature[at] = columns[tree[split], local[split]]
+        threshold[at] = np.concatenate([t.tree_.threshold for t in trees])[split]
+        missing_left[at] = np.concatenate([t.tree_.missing_go_to_left
+                                           for t in trees]).astype(bool)[split]
+        # Pass-through nodes always go left: a leaf's credit sits in the leftmost slot
+        # below it.
         leaf_depth = np.zeros((len(trees), leaves))
-        for t, (tree, columns) in enumerate(zip(trees, forest.estimators_features_,
-                                                strict=True)):
-            nodes = tree.tree_
-            credit = (np.asarray(forest._decision_path_lengths[t], dtype="float64")
-                      + forest._average_path_length_per_tree[t] - 1.0)
-            # A tree fitted on a subset of the features numbers them within the subset.
-            columns = np.asarray(columns)
-            stack = [(0, 0, 0)]  # (scikit-learn node, slot, level)
-            while stack:
-                node, slot, level = stack.pop()
-                if nodes.children_left[node] == -1:
-                    # Pass-through nodes always go left: the leftmost slot below.
-                    leaf_depth[t, (slot + 1) * 2 ** (depth - level) - 1 - inner] = credit[node]
-                    continue
-                feature[t, slot] = columns[nodes.feature[node]]
-                threshold[t, slot] = nodes.threshold[node]
-                missing_left[t, slot] = nodes.missing_go_to_left[node]
-                stack.append((nodes.children_left[node], 2 * slot + 1, level + 1))
-                stack.append((nodes.children_right[node], 2 * slot + 2, level + 1))
+        credit = np.concatenate([np.asarray(d, dtype="float64") + a - 1.0 for d, a in
+                                 zip(forest._decision_path_lengths,
+                                     forest._average_path_length_per_tree, strict=True)])
+        leaf_depth[tree[leaf], (slot[leaf] + 1) * 2 ** (depth - level[leaf]) - 1 - inner] \
+            = credit[leaf]
         return cls(depth, feature, _float32_below(threshold), missing_left, leaf_depth)
 
     def depth_sums(self, X: np.ndarray) -> np.ndarray:
