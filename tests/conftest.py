@@ -31,6 +31,25 @@ def _isolate_from_the_developers_settings() -> None:
 _isolate_from_the_developers_settings()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashes():
+    """Passwords hashed in the tests' own process use argon2id at a small cost (8 MiB,
+    two passes, one lane: about 10 ms) instead of the deployed RFC 9106 parameters
+    (64 MiB, four lanes: 0.15 s of both cores), which the suite's hundred hashes paid
+    for nothing. Processes the tests start (the dashboard's server, `vigil serve`) hash
+    as deployed; the fixture's value is the deployed hasher, for the test of its
+    parameters."""
+    from argon2 import PasswordHasher
+
+    from storage import users
+
+    deployed = users.PASSWORDS
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "PASSWORDS", PasswordHasher(time_cost=2, memory_cost=8192,
+                                                         parallelism=1))
+        yield deployed
+
+
 def sensor_frame(n: int = 600, seed: int = 0, freq: str = "10min") -> pd.DataFrame:
     """A clean daily-cycle series of two metrics, no anomalies."""
     rng = np.random.default_rng(seed)

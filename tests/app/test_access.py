@@ -2,7 +2,9 @@
 
 import time
 
+import argon2
 import pytest
+from sqlalchemy import text
 
 from app import services
 from app.errors import NotAllowedError, SignInError
@@ -32,14 +34,37 @@ def test_the_first_administrator_only_while_no_account_exists(vigil):
 
 def test_passwords_are_argon2id_hashes_and_never_listed(vigil, database_url):
     services.add_user(vigil, "ana", role="analyst", password=PASSWORD)
-    from sqlalchemy import text
-
     with vigil.engine.connect() as conn:
         stored = conn.execute(text("SELECT password_hash FROM users")).scalar_one()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert "password_hash" not in services.list_users(vigil).columns
     with pytest.raises(StorageError, match="at least 12 characters"):
         services.add_user(vigil, "bob", role="viewer", password="short")
+
+
+def test_passwords_are_hashed_at_rfc_9106_parameters_and_older_ones_upgraded_at_sign_in(
+        vigil, monkeypatch, quick_password_hashes):
+    """Deployed, argon2id uses RFC 9106's first recommended parameters; a hash stored at
+    other (older, cheaper) ones is hashed again at the next sign-in that matches it."""
+    deployed = quick_password_hashes
+    assert (deployed.type, deployed.memory_cost, deployed.time_cost, deployed.parallelism) \
+        == (argon2.Type.ID, 65536, 3, 4)
+    services.add_user(vigil, "ana", role="analyst", password=PASSWORD)
+
+    def stored():
+        with vigil.engine.connect() as conn:
+            return conn.execute(text("SELECT password_hash FROM users")).scalar_one()
+
+    older = stored()
+    assert "$m=8192,t=2,p=1$" in older
+    monkeypatch.setattr(users, "PASSWORDS", argon2.PasswordHasher(time_cost=2,
+                                                                  memory_cost=16384))
+    with pytest.raises(SignInError):
+        services.sign_in(vigil, "ana", "wrong password!!")
+    assert stored() == older  # a wrong password changes nothing
+    assert services.sign_in(vigil, "ana", PASSWORD) == Actor("ana", "analyst")
+    assert "$m=16384,t=2,p=4$" in stored()
+    assert services.sign_in(vigil, "ana", PASSWORD) == Actor("ana", "analyst")
 
 
 def test_sign_in_refuses_alike_and_locks_after_five_failures(vigil, monkeypatch):
