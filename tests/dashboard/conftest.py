@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -10,6 +11,20 @@ from streamlit.testing.v1 import AppTest
 from app.settings import get_settings
 
 MAIN = Path(__file__).resolve().parents[2] / "app" / "dashboard" / "main.py"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def components_scanned_once():
+    """Each AppTest run starts a Streamlit runtime, which reads the metadata of every
+    installed package (about 330 here) for components: 0.28 s of a core a test, 16 s of
+    the fast suite, for an answer that cannot change while the tests run. Scanned once
+    per test process here, as the dashboard's server scans once at start."""
+    from streamlit.components.v2 import manifest_scanner
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(manifest_scanner, "scan_component_manifests",
+                      functools.cache(manifest_scanner.scan_component_manifests))
+        yield
 
 
 @pytest.fixture
