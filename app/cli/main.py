@@ -300,18 +300,16 @@ def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool) ->
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from app import scoring
-
     params = _detector_params(args)
     chosen = [args.baseline is not None, args.from_runs is not None, args.since is not None]
     if sum(chosen) != 1:
         raise UsageError("train on one of: a baseline file, --from-runs RUN..., --since DATE")
+    if args.since is not None and args.profile not in ("sensor", "generic"):
+        raise UsageError("--since needs --profile sensor or --profile generic")
     if args.name is not None:  # before the baseline is read, not after minutes of it
         _services().check_model_name(args.name)
     _preload_forest(args)
     if args.baseline is None:
-        if args.since is not None and args.profile not in ("sensor", "generic"):
-            raise UsageError("--since needs --profile sensor or --profile generic")
         meta = _services().train_from_runs(
             _vigil(), runs=args.from_runs, since=args.since,
             profile=args.profile if args.since is not None else None,
@@ -321,6 +319,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.engine == "dask":
         meta = _train_on_cluster(args, _dataset(args.baseline), params)
     else:
+        from app import scoring
+
         files = _dataset(args.baseline)
         dataset = scoring.read_dataset(files, profile=args.profile)
         meta = _services().train(_vigil(), dataset, detector=args.detector,
