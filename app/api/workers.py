@@ -159,7 +159,9 @@ def stream_events(vigil: Vigil, source: str, data: bytes, model: str, profile: s
 def _start(settings: Settings) -> None:
     """In each new worker process: the application, what scoring imports, and the
     garbage collector told to leave those long-lived objects alone (its full
-    collections otherwise walk SciPy's and pandas' objects mid-request)."""
+    collections otherwise walk SciPy's and pandas' objects mid-request). What the fork
+    server imported is frozen there already (app.api.fork_template); this freezes what
+    the worker made, and what a worker started without the fork server imported."""
     global _vigil
     import sklearn.ensemble  # noqa: F401 - imported for its side effect: loaded once
 
@@ -196,7 +198,8 @@ class WorkerPool:
         # worker starts in milliseconds instead of importing scikit-learn and the
         # compiled kernels (2 s) again.
         context.set_forkserver_preload(["app.api.workers", "sklearn.ensemble",
-                                        "detection.forest_kernel", "detection.learning_kernel"])
+                                        "detection.forest_kernel", "detection.learning_kernel",
+                                        "app.api.fork_template"])
         return ProcessPoolExecutor(self.processes, mp_context=context,
                                    initializer=_start, initargs=(self.settings,))
 
