@@ -54,22 +54,40 @@ def _vigil():
     return Vigil()
 
 
-def _preload_forest(args: argparse.Namespace) -> None:
-    """Start importing scikit-learn and the compiled forest walk on a thread while the
-    baseline is read and featurized (over a second, most of it SciPy and numba); the
-    forest's own import then waits for this one instead of starting over. Scoring with a
-    saved model needs neither for a small file (detection.forest), so nothing is
-    loaded ahead. A failure here is left to that import to report.
+# Inputs under this many bytes (about detection.forest.SMALL_ROWS rows of a CSV of 50
+# bytes a line) are scored by numpy's walk of the forest: loading numba and the compiled
+# walk (0.3 s and more of a core) would cost more than it saves.
+KERNEL_BYTES = 100_000
+
+
+def _preload_forest(args: argparse.Namespace, files: list[Path] | None) -> None:
+    """Start importing scikit-learn, and for a big input the compiled forest walk, on a
+    thread while the baseline is read and featurized (over a second, most of it SciPy
+    and numba); the forest's own import then waits for this one instead of starting
+    over. Scoring with a saved model needs neither for a small file (detection.forest),
+    so nothing is loaded ahead. ``files`` None: an input of unknown size (stored runs).
+    A failure here is left to that import to report.
     """
     if args.detector != "isolation_forest" or getattr(args, "model", None):
         return
+    modules = ["sklearn.ensemble"]
+    if files is None or sum(_size(path) for path in files) >= KERNEL_BYTES:
+        modules.append("detection.forest_kernel")
 
     def load() -> None:
         with contextlib.suppress(Exception):
-            importlib.import_module("sklearn.ensemble")
-            importlib.import_module("detection.forest_kernel")
+            for module in modules:
+                importlib.import_module(module)
 
     threading.Thread(target=load, name="import-forest").start()
+
+
+def _size(path: Path) -> int:
+    """A file's size in bytes; what is not a regular file (standard input) counts big."""
+    try:
+        return path.stat().st_size if path.is_file() else KERNEL_BYTES
+    except OSError:
+        return KERNEL_BYTES
 
 
 def _detector_params(args: argparse.Namespace) -> dict:
@@ -152,7 +170,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.engine == "dask":
         return _score_on_cluster(args, files, params)
     path = files[0]
-    _preload_forest(args)
+    _preload_forest(args, files)
     model = None
     if args.learn and not args.model:
         raise UsageError("--learn goes with --model: it learns on from a model's baseline")
@@ -308,7 +326,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--since needs --profile sensor or --profile generic")
     if args.name is not None:  # before the baseline is read, not after minutes of it
         _services().check_model_name(args.name)
-    _preload_forest(args)
+    _preload_forest(args, None if args.baseline is None else _dataset(args.baseline))
     if args.baseline is None:
         meta = _services().train_from_runs(
             _vigil(), runs=args.from_runs, since=args.since,
