@@ -7,6 +7,7 @@ cells a spreadsheet would run as a formula.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
@@ -16,7 +17,6 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from detection import SEVERITIES
 from detection.export import write_csv
@@ -31,13 +31,19 @@ ATTACHMENT_COLUMNS = ("run_id", "incident_id", "row_number", "event_time", "enti
 INCIDENT_FIELDS = ("entity", "started_at", "ended_at", "row_count", "peak_score", "severity",
                    "summary")
 
-_templates = Environment(
-    loader=PackageLoader("alerts", "templates"),
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+@functools.cache
+def _templates():
+    """The digest's templates, made on first use: Jinja2 is not imported by every process
+    that imports this module (every command that loads the use cases)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("alerts", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -161,11 +167,11 @@ def _context(digest: Digest) -> dict:
 
 
 def render_html(digest: Digest) -> str:
-    return _templates.get_template("digest.html").render(_context(digest))
+    return _templates().get_template("digest.html").render(_context(digest))
 
 
 def render_text(digest: Digest) -> str:
-    return _templates.get_template("digest.txt").render(_context(digest))
+    return _templates().get_template("digest.txt").render(_context(digest))
 
 
 def attachment_frame(anomalies: pd.DataFrame,

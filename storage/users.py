@@ -17,7 +17,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from zxcvbn import zxcvbn
 
 from storage.db import Bind, as_utc, serialize, transaction
 from storage.errors import StorageError
@@ -68,6 +67,8 @@ def _check_password(password: str, name: str) -> None:
         raise StorageError(f"a password needs at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
         raise StorageError(f"a password has at most {MAX_PASSWORD} characters")
+    from zxcvbn import zxcvbn  # 0.03 s to import: only where a password is set
+
     strength = zxcvbn(password, user_inputs=[name, "vigil"])
     if strength["score"] < MIN_STRENGTH:
         advice = " ".join(filter(None, [strength["feedback"]["warning"],
