@@ -250,6 +250,22 @@ def test_compiled_forest_scores_equal_sklearn_bit_for_bit(seed, walk, monkeypatc
     assert FlatForest.of(forest).feature.shape[0] == len(forest.estimators_)
 
 
+@pytest.mark.parametrize("distinct", [1, 2, 5])
+def test_trees_that_are_one_leaf_or_few_score_as_sklearn(distinct):
+    """A baseline of one repeated row fits trees that are a single leaf; of a few distinct
+    rows, shallow trees beside deeper ones: laid out and walked as scikit-learn walks
+    them."""
+    from sklearn.ensemble import IsolationForest
+
+    X = np.tile(np.arange(distinct, dtype="float32")[:, None] * [1.0, 3.0], (40, 1))
+    forest = IsolationForest(n_estimators=30, random_state=0).fit(X)
+    assert (min(t.tree_.node_count for t in forest.estimators_) == 1) == (distinct == 1)
+    detector = IsolationForestDetector()
+    detector._keep(forest)
+    probe = np.array([[0, 0], [1, 3], [9, -2], [np.nan, 1]], dtype="float32")
+    np.testing.assert_array_equal(detector.score_samples(probe), -forest.score_samples(probe))
+
+
 def test_float32_thresholds_keep_every_comparison():
     from detection.forest import _float32_below
 
