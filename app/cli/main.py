@@ -326,8 +326,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--since needs --profile sensor or --profile generic")
     if args.name is not None:  # before the baseline is read, not after minutes of it
         _services().check_model_name(args.name)
-    _preload_forest(args, None if args.baseline is None else _dataset(args.baseline))
-    if args.baseline is None:
+    files = None if args.baseline is None else _dataset(args.baseline)
+    _preload_forest(args, files)
+    if files is None:
         meta = _services().train_from_runs(
             _vigil(), runs=args.from_runs, since=args.since,
             profile=args.profile if args.since is not None else None,
@@ -335,11 +336,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         echo(f"trained on runs {', '.join(map(str, meta['runs']))}: "
              f"{meta['left_out']} row(s) reviewed as confirmed left out")
     elif args.engine == "dask":
-        meta = _train_on_cluster(args, _dataset(args.baseline), params)
+        meta = _train_on_cluster(args, files, params)
     else:
         from app import scoring
 
-        files = _dataset(args.baseline)
         dataset = scoring.read_dataset(files, profile=args.profile)
         meta = _services().train(_vigil(), dataset, detector=args.detector,
                                  source_name=scoring.dataset_name(args.baseline, files),
