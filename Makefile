@@ -48,7 +48,7 @@ test: $(STAMP) $(OIDC)
 	$(BYTECODE)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
-# The inner loop, about 100 s on two cores: on SQLite only, and without the tests marked
+# The inner loop, about 90 s on two cores: on SQLite only, and without the tests marked
 # slow (those that start processes, servers or browsers, or score big files). These keep
 # the cores busy, so one worker fewer. `make test` runs everything.
 test-fast: $(STAMP)
