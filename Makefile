@@ -11,7 +11,7 @@ export TEST_DATABASE_URL
 
 # Parallel test workers, each with its own PostgreSQL database and ports; most tests wait
 # on processes and servers, so more workers than cores (on 2 cores: 9:12 with 5 workers,
-# 9:32 with 4, the same hour).
+# 9:32 with 4, the same hour; 9:30 in a later run with 5).
 TEST_WORKERS ?= 5
 
 $(BIN)/python:
