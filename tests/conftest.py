@@ -127,13 +127,18 @@ def migrated_sqlite(tmp_path_factory) -> Path:
     return path
 
 
+def sqlite_copy(migrated: Path, folder: Path) -> str:
+    """The URL of a fresh copy, in ``folder``, of the session's migrated SQLite file."""
+    path = folder / "vigil.db"
+    shutil.copyfile(migrated, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     """A migrated, empty database: a SQLite file, or the session's PostgreSQL database."""
     if request.param == "sqlite":
-        path = tmp_path / "vigil.db"
-        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
-        yield f"sqlite:///{path}"
+        yield sqlite_copy(request.getfixturevalue("migrated_sqlite"), tmp_path)
         return
     url = request.getfixturevalue("postgres_url")
     engine = db.make_engine(url)

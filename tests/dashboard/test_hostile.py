@@ -1,11 +1,10 @@
 """The hostile and broken CSVs of tests/hostile on the Analyze page: each is refused in
 words or scored, never a traceback (the command line: tests/app/test_hostile.py)."""
 
-import shutil
-
 import pytest
 
 from tests.app.test_hostile import CORPUS
+from tests.conftest import sqlite_copy
 from tests.dashboard.conftest import open_page
 
 PARTS = 3  # the corpus in thirds: the parallel workers share it
@@ -17,9 +16,7 @@ def database_url(migrated_sqlite, tmp_path):
     the corpus reaches the database (untrusted values stored: tests/storage, on both
     databases). Run on both, the corpus took 2 minutes of the suite's CPU for the same
     assertions."""
-    path = tmp_path / "vigil.db"
-    shutil.copyfile(migrated_sqlite, path)
-    return f"sqlite:///{path}"
+    return sqlite_copy(migrated_sqlite, tmp_path)
 
 
 @pytest.mark.slow
