@@ -165,25 +165,32 @@ def _impossible(start: np.ndarray, end: np.ndarray):
     return (located & (speed > TRAVEL_KMH) & (km > TRAVEL_MIN_KM)) | (hop & ~located), km, speed
 
 
-def _window_count(group: np.ndarray, time: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """For rows sorted by (group, time): flagged rows of the same group in (t - 1h, t],
-    up to the row itself (one at the same instant after it is not yet seen).
-
-    Times are replaced by ranks (how many times are earlier), so the combined
-    (group, rank) key stays below groups x rows: nanosecond times times thousands of
-    groups overflow int64. A row j of the group is inside the window exactly when its
-    rank reaches the count of times at or before t - 1h.
-    """
+def _hour_ranks(time: np.ndarray, by_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each time's rank (how many times are earlier) and the count of times at or before
+    it less an hour, from ``by_time``, an order that sorts ``time``: what
+    :func:`_window_count` needs, computed once for every grouping of the same rows."""
     n = len(time)
-    if n == 0:
-        return np.zeros(0, dtype="int64")
-    order = np.argsort(time, kind="stable")
-    ordered = time[order]
+    ordered = time[by_time]
     rank, since = np.empty(n, dtype="int64"), np.empty(n, dtype="int64")
     # Sorted queries: each search starts near the last one (three times quicker than
     # the same searches in the rows' order, on a million logins).
-    rank[order] = np.searchsorted(ordered, ordered, side="left")
-    since[order] = np.searchsorted(ordered, ordered - HOUR, side="right")
+    rank[by_time] = np.searchsorted(ordered, ordered, side="left")
+    since[by_time] = np.searchsorted(ordered, ordered - HOUR, side="right")
+    return rank, since
+
+
+def _window_count(group: np.ndarray, rank: np.ndarray, since: np.ndarray,
+                  flags: np.ndarray) -> np.ndarray:
+    """For rows sorted by (group, time): flagged rows of the same group in (t - 1h, t],
+    up to the row itself (one at the same instant after it is not yet seen). ``rank``
+    and ``since``: the rows' :func:`_hour_ranks`.
+
+    Times are replaced by ranks, so the combined (group, rank) key stays below groups x
+    rows: nanosecond times times thousands of groups overflow int64. A row j of the
+    group is inside the window exactly when its rank reaches the count of times at or
+    before t - 1h.
+    """
+    n = len(rank)
     base = group.astype("int64") * np.int64(n + 1)
     start = np.searchsorted(base + rank, base + since, side="left")
     cumulative = np.concatenate([[0], np.cumsum(flags, dtype="int64")])
@@ -200,26 +207,24 @@ def _earlier_same(key: np.ndarray, flags: np.ndarray,
     return pd.Series(counted).groupby(key).cumsum().to_numpy() - counted
 
 
-def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: np.ndarray,
-                   weight: np.ndarray | None = None) -> np.ndarray:
-    """For each position i: the flagged positions j < i whose ``key`` is ``wanted[i]``
-    (with ``weight``: the sum of their weights).
+def _earlier_count(key: np.ndarray, flags: np.ndarray, wanted: list[np.ndarray],
+                   weight: np.ndarray) -> np.ndarray:
+    """For each position i: the summed ``weight`` of the flagged positions j < i whose
+    ``key`` is ``w[i]``, over the arrays ``w`` of ``wanted``. Keys are non-negative and
+    below ``len(key) * 24`` (a user's code times 24 plus an hour).
 
-    Keys (made dense first, so key x rows fits int64) and positions are combined into one
-    sorted array searched twice per row: a sort, not a column per key value.
+    Keys and positions are combined into one sorted array, sorted once and searched twice
+    per row and wanted array: a sort, not a column per key value.
     """
     n = np.int64(len(key))
-    dense = pd.factorize(np.concatenate([key, wanted]))[0]
-    key, wanted = dense[:n], dense[n:]
     positions = np.flatnonzero(flags)
-    combined = key[positions] * n + positions
-    order = np.argsort(combined, kind="stable")
+    combined = key[positions] * n + positions  # below 24 n**2: int64 to 600M rows
+    order = np.argsort(combined)
     combined = combined[order]
-    counted = np.ones(len(positions), dtype="int64") if weight is None \
-        else weight[positions][order]
-    total = np.concatenate([[0], np.cumsum(counted)])
-    return (total[np.searchsorted(combined, wanted * n + np.arange(n))]
-            - total[np.searchsorted(combined, wanted * n)])
+    total = np.concatenate([[0], np.cumsum(weight[positions][order])])
+    here = np.arange(n)
+    return sum(total[np.searchsorted(combined, w * n + here)]
+               - total[np.searchsorted(combined, w * n)] for w in wanted)
 
 
 class _Usual:
@@ -587,11 +592,10 @@ class LoginFeatures:
         out: dict[str, np.ndarray] = {}  # float32, as the features are kept
         context: dict[str, np.ndarray] = {"learning": learning, "earlier_ok": earlier_ok}
 
-        hours = pd.to_datetime(time).hour.to_numpy().astype("int64")
+        hours = (time // HOUR % 24).astype("int64")  # times are UTC nanoseconds
         user_hour = user_code.astype("int64") * 24 + hours
-        near = _earlier_same(user_hour, ok, weight) + sum(
-            _earlier_count(user_hour, ok, user_code.astype("int64") * 24 + (hours + d) % 24,
-                           weight) for d in (-1, 1))
+        near = _earlier_same(user_hour, ok, weight) + _earlier_count(
+            user_hour, ok, [user_hour - hours + (hours + d) % 24 for d in (-1, 1)], weight)
         out["hour_rarity"] = np.where(learning, 0.0, 1.0 - near / np.maximum(earlier_ok, 1)
                                       ).astype("float32")
 
@@ -601,20 +605,22 @@ class LoginFeatures:
             out[f"new_{key}"] = ((_earlier_same(pair, ok) == 0) & ~learning & (value >= 0)
                                  ).astype("float32")
 
+        by_time = np.lexsort((order, time))  # history first on ties, as in the file
         if getattr(self, "unseen_", None):
-            self._unseen(ev, order, time, ok, out, mature=history is not None)
+            self._unseen(ev, by_time, ok, out, mature=history is not None)
 
         if "impossible_travel" in self.feature_names_:
             self._travel(ev, uniques["country"], user_code, time, ok, out, context)
 
         if self.has_outcome_:
-            context["user_failures_1h"] = _window_count(user_code, time, failed)
+            rank, since = _hour_ranks(time, by_time)
+            context["user_failures_1h"] = _window_count(user_code, rank, since, failed)
             out["user_failures_1h"] = np.log1p(context["user_failures_1h"]).astype("float32")
             context["failed"] = failed
             context |= self._takeovers(ev, uniques["ip"], user_code, time, failed,
                                        context["user_failures_1h"], out)
             if "ip_failed_users_1h" in self.feature_names_:
-                context["ip_failed_users_1h"] = self._spray(ev, time, failed)
+                context["ip_failed_users_1h"] = self._spray(ev, time, rank, since, failed)
                 out["ip_failed_users_1h"] = np.log1p(
                     context["ip_failed_users_1h"]).astype("float32")
 
@@ -630,12 +636,11 @@ class LoginFeatures:
         context = {k: v[keep] for k, v in context.items()}
         return FeatureSet(X=X, context=context)
 
-    def _unseen(self, ev: pd.DataFrame, order: np.ndarray, time: np.ndarray, ok: np.ndarray,
-                out: dict, mature: bool) -> None:
+    def _unseen(self, ev: pd.DataFrame, by_time: np.ndarray, ok: np.ndarray, out: dict,
+                mature: bool) -> None:
         """unseen_<key>: no one's earlier successful login had the event's value. A file
         scored on its own counts it once :data:`POPULATION_MIN` successful logins precede
         the event; a model's history is always enough."""
-        by_time = np.lexsort((order, time))  # history first on ties, as in the file
         ok_t = ok[by_time]
         enough = np.full(len(ok_t), True) if mature else \
             np.cumsum(ok_t) - ok_t >= POPULATION_MIN
@@ -704,10 +709,15 @@ class LoginFeatures:
                        .astype("float32")], axis=1)
         return FeatureSet(X=X[self.feature_names_], context=features.context)
 
-    def _previous_ok(self, values: pd.Series, user_code: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """The value at the user's previous successful login (NaN for none)."""
-        masked = values.where(ok)
-        return masked.groupby(user_code).shift(1).groupby(user_code).ffill().to_numpy()
+    @staticmethod
+    def _previous_ok(user_code: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Each row's user's previous successful login (its row; -1 for none), for rows
+        grouped by user."""
+        rows = np.arange(len(ok))
+        last = np.maximum.accumulate(np.where(ok, rows, -1))  # the latest up to each row
+        previous = np.concatenate([[-1], last[:-1]])
+        first = np.searchsorted(user_code, user_code)  # the user's first row
+        return np.where(previous >= first, previous, -1)
 
     def _travel(self, ev, countries, user_code, time, ok, out, context) -> None:
         """Travel from the user's previous successful login; after an impossible jump,
@@ -720,19 +730,22 @@ class LoginFeatures:
                          *(ev[c].to_numpy(dtype="float64") if coords else np.full(len(ev), np.nan)
                            for c in ("latitude", "longitude")),
                          np.where(country >= 0, country, np.nan)])
-        # The row of the user's previous successful login (NaN: none), and its place.
-        previous = self._previous_ok(pd.Series(np.arange(len(ev), dtype="float64")),
-                                     user_code, ok)
-        known = ~np.isnan(previous)
-        at = np.where(known, previous, 0).astype("int64")
-        start = np.where(known, here[:, at], np.nan)
-        jumped = np.flatnonzero(known & _impossible(start, here)[0][at])
+        # The row of the user's previous successful login (-1: none), and its place.
+        previous = self._previous_ok(user_code, ok)
+        known = previous >= 0
+        at = np.maximum(previous, 0)
+        start = here.take(at, axis=1)  # take: ten times quicker than here[:, at]
+        start[:, ~known] = np.nan
+        impossible, km, speed = _impossible(start, here)
+        jumped = np.flatnonzero(known & impossible[at])
         if jumped.size:  # after an impossible jump: from before it, where possible
             earlier = start[:, at[jumped]]
             back = ~_impossible(earlier, here[:, jumped])[0]
-            start[:, jumped[back]] = earlier[:, back]
+            moved = jumped[back]
+            start[:, moved] = earlier[:, back]
+            impossible[moved], km[moved], speed[moved] = _impossible(start[:, moved],
+                                                                     here[:, moved])
         # Travel is what a successful login proves; a failed try proves nothing.
-        impossible, km, speed = _impossible(start, here)
         out["impossible_travel"] = (impossible & ok).astype("float32")
         context["travel_minutes"] = (here[0] - start[0]) / 6e10
         if coords:
@@ -790,18 +803,22 @@ class LoginFeatures:
             slip &= ~(features.X[telling].to_numpy() > 0).any(axis=1)
         return floor, np.where(slip, NEW_USER_CEILING, np.inf)
 
-    def _spray(self, ev: pd.DataFrame, time: np.ndarray, failed: np.ndarray) -> np.ndarray:
+    def _spray(self, ev: pd.DataFrame, time: np.ndarray, rank: np.ndarray, since: np.ndarray,
+               failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:
-        a user whose failures began more than an hour earlier is not counted)."""
+        a user whose failures began more than an hour earlier is not counted). ``rank``,
+        ``since``: the rows' :func:`_hour_ranks`."""
         ip_code = ev["ip"].to_numpy()  # a missing IP (-1) is one group, as before
         user_code = ev["user"].to_numpy()
-        order = np.lexsort((time, ip_code))
+        # By IP, then time (ties as the rows come): one key, the time as its rank.
+        order = np.argsort((ip_code + 1).astype("int64") * (len(rank) + 1) + rank,
+                           kind="stable")
         t, ip, user, fail = time[order], ip_code[order], user_code[order], failed[order]
         pair = pd.factorize(ip.astype("int64") * (user.max() + 1) + user)[0]  # (IP, user)
         prev = pd.Series(np.where(fail, t, np.nan)).groupby(pair).shift(1)
         prev = prev.groupby(pair).ffill().to_numpy()
         first_in_hour = fail & ~(t - prev < HOUR)
-        counts = _window_count(ip, t, first_in_hour)
+        counts = _window_count(ip, rank[order], since[order], first_in_hour)
         result = np.empty(len(t), dtype="int64")
         result[order] = np.where(ev["ip"].to_numpy()[order] < 0, 0, counts)
         return result

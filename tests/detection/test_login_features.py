@@ -197,7 +197,7 @@ def test_failure_windows_stay_per_user_with_a_million_users_over_a_year():
     """The per-user window must not overflow when users × time span exceeds int64 ns."""
     import warnings
 
-    from detection.features.login import HOUR, _window_count
+    from detection.features.login import HOUR, _hour_ranks, _window_count
 
     n_users = 1_000_000
     rng = np.random.default_rng(3)
@@ -215,7 +215,8 @@ def test_failure_windows_stay_per_user_with_a_million_users_over_a_year():
     order = np.lexsort((time, group))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        counts = _window_count(group[order], time[order], flags[order])
+        ranks = _hour_ranks(time[order], np.argsort(time[order], kind="stable"))
+        counts = _window_count(group[order], *ranks, flags[order])
     counts = counts[np.argsort(order)]
     lone = counts[:n_users]
     assert (lone == flags[:n_users]).all()  # alone in their hour: only themselves
@@ -228,7 +229,7 @@ def test_failure_windows_count_as_a_direct_count_does_with_tied_times():
     """Each row: the group's flagged rows in (t - 1h, t] up to itself (a row at the same
     instant after it is not yet seen, as on a stream), whatever order the groups' times
     come in."""
-    from detection.features.login import HOUR, _window_count
+    from detection.features.login import HOUR, _hour_ranks, _window_count
 
     rng = np.random.default_rng(11)
     group = rng.integers(0, 7, 600)
@@ -238,7 +239,8 @@ def test_failure_windows_count_as_a_direct_count_does_with_tied_times():
     group, time, flags = group[order], time[order], flags[order]
     expected = [int((flags & (group == g) & (time > t - HOUR))[:i + 1].sum())
                 for i, (g, t) in enumerate(zip(group, time, strict=True))]
-    assert _window_count(group, time, flags).tolist() == expected
+    ranks = _hour_ranks(time, np.argsort(time, kind="stable"))
+    assert _window_count(group, *ranks, flags).tolist() == expected
 
 
 def test_brute_force_is_caught_among_5000_users_over_a_year():
