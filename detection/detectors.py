@@ -149,6 +149,16 @@ class IsolationForestDetector:
         # Any layout: the kernel is compiled for each, and a feature frame's columns (an
         # F-order matrix) walk as fast as rows; a C-order copy would cost its size again.
         X = np.asarray(X, dtype=np.float32)
+        from detection.forest import distinct_rows
+
+        repeated = distinct_rows(X)
+        if repeated is not None:  # each distinct row walked once
+            rows, codes = repeated
+            return self._walk(rows)[codes]
+        return self._walk(X)
+
+    def _walk(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`_forest_scores` of every row, in row chunks on ``n_jobs`` threads."""
         flat = self.flat_
         chunks = [X[i:i + CHUNK_ROWS] for i in range(0, len(X), CHUNK_ROWS)] or [X]
         if len(chunks) == 1:

@@ -23,6 +23,11 @@ import numpy as np
 # Long-running processes (the API's workers, `vigil stream`) load it at start.
 SMALL_ROWS = 2_000
 KERNEL = "detection.forest_kernel"
+# Rows are walked once per distinct row (distinct_rows) in inputs of REPEAT_MIN_ROWS or
+# more when at most REPEAT_SHARE of REPEAT_SAMPLE evenly spaced rows are distinct.
+REPEAT_MIN_ROWS = 20_000
+REPEAT_SAMPLE = 2_000
+REPEAT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,45 @@ class FlatForest:
         for tree in credit:  # one tree after another, as scikit-learn adds them
             out += tree
         return out
+
+
+def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct rows of ``X`` (float32) and each row's place among them, when rows
+    repeat enough that walking each distinct one once pays (login features, mostly 0/1
+    flags: a million logins hold a few thousand distinct rows); None when a sample of
+    evenly spaced rows is mostly distinct (sensor features), or ``X`` is small.
+
+    Rows are the same when their bits are (a NaN is a NaN): the trees cannot tell them
+    apart. They are grouped by a 64-bit hash of their bits; every row is then checked
+    against its group's first, and should two different rows ever share a hash, the
+    answer is None, never a wrong group.
+    """
+    if len(X) < REPEAT_MIN_ROWS:
+        return None
+    sample = X[:: len(X) // REPEAT_SAMPLE]
+    if len(np.unique(_row_hashes(sample))) > REPEAT_SHARE * len(sample):
+        return None
+    import pandas as pd
+
+    codes, hashes = pd.factorize(_row_hashes(X))
+    first = np.empty(len(hashes), dtype="int64")
+    first[codes[::-1]] = np.arange(len(X) - 1, -1, -1)  # each group's first row
+    rows = X[first]
+    for column in range(X.shape[1]):
+        if not np.array_equal(X[:, column].view(np.uint32),
+                              rows[:, column].view(np.uint32)[codes]):
+            return None
+    return rows, codes
+
+
+def _row_hashes(X: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bits, a column at a time (no copy of ``X``)."""
+    hashes = np.zeros(len(X), dtype=np.uint64)
+    for column in range(X.shape[1]):
+        hashes ^= X[:, column].view(np.uint32).astype(np.uint64)
+        hashes *= np.uint64(0x9E3779B97F4A7C15)  # wraps: a multiplicative hash
+        hashes ^= hashes >> np.uint64(29)
+    return hashes
 
 
 def _float32_below(threshold: np.ndarray) -> np.ndarray:

@@ -366,3 +366,31 @@ def test_contamination_half_is_scikit_learns_upper_bound_and_accepted():
     detector = make_detector("isolation_forest", contamination=0.5).fit(X)
     share = (detector.score_samples(X) > detector.threshold(detector.score_samples(X))).mean()
     assert 0.4 <= share <= 0.5
+
+
+def test_rows_that_repeat_are_walked_once_and_score_as_every_row(monkeypatch):
+    """Login features repeat (a million logins, a few thousand distinct rows): each
+    distinct row is walked once, and every row still scores as scikit-learn scores it,
+    NaNs and negative zeros included; rows that do not repeat are walked as they come."""
+    from sklearn.ensemble import IsolationForest
+
+    import detection.forest as forest_module
+
+    rng = np.random.default_rng(4)
+    kinds = rng.normal(size=(300, 4)).astype("float32")
+    kinds[::7, 1] = np.nan
+    kinds[1::7, 2] = -0.0
+    X = kinds[rng.integers(0, 300, 40_000)]
+    forest = IsolationForest(n_estimators=40, random_state=0).fit(X[:5_000])
+    detector = IsolationForestDetector()
+    detector._keep(forest)
+    rows, codes = forest_module.distinct_rows(X)
+    assert len(rows) <= 300
+    np.testing.assert_array_equal(rows[codes], X)
+    np.testing.assert_array_equal(detector.score_samples(X), -forest.score_samples(X))
+
+    assert forest_module.distinct_rows(rng.normal(size=(40_000, 4)).astype("float32")) is None
+    # Two different rows that share a hash are never grouped: all rows are walked.
+    monkeypatch.setattr(forest_module, "_row_hashes", lambda X: np.zeros(len(X), "uint64"))
+    assert forest_module.distinct_rows(X) is None
+    np.testing.assert_array_equal(detector.score_samples(X), -forest.score_samples(X))
