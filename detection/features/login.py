@@ -143,6 +143,22 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """``frame.to_dict("records")`` (missing text as None), ten times quicker: a column
+    at a time, where pandas boxes each Arrow value on its own."""
+    names = list(frame.columns)
+    columns = [frame[c].to_numpy(dtype=object, na_value=None).tolist()
+               if isinstance(frame[c].dtype, pd.StringDtype) else frame[c].tolist()
+               for c in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _clock(time: int) -> str:
+    """``HH:MM`` of a time in UTC nanoseconds."""
+    minutes = time // 60_000_000_000 % 1440
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
     lat1, lon1, lat2, lon2 = (np.radians(np.asarray(a, dtype="float64"))
                               for a in (lat1, lon1, lat2, lon2))
@@ -829,7 +845,7 @@ class LoginFeatures:
         # Two features can say one thing (travel speed and impossible travel): the
         # reasons are the first REASONS different phrases of the most unusual features.
         top = rank_features(X, self.feature_center_, self.feature_scale_, top=2 * REASONS)
-        events = self._events(dataset, rows).to_dict("records")
+        events = _records(self._events(dataset, rows))
         ctx = features.context
         usual = _Usual(self.history_)
         numbers = getattr(self, "numbers_", [])
@@ -883,7 +899,7 @@ class LoginFeatures:
                     "device": "device"}[key]
             return f"{what} {_short(event[key])}: no one has logged in with it before"
         if name == "hour_rarity":
-            return f"login at {pd.Timestamp(event['time']):%H:%M}, an hour unusual for {user}"
+            return f"login at {_clock(event['time'])}, an hour unusual for {user}"
         if name.startswith("new_"):
             key = name[4:]
             label = {"country": "first login from", "city": "first login from city",
