@@ -206,11 +206,10 @@ def _window_count(group: np.ndarray, rank: np.ndarray, since: np.ndarray,
     group is inside the window exactly when its rank reaches the count of times at or
     before t - 1h.
     """
-    n = len(rank)
-    base = group.astype("int64") * np.int64(n + 1)
-    start = np.searchsorted(base + rank, base + since, side="left")
+    base = group.astype("int64") * np.int64(len(rank) + 1)
+    start = np.searchsorted(base + rank, np.add(base, since, out=base), side="left")
     cumulative = np.concatenate([[0], np.cumsum(flags, dtype="int64")])
-    return cumulative[np.arange(n) + 1] - cumulative[start]
+    return cumulative[1:] - cumulative[start]
 
 
 def _earlier_same(key: np.ndarray, flags: np.ndarray,
@@ -592,14 +591,14 @@ class LoginFeatures:
         # A carried stream state stands for many earlier logins with one weighted row.
         weight = (events["weight"].fillna(1).to_numpy(dtype="int64") if "weight" in events
                   else np.ones(len(events), dtype="int64"))[order]
-        # Codes as int32 (no file has 2**31 distinct values): half the memory of the
-        # sorted copies.
-        ev = pd.DataFrame({key: codes.pop(key)[order].astype("int32") for key in TEXT}
-                          | {key: events[key].to_numpy()[order] for key in NUMERIC})
+        # The sorted columns, a plain array each (a frame would copy them into one block
+        # again); codes as int32 (no file has 2**31 distinct values): half the memory.
+        ev = {key: codes.pop(key).astype("int32")[order] for key in TEXT} \
+            | {key: events[key].to_numpy()[order] for key in NUMERIC}
         del events
         user_code = pd.factorize(ev["user"])[0]  # numbered in this order: groups ascend
-        time = ev["time"].to_numpy()
-        failed = ev["failed"].to_numpy()
+        time = ev["time"]
+        failed = ev["failed"]
         ok = ~failed
         counted = ok * weight
         by_user = pd.Series(counted).groupby(user_code)
@@ -616,7 +615,7 @@ class LoginFeatures:
                                       ).astype("float32")
 
         for key in self.novelty_:
-            value = ev[key].to_numpy()
+            value = ev[key]
             pair = user_code.astype("int64") * (len(uniques[key]) + 1) + value + 1
             out[f"new_{key}"] = ((_earlier_same(pair, ok) == 0) & ~learning & (value >= 0)
                                  ).astype("float32")
@@ -652,7 +651,7 @@ class LoginFeatures:
         context = {k: v[keep] for k, v in context.items()}
         return FeatureSet(X=X, context=context)
 
-    def _unseen(self, ev: pd.DataFrame, by_time: np.ndarray, ok: np.ndarray, out: dict,
+    def _unseen(self, ev: dict[str, np.ndarray], by_time: np.ndarray, ok: np.ndarray, out: dict,
                 mature: bool) -> None:
         """unseen_<key>: no one's earlier successful login had the event's value. A file
         scored on its own counts it once :data:`POPULATION_MIN` successful logins precede
@@ -661,7 +660,7 @@ class LoginFeatures:
         enough = np.full(len(ok_t), True) if mature else \
             np.cumsum(ok_t) - ok_t >= POPULATION_MIN
         for key in self.unseen_:
-            value = ev[key].to_numpy()[by_time]
+            value = ev[key][by_time]
             unseen = (_earlier_same(value, ok_t) == 0) & (value >= 0) & enough
             out[f"unseen_{key}"] = np.empty(len(ok_t), dtype="float32")
             out[f"unseen_{key}"][by_time] = unseen
@@ -739,12 +738,12 @@ class LoginFeatures:
         """Travel from the user's previous successful login; after an impossible jump,
         from where the user was before it when this login is possible from there (the
         user back home after an attacker's login abroad: one excursion, one flag)."""
-        country = (ev["country"].to_numpy() if "country" in self.novelty_
-                   else np.full(len(ev), -1))
+        country = (ev["country"] if "country" in self.novelty_
+                   else np.full(len(time), -1))
         coords = self._coordinates() is not None
         here = np.stack([time.astype("float64"),
-                         *(ev[c].to_numpy(dtype="float64") if coords else np.full(len(ev), np.nan)
-                           for c in ("latitude", "longitude")),
+                         *(np.asarray(ev[c], dtype="float64") if coords
+                           else np.full(len(time), np.nan) for c in ("latitude", "longitude")),
                          np.where(country >= 0, country, np.nan)])
         # The row of the user's previous successful login (-1: none), and its place.
         previous = self._previous_ok(user_code, ok)
@@ -773,7 +772,7 @@ class LoginFeatures:
             context["previous_country"] = np.where(
                 np.isnan(start[3]), None, names[np.nan_to_num(start[3]).astype("int64")])
 
-    def _takeovers(self, ev: pd.DataFrame, ips: pd.Index, user_code: np.ndarray,
+    def _takeovers(self, ev: dict[str, np.ndarray], ips: pd.Index, user_code: np.ndarray,
                    time: np.ndarray, failed: np.ndarray, failures: np.ndarray,
                    out: dict) -> dict[str, np.ndarray]:
         """Successful logins after a burst of the user's failures (:data:`BURST` in the
@@ -787,7 +786,7 @@ class LoginFeatures:
         taken = np.zeros(len(time), dtype=bool)
         minutes = np.full(len(time), np.nan, dtype="float32")
         source = np.full(len(time), None, dtype=object)
-        ip = ev["ip"].to_numpy()
+        ip = ev["ip"]
         for i in found:  # rare: a loop over them reads best
             start = i
             while start > 0 and user_code[start - 1] == user_code[i] \
@@ -819,13 +818,13 @@ class LoginFeatures:
             slip &= ~(features.X[telling].to_numpy() > 0).any(axis=1)
         return floor, np.where(slip, NEW_USER_CEILING, np.inf)
 
-    def _spray(self, ev: pd.DataFrame, time: np.ndarray, rank: np.ndarray, since: np.ndarray,
+    def _spray(self, ev: dict[str, np.ndarray], time: np.ndarray, rank: np.ndarray, since: np.ndarray,
                failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:
         a user whose failures began more than an hour earlier is not counted). ``rank``,
         ``since``: the rows' :func:`_hour_ranks`."""
-        ip_code = ev["ip"].to_numpy()  # a missing IP (-1) is one group, as before
-        user_code = ev["user"].to_numpy()
+        ip_code = ev["ip"]  # a missing IP (-1) is one group, as before
+        user_code = ev["user"]
         # By IP, then time (ties as the rows come): one key, the time as its rank.
         order = np.argsort((ip_code + 1).astype("int64") * (len(rank) + 1) + rank,
                            kind="stable")
@@ -834,9 +833,10 @@ class LoginFeatures:
         prev = pd.Series(np.where(fail, t, np.nan)).groupby(pair).shift(1)
         prev = prev.groupby(pair).ffill().to_numpy()
         first_in_hour = fail & ~(t - prev < HOUR)
+        del t, user, fail, pair, prev  # the window's arrays come on top of what is kept
         counts = _window_count(ip, rank[order], since[order], first_in_hour)
-        result = np.empty(len(t), dtype="int64")
-        result[order] = np.where(ev["ip"].to_numpy()[order] < 0, 0, counts)
+        result = np.empty(len(order), dtype="int64")
+        result[order] = np.where(ip < 0, 0, counts)
         return result
 
     # -- explaining -----------------------------------------------------------------
