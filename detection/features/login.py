@@ -173,7 +173,10 @@ def _impossible(start: np.ndarray, end: np.ndarray):
     faster than an airliner over more than TRAVEL_MIN_KM, or where no distance is known,
     a country change within COUNTRY_HOP."""
     minutes = (end[0] - start[0]) / 6e10
-    km = _haversine(start[1], start[2], end[1], end[2])
+    # Most logins come from where the last one did: 0 km, the haversine's own answer.
+    moved = ~((start[1] == end[1]) & (start[2] == end[2]))
+    km = np.zeros(len(minutes))
+    km[moved] = _haversine(start[1][moved], start[2][moved], end[1][moved], end[2][moved])
     speed = km / np.maximum(minutes / 60, 1 / 60)
     located = ~np.isnan(km)
     hop = ~np.isnan(start[3]) & ~np.isnan(end[3]) & (start[3] != end[3]) \
@@ -731,7 +734,8 @@ class LoginFeatures:
         rows = np.arange(len(ok))
         last = np.maximum.accumulate(np.where(ok, rows, -1))  # the latest up to each row
         previous = np.concatenate([[-1], last[:-1]])
-        first = np.searchsorted(user_code, user_code)  # the user's first row
+        starts = np.flatnonzero(np.diff(user_code, prepend=-1))
+        first = np.repeat(starts, np.diff(starts, append=len(ok)))  # the user's first row
         return np.where(previous >= first, previous, -1)
 
     def _travel(self, ev, countries, user_code, time, ok, out, context) -> None:
