@@ -19,9 +19,11 @@ import numpy as np
 
 # Up to this many rows, numpy walks every tree at once unless the process has loaded the
 # compiled kernel already: importing numba and loading the kernel from its cache takes
-# 0.8 s, what numpy takes for 70,000 rows (the kernel is ten times faster once loaded).
-# Long-running processes (the API's workers, `vigil stream`) load it at start.
-SMALL_ROWS = 2_000
+# 0.5-0.8 s, what numpy takes for 40,000-70,000 rows (the kernel is ten times faster once
+# loaded; numpy's working arrays grow with rows x trees, 8 MB each at this many). The
+# distinct rows of a million logins are about 6,000. Long-running processes (the API's
+# workers, `vigil stream`) load the kernel at start.
+SMALL_ROWS = 10_000
 KERNEL = "detection.forest_kernel"
 # Rows are walked once per distinct row (distinct_rows) in inputs of REPEAT_MIN_ROWS or
 # more when at most REPEAT_SHARE of REPEAT_SAMPLE evenly spaced rows are distinct.

@@ -54,10 +54,11 @@ def _vigil():
     return Vigil()
 
 
-# Inputs under this many bytes (about detection.forest.SMALL_ROWS rows of a CSV of 50
-# bytes a line) are scored by numpy's walk of the forest: loading numba and the compiled
-# walk (0.3 s and more of a core) would cost more than it saves.
+# Inputs under this many bytes (about 2,000 rows of a CSV of 50 bytes a line) are scored
+# by numpy's walk of the forest (detection.forest.SMALL_ROWS): loading numba and the
+# compiled walk (0.5 s and more of a core) would cost more than it saves.
 KERNEL_BYTES = 100_000
+PROFILE_ROWS = 100  # rows read ahead to tell a file's profile
 
 
 def _preload_forest(args: argparse.Namespace, files: list[Path] | None) -> None:
@@ -65,13 +66,18 @@ def _preload_forest(args: argparse.Namespace, files: list[Path] | None) -> None:
     thread while the baseline is read and featurized (over a second, most of it SciPy
     and numba); the forest's own import then waits for this one instead of starting
     over. Scoring with a saved model needs neither for a small file (detection.forest),
-    so nothing is loaded ahead. ``files`` None: an input of unknown size (stored runs).
-    A failure here is left to that import to report.
+    so nothing is loaded ahead; nor does a login file need the compiled walk, big or
+    not: its feature rows repeat (a million logins hold a few thousand distinct ones,
+    each walked once: detection.forest.distinct_rows), and numpy walks those in less
+    time than numba takes to load (0.5 s, and 120 MB at the run's peak). ``files``
+    None: an input of unknown size (stored runs). A failure here is left to that import
+    to report.
     """
     if args.detector != "isolation_forest" or getattr(args, "model", None):
         return
     modules = ["sklearn.ensemble"]
-    if files is None or sum(_size(path) for path in files) >= KERNEL_BYTES:
+    if (files is None or sum(_size(path) for path in files) >= KERNEL_BYTES) \
+            and _profile(args, files) != "login":
         modules.append("detection.forest_kernel")
 
     def load() -> None:
@@ -80,6 +86,22 @@ def _preload_forest(args: argparse.Namespace, files: list[Path] | None) -> None:
                 importlib.import_module(module)
 
     threading.Thread(target=load, name="import-forest").start()
+
+
+def _profile(args: argparse.Namespace, files: list[Path] | None) -> str | None:
+    """The input's profile, as asked or as its first rows show it (a few hundredths of a
+    second); None when unknown: stored runs, standard input, or a file that does not
+    read (the read itself then says why)."""
+    if args.profile != "auto":
+        return args.profile
+    if not files or not files[0].is_file():
+        return None
+    from app import scoring
+
+    try:
+        return scoring.first_piece(files[0], rows=PROFILE_ROWS).profile
+    except DetectionError:
+        return None
 
 
 def _size(path: Path) -> int:
