@@ -217,6 +217,22 @@ def read_parquet(source: Source) -> pd.DataFrame:
     return frame
 
 
+def column_names(path: str | Path) -> list[str]:
+    """A file's column names as :func:`read_table` would name them, from its header (a
+    Parquet file's schema) alone, its rows unread: what telling its profile by its
+    columns needs, in milliseconds whatever the file's size or width. The encoding is
+    the one its first bytes show."""
+    if is_parquet(path):
+        with open(path, "rb") as raw:
+            return [str(name).strip() for name in _parquet_file(raw).schema_arrow.names]
+    with open(path, "rb") as raw:
+        head = raw.read(SAMPLE_BYTES)
+        encoding = _encoding([head])
+        raw.seek(0)
+        header = _header(raw, encoding, sniff_delimiter(_head(head, encoding)))
+    return header_names(header) or header
+
+
 def read_table(source: Source) -> pd.DataFrame:
     """A CSV or a Parquet file, told apart by its first bytes."""
     if not isinstance(source, str | Path | bytes):

@@ -58,7 +58,6 @@ def _vigil():
 # by numpy's walk of the forest (detection.forest.SMALL_ROWS): loading numba and the
 # compiled walk (0.5 s and more of a core) would cost more than it saves.
 KERNEL_BYTES = 100_000
-PROFILE_ROWS = 100  # rows read ahead to tell a file's profile
 
 
 def _preload_forest(args: argparse.Namespace, files: list[Path] | None) -> None:
@@ -77,7 +76,7 @@ def _preload_forest(args: argparse.Namespace, files: list[Path] | None) -> None:
         return
     modules = ["sklearn.ensemble"]
     if (files is None or sum(_size(path) for path in files) >= KERNEL_BYTES) \
-            and _profile(args, files) != "login":
+            and not _login_file(args, files):
         modules.append("detection.forest_kernel")
 
     def load() -> None:
@@ -88,20 +87,22 @@ def _preload_forest(args: argparse.Namespace, files: list[Path] | None) -> None:
     threading.Thread(target=load, name="import-forest").start()
 
 
-def _profile(args: argparse.Namespace, files: list[Path] | None) -> str | None:
-    """The input's profile, as asked or as its first rows show it (a few hundredths of a
-    second); None when unknown: stored runs, standard input, or a file that does not
-    read (the read itself then says why)."""
+def _login_file(args: argparse.Namespace, files: list[Path] | None) -> bool:
+    """Whether the input is logins, as asked or as its columns say (its header alone:
+    milliseconds); False when unknown (stored runs, standard input, a file that does not
+    read: the read itself then says why)."""
     if args.profile != "auto":
-        return args.profile
+        return args.profile == "login"
     if not files or not files[0].is_file():
-        return None
-    from app import scoring
+        return False
+    from detection.columns import map_columns
+    from detection.dataset import detect_profile
+    from detection.reading import column_names
 
     try:
-        return scoring.first_piece(files[0], rows=PROFILE_ROWS).profile
+        return detect_profile(map_columns(column_names(files[0])), n_metrics=1) == "login"
     except DetectionError:
-        return None
+        return False
 
 
 def _size(path: Path) -> int:

@@ -209,3 +209,23 @@ def test_lines_of_units_under_the_header_are_skipped():
     assert read_csv(b"time,v\n2024-01-01 00:00,ERR\n2024-01-01 00:01,2\n")["v"].tolist() \
         == ["ERR", "2"]
     assert read_csv(b"a,b\nERR,ERR\n1,2\n3,4\n")["a"].tolist() == ["ERR", "1", "3"]
+
+
+def test_column_names_come_from_the_header_alone_as_the_read_names_them(tmp_path):
+    """`vigil score` tells a login file by its columns before reading it: the names
+    are those the whole read gives, for any delimiter, a file without a header line
+    and Parquet, however wide the file."""
+    from detection.reading import column_names, read_table
+
+    files = {
+        "semicolon.csv": "Zeit;User;Quell-IP\n2025-01-01 00:00;anna;10.0.0.1\n",
+        "headerless.csv": "2025-01-01 00:00,1.5,7\n2025-01-01 00:01,1.6,8\n",
+        "wide.csv": ",".join(["timestamp", *(f"m{i}" for i in range(3000))]) + "\n"
+                    + ",".join(["2025-01-01", *("1" for _ in range(3000))]) + "\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    pd.DataFrame({" user ": ["a"], "time": ["2025-01-01"]}).to_parquet(tmp_path / "x.parquet")
+    for path in tmp_path.iterdir():
+        assert column_names(path) == list(read_table(path).columns), path.name
+    assert column_names(tmp_path / "headerless.csv") == ["timestamp", "column_2", "column_3"]
