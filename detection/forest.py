@@ -145,9 +145,10 @@ def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     import pandas as pd
 
-    codes, hashes = pd.factorize(_row_hashes(X))
-    first = np.empty(len(hashes), dtype="int64")
-    first[codes[::-1]] = np.arange(len(X) - 1, -1, -1)  # each group's first row
+    codes, _ = pd.factorize(_row_hashes(X))
+    # Groups are numbered as they first appear: the running maximum steps up at each
+    # group's first row.
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
     rows = X[first]
     for column in range(X.shape[1]):
         if not np.array_equal(X[:, column].view(np.uint32),

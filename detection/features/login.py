@@ -654,8 +654,8 @@ class LoginFeatures:
         context = {k: v[keep] for k, v in context.items()}
         return FeatureSet(X=X, context=context)
 
-    def _unseen(self, ev: dict[str, np.ndarray], by_time: np.ndarray, ok: np.ndarray, out: dict,
-                mature: bool) -> None:
+    def _unseen(self, ev: dict[str, np.ndarray], by_time: np.ndarray, ok: np.ndarray,
+                out: dict, mature: bool) -> None:
         """unseen_<key>: no one's earlier successful login had the event's value. A file
         scored on its own counts it once :data:`POPULATION_MIN` successful logins precede
         the event; a model's history is always enough."""
@@ -760,10 +760,10 @@ class LoginFeatures:
         if jumped.size:  # after an impossible jump: from before it, where possible
             earlier = start[:, at[jumped]]
             back = ~_impossible(earlier, here[:, jumped])[0]
-            moved = jumped[back]
-            start[:, moved] = earlier[:, back]
-            impossible[moved], km[moved], speed[moved] = _impossible(start[:, moved],
-                                                                     here[:, moved])
+            rewound = jumped[back]
+            start[:, rewound] = earlier[:, back]
+            impossible[rewound], km[rewound], speed[rewound] = _impossible(
+                start[:, rewound], here[:, rewound])
         # Travel is what a successful login proves; a failed try proves nothing.
         out["impossible_travel"] = (impossible & ok).astype("float32")
         context["travel_minutes"] = (here[0] - start[0]) / 6e10
@@ -822,8 +822,8 @@ class LoginFeatures:
             slip &= ~(features.X[telling].to_numpy() > 0).any(axis=1)
         return floor, np.where(slip, NEW_USER_CEILING, np.inf)
 
-    def _spray(self, ev: dict[str, np.ndarray], time: np.ndarray, rank: np.ndarray, since: np.ndarray,
-               failed: np.ndarray) -> np.ndarray:
+    def _spray(self, ev: dict[str, np.ndarray], time: np.ndarray, rank: np.ndarray,
+               since: np.ndarray, failed: np.ndarray) -> np.ndarray:
         """Distinct users failing from the event's IP in the last hour (a lower bound:
         a user whose failures began more than an hour earlier is not counted). ``rank``,
         ``since``: the rows' :func:`_hour_ranks`."""
