@@ -227,9 +227,16 @@ def column_names(path: str | Path) -> list[str]:
             return [str(name).strip() for name in _parquet_file(raw).schema_arrow.names]
     with open(path, "rb") as raw:
         head = raw.read(SAMPLE_BYTES)
+        if not head:
+            return []
         encoding = _encoding([head])
+        delimiter = sniff_delimiter(_head(head, encoding))
         raw.seek(0)
-        header = _header(raw, encoding, sniff_delimiter(_head(head, encoding)))
+        try:
+            header = _header(raw, encoding, delimiter)
+        except UnicodeDecodeError:  # a header longer than the head, not UTF-8 beyond it:
+            raw.seek(0)  # the file is not UTF-8, and is read as latin-1 (_encoding)
+            header = _header(raw, "latin-1", delimiter)
     return header_names(header) or header
 
 
