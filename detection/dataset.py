@@ -458,11 +458,22 @@ def _check_profile_columns(profile: str, mapping: ColumnMapping, n_metrics: int,
         )
 
 
+def _has_place(mapping: ColumnMapping) -> bool:
+    return bool(mapping.ip or mapping.country or mapping.city or mapping.latitude)
+
+
+def is_login(mapping: ColumnMapping) -> bool:
+    """Whether columns mapped so make a login file: a user, a timestamp, an IP or a place.
+    Told by the columns alone (their names, or a file's header: detection.reading.
+    column_names), before any row is read."""
+    return bool(mapping.user and mapping.timestamp and _has_place(mapping))
+
+
 def detect_profile(mapping: ColumnMapping, n_metrics: int,
                    rejected: list[str] | None = None) -> str:
     """login: user + timestamp + IP or location; sensor: timestamp + numbers; else generic."""
-    has_place = mapping.ip or mapping.country or mapping.city or mapping.latitude
-    if mapping.user and mapping.timestamp and has_place:
+    has_place = _has_place(mapping)
+    if is_login(mapping):
         return "login"
     if mapping.timestamp and n_metrics:
         return "sensor"

@@ -96,11 +96,11 @@ def _login_file(args: argparse.Namespace, files: list[Path] | None) -> bool:
     if not files or not files[0].is_file():
         return False
     from detection.columns import map_columns
-    from detection.dataset import detect_profile
+    from detection.dataset import is_login
     from detection.reading import column_names
 
     try:
-        return detect_profile(map_columns(column_names(files[0])), n_metrics=1) == "login"
+        return is_login(map_columns(column_names(files[0])))
     except DetectionError:
         return False
 
