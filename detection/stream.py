@@ -99,13 +99,14 @@ class StreamScorer:
         rows = piece if carried is None else pd.concat([carried, piece])
         dataset = prepare(rows, profile=self.model.profile, columns=self._columns(rows))
         result = self.model.score(dataset)
-        index = piece.index
-        frame = result.frame.loc[index]
+        # The piece's rows are the last ones (after the carried): a slice, not a copy.
+        ours = slice(len(rows) - len(piece), None)
+        frame = result.frame.iloc[ours]
         if self.model.profile == "sensor" and carried is not None:
             frame = self._as_carried(frame, dataset, len(carried))
         self.carried = self._carry(dataset.with_constant_metrics(), frame)
-        return replace(result, frame=frame, features=result.features.loc[index],
-                       time=None if result.time is None else result.time.loc[index])
+        return replace(result, frame=frame, features=result.features.iloc[ours],
+                       time=None if result.time is None else result.time.iloc[ours])
 
     def _columns(self, rows: pd.DataFrame) -> dict[str, str | None] | None:
         """The overrides, with the machine column the model was trained with where the
