@@ -149,15 +149,18 @@ def ahead(items: Iterator) -> Iterator:
 @dataclass
 class PieceNotes:
     """The warnings of a file scored in pieces, each once, and its drift from the model's
-    baseline over all the pieces: one stale-model warning for the file, not one per piece."""
+    baseline over all the pieces: one stale-model warning for the file, not one per piece.
+    ``judged`` False: a model fitted on the file itself, which has no baseline to drift
+    from (as a file scored whole by a model fitted on it)."""
 
+    judged: bool = True
     found: list[str] = field(default_factory=list)
     drifts: list[Drift] = field(default_factory=list)
 
     def add(self, result: ScoredFrame) -> None:
         self.found += [w for w in result.warnings
                        if w not in self.found and not w.startswith(STALE_WARNING)]
-        if result.drift is not None:
+        if self.judged and result.drift is not None:
             self.drifts.append(result.drift)
 
     @property
@@ -194,10 +197,12 @@ def first_piece(source: Source, *, profile: str = "auto",
 
 
 def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
-                    rows: int | None = None, learn: bool = False) -> PiecesScored:
-    """Score a sensor or generic file with a registered model ``rows`` rows at a time,
-    writing each piece's rows with their score columns to ``out`` as CSV."""
-    done = PiecesScored(profile=model.profile)
+                    rows: int | None = None, learn: bool = False,
+                    fitted_on_file: bool = False) -> PiecesScored:
+    """Score a sensor or generic file with a registered model (or one fitted on the file
+    itself: ``fitted_on_file``) ``rows`` rows at a time, writing each piece's rows with
+    their score columns to ``out`` as CSV."""
+    done = PiecesScored(profile=model.profile, notes=PieceNotes(judged=not fitted_on_file))
     # Each piece is written on a thread while the next is scored, one at a time, in order.
     with ThreadPoolExecutor(1) as writer:
         written = None
@@ -212,6 +217,13 @@ def score_in_pieces(path: Path, model: Model, out: BinaryIO, *,
         if written is not None:
             written.result()
     return done
+
+
+def fits_in_pieces(rows: int, profile: str) -> bool:
+    """Whether a file of ``rows`` rows (about) fitted on itself is read, fitted and
+    scored in pieces (:func:`fit_on_stretches`, then :func:`scored_pieces`) rather than
+    read whole: a sensor or generic file of more than :data:`WHOLE_ROWS` rows."""
+    return rows > WHOLE_ROWS and profile in ("sensor", "generic")
 
 
 def scores_in_pieces(model: Model | None, profile: str) -> bool:
@@ -231,15 +243,32 @@ FIT_ROWS = 1_000_000
 FIT_STRETCHES = 20
 
 
-def estimated_rows(data: bytes) -> int:
-    """The data rows of an upload: a Parquet file's as its footer says; a CSV's counted
-    as lines (a quoted line break counts twice: this decides how to read a file, it is
-    not a figure to show as exact)."""
-    if is_parquet(data):
+COUNT_BYTES = 1 << 24  # a file's lines are counted this many bytes at a time
+
+
+def estimated_rows(source: bytes | str | Path) -> int:
+    """The data rows of a file (a path, or an upload's bytes): a Parquet file's as its
+    footer says; a CSV's counted as lines (a quoted line break counts twice: this decides
+    how to read a file, it is not a figure to show as exact)."""
+    if is_parquet(source):
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
-    return max(data.count(b"\n") - 1 + (not data.endswith(b"\n")), 0)
+        opened = io.BytesIO(source) if isinstance(source, bytes) else source
+        return pq.ParquetFile(opened).metadata.num_rows
+    if isinstance(source, bytes):
+        return max(source.count(b"\n") - 1 + (not source.endswith(b"\n")), 0)
+    lines, last = 0, b"\n"
+    with open(source, "rb") as raw:
+        while chunk := raw.read(COUNT_BYTES):
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    return max(lines - 1 + (last != b"\n"), 0)
+
+
+def stretches_note(rows: int) -> str:
+    """What a model fitted on a big file (:func:`fit_on_stretches`) learned from."""
+    return (f"This file has about {rows:,} rows: the model fitted on it learned from "
+            f"{FIT_ROWS:,} of them, in {FIT_STRETCHES} stretches spread over the file, "
+            "and then scored every row.")
 
 
 def fit_on_stretches(source: Source, *, rows: int, profile: str,

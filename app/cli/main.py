@@ -208,6 +208,13 @@ def cmd_score(args: argparse.Namespace) -> int:
             raise UsageError(f"--learn scores sensor files; this model scores {model.profile}")
         if not args.save and len(files) == 1 and scoring.scores_in_pieces(model, first.profile):
             return _score_in_pieces(path, model, args.out, learn=args.learn)
+    elif not args.save and len(files) == 1 \
+            and (rows := scoring.estimated_rows(path)) > scoring.WHOLE_ROWS:
+        # A big file fitted on itself, as the Analyze page fits a big upload (its first
+        # piece is read only when its lines say it may be one).
+        profile = scoring.first_piece(path, profile=args.profile).profile
+        if scoring.fits_in_pieces(rows, profile):
+            return _fit_in_pieces(path, rows, profile, args, params)
     dataset = scoring.read_dataset(files, profile=args.profile)
     if dataset.profile == "login":  # what reviews made known: the only database read
         dataset = _services().with_known(_vigil(), dataset)
@@ -323,15 +330,30 @@ def _score_on_cluster(args: argparse.Namespace, files: list[Path], params: dict)
         score_histogram=done.score_histogram))
 
 
-def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool) -> int:
-    """Bounded memory: a registered sensor or generic model scores the file in pieces."""
+def _fit_in_pieces(path: Path, rows: int, profile: str, args: argparse.Namespace,
+                   params: dict) -> int:
+    """Bounded memory for a big sensor or generic file fitted on itself: the model learns
+    from stretches of it, then scores it in pieces."""
     from app import scoring
 
+    model = scoring.fit_on_stretches(path, rows=rows, profile=profile,
+                                     detector=args.detector, **params)
+    echo(scoring.stretches_note(rows), err=True)
+    return _score_in_pieces(path, model, args.out, learn=False, fitted_on_file=True)
+
+
+def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool,
+                     fitted_on_file: bool = False) -> int:
+    """Bounded memory: a registered sensor or generic model (or one fitted on the file:
+    ``fitted_on_file``) scores the file in pieces."""
+    from app import scoring
+
+    options = {"learn": learn, "fitted_on_file": fitted_on_file}
     if out_path:
         with open(out_path, "wb") as out:
-            done = scoring.score_in_pieces(path, model, out, learn=learn)
+            done = scoring.score_in_pieces(path, model, out, **options)
     else:
-        done = scoring.score_in_pieces(path, model, sys.stdout.buffer, learn=learn)
+        done = scoring.score_in_pieces(path, model, sys.stdout.buffer, **options)
         sys.stdout.buffer.flush()
     for warning in done.warnings:
         echo(f"warning: {warning}", err=True)

@@ -106,7 +106,7 @@ def preview(dataset: Dataset) -> Preview:
 def _big(data: bytes, first: Dataset) -> int:
     """The rows (about) of an upload read and scored in pieces; 0 for one read whole."""
     rows = scoring.estimated_rows(data)
-    return rows if rows > scoring.WHOLE_ROWS and first.profile in ("sensor", "generic") else 0
+    return rows if scoring.fits_in_pieces(rows, first.profile) else 0
 
 
 def inspect_upload(data: bytes, *, profile: str = "auto",
@@ -168,10 +168,10 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
     else:
         model = scoring.fit_on_stretches(data, rows=rows, profile=first.profile,
                                          columns=columns, detector=detector, **params)
-        notes.append(f"This file has about {rows:,} rows: the model fitted on it learned "
-                     f"from {scoring.FIT_ROWS:,} of them, in {scoring.FIT_STRETCHES} "
-                     "stretches spread over the file, and then scored every row.")
-    parts, series, counts, tops, notes_of_pieces = [], [], 0, [], scoring.PieceNotes()
+        notes.append(scoring.stretches_note(rows))
+    parts, series, counts, tops = [], [], 0, []
+    # Drift from a baseline: a model fitted on this file has none to measure against.
+    notes_of_pieces = scoring.PieceNotes(judged=bool(model_version))
     for result in scoring.scored_pieces(data, model, columns=columns):
         if not model_version:
             result.model_version = None  # the model exists only for this file
@@ -181,9 +181,7 @@ def analyze_upload(vigil: Vigil, data: bytes, *, source_name: str, file_sha256: 
         counts = counts + score_counts(result)
         tops.append(result.anomalies.nlargest(top, "anomaly_score"))
         notes_of_pieces.add(result)
-    warnings = notes_of_pieces.warnings
-    # Drift from a baseline: a model fitted on this file has none to measure against.
-    drift = notes_of_pieces.drift if model_version else None
+    warnings, drift = notes_of_pieces.warnings, notes_of_pieces.drift
     if len(warnings) > MAX_WARNINGS:
         warnings = [*warnings[:MAX_WARNINGS], f"… and {len(warnings) - MAX_WARNINGS:,} "
                     "more warnings about later rows of the file."]

@@ -109,3 +109,21 @@ def test_a_parquet_upload_scores_as_its_csv(tmp_path, elevators):
     assert as_parquet.run.total_rows == as_csv.run.total_rows == len(elevators)
     assert as_parquet.run.anomalies["row_number"].tolist() == \
         as_csv.run.anomalies["row_number"].tolist()
+
+
+@pytest.mark.parametrize("text, rows", [
+    (b"a,b\n1,2\n3,4\n", 2), (b"a,b\n1,2\n3,4", 2), (b"a,b\n", 0), (b"a,b", 0), (b"", 0)])
+def test_a_files_rows_are_counted_from_its_path_as_from_its_bytes(tmp_path, monkeypatch,
+                                                                  text, rows):
+    """How big a file is decides whether it is read whole: counted from a path chunk by
+    chunk (here 3 bytes at a time, so lines and the last byte fall across chunks) as
+    from an upload's bytes, and a Parquet file by its footer either way."""
+    monkeypatch.setattr(scoring, "COUNT_BYTES", 3)
+    path = tmp_path / "f.csv"
+    path.write_bytes(text)
+    assert scoring.estimated_rows(path) == scoring.estimated_rows(text) == rows
+    frame = pd.DataFrame({"a": range(rows + 5)})
+    frame.to_parquet(tmp_path / "f.parquet", index=False)
+    parquet = tmp_path / "f.parquet"
+    assert scoring.estimated_rows(parquet) == scoring.estimated_rows(parquet.read_bytes()) \
+        == rows + 5

@@ -149,3 +149,32 @@ def test_a_login_files_score_line_is_binned_into_a_mean_and_a_usual_band():
     assert series["rows"].sum() == (result.frame["is_anomaly"] == 0).sum()
     assert series["rows"].min() >= chart_data.SCORE_BIN_ROWS
     assert (series["hi"] > series["lo"]).mean() > 0.9  # a band, not a line
+
+
+@pytest.mark.slow
+def test_vigil_score_fits_a_big_file_on_stretches_and_scores_it_as_analyze_does(
+        monkeypatch, settings, small_pieces, tmp_path, capsys):
+    """`vigil score BIG.csv` without a model is the Analyze page's big upload: fitted on
+    stretches of the file and scored in pieces (never read whole), the same rows flagged
+    with the same scores and reasons, and the same note; a model fitted on the file has no
+    baseline to call stale."""
+    from app.cli import main as cli
+
+    page = analyze(settings, contamination=0.02).run
+    monkeypatch.setattr(scoring, "read_dataset", None)  # reading whole would fail here
+    out = tmp_path / "scored.csv"
+    assert cli.main(["score", str(sample_path("elevators.csv")), "--contamination", "0.02",
+                     "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("This file has about 8,064 rows: the model fitted on it learned "
+                          "from 2,000 of them, in 20 stretches")
+    assert "8064 rows scored (sensor)" in err and "stale" not in err
+    scored = pd.read_csv(out, keep_default_na=False)
+    assert len(scored) == 8064 and scored.columns[:5].tolist() == pd.read_csv(
+        sample_path("elevators.csv"), nrows=1).columns.tolist()
+    flagged = scored[scored["is_anomaly"] == 1].reset_index(names="row_number")
+    flagged["row_number"] += 1
+    columns = ["row_number", "anomaly_score", "severity", "reasons"]
+    pd.testing.assert_frame_equal(flagged[columns].reset_index(drop=True),
+                                  page.anomalies[columns].reset_index(drop=True),
+                                  check_dtype=False)
