@@ -8,7 +8,10 @@ first change as anomalous, for good. The live path scores sensor readings with a
 1. **Deviation.** Per entity and metric, a reading's distance from the median of the
    entity's previous ``WINDOW`` readings, in units of their robust spread (1.4826 times
    the median distance from that median; at least a tenth of their standard deviation,
-   so a metric that sits still between rare steps still has a unit).
+   so a metric that sits still between rare steps still has a unit, and at least
+   ``LEAST_UNIT`` of the metric's robust spread in the model's baseline, so a window in
+   which it sat quite still does not make its next small move an extreme: a server's
+   counter idle for an hour then ticking once scored surprises of 10^12).
 2. **Shape.** Per entity and metric, how unlike its earlier shapes the last ``SHAPE``
    readings move: their window, less its mean, against the windows of the previous
    ``REFERENCE`` readings, as the mean distance to the ``NEIGHBOURS`` nearest (a
@@ -25,7 +28,11 @@ first change as anomalous, for good. The live path scores sensor readings with a
 4. **Surprise.** Where a deviation (or a novelty) lies in the tail of the entity's own
    last ``HISTORY`` ones of the same column: 1 at their 90th percentile, 2 at the 99th,
    one more for each such step beyond (an exponential tail, so no two different readings
-   tie at the top). A row's surprise is its largest over its columns.
+   tie at the top). A level's step is at least ``LEAST_STEP`` units, a shape's
+   ``SHAPE_STEP`` of the metric's spread in the baseline: a history without a tail (a
+   metric at one value for thousands of readings) would otherwise count any later move
+   in steps of nothing, and every such move would tie at the top score. A row's
+   surprise is its largest over its columns.
 5. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
    previous ``QUIET`` rows is an echo of it, damped by ``ECHO`` and kept under the flag:
    a change is flagged where it starts (and where it grows by half a tail step), not on
@@ -71,6 +78,9 @@ MIN_WINDOW = 12  # readings before a level is known at all
 MIN_HISTORY = 100  # deviations before an entity's readings may be flagged
 FLAG_SURPRISE = 3.0  # one tail step beyond the 99th percentile of the entity's deviations
 SPREAD_SHARE = 0.1  # of the standard deviation: the least unit a deviation is counted in
+LEAST_UNIT = 0.5  # of the metric's robust spread in the model's baseline: the least unit too
+LEAST_STEP = 0.5  # units: the least step of a level deviation's tail
+SHAPE_STEP = 0.05  # of the metric's robust spread in the model's baseline: of a shape's
 _SLOPE = np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE) / np.log(FLAG_SURPRISE)
 FEW = 32  # rows of an entity in a piece ranked window by window
 SHAPE = 5  # readings a reading's shape spans
@@ -130,13 +140,14 @@ def _moving(func, values: np.ndarray, window: int, min_count: int) -> np.ndarray
     return func(values, min(window, len(values)), min_count=min(min_count, len(values)))
 
 
-def _level(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The median and robust spread of the previous ``WINDOW`` readings, per row."""
+def _level(values: np.ndarray, least: float) -> tuple[np.ndarray, np.ndarray]:
+    """The median and robust spread of the previous ``WINDOW`` readings, per row; the
+    spread at least ``least``."""
     before = _shifted(values)
     median = _moving(bn.move_median, before, WINDOW, MIN_WINDOW)
     mad = _moving(bn.move_median, np.abs(before - median), WINDOW, MIN_WINDOW) * 1.4826
     std = _moving(bn.move_std, before, WINDOW, MIN_WINDOW)
-    floor = 1e-9 * (1.0 + np.abs(median))
+    floor = np.fmax(1e-9 * (1.0 + np.abs(median)), least)
     return median, np.fmax(np.fmax(mad, SPREAD_SHARE * std), floor)
 
 
@@ -162,12 +173,13 @@ def _tail(deviation: np.ndarray, new: int) -> tuple[np.ndarray, np.ndarray]:
     return tails[:, 0], tails[:, 1]
 
 
-def _surprise(deviation: np.ndarray, new: int) -> np.ndarray:
-    """The tail surprise of the last ``new`` deviations against the ones before each."""
+def _surprise(deviation: np.ndarray, new: int, least: float) -> np.ndarray:
+    """The tail surprise of the last ``new`` deviations against the ones before each, in
+    tail steps of at least ``least``."""
     q90, q99 = _tail(deviation, new)
     d = deviation[-new:]
     q90 = np.fmax(q90, 1e-9)
-    step = np.fmax(q99 - q90, SPREAD_SHARE * q90)
+    step = np.fmax(np.fmax(q99 - q90, SPREAD_SHARE * q90), least)
     surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
     return np.where(np.isnan(q99), 0.0, surprise)  # still learning
 
@@ -288,13 +300,17 @@ class Learner:
         where that score lies in the tail of the entity's recent ones. The model knows
         what levels cannot show (the usual for the hour, a sensor gone still, a slow
         drift); its own recent scores tell when what it flags has become the normal.
+    spreads : callable, optional
+        An entity's name to each metric's robust spread in the model's baseline (the
+        least unit is ``LEAST_UNIT`` of it); without, the window's own spread alone.
     """
 
-    def __init__(self, metrics, judged: bool = False):
+    def __init__(self, metrics, judged: bool = False, spreads=None):
         self.metrics = list(metrics)
         if not self.metrics:
             raise ParameterError("the learner needs at least one metric")
         self.columns = [*self.metrics, MODEL] if judged else list(self.metrics)
+        self.spreads = spreads or (lambda entity: np.zeros(len(self.metrics)))
 
     def state_after(self, dataset: Dataset, judged: np.ndarray | None = None) -> dict:
         """The state :meth:`score` leaves after ``dataset`` (a baseline) from none,
@@ -326,11 +342,12 @@ class Learner:
             rows = order[entity[order] == name]
             rows = rows[-last:] if last else rows
             state[name] = self._entity(state.get(name), values[rows], times[rows], rows,
-                                       learned)
+                                       learned, self.spreads(name))
         return learned, state
 
     def _entity(self, before: dict | None, values: np.ndarray, times: np.ndarray,
-                rows: np.ndarray, learned: Learned) -> dict:
+                rows: np.ndarray, learned: Learned, spreads: np.ndarray) -> dict:
+        """Score one entity's rows (``spreads``: each metric's in the model's baseline)."""
         new, m = values.shape
         k = len(self.metrics)
         width = m + k + 1  # the columns, each metric's shape, then the time of day
@@ -352,8 +369,9 @@ class Learner:
                 usual[:, j], spread[:, j] = np.nan, np.nan
                 deviations[:, j] = values[:, j]
             else:
-                median, unit = _level(series[-(new + 2 * WINDOW):, j])
-                usual[:, j], spread[:, j] = median[-new:], unit[-new:]
+                median, units = _level(series[-(new + 2 * WINDOW):, j],
+                                       LEAST_UNIT * spreads[j])
+                usual[:, j], spread[:, j] = median[-new:], units[-new:]
                 deviations[:, j] = np.nan_to_num(np.abs(values[:, j] - usual[:, j])
                                                  / spread[:, j])
         # A novelty, like a score: the higher, the more unusual.
@@ -364,7 +382,12 @@ class Learner:
         off = np.nan_to_num(np.abs(values[:, :k] - earlier) / spread[:, :k], nan=-1.0)
         deviations[:, m + k] = np.fmax(off, 0.0).mean(axis=1)
         history = np.concatenate([past, deviations])
-        surprise = np.column_stack([_surprise(history[-(new + HISTORY):, j], new)
+        # The least tail step: a level's in its units, a shape's in the metric's own terms;
+        # the model's score and the time of day keep their own tails' (a routine's
+        # distances from the days before are a few hundredths of a unit).
+        least = [0.0 if column == MODEL else LEAST_STEP for column in self.columns]
+        least += [*(SHAPE_STEP * spreads), 0.0]
+        surprise = np.column_stack([_surprise(history[-(new + HISTORY):, j], new, least[j])
                                     for j in range(width)])
         top = surprise.max(axis=1)
         told_before = np.r_[before["surprise"], top]

@@ -228,7 +228,8 @@ class Model:
                                      f"model {self.version} scores {self.profile} files")
         dataset = dataset.with_constant_metrics()
         trained_metrics(dataset, self.featurizer.metrics_)
-        learner = Learner(self.featurizer.metrics_, judged=True)
+        learner = Learner(self.featurizer.metrics_, judged=True,
+                          spreads=self.featurizer.spreads)
         if state is None:
             state = self.learning
         fixed = judged.frame.loc[dataset.frame.index]
@@ -484,7 +485,8 @@ def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | Non
     """
     model, _, scores, _ = _fit(dataset, detector, params, window, normal=normal)
     if dataset.profile == "sensor":  # where a live stream's learning starts
-        model.learning = Learner(model.featurizer.metrics_, judged=True).state_after(
+        model.learning = Learner(model.featurizer.metrics_, judged=True,
+                                 spreads=model.featurizer.spreads).state_after(
             dataset.with_constant_metrics(), scores)
     return model
 

@@ -426,6 +426,12 @@ class SensorFeatures:
         table = np.array([known.get(str(k), fallback) for k in keys]).reshape(-1, 2)
         return table[inverse, 0], table[inverse, 1]
 
+    def spreads(self, entity: str) -> np.ndarray:
+        """Each metric's robust spread in the baseline for ``entity`` (one the baseline
+        lacks: all its entities' together), in the metrics' order."""
+        return np.array([self.entity_stats_[m].get(entity, self.global_stats_[m])[1]
+                         for m in self.metrics_])
+
     def transform(self, dataset: Dataset) -> FeatureSet:
         if getattr(self, "version_", 1) != FEATURES_VERSION:
             raise ModelMismatchError("this sensor model was saved by an earlier Vigil whose "

@@ -71,6 +71,40 @@ def test_the_top_score_is_rare(stream):
     assert (live["anomaly_score"] == top).mean() <= 0.001
 
 
+def ticking(n: int = 8000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A server's load every minute beside a counter that sits at 0 and ticks now and
+    then: by 1 to 3 every 100 readings of the first 2,000, then once every 300 readings
+    by 1 to 15 in a random order; and the size of each later tick."""
+    rng = np.random.default_rng(seed)
+    ticks = rng.permutation(np.arange(1, 16))
+    counter = np.zeros(n)
+    counter[50:2000:100] = rng.integers(1, 4, 20)
+    counter[2000 + 300 * np.arange(len(ticks)) + 150] = ticks
+    frame = pd.DataFrame({
+        "timestamp": pd.date_range("2026-02-01", periods=n, freq="1min")
+        .strftime("%Y-%m-%d %H:%M:%S"),
+        "load": (40 + rng.normal(0, 2, n)).round(2), "errors": counter})
+    frame.index = pd.RangeIndex(1, n + 1, name="row")
+    return frame, ticks
+
+
+def test_a_metric_that_sits_still_then_ticks_is_ranked_by_how_far_not_tied_at_the_top():
+    """A counter at one value for thousands of readings has no spread and no tail: every
+    tick was an extreme of extremes (surprises of 10^12, SMD's servers) and all of them
+    tied at 100. Counted in at least half its spread in the baseline, with tail steps of
+    at least half a unit, each tick is still told, the bigger ticks above the smaller,
+    and the top is rare."""
+    frame, ticks = ticking()
+    model = fit(prepare(frame.iloc[:2000].copy()))
+    live = StreamScorer(model, learn=True).score(frame.iloc[2000:].copy()).frame
+    at = live.index[live["errors"] > 0]
+    assert live.loc[at, "is_anomaly"].all()
+    assert live.loc[at, "reasons"].str.startswith("errors ").all()
+    by_size = live.loc[at, "anomaly_score"].to_numpy()[np.argsort(ticks)]
+    assert (np.diff(by_size) >= 0).all() and by_size[0] < 99 < by_size[-1], by_size
+    assert (live["anomaly_score"] == live["anomaly_score"].max()).mean() <= 0.001
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 7, 500])
 def test_any_split_and_a_restart_give_the_scores_of_one_piece(stream, size):
