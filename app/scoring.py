@@ -34,6 +34,9 @@ class DatasetError(DetectionError):
 # Rows read, scored and written at a time when a registered model scores a sensor or
 # generic file: the memory of a quarter-million-row file, whatever the file's size.
 PIECE_ROWS = 250_000
+# The profiles whose files are read in pieces (login files are read whole: their users'
+# histories are most of the memory anyway).
+PIECES_PROFILES = ("sensor", "generic")
 
 
 def file_sha256(source: Source) -> str:
@@ -223,13 +226,12 @@ def fits_in_pieces(rows: int, profile: str) -> bool:
     """Whether a file of ``rows`` rows (about) fitted on itself is read, fitted and
     scored in pieces (:func:`fit_on_stretches`, then :func:`scored_pieces`) rather than
     read whole: a sensor or generic file of more than :data:`WHOLE_ROWS` rows."""
-    return rows > WHOLE_ROWS and profile in ("sensor", "generic")
+    return rows > WHOLE_ROWS and profile in PIECES_PROFILES
 
 
 def scores_in_pieces(model: Model | None, profile: str) -> bool:
-    """Whether a file is scored in pieces: by a registered sensor or generic model (login
-    files are read whole: their users' histories are most of the memory anyway)."""
-    return model is not None and model.profile == profile and profile in ("sensor", "generic")
+    """Whether a file is scored in pieces: by a registered sensor or generic model."""
+    return model is not None and model.profile == profile and profile in PIECES_PROFILES
 
 
 # -- big uploads (the Analyze page) ---------------------------------------------------
