@@ -18,21 +18,28 @@ first change as anomalous, for good. The live path scores sensor readings with a
    nearest-neighbour novelty, as KNN-CAD and similar detectors use). A wave that beats
    twice as fast within its usual range, a sensor that starts to jitter or a cycle that
    loses a step shows here, where no single level is unusual.
-3. **Time of day.** Per entity, how far its readings lie from the ones it gave at the
-   same time on each of the previous ``DAYS`` days (their median; a reading counts where
-   one lies within ``MATCH`` of that time), in units of each metric's robust spread,
-   averaged over its metrics: a quiet holiday in a busy week, a night shift that does
-   not stop or a daily job that does not run shows here, where neither the level of
-   the last days nor any short shape is unusual. Times that go back (a stream started
-   over on older rows) begin a new run; a reading is compared within its own.
+3. **Time of day.** Per entity, how far its readings lie outside the range they took
+   around the same time on the previous ``DAYS`` days (the median of each day's least
+   and of each day's largest reading within ``MATCH`` of that time), in units of each
+   metric's robust spread, averaged over its metrics: a quiet holiday in a busy week, a
+   night shift that does not stop or a daily job that does not run shows here, where
+   neither the level of the last days nor any short shape is unusual. A range, not the
+   one reading a day before: a job that runs ten minutes late leaves no quiet minute
+   "unlike the day before". The range also *explains* a level: a reading is no more
+   unusual than its distance beyond it (a nightly job's peak at its hour is routine;
+   the same peak in the afternoon is not), and where a level would flag but for it, a
+   trained model's score (alarmed by the same peak) flags no more than the levels.
+   Times that go back (a stream started over on older rows) begin a new run; a reading
+   is compared within its own.
 4. **Surprise.** Where a deviation (or a novelty) lies in the tail of the entity's own
    last ``HISTORY`` ones of the same column: 1 at their 90th percentile, 2 at the 99th,
    one more for each such step beyond (an exponential tail, so no two different readings
-   tie at the top). A level's step is at least ``LEAST_STEP`` units, a shape's
-   ``SHAPE_STEP`` of the metric's spread in the baseline: a history without a tail (a
-   metric at one value for thousands of readings) would otherwise count any later move
-   in steps of nothing, and every such move would tie at the top score. A row's
-   surprise is its largest over its columns.
+   tie at the top). A level's and the time of day's step is at least ``LEAST_STEP``
+   units, a shape's ``SHAPE_STEP`` of the metric's spread in the baseline: a history
+   without a tail (a metric at one value for thousands of readings, or never outside
+   its range for the hour) would otherwise count any later move in steps of nothing,
+   and every such move would tie at the top score. A row's surprise is its largest over
+   its columns.
 5. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
    previous ``QUIET`` rows is an echo of it, damped by ``ECHO`` and kept under the flag:
    a change is flagged where it starts (and where it grows by half a tail step), not on
@@ -93,6 +100,7 @@ MATCH = 30 * 60 * 10**9  # a reading this close to the time a day before is that
 # Readings the time of day looks back at, at most: three days of readings a minute apart
 # (a finer stream compares with the days these rows reach).
 DAY_ROWS = 4_500
+RANGES = 1 << 16  # ranges of readings whose extremes are found together, at most
 # Readings a piece's rows look back at: a spread is the median of distances from medians
 # that each look back a window; a shape's reference ends a shape before it starts.
 LOOKBACK = max(2 * WINDOW, REFERENCE + 2 * SHAPE - 2)
@@ -122,7 +130,8 @@ class Learned:
     usual: np.ndarray  # that metric's median over the window
     spread: np.ndarray  # and its robust spread
     daily: np.ndarray  # the metric farthest from its time of day (-1: none known)
-    earlier: np.ndarray  # its median reading at that time on the previous days
+    low: np.ndarray  # the least of its usual range at that time on the previous days
+    high: np.ndarray  # and the largest
 
 
 def _score(surprise: np.ndarray) -> np.ndarray:
@@ -173,15 +182,21 @@ def _tail(deviation: np.ndarray, new: int) -> tuple[np.ndarray, np.ndarray]:
     return tails[:, 0], tails[:, 1]
 
 
-def _surprise(deviation: np.ndarray, new: int, least: float) -> np.ndarray:
+def _surprise(deviation: np.ndarray, new: int, least: float,
+              explained: np.ndarray | None = None):
     """The tail surprise of the last ``new`` deviations against the ones before each, in
-    tail steps of at least ``least``."""
+    tail steps of at least ``least``; given ``explained`` (another distance of each of
+    those rows; NaN: none), also that of the lesser of the two, in the same tail."""
     q90, q99 = _tail(deviation, new)
-    d = deviation[-new:]
     q90 = np.fmax(q90, 1e-9)
     step = np.fmax(np.fmax(q99 - q90, SPREAD_SHARE * q90), least)
-    surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
-    return np.where(np.isnan(q99), 0.0, surprise)  # still learning
+
+    def rank(d: np.ndarray) -> np.ndarray:
+        surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
+        return np.where(np.isnan(q99), 0.0, surprise)  # still learning
+
+    d = deviation[-new:]
+    return rank(d) if explained is None else (rank(d), rank(np.fmin(d, explained)))
 
 
 def _runs(times: np.ndarray) -> np.ndarray:
@@ -190,42 +205,80 @@ def _runs(times: np.ndarray) -> np.ndarray:
     return np.r_[0, np.flatnonzero(np.diff(times) < 0) + 1]
 
 
-def _day_before(times: np.ndarray, starts: np.ndarray, new: int) -> np.ndarray:
+def _day_ranges(times: np.ndarray, starts: np.ndarray,
+                new: int) -> tuple[np.ndarray, np.ndarray]:
     """For each of the last ``new`` of ``times`` (int64 nanoseconds, in runs beginning at
-    ``starts``), the position of the reading closest to the same time on each of the
-    previous ``DAYS`` days (days x new; -1 where none lies within ``MATCH`` among the
-    ``DAY_ROWS`` readings before it, in its run of times in order)."""
+    ``starts``), the positions [first, stop) of the readings within ``MATCH`` of the same
+    time on each of the previous ``DAYS`` days (days x new; empty where none), in its run
+    of times in order, before it and among the ``DAY_ROWS`` readings before it."""
     at = np.arange(len(times) - new, len(times))
     run = np.searchsorted(starts, at, side="right") - 1
-    found = np.full((DAYS, new), -1)
+    first, stop = np.zeros((DAYS, new), dtype=np.int64), np.zeros((DAYS, new), dtype=np.int64)
     for r in np.unique(run):
-        first, stop = starts[r], (starts[r + 1] if r + 1 < len(starts) else len(times))
-        rows = at[run == r]
+        begin = starts[r]
+        end = starts[r + 1] if r + 1 < len(starts) else len(times)
+        mine = run == r
+        rows = at[mine]
         for day in range(1, DAYS + 1):
             target = times[rows] - day * DAY
-            after = first + np.searchsorted(times[first:stop], target)
-            before = np.fmax(after - 1, first)
-            after = np.fmin(after, rows)  # never the reading itself (or a later one)
-            near = np.where(np.abs(times[before] - target) <= np.abs(times[after] - target),
-                            before, after)
-            ok = (np.abs(times[near] - target) <= MATCH) & (near < rows) \
-                & (near >= rows - DAY_ROWS)
-            found[day - 1, run == r] = np.where(ok, near, -1)
-    return found
+            a = begin + np.searchsorted(times[begin:end], target - MATCH)
+            b = begin + np.searchsorted(times[begin:end], target + MATCH, side="right")
+            a, b = np.fmax(a, rows - DAY_ROWS), np.fmin(b, rows)
+            first[day - 1, mine], stop[day - 1, mine] = a, np.fmax(a, b)
+    return first, stop
 
 
-def _time_of_day(series: np.ndarray, times: np.ndarray, starts: np.ndarray,
-                 new: int) -> np.ndarray:
-    """The median of the readings of ``series`` (readings x metrics) at the same time on
-    each of the previous ``DAYS`` days, for each of the last ``new`` (NaN where none is
-    known), NaNs left out, as numpy's nanmedian without its warning."""
-    found = _day_before(times, starts, new)[:, :, None]
-    earlier = np.where(found >= 0, series[np.clip(found[:, :, 0], 0, None)], np.nan)
-    ordered = np.sort(earlier, axis=0)  # days x new x metrics, NaN last
-    count = (~np.isnan(earlier)).sum(axis=0, keepdims=True)
+def _extremes(column: np.ndarray, first: np.ndarray,
+              stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The least and the largest reading of ``column`` in each [first, stop) (NaN where
+    none is known), from tables of the extremes over runs of 1, 2, 4, ... readings, built
+    ``RANGES`` ranges at a time (the ranges of a day follow the readings, so each part's
+    tables span about as many readings as it has ranges)."""
+    first, stop = first.ravel(), stop.ravel()
+    low, high = np.full(len(first), np.nan), np.full(len(first), np.nan)
+    for part in range(0, len(first), RANGES):
+        a, b = first[part:part + RANGES], stop[part:part + RANGES]
+        some = np.flatnonzero(b > a)
+        if not len(some):
+            continue
+        a, b = a[some], b[some]
+        base = a.min()
+        least, most = [column[base:b.max()]], [column[base:b.max()]]
+        level = np.log2(b - a).astype(int)  # each range: two runs of 2**level readings
+        for k in range(1, level.max() + 1):
+            half = 1 << (k - 1)
+            least.append(np.fmin(least[-1][:-half], least[-1][half:]))
+            most.append(np.fmax(most[-1][:-half], most[-1][half:]))
+        for k in np.unique(level):
+            pick = level == k
+            left, right = a[pick] - base, b[pick] - base - (1 << k)
+            low[part + some[pick]] = np.fmin(least[k][left], least[k][right])
+            high[part + some[pick]] = np.fmax(most[k][left], most[k][right])
+    return low, high
+
+
+def _median(values: np.ndarray) -> np.ndarray:
+    """The median along the first axis, NaNs left out (NaN where all are), as numpy's
+    nanmedian without its warning."""
+    ordered = np.sort(values, axis=0)  # NaN last
+    count = (~np.isnan(values)).sum(axis=0, keepdims=True)
     low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, None), axis=0)
     high = np.take_along_axis(ordered, count // 2, axis=0)
     return np.where(count > 0, (low + high) / 2, np.nan)[0]
+
+
+def _time_of_day(series: np.ndarray, times: np.ndarray, starts: np.ndarray,
+                 new: int) -> tuple[np.ndarray, np.ndarray]:
+    """The usual range of each metric of ``series`` (readings x metrics) at the time of
+    each of the last ``new`` readings: the median over the previous ``DAYS`` days of each
+    day's least and of each day's largest reading within ``MATCH`` of that time (new x
+    metrics each; NaN where no day is known)."""
+    first, stop = _day_ranges(times, starts, new)
+    low, high = np.empty((DAYS, new, series.shape[1])), np.empty((DAYS, new, series.shape[1]))
+    for j, column in enumerate(series.T):
+        least, most = _extremes(column, first, stop)
+        low[:, :, j], high[:, :, j] = least.reshape(DAYS, new), most.reshape(DAYS, new)
+    return _median(low), _median(high)
 
 
 def _novelty(series: np.ndarray, new: int) -> np.ndarray:
@@ -337,7 +390,8 @@ class Learner:
         times = np.where(np.isnat(stamps), UNKNOWN_TIME, stamps.astype("int64"))
         n = len(dataset)
         learned = Learned(np.zeros(n), np.full(n, -1), np.full(n, -1), np.full(n, np.nan),
-                          np.full(n, np.nan), np.full(n, -1), np.full(n, np.nan))
+                          np.full(n, np.nan), np.full(n, -1), np.full(n, np.nan),
+                          np.full(n, np.nan))
         for name in pd.unique(entity[order]):
             rows = order[entity[order] == name]
             rows = rows[-last:] if last else rows
@@ -376,19 +430,34 @@ class Learner:
                                                  / spread[:, j])
         # A novelty, like a score: the higher, the more unusual.
         deviations[:, m:m + k] = _novelty(series[-(new + LOOKBACK):, :k], new)
-        # The time of day: the mean over the metrics (one not known there counts 0).
+        # The time of day: how far each metric lies outside its usual range at that time
+        # on the days before, in its units (NaN: not known), and their mean (one not
+        # known counts 0).
         starts = _runs(times)
-        earlier = _time_of_day(series[:, :k], times, starts, new)
-        off = np.nan_to_num(np.abs(values[:, :k] - earlier) / spread[:, :k], nan=-1.0)
+        low, high = _time_of_day(series[:, :k], times, starts, new)
+        with np.errstate(invalid="ignore"):
+            outside = np.maximum(np.maximum(low - values[:, :k], values[:, :k] - high), 0.0)
+        outside /= spread[:, :k]
+        off = np.nan_to_num(outside, nan=-1.0)
         deviations[:, m + k] = np.fmax(off, 0.0).mean(axis=1)
         history = np.concatenate([past, deviations])
-        # The least tail step: a level's in its units, a shape's in the metric's own terms;
-        # the model's score and the time of day keep their own tails' (a routine's
-        # distances from the days before are a few hundredths of a unit).
+        # The least tail step: a level's and the time of day's in the metrics' units, a
+        # shape's in the metric's own terms; the model's score keeps its own tail's.
         least = [0.0 if column == MODEL else LEAST_STEP for column in self.columns]
-        least += [*(SHAPE_STEP * spreads), 0.0]
-        surprise = np.column_stack([_surprise(history[-(new + HISTORY):, j], new, least[j])
-                                    for j in range(width)])
+        least += [*(SHAPE_STEP * spreads), LEAST_STEP]
+        surprise, plain = np.empty((new, width)), np.empty((new, k))
+        for j in range(width):
+            tail = history[-(new + HISTORY):, j]
+            if j < k:  # a level: no more unusual than its distance beyond that range
+                plain[:, j], surprise[:, j] = _surprise(tail, new, least[j], outside[:, j])
+            else:
+                surprise[:, j] = _surprise(tail, new, least[j])
+        if MODEL in self.columns:  # where a level would flag but for its routine, the
+            # model (alarmed by the same peak, as a rule) flags no more than the levels
+            routine = ((plain >= FLAG_SURPRISE) & (surprise[:, :k] < FLAG_SURPRISE)).any(axis=1)
+            j = self.columns.index(MODEL)
+            surprise[:, j] = np.where(routine, np.fmin(surprise[:, j], surprise[:, :k].max(axis=1)),
+                                      surprise[:, j])
         top = surprise.max(axis=1)
         told_before = np.r_[before["surprise"], top]
         recent = _moving(bn.move_max, _shifted(told_before), QUIET, 1)[-new:]
@@ -406,7 +475,7 @@ class Learner:
         learned.usual[rows], learned.spread[rows] = usual[at, best], spread[at, best]
         daily = off.argmax(axis=1)
         learned.daily[rows] = np.where(off[at, daily] >= 0, daily, -1)
-        learned.earlier[rows] = earlier[at, daily]
+        learned.low[rows], learned.high[rows] = low[at, daily], high[at, daily]
         # Kept: what the next readings look back at (their run's days before, at most).
         first = starts[-1]
         within = len(times) - first - np.searchsorted(times[first:],
@@ -426,10 +495,12 @@ class Learner:
             j = learned.metric[row]
             if j == daily and learned.daily[row] >= 0:
                 metric = self.metrics[learned.daily[row]]
-                texts.append(f"{metric} {fmt(float(dataset.metrics[metric].iloc[row]))} at "
-                             f"{dataset.time.iloc[row]:%H:%M}, unlike that time on the "
-                             f"previous {DAYS} days (median "
-                             f"{fmt(float(learned.earlier[row]))})")
+                actual = float(dataset.metrics[metric].iloc[row])
+                low, high = float(learned.low[row]), float(learned.high[row])
+                texts.append(f"{metric} {fmt(actual)} at {dataset.time.iloc[row]:%H:%M}, "
+                             f"{'above' if actual > high else 'below'} its range around "
+                             f"that time on the previous {DAYS} days ({fmt(low)} to "
+                             f"{fmt(high)})")
                 continue
             if len(self.columns) <= j < daily:
                 metric = self.metrics[j - len(self.columns)]  # a metric's shape
