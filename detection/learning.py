@@ -232,9 +232,8 @@ def _extremes(column: np.ndarray, first: np.ndarray,
               stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The least and the largest reading of ``column`` in each [first, stop) (NaN where
     none is known), from tables of the extremes over runs of 1, 2, 4, ... readings, built
-    ``RANGES`` ranges at a time (the ranges of a day follow the readings, so each part's
-    tables span about as many readings as it has ranges)."""
-    first, stop = first.ravel(), stop.ravel()
+    ``RANGES`` ranges at a time (ranges in the order of the readings they follow, as one
+    day's are: each part's tables span about as many readings as it has ranges)."""
     low, high = np.full(len(first), np.nan), np.full(len(first), np.nan)
     for part in range(0, len(first), RANGES):
         a, b = first[part:part + RANGES], stop[part:part + RANGES]
@@ -274,10 +273,10 @@ def _time_of_day(series: np.ndarray, times: np.ndarray, starts: np.ndarray,
     day's least and of each day's largest reading within ``MATCH`` of that time (new x
     metrics each; NaN where no day is known)."""
     first, stop = _day_ranges(times, starts, new)
-    low, high = np.empty((DAYS, new, series.shape[1])), np.empty((DAYS, new, series.shape[1]))
+    low, high = np.empty((2, DAYS, new, series.shape[1]))
     for j, column in enumerate(series.T):
-        least, most = _extremes(column, first, stop)
-        low[:, :, j], high[:, :, j] = least.reshape(DAYS, new), most.reshape(DAYS, new)
+        for day in range(DAYS):
+            low[day, :, j], high[day, :, j] = _extremes(column, first[day], stop[day])
     return _median(low), _median(high)
 
 
