@@ -183,20 +183,17 @@ def _tail(deviation: np.ndarray, new: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _surprise(deviation: np.ndarray, new: int, least: float,
-              explained: np.ndarray | None = None):
-    """The tail surprise of the last ``new`` deviations against the ones before each, in
-    tail steps of at least ``least``; given ``explained`` (another distance of each of
-    those rows; NaN: none), also that of the lesser of the two, in the same tail."""
+              distances: np.ndarray | None = None) -> np.ndarray:
+    """Where the last ``new`` deviations (or ``distances``: other distances of those
+    rows, one column each) lie in the tail of the deviations before each, in tail steps
+    of at least ``least``."""
     q90, q99 = _tail(deviation, new)
-    q90 = np.fmax(q90, 1e-9)
+    d = deviation[-new:] if distances is None else distances
+    shape = (new,) + (1,) * (d.ndim - 1)  # a row's tail for each of its distances
+    q90, q99 = np.fmax(q90, 1e-9).reshape(shape), q99.reshape(shape)
     step = np.fmax(np.fmax(q99 - q90, SPREAD_SHARE * q90), least)
-
-    def rank(d: np.ndarray) -> np.ndarray:
-        surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
-        return np.where(np.isnan(q99), 0.0, surprise)  # still learning
-
-    d = deviation[-new:]
-    return rank(d) if explained is None else (rank(d), rank(np.fmin(d, explained)))
+    surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
+    return np.where(np.isnan(q99), 0.0, surprise)  # still learning
 
 
 def _runs(times: np.ndarray) -> np.ndarray:
@@ -448,7 +445,9 @@ class Learner:
         for j in range(width):
             tail = history[-(new + HISTORY):, j]
             if j < k:  # a level: no more unusual than its distance beyond that range
-                plain[:, j], surprise[:, j] = _surprise(tail, new, least[j], outside[:, j])
+                d = tail[-new:]
+                plain[:, j], surprise[:, j] = _surprise(
+                    tail, new, least[j], np.column_stack([d, np.fmin(d, outside[:, j])])).T
             else:
                 surprise[:, j] = _surprise(tail, new, least[j])
         if MODEL in self.columns:  # where a level would flag but for its routine, the
