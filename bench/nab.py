@@ -89,6 +89,9 @@ NAB_FILES = ("nab/__init__.py", "nab/corpus.py", "nab/labeler.py", "nab/optimize
              "nab/scorer.py", "nab/sweeper.py", "nab/util.py", "nab/runner.py",
              "nab/detectors/__init__.py", "nab/detectors/base.py", "config/profiles.json",
              "results/null")
+# Published detectors whose per-file scores (standard profile, at NAB_COMMIT) are shown per
+# category beside Vigil's: where the gap to the leaders lies.
+LEADERS = ("ARTime", "numentaTM", "contextOSE")
 PROFILES_SHOWN = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 # Vigil's detectors in NAB's results: --only's name and the line on the scoreboard.
 BOARD = {"vigilLive": ("live", "Vigil live: learns as it goes (legal)"),
@@ -169,8 +172,9 @@ def nab_code(repo: Path, into: Path) -> Path:
     """NAB's scorer and its null detector's results at NAB_COMMIT, from a git repository."""
     import subprocess
 
+    leaders = [f"results/{name}/{name}_standard_scores.csv" for name in LEADERS]
     archive = subprocess.run(["git", f"--git-dir={_git_dir(repo)}", "archive", NAB_COMMIT,
-                              *NAB_FILES], capture_output=True, check=False)
+                              *NAB_FILES, *leaders], capture_output=True, check=False)
     if archive.returncode:
         raise SystemExit(f"NAB's code at {NAB_COMMIT[:10]} is not in {repo}: "
                          f"{archive.stderr.decode().strip()}")
@@ -215,10 +219,25 @@ def run_scorer(code: Path, results: Path, root: Path = NAB,
 def category_losses(results: Path, detector: str, profile: str) -> pd.DataFrame:
     """Per NAB category: NAB's raw score and its row counts (flagged rows inside windows,
     TP; outside, FP; window rows not flagged, FN), from its per-file score table."""
-    table = pd.read_csv(results / detector / f"{detector}_{profile}_scores.csv")
+    return _per_category(results / detector / f"{detector}_{profile}_scores.csv")
+
+
+def _per_category(scores: Path) -> pd.DataFrame:
+    table = pd.read_csv(scores)
     table = table[table["File"].notna() & (table["File"] != "Totals")]
     table["category"] = table["File"].str.split("/").str[0]
     return table.groupby("category")[["TP", "FP", "FN", "Score"]].sum()
+
+
+def beside_leaders(code: Path, results: Path, detectors) -> pd.DataFrame:
+    """Per NAB category, the standard profile's raw score of each of ``detectors`` beside
+    the published ``LEADERS``' (their own per-file tables at NAB_COMMIT), and the total."""
+    columns = {name: category_losses(results, name, "standard")["Score"] for name in detectors}
+    columns |= {f"{name} (published)": _per_category(
+        code / "results" / name / f"{name}_standard_scores.csv")["Score"] for name in LEADERS}
+    table = pd.DataFrame(columns)
+    table.loc["all"] = table.sum()
+    return table
 
 
 def main() -> None:
@@ -261,6 +280,10 @@ def main() -> None:
                   "window's first detection rewarded by earliness, -1 a missed window, "
                   "-0.11 a false positive row) and its row counts:")
             print(category_losses(results, detector, "standard").round(2).to_string())
+        print("\nStandard profile, per category: NAB's raw score beside the leaders' "
+              "(a caught window earns up to 1, a missed one costs 1):")
+        print(beside_leaders(code, results, [name for name in ("vigilLive", "vigilInfile")
+                                             if name in detectors]).round(2).to_string())
 
 
 if __name__ == "__main__":
