@@ -38,12 +38,17 @@ first change as anomalous, for good. The live path scores sensor readings with a
    units, a shape's ``SHAPE_STEP`` of the metric's spread in the baseline: a history
    without a tail (a metric at one value for thousands of readings, or never outside
    its range for the hour) would otherwise count any later move in steps of nothing,
-   and every such move would tie at the top score. A row's surprise is its largest over
-   its columns.
+   and every such move would tie at the top score. A *record* counts ``RECORD`` times
+   over: a level reading beyond every reading of the entity before it (since the
+   model's baseline began) by ``RECORD_UNITS`` units. Bursts that come and go within the
+   range a metric has shown are its routine, however far they lie from the recent
+   level; new ground is not (a request count's 656 where its highest had been 381). A
+   row's surprise is its largest over its columns.
 5. **Told once.** A surprise not larger by ``ECHO_MARGIN`` than one among the entity's
    previous ``QUIET`` rows is an echo of it, damped by ``ECHO`` and kept under the flag:
    a change is flagged where it starts (and where it grows by half a tail step), not on
-   every row after.
+   every row after. A record is remembered by its plain surprise: it is told louder,
+   and the rows after it are judged as after any other reading.
 6. **Learned.** The deviations of a new regime join the history and lift its tail; the
    median reaches a new level within ``WINDOW / 2`` readings, a new shape is among
    the nearest ones after ``NEIGHBOURS`` of its kind, and a new daily routine is the
@@ -88,6 +93,8 @@ SPREAD_SHARE = 0.1  # of the standard deviation: the least unit a deviation is c
 LEAST_UNIT = 0.5  # of the metric's robust spread in the model's baseline: the least unit too
 LEAST_STEP = 0.5  # units: the least step of a level deviation's tail
 SHAPE_STEP = 0.05  # of the metric's robust spread in the model's baseline: a shape's least step
+RECORD = 4.0  # a new record's level surprise counts this many times over
+RECORD_UNITS = 1.0  # a record goes beyond the farthest reading before by this many units
 _SLOPE = np.log((100 - MEDIAN_SCORE) / MEDIAN_SCORE) / np.log(FLAG_SURPRISE)
 FEW = 32  # rows of an entity in a piece ranked window by window
 SHAPE = 5  # readings a reading's shape spans
@@ -132,6 +139,7 @@ class Learned:
     daily: np.ndarray  # the metric farthest from its time of day (-1: none known)
     low: np.ndarray  # the least of its usual range at that time on the previous days
     high: np.ndarray  # and the largest
+    beyond: np.ndarray  # where the level metric set a record: the farthest reading before
 
 
 def _score(surprise: np.ndarray) -> np.ndarray:
@@ -194,6 +202,22 @@ def _surprise(deviation: np.ndarray, new: int, least: float,
     step = np.fmax(np.fmax(q99 - q90, SPREAD_SHARE * q90), least)
     surprise = np.where(d > q90, 1.0 + (d - q90) / step, d / q90)
     return np.where(np.isnan(q99), 0.0, surprise)  # still learning
+
+
+def _extremes_of(values: np.ndarray) -> np.ndarray:
+    """The least and the largest of each column of ``values`` (readings x metrics), as
+    two rows (NaN where a column has none)."""
+    if not len(values):
+        return np.full((2, values.shape[1]), np.nan)
+    return np.stack([np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)])
+
+
+def _records(extremes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The least and the largest reading before each of ``values`` (readings x metrics),
+    ``extremes`` (:func:`_extremes_of` the readings before them) included: 2 x readings x
+    metrics."""
+    return np.stack([np.fmin.accumulate(np.r_[extremes[:1], values[:-1]], axis=0),
+                     np.fmax.accumulate(np.r_[extremes[1:], values[:-1]], axis=0)])
 
 
 def _runs(times: np.ndarray) -> np.ndarray:
@@ -387,11 +411,15 @@ class Learner:
         n = len(dataset)
         learned = Learned(np.zeros(n), np.full(n, -1), np.full(n, -1), np.full(n, np.nan),
                           np.full(n, np.nan), np.full(n, -1), np.full(n, np.nan),
-                          np.full(n, np.nan))
+                          np.full(n, np.nan), np.full(n, np.nan))
         for name in pd.unique(entity[order]):
             rows = order[entity[order] == name]
-            rows = rows[-last:] if last else rows
-            state[name] = self._entity(state.get(name), values[rows], times[rows], rows,
+            before = state.get(name)
+            if last and len(rows) > last:
+                if before is None:  # the rows left unscored still set the records
+                    before = {"extremes": _extremes_of(values[rows[:-last], :len(self.metrics)])}
+                rows = rows[-last:]
+            state[name] = self._entity(before, values[rows], times[rows], rows,
                                        learned, self.spreads(name))
         return learned, state
 
@@ -401,9 +429,8 @@ class Learner:
         new, m = values.shape
         k = len(self.metrics)
         width = m + k + 1  # the columns, each metric's shape, then the time of day
-        if before is None:
-            before = {"values": np.empty((0, m)), "deviations": np.empty((0, width)),
-                      "surprise": np.empty(0)}
+        before = {"values": np.empty((0, m)), "deviations": np.empty((0, width)),
+                  "surprise": np.empty(0), **(before or {})}
         past = before["deviations"]
         if past.shape[1] < width:  # saved before shapes were learned: they start now
             past = np.column_stack([past, np.full((len(past), width - past.shape[1]),
@@ -450,6 +477,18 @@ class Learner:
                     tail, new, least[j], np.column_stack([d, np.fmin(d, outside[:, j])])).T
             else:
                 surprise[:, j] = _surprise(tail, new, least[j])
+        # A record: a level's surprise counts RECORD times over where the reading goes
+        # beyond every one before it by RECORD_UNITS; what later rows are judged against
+        # (the told surprise below) stays its plain one.
+        # A state saved before records were kept: its readings' extremes.
+        extremes = (before["extremes"] if "extremes" in before
+                    else _extremes_of(before["values"][:, :k]))
+        farthest = _records(extremes, values[:, :k])
+        with np.errstate(invalid="ignore", divide="ignore"):  # a spread of 0: any step is one
+            units = np.fmax(values[:, :k] - farthest[1], farthest[0] - values[:, :k])
+            record = units / spread[:, :k] >= RECORD_UNITS
+        louder = np.where(record, RECORD, 1.0)
+        surprise[:, :k] *= louder
         if MODEL in self.columns:  # where a level would flag but for its routine, the
             # model (alarmed by the same peak, as a rule) flags no more than the levels
             routine = ((plain >= FLAG_SURPRISE) & (surprise[:, :k] < FLAG_SURPRISE)).any(axis=1)
@@ -457,7 +496,8 @@ class Learner:
             surprise[:, j] = np.where(routine, np.fmin(surprise[:, j], surprise[:, :k].max(axis=1)),
                                       surprise[:, j])
         top = surprise.max(axis=1)
-        told_before = np.r_[before["surprise"], top]
+        heard = np.fmax((surprise[:, :k] / louder).max(axis=1), surprise[:, k:].max(axis=1))
+        told_before = np.r_[before["surprise"], heard]
         recent = _moving(bn.move_max, _shifted(told_before), QUIET, 1)[-new:]
         echo = np.fmin(top * ECHO, ECHO_CAP * FLAG_SURPRISE)
         told = np.where(top > np.nan_to_num(recent, nan=0.0) + ECHO_MARGIN, top, echo)
@@ -474,13 +514,17 @@ class Learner:
         daily = off.argmax(axis=1)
         learned.daily[rows] = np.where(off[at, daily] >= 0, daily, -1)
         learned.low[rows], learned.high[rows] = low[at, daily], high[at, daily]
+        above = values[at, best] > usual[at, best]
+        learned.beyond[rows] = np.where(record[at, best], farthest[above.astype(int), at, best],
+                                        np.nan)
         # Kept: what the next readings look back at (their run's days before, at most).
         first = starts[-1]
         within = len(times) - first - np.searchsorted(times[first:],
                                                       times[-1] - DAYS * DAY - MATCH)
         keep = max(LOOKBACK, min(DAY_ROWS, within)) + 1
         return {"values": series[-keep:], "times": times[-keep:],
-                "deviations": history[-(HISTORY + 1):], "surprise": told_before[-QUIET:]}
+                "deviations": history[-(HISTORY + 1):], "surprise": told_before[-QUIET:],
+                "extremes": _extremes_of(np.r_[extremes, values[:, :k]])}
 
     def reasons(self, dataset: Dataset, learned: Learned, rows: np.ndarray,
                 model_reasons: np.ndarray | None = None) -> list[str]:
@@ -519,6 +563,12 @@ class Learner:
             actual = float(dataset.metrics[metric].iloc[row])
             usual, spread = float(learned.usual[row]), float(learned.spread[row])
             word = "above" if actual > usual else "below"
+            record = ""
+            if np.isfinite(learned.beyond[row]):
+                record = (f"; a new {'high' if actual > usual else 'low'} (the "
+                          f"{'highest' if actual > usual else 'lowest'} before: "
+                          f"{fmt(float(learned.beyond[row]))})")
             texts.append(f"{metric} {fmt(actual)}, {word} its recent usual {fmt(usual)} "
-                         f"± {fmt(spread)} (median of the previous {WINDOW} readings)")
+                         f"± {fmt(spread)} (median of the previous {WINDOW} readings)"
+                         f"{record}")
         return texts

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from detection import fit, prepare
+from detection.features.base import fmt
 from detection.stream import StreamScorer
 
 
@@ -98,17 +99,53 @@ def test_a_metric_that_sits_still_then_ticks_is_ranked_by_how_far_not_tied_at_th
     """A counter at one value for thousands of readings has no spread and no tail: every
     tick was an extreme of extremes (surprises of 10^12, SMD's servers) and all of them
     tied at 100. Counted in at least half its spread in the baseline, with tail steps of
-    at least half a unit, each tick is still told, the bigger ticks above the smaller,
-    and the top is rare."""
+    at least half a unit, each tick is still told, the bigger ticks above the smaller
+    (among the ticks that go beyond every earlier one, its records, and among the
+    others), and the top is rare."""
     frame, ticks = ticking()
     model = fit(prepare(frame.iloc[:2000].copy()))
     live = StreamScorer(model, learn=True).score(frame.iloc[2000:].copy()).frame
     at = live.index[live["errors"] > 0]
     assert live.loc[at, "is_anomaly"].all()
     assert live.loc[at, "reasons"].str.startswith("errors ").all()
+    highest = np.maximum.accumulate(np.r_[frame["errors"].iloc[:2000].max(), ticks[:-1]])
+    record = ticks > highest
+    assert (live.loc[at, "reasons"].str.contains("a new high").to_numpy() == record).all()
+    for kind in (record, ~record):
+        scores = live.loc[at[kind], "anomaly_score"].to_numpy()[np.argsort(ticks[kind])]
+        assert (np.diff(scores) >= 0).all(), scores
     by_size = live.loc[at, "anomaly_score"].to_numpy()[np.argsort(ticks)]
-    assert (np.diff(by_size) >= 0).all() and by_size[0] < 99 < by_size[-1], by_size
+    assert by_size[0] < 99 < by_size[-1], by_size
     assert (live["anomaly_score"] == live["anomaly_score"].max()).mean() <= 0.001
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_reading_beyond_every_one_before_is_told_as_a_new_high(seed):
+    """A load at 40 that bursts to 55-70 every 50 readings (its routine: the bursts make
+    its own tail), once to just above its highest (by less than a unit) and once to 80,
+    beyond every reading it showed. The burst to 80 is flagged, as a new high with the
+    highest before it (the one just above the routine's); no routine burst, nor the one
+    just above them, is told as a new high, and hardly any is flagged."""
+    rng = np.random.default_rng(seed)
+    n = 8000
+    load = 40 + rng.normal(0, 2, n)
+    bursts = np.arange(100, n - 500, 50)
+    load[bursts] = rng.uniform(55, 70, len(bursts))
+    load = load.round(2)
+    load[6020] = load[:6020].max() + 0.5
+    load[7600] = 80.0
+    frame = pd.DataFrame({"timestamp": pd.date_range("2026-03-01", periods=n, freq="10s")
+                          .strftime("%Y-%m-%d %H:%M:%S"), "load": load})
+    frame.index = pd.RangeIndex(1, n + 1, name="row")
+    model = fit(prepare(frame.iloc[:2000].copy()))
+    live = StreamScorer(model, learn=True).score(frame.iloc[2000:].copy()).frame
+    high = live.loc[7601]
+    assert high["is_anomaly"] == 1
+    assert high["reasons"].endswith(f"; a new high (the highest before: {fmt(load[6020])})")
+    routine = np.r_[bursts[bursts >= 2000], 6020] + 1
+    assert not live.loc[routine, "reasons"].str.contains("new high").any()
+    assert live.loc[routine, "is_anomaly"].sum() <= 2
+    assert high["anomaly_score"] > live.loc[routine, "anomaly_score"].max()
 
 
 @pytest.mark.slow
@@ -220,20 +257,24 @@ def test_a_baselines_learning_state_is_the_one_a_whole_pass_leaves():
 def test_a_stream_saved_before_shapes_and_times_were_learned_continues_and_learns_them(
         stream):
     """A checkpoint (or a model) from before: its deviations have no shape or time-of-day
-    columns, and it kept no times. The stream goes on, those columns still learning until
-    their history fills."""
+    columns, and it kept no times nor extremes. The stream goes on, those columns still
+    learning until their history fills, its records judged from the readings it kept."""
     model, later = stream
     scorer = StreamScorer(model, learn=True)
     scorer.score(later.iloc[:1000].copy())
     state = scorer.state
     for entity in state["learning"].values():
         entity["deviations"] = entity["deviations"][:, :2]  # cpu and the model's score
-        del entity["times"]
+        del entity["times"], entity["extremes"]
+    kept = state["learning"]["a"]["values"][:, 0].max()  # cpu
     again = StreamScorer(model, learn=True)
     again.state = state
     result = again.score(later.iloc[1000:3000].copy()).frame
     assert result["anomaly_score"].notna().all()
     assert again.state["learning"]["a"]["deviations"].shape[1] == 4  # + shape, time of day
+    scored = later.iloc[1000:3000]
+    highest = max(kept, scored.loc[scored["machine"] == "a", "cpu"].max())
+    assert again.state["learning"]["a"]["extremes"][1, 0] == highest
     assert len(again.state["learning"]["a"]["times"]) == len(
         again.state["learning"]["a"]["values"])
     assert not result["reasons"].iloc[:200].str.contains("move unlike|time on the").any()
