@@ -479,8 +479,8 @@ class Learner:
                 surprise[:, j] = _surprise(tail, new, least[j])
         # A record: a level's surprise counts RECORD times over where the reading goes
         # beyond every one before it by RECORD_UNITS; what later rows are judged against
-        # (the told surprise below) stays its plain one.
-        # A state saved before records were kept: its readings' extremes.
+        # (the told surprise below) stays its plain one. A state saved before records
+        # were kept: the extremes of the readings it kept.
         extremes = (before["extremes"] if "extremes" in before
                     else _extremes_of(before["values"][:, :k]))
         farthest = _records(extremes, values[:, :k])
@@ -562,13 +562,11 @@ class Learner:
             metric = self.metrics[j]
             actual = float(dataset.metrics[metric].iloc[row])
             usual, spread = float(learned.usual[row]), float(learned.spread[row])
-            word = "above" if actual > usual else "below"
-            record = ""
-            if np.isfinite(learned.beyond[row]):
-                record = (f"; a new {'high' if actual > usual else 'low'} (the "
-                          f"{'highest' if actual > usual else 'lowest'} before: "
-                          f"{fmt(float(learned.beyond[row]))})")
-            texts.append(f"{metric} {fmt(actual)}, {word} its recent usual {fmt(usual)} "
-                         f"± {fmt(spread)} (median of the previous {WINDOW} readings)"
-                         f"{record}")
+            high = actual > usual
+            record = (f"; a new {'high' if high else 'low'} (the {'highest' if high else 'lowest'}"
+                      f" before: {fmt(float(learned.beyond[row]))})"
+                      if np.isfinite(learned.beyond[row]) else "")
+            texts.append(f"{metric} {fmt(actual)}, {'above' if high else 'below'} its recent "
+                         f"usual {fmt(usual)} ± {fmt(spread)} (median of the previous {WINDOW} "
+                         f"readings){record}")
         return texts
