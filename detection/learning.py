@@ -204,7 +204,7 @@ def _surprise(deviation: np.ndarray, new: int, least: float,
     return np.where(np.isnan(q99), 0.0, surprise)  # still learning
 
 
-def _extremes_of(values: np.ndarray) -> np.ndarray:
+def _least_largest(values: np.ndarray) -> np.ndarray:
     """The least and the largest of each column of ``values`` (readings x metrics), as
     two rows (NaN where a column has none)."""
     if not len(values):
@@ -212,9 +212,9 @@ def _extremes_of(values: np.ndarray) -> np.ndarray:
     return np.stack([np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)])
 
 
-def _records(extremes: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _least_largest_before(extremes: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The least and the largest reading before each of ``values`` (readings x metrics),
-    ``extremes`` (:func:`_extremes_of` the readings before them) included: 2 x readings x
+    ``extremes`` (:func:`_least_largest` of the readings before them) included: 2 x readings x
     metrics."""
     return np.stack([np.fmin.accumulate(np.r_[extremes[:1], values[:-1]], axis=0),
                      np.fmax.accumulate(np.r_[extremes[1:], values[:-1]], axis=0)])
@@ -417,7 +417,7 @@ class Learner:
             before = state.get(name)
             if last and len(rows) > last:
                 if before is None:  # the rows left unscored still set the records
-                    before = {"extremes": _extremes_of(values[rows[:-last], :len(self.metrics)])}
+                    before = {"extremes": _least_largest(values[rows[:-last], :len(self.metrics)])}
                 rows = rows[-last:]
             state[name] = self._entity(before, values[rows], times[rows], rows,
                                        learned, self.spreads(name))
@@ -482,8 +482,8 @@ class Learner:
         # (the told surprise below) stays its plain one. A state saved before records
         # were kept: the extremes of the readings it kept.
         extremes = (before["extremes"] if "extremes" in before
-                    else _extremes_of(before["values"][:, :k]))
-        farthest = _records(extremes, values[:, :k])
+                    else _least_largest(before["values"][:, :k]))
+        farthest = _least_largest_before(extremes, values[:, :k])
         with np.errstate(invalid="ignore", divide="ignore"):  # a spread of 0: any step is one
             units = np.fmax(values[:, :k] - farthest[1], farthest[0] - values[:, :k])
             record = units / spread[:, :k] >= RECORD_UNITS
@@ -524,7 +524,7 @@ class Learner:
         keep = max(LOOKBACK, min(DAY_ROWS, within)) + 1
         return {"values": series[-keep:], "times": times[-keep:],
                 "deviations": history[-(HISTORY + 1):], "surprise": told_before[-QUIET:],
-                "extremes": _extremes_of(np.r_[extremes, values[:, :k]])}
+                "extremes": _least_largest(np.r_[extremes, values[:, :k]])}
 
     def reasons(self, dataset: Dataset, learned: Learned, rows: np.ndarray,
                 model_reasons: np.ndarray | None = None) -> list[str]:
@@ -562,11 +562,11 @@ class Learner:
             metric = self.metrics[j]
             actual = float(dataset.metrics[metric].iloc[row])
             usual, spread = float(learned.usual[row]), float(learned.spread[row])
-            high = actual > usual
-            record = (f"; a new {'high' if high else 'low'} (the {'highest' if high else 'lowest'}"
+            up = actual > usual
+            record = (f"; a new {'high' if up else 'low'} (the {'highest' if up else 'lowest'}"
                       f" before: {fmt(float(learned.beyond[row]))})"
                       if np.isfinite(learned.beyond[row]) else "")
-            texts.append(f"{metric} {fmt(actual)}, {'above' if high else 'below'} its recent "
+            texts.append(f"{metric} {fmt(actual)}, {'above' if up else 'below'} its recent "
                          f"usual {fmt(usual)} ± {fmt(spread)} (median of the previous {WINDOW} "
                          f"readings){record}")
         return texts

@@ -119,33 +119,62 @@ def test_a_metric_that_sits_still_then_ticks_is_ranked_by_how_far_not_tied_at_th
     assert (live["anomaly_score"] == live["anomaly_score"].max()).mean() <= 0.001
 
 
+BURSTS = np.arange(100, 7500, 50)  # readings at which the load below bursts
+
+
+def bursting(seed: int, n: int = 8000) -> np.ndarray:
+    """A load at 40 every 10 seconds that bursts to 55-70 every 50 readings: its routine,
+    the bursts make its own tail (a day's readings: no time of day is known)."""
+    rng = np.random.default_rng(seed)
+    load = 40 + rng.normal(0, 2, n)
+    load[BURSTS] = rng.uniform(55, 70, len(BURSTS))
+    return load.round(2)
+
+
+def learned_live(load: np.ndarray) -> pd.DataFrame:
+    """``load`` streamed after a model of its first 2,000 readings, learning as it goes."""
+    frame = pd.DataFrame({"timestamp": pd.date_range("2026-03-01", periods=len(load),
+                                                     freq="10s").strftime("%Y-%m-%d %H:%M:%S"),
+                          "load": load})
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+    model = fit(prepare(frame.iloc[:2000].copy()))
+    return StreamScorer(model, learn=True).score(frame.iloc[2000:].copy()).frame
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_reading_beyond_every_one_before_is_told_as_a_new_high(seed):
-    """A load at 40 that bursts to 55-70 every 50 readings (its routine: the bursts make
-    its own tail), once to just above its highest (by less than a unit) and once to 80,
-    beyond every reading it showed. The burst to 80 is flagged, as a new high with the
-    highest before it (the one just above the routine's); no routine burst, nor the one
-    just above them, is told as a new high, and hardly any is flagged."""
-    rng = np.random.default_rng(seed)
-    n = 8000
-    load = 40 + rng.normal(0, 2, n)
-    bursts = np.arange(100, n - 500, 50)
-    load[bursts] = rng.uniform(55, 70, len(bursts))
-    load = load.round(2)
+    """The bursting load, once to just above its highest (by less than a unit) and once
+    to 80, beyond every reading it showed. The burst to 80 is flagged, as a new high with
+    the highest before it (the one just above the routine's); no routine burst, nor the
+    one just above them, is told as a new high, and hardly any is flagged."""
+    load = bursting(seed)
     load[6020] = load[:6020].max() + 0.5
     load[7600] = 80.0
-    frame = pd.DataFrame({"timestamp": pd.date_range("2026-03-01", periods=n, freq="10s")
-                          .strftime("%Y-%m-%d %H:%M:%S"), "load": load})
-    frame.index = pd.RangeIndex(1, n + 1, name="row")
-    model = fit(prepare(frame.iloc[:2000].copy()))
-    live = StreamScorer(model, learn=True).score(frame.iloc[2000:].copy()).frame
+    live = learned_live(load)
     high = live.loc[7601]
     assert high["is_anomaly"] == 1
     assert high["reasons"].endswith(f"; a new high (the highest before: {fmt(load[6020])})")
-    routine = np.r_[bursts[bursts >= 2000], 6020] + 1
+    routine = np.r_[BURSTS[BURSTS >= 2000], 6020] + 1
     assert not live.loc[routine, "reasons"].str.contains("new high").any()
     assert live.loc[routine, "is_anomaly"].sum() <= 2
     assert high["anomaly_score"] > live.loc[routine, "anomaly_score"].max()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_record_told_louder_does_not_silence_a_change_after_it(seed):
+    """The bursting load, whose baseline once dipped to -30, bursts to 80 (a record, told
+    four times over) and 60 readings later dips to 10: far out, but within the range it
+    has shown, so no record. The dip is judged against the record's plain surprise, not
+    its louder one, and flagged in its own words (against the louder one it was taken
+    for the record's echo and scored under 45)."""
+    load = bursting(seed)
+    load[30] = -30.0
+    load[7600], load[7660] = 80.0, 10.0
+    live = learned_live(load)
+    assert live.loc[7601, "is_anomaly"] == 1
+    dip = live.loc[7661]
+    assert dip["is_anomaly"] == 1 and dip["reasons"].startswith("load 10")
+    assert "new low" not in dip["reasons"]
 
 
 @pytest.mark.slow
