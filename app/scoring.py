@@ -115,11 +115,16 @@ def read_dataset(source: Source | list[Path], *, profile: str = "auto",
 
 
 def analyze(dataset: Dataset, *, model: Model | None = None,
-            detector: str = "isolation_forest", **params) -> ScoredFrame:
-    """Score a dataset with a fitted model, or fit one on the dataset itself and score it."""
+            detector: str = "isolation_forest", learn: bool = False, **params) -> ScoredFrame:
+    """Score a dataset with a fitted model, or fit one on the dataset itself and score it;
+    ``learn`` (sensor): as a live stream of it is scored, learning as it goes (from the
+    model's baseline, or from the file's first reading)."""
     if model is not None:
+        if learn:
+            model.check_profile(dataset.profile)
+            return model.score_live(dataset, None, model.score(dataset))[0]
         return model.score(dataset)
-    result = fit_score(dataset, detector=detector, **params)[1]
+    result = fit_score(dataset, detector=detector, learn=learn, **params)[1]
     if len(dataset) >= memory.BIG_ROWS:  # the model fitted for the file is gone
         memory.release()
     return result

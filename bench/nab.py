@@ -79,7 +79,9 @@ def summary(outcomes: list[Outcome]) -> dict[str, float]:
 #   `vigil stream` scores it, learning as it goes (detection.learning);
 # - trained: the same model scoring the rest against its fixed baseline (what the live
 #   path did before it learned);
-# - in-file: fitted on the whole file and scored (sees the future: not legal).
+# - in-file: fitted on the whole file and scored (sees the future: not legal);
+# - in-file, learning (`vigil score FILE --learn`): the same, then the file scored as a
+#   live stream of it from its first reading with that model's scores as a column.
 #
 # NAB's code needs a git repository of numenta/NAB (NAB_REPO, or --nab-repo; a bare
 # mirror does); its scorer runs under pandas 2.2 in a venv of its own (.venv-nab, from
@@ -96,7 +98,9 @@ PROFILES_SHOWN = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 # Vigil's detectors in NAB's results: --only's name and the line on the scoreboard.
 BOARD = {"vigilLive": ("live", "Vigil live: learns as it goes (legal)"),
          "vigilTrained": ("trained", "Vigil trained: fixed model (legal)"),
-         "vigilInfile": ("in-file", "Vigil in-file: fitted on the file (sees the future)")}
+         "vigilInfile": ("in-file", "Vigil in-file: fitted on the file (sees the future)"),
+         "vigilInfileLearning": ("in-file-learning",
+                                 "Vigil in-file, learning (--learn; sees the future)")}
 DETECTORS = tuple(BOARD)
 CHOICES = {choice: name for name, (choice, _) in BOARD.items()}
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,10 +138,11 @@ def _detected(frame: pd.DataFrame, detectors=DETECTORS) -> dict[str, np.ndarray]
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
     head = probation(len(frame))
     found = {name: np.zeros(len(frame)) for name in detectors}
-    if "vigilInfile" in detectors:
-        with contextlib.suppress(DetectionError):  # a flat line: nothing to learn from
-            _, whole = fit_score(prepare(frame.copy(), profile="sensor"))
-            found["vigilInfile"] = whole.frame["anomaly_score"].to_numpy() / 100
+    for name, learn in (("vigilInfile", False), ("vigilInfileLearning", True)):
+        if name in detectors:
+            with contextlib.suppress(DetectionError):  # a flat line: nothing to learn from
+                _, whole = fit_score(prepare(frame.copy(), profile="sensor"), learn=learn)
+                found[name] = whole.frame["anomaly_score"].to_numpy() / 100
     streamed = [(name, name == "vigilLive") for name in ("vigilLive", "vigilTrained")
                 if name in detectors]
     if not streamed:
@@ -254,7 +259,7 @@ def main() -> None:
                              f"commit {NAB_COMMIT[:10]} (default: $NAB_REPO)")
     parser.add_argument("--only", nargs="+", choices=list(CHOICES), metavar="DETECTOR",
                         help=f"score only these of {', '.join(CHOICES)} (default: all "
-                             "three; live alone takes a third of the time, for tuning)")
+                             "four; live alone takes a third of the time, for tuning)")
     args = parser.parse_args()
     detectors = tuple(CHOICES[name] for name in args.only or CHOICES)
     if args.nab_repo is None:
@@ -275,15 +280,16 @@ def main() -> None:
         print(f"\n{'detector':52} " + " ".join(f"{p:>18}" for p in PROFILES_SHOWN))
         for name, scores in sorted(board.items(), key=lambda item: -item[1]["standard"]):
             print(f"{name:52} " + " ".join(f"{scores[p]:18.1f}" for p in PROFILES_SHOWN))
-        for detector in [name for name in ("vigilLive", "vigilInfile") if name in detectors]:
+        shown = [name for name in ("vigilLive", "vigilInfile", "vigilInfileLearning")
+                 if name in detectors]
+        for detector in shown:
             print(f"\n{detector}, standard profile, per category: NAB's raw score (each "
                   "window's first detection rewarded by earliness, -1 a missed window, "
                   "-0.11 a false positive row) and its row counts:")
             print(category_losses(results, detector, "standard").round(2).to_string())
         print("\nStandard profile, per category: NAB's raw score beside the leaders' "
               "(a caught window earns up to 1, a missed one costs 1):")
-        print(beside_leaders(code, results, [name for name in ("vigilLive", "vigilInfile")
-                                             if name in detectors]).round(2).to_string())
+        print(beside_leaders(code, results, shown).round(2).to_string())
 
 
 if __name__ == "__main__":

@@ -21,7 +21,12 @@ from detection.columns import SCORE_COLUMNS, ColumnMapping
 from detection.dataset import Dataset
 from detection.detectors import TAIL_SHARE, make_detector, tail_cut
 from detection.envelope import EDGE_SHARE, FLAG_SHARE, REACH_FLAG, Drift, Envelope
-from detection.errors import ModelMismatchError, NoNumericColumnError, TooFewRowsError
+from detection.errors import (
+    ModelMismatchError,
+    NoNumericColumnError,
+    ParameterError,
+    TooFewRowsError,
+)
 from detection.features import FEATURIZERS
 from detection.features.base import trained_metrics
 from detection.learning import HISTORY, QUIET, WINDOW, Learner
@@ -492,10 +497,20 @@ def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | Non
 
 
 def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | None = None,
-              **params) -> tuple[Model, ScoredFrame]:
+              learn: bool = False, **params) -> tuple[Model, ScoredFrame]:
     """Fit on ``dataset`` and score it, computing every row's score once. The file is
-    expected to hold anomalies: the ``contamination`` share of its rows is flagged."""
+    expected to hold anomalies: the ``contamination`` share of its rows is flagged.
+
+    ``learn`` (sensor files): the file is then scored as a live stream of it from its
+    first reading, by the detector that keeps learning (:mod:`detection.learning`), with
+    the model's scores as one of its columns: a change is told where it starts and then
+    learned, rather than every row of it flagged as unlike the file as a whole."""
+    if learn and dataset.profile != "sensor":
+        raise ParameterError(f"learning as it goes scores sensor files; this file's profile "
+                             f"is {dataset.profile}")
     model, features, scores, _ = _fit(dataset, detector, params, window, normal=False)
     result = model._result(dataset, features, model._bounded(scores, features))
+    if learn:  # from the first reading: no baseline before the file
+        result = model.score_live(dataset, {}, result)[0]
     result.model_version = None  # the model exists only for this file
     return model, result

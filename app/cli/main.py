@@ -195,8 +195,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     path = files[0]
     _preload_forest(args, files)
     model = None
-    if args.learn and not args.model:
-        raise UsageError("--learn goes with --model: it learns on from a model's baseline")
     if args.learn and args.save:
         raise UsageError("--learn scores a file as a live stream of it; to store that, "
                          "use `vigil stream FILE --model V --save`")
@@ -218,7 +216,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     dataset = scoring.read_dataset(files, profile=args.profile)
     if dataset.profile == "login":  # what reviews made known: the only database read
         dataset = _services().with_known(_vigil(), dataset)
-    result = scoring.analyze(dataset, model=model, detector=args.detector, **params)
+    result = scoring.analyze(dataset, model=model, detector=args.detector, learn=args.learn,
+                             **params)
     for warning in result.warnings:
         echo(f"warning: {warning}", err=True)
     if args.out:
@@ -336,10 +335,14 @@ def _fit_in_pieces(path: Path, rows: int, profile: str, args: argparse.Namespace
     from stretches of it, then scores it in pieces."""
     from app import scoring
 
+    if args.learn and profile != "sensor":
+        raise UsageError(f"--learn scores sensor files; this file's profile is {profile}")
     model = scoring.fit_on_stretches(path, rows=rows, profile=profile,
                                      detector=args.detector, **params)
     echo(scoring.stretches_note(rows), err=True)
-    return _score_in_pieces(path, model, args.out, learn=False, fitted_on_file=True)
+    if args.learn:  # from the file's first reading, as a file read whole learns
+        model.learning = {}
+    return _score_in_pieces(path, model, args.out, learn=args.learn, fitted_on_file=True)
 
 
 def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool,
@@ -737,9 +740,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: fit on the input)")
     score.add_argument("--out", help="output CSV (default: standard output)")
     score.add_argument("--learn", action="store_true",
-                       help="with --model, a sensor file: score it as `vigil stream` does, "
-                            "learning from each reading as it goes (default: against the "
-                            "model's fixed baseline)")
+                       help="a sensor file: score it as `vigil stream` does, learning from "
+                            "each reading as it goes, from the model's baseline (with --model) "
+                            "or from the file's first reading (a change is told where it "
+                            "starts, then learned; default: against the model's fixed "
+                            "baseline, or every row unlike the file as a whole)")
     score.add_argument("--save", action="store_true", help="store the run and its anomalies")
     score.add_argument("--alert", action="store_true",
                        help="email the run's digest to its team (with --save)")

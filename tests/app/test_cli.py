@@ -46,6 +46,33 @@ def test_train_then_score_with_the_model(tmp_path):
     assert pd.read_csv(out).shape[0] == 8064
 
 
+def test_score_learn_without_a_model_learns_from_the_files_first_reading(tmp_path,
+                                                                          monkeypatch):
+    """The same bytes whether the file is read whole or, being big, fitted on stretches
+    of it and scored in pieces (all of it in stretches here)."""
+    from app import scoring
+    from app.cli.main import main
+
+    run = vigil("score", sample_path("elevators.csv"), "--learn", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "learning as it goes" in run.stderr
+    out = pd.read_csv(io.StringIO(run.stdout))
+    fitted = vigil("score", sample_path("elevators.csv"), tmp_path=tmp_path)
+    assert out["is_anomaly"].sum() < pd.read_csv(io.StringIO(fitted.stdout))["is_anomaly"].sum()
+    assert out.loc[out["is_anomaly"] == 1, "reasons"].str.contains("a new high").any()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'vigil.db'}")
+    monkeypatch.setattr(scoring, "WHOLE_ROWS", 2_000)
+    monkeypatch.setattr(scoring, "PIECE_ROWS", 1_000)
+    monkeypatch.setattr(scoring, "FIT_ROWS", 10_000)
+    assert main(["score", str(sample_path("elevators.csv")), "--learn",
+                 "--out", str(tmp_path / "pieces.csv")]) == 0
+    assert (tmp_path / "pieces.csv").read_text() == run.stdout
+    logins = vigil("score", sample_path("logins.csv"), "--learn", tmp_path=tmp_path)
+    assert logins.returncode == 2
+    assert logins.stderr.strip() == ("error: learning as it goes scores sensor files; this "
+                                     "file's profile is login")
+
+
 def test_zscore_options(tmp_path):
     run = vigil("score", sample_path("temperature.csv"), "--detector", "zscore", "--mean", "21",
                 "--std", "3", "--multiplier", "3", tmp_path=tmp_path)

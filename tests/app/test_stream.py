@@ -34,6 +34,21 @@ def test_standard_input_streamed_scores_as_the_whole_file(tmp_path):
     assert streamed.stderr.strip().startswith("8064 rows scored as they arrived")
 
 
+def test_a_folder_scored_learning_is_scored_as_its_files_in_one_stream(tmp_path):
+    """A dataset of two files is read whole, not in pieces: --learn still learns."""
+    version = trained(tmp_path)
+    lines = ELEVATORS.read_text().splitlines(keepends=True)
+    folder = tmp_path / "lifts"
+    folder.mkdir()
+    (folder / "a.csv").write_text("".join(lines[:4001]))
+    (folder / "b.csv").write_text(lines[0] + "".join(lines[4001:]))
+    parts = vigil("score", folder, "--model", version, "--learn", tmp_path=tmp_path)
+    whole = vigil("score", ELEVATORS, "--model", version, "--learn", tmp_path=tmp_path)
+    fixed = vigil("score", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    assert parts.returncode == 0, parts.stderr
+    assert parts.stdout == whole.stdout != fixed.stdout
+
+
 def test_a_followed_file_is_scored_as_lines_arrive_and_across_rotation(tmp_path):
     version = trained(tmp_path)
     lines = ELEVATORS.read_text().splitlines(keepends=True)

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detection import fit, prepare
+from detection import fit, fit_score, prepare
+from detection.errors import ParameterError
 from detection.features.base import fmt
 from detection.stream import StreamScorer
 
@@ -63,6 +64,29 @@ def test_a_level_shift_is_flagged_where_it_starts_then_learned(stream):
     assert not live.loc[settled & (live["is_anomaly"] == 1), "reasons"].str.contains(
         "recent usual").any()
     assert live.loc[later["machine"] == "b", "is_anomaly"].mean() < 0.005
+
+
+def test_a_file_scored_learning_from_its_first_reading_tells_a_shift_once():
+    """`vigil score FILE --learn`: no baseline before the file; the model fitted on the
+    whole file is one of the learner's columns."""
+    frame = shifting()
+    whole = fit_score(prepare(frame.copy()))[1].frame
+    learning = fit_score(prepare(frame.copy()), learn=True)[1].frame
+    shifted = (frame["machine"] == "a") & (frame["timestamp"] >= SHIFT)
+    flags = learning[learning["is_anomaly"] == 1]
+    first = flags[(flags["machine"] == "a") & (flags["timestamp"] >= SHIFT)].iloc[0]
+    assert first["timestamp"] == SHIFT and first["severity"] == "critical"
+    assert "recent usual" in first["reasons"] and "a new high" in first["reasons"]
+    # Fitted on itself, a file has the contamination share flagged (a quarter of it the
+    # new level, which is no outlier there); learning, a handful.
+    assert learning["is_anomaly"].sum() <= 20 < whole["is_anomaly"].sum()
+    settled = shifted & (frame["timestamp"] >= frame.loc[shifted, "timestamp"].iloc[700])
+    assert not learning.loc[settled & (learning["is_anomaly"] == 1), "reasons"].str.contains(
+        "recent usual").any()
+    logins = pd.DataFrame({"timestamp": frame["timestamp"], "user": "ann",
+                           "ip_address": "10.0.0.1", "success": True})
+    with pytest.raises(ParameterError, match="learning as it goes scores sensor files"):
+        fit_score(prepare(logins, profile="login"), learn=True)
 
 
 def test_the_top_score_is_rare(stream):
