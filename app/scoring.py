@@ -121,7 +121,6 @@ def analyze(dataset: Dataset, *, model: Model | None = None,
     model's baseline, or from the file's first reading)."""
     if model is not None:
         if learn:
-            model.check_profile(dataset.profile)
             return model.score_live(dataset, None, model.score(dataset))[0]
         return model.score(dataset)
     result = fit_score(dataset, detector=detector, learn=learn, **params)[1]

@@ -496,6 +496,13 @@ def fit(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | Non
     return model
 
 
+def check_learnable(profile: str) -> None:
+    """Learning as it goes (:mod:`detection.learning`) scores sensor files only."""
+    if profile != "sensor":
+        raise ParameterError(f"learning as it goes scores sensor files; this file's profile "
+                             f"is {profile}")
+
+
 def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int | None = None,
               learn: bool = False, **params) -> tuple[Model, ScoredFrame]:
     """Fit on ``dataset`` and score it, computing every row's score once. The file is
@@ -505,9 +512,8 @@ def fit_score(dataset: Dataset, *, detector: str = DEFAULT_DETECTOR, window: int
     first reading, by the detector that keeps learning (:mod:`detection.learning`), with
     the model's scores as one of its columns: a change is told where it starts and then
     learned, rather than every row of it flagged as unlike the file as a whole."""
-    if learn and dataset.profile != "sensor":
-        raise ParameterError(f"learning as it goes scores sensor files; this file's profile "
-                             f"is {dataset.profile}")
+    if learn:
+        check_learnable(dataset.profile)
     model, features, scores, _ = _fit(dataset, detector, params, window, normal=False)
     result = model._result(dataset, features, model._bounded(scores, features))
     if learn:  # from the first reading: no baseline before the file

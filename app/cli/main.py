@@ -334,9 +334,10 @@ def _fit_in_pieces(path: Path, rows: int, profile: str, args: argparse.Namespace
     """Bounded memory for a big sensor or generic file fitted on itself: the model learns
     from stretches of it, then scores it in pieces."""
     from app import scoring
+    from detection.model import check_learnable
 
-    if args.learn and profile != "sensor":
-        raise UsageError(f"--learn scores sensor files; this file's profile is {profile}")
+    if args.learn:
+        check_learnable(profile)
     model = scoring.fit_on_stretches(path, rows=rows, profile=profile,
                                      detector=args.detector, **params)
     echo(scoring.stretches_note(rows), err=True)
