@@ -67,6 +67,8 @@ def test_score_learn_without_a_model_learns_from_the_files_first_reading(tmp_pat
     assert main(["score", str(sample_path("elevators.csv")), "--learn",
                  "--out", str(tmp_path / "pieces.csv")]) == 0
     assert (tmp_path / "pieces.csv").read_text() == run.stdout
+    saved = vigil("score", sample_path("elevators.csv"), "--learn", "--save", tmp_path=tmp_path)
+    assert saved.returncode == 2 and "to store that" in saved.stderr  # README's promise
     logins = vigil("score", sample_path("logins.csv"), "--learn", tmp_path=tmp_path)
     assert logins.returncode == 2
     assert logins.stderr.strip() == ("error: learning as it goes scores sensor files; this "
