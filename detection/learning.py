@@ -406,14 +406,17 @@ class Learner:
         entity = (np.full(len(dataset), "", dtype=object) if dataset.entity is None
                   else dataset.entity.astype(str).to_numpy(dtype=object))
         stamps = dataset.time.to_numpy(dtype="datetime64[ns]")
-        order = np.lexsort((stamps, entity))
+        # Entities by name, each one's rows in time order (a stable sort: ties keep theirs).
+        codes, names = pd.factorize(entity, sort=True)
+        order = np.lexsort((stamps, codes))
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
         times = np.where(np.isnat(stamps), UNKNOWN_TIME, stamps.astype("int64"))
         n = len(dataset)
         learned = Learned(np.zeros(n), np.full(n, -1), np.full(n, -1), np.full(n, np.nan),
                           np.full(n, np.nan), np.full(n, -1), np.full(n, np.nan),
                           np.full(n, np.nan), np.full(n, np.nan))
-        for name in pd.unique(entity[order]):
-            rows = order[entity[order] == name]
+        for code, name in enumerate(names):
+            rows = order[bounds[code]:bounds[code + 1]]
             before = state.get(name)
             if last and len(rows) > last:
                 if before is None:  # the rows left unscored still set the records
@@ -469,7 +472,8 @@ class Learner:
         least = [0.0 if column == MODEL else LEAST_STEP for column in self.columns]
         least += [*(SHAPE_STEP * spreads), LEAST_STEP]
         surprise, plain = np.empty((new, width)), np.empty((new, k))
-        for j in range(width):
+
+        def rank(j: int) -> None:
             tail = history[-(new + HISTORY):, j]
             if j < k:  # a level: no more unusual than its distance beyond that range
                 d = tail[-new:]
@@ -477,6 +481,15 @@ class Learner:
                     tail, new, least[j], np.column_stack([d, np.fmin(d, outside[:, j])])).T
             else:
                 surprise[:, j] = _surprise(tail, new, least[j])
+
+        # Each column's tail on a thread of its own where the rows are many (the compiled
+        # ranking leaves the GIL); a live batch's few rows rank faster in one.
+        if new * width > THREAD_ROWS and new > FEW:
+            with ThreadPoolExecutor(min(THREADS, width)) as pool:
+                list(pool.map(rank, range(width)))
+        else:
+            for j in range(width):
+                rank(j)
         # A record: a level's surprise counts RECORD times over where the reading goes
         # beyond every one before it by RECORD_UNITS; what later rows are judged against
         # (the told surprise below) stays its plain one. A state saved before records
