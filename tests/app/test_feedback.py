@@ -107,7 +107,7 @@ def test_an_incident_of_a_run_stored_before_mappings_were_kept_teaches_too(vigil
 @pytest.mark.slow
 def test_vigil_score_counts_the_known_values_too(tmp_path):
     """`vigil score` reads the same known values as the dashboard."""
-    from tests.app.test_cli import vigil as run_cli
+    from tests.app.cli import vigil as run_cli
 
     local = Vigil(Settings(database_url=f"sqlite:///{tmp_path / 'vigil.db'}",
                            journal_dir=tmp_path / "j", alert_outbox_dir=tmp_path / "outbox"))

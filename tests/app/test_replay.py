@@ -8,7 +8,7 @@ import pytest
 from app.live.replay import replay
 from detection.errors import DetectionError
 from sample_data import sample_path
-from tests.app.test_cli import vigil
+from tests.app.cli import vigil
 
 
 class FakeClock:

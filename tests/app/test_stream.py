@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sample_data import sample_path
-from tests.app.test_cli import vigil
+from tests.app.cli import vigil
 
 ELEVATORS = sample_path("elevators.csv")
 

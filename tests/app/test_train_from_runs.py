@@ -13,7 +13,7 @@ from detection import read_csv
 from sample_data import sample_path
 from storage import journal, runs
 from storage.errors import StorageError
-from tests.app.test_cli import vigil as vigil_cli
+from tests.app.cli import vigil as vigil_cli
 from tests.conftest import to_csv_bytes
 
 ELEVATORS = read_csv(sample_path("elevators.csv"))

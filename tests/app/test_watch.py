@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sample_data import sample_path
-from tests.app.test_cli import vigil
+from tests.app.cli import vigil
 
 ENV = {"ALERT_TO_MAINTENANCE": "ops@x.org"}
 
