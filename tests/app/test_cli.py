@@ -13,7 +13,7 @@ from detection import SCORE_COLUMNS
 from sample_data import sample_path
 from tests.app.cli import vigil
 
-pytestmark = pytest.mark.slow  # runs `vigil` in processes
+pytestmark = pytest.mark.slow  # runs `vigil` end to end, over a hundred times
 
 
 def test_score_writes_input_columns_plus_scores_to_stdout(tmp_path):
