@@ -185,6 +185,7 @@ def _dataset(spec: str) -> list[Path]:
 def cmd_score(args: argparse.Namespace) -> int:
     from app import scoring
     from detection.export import write_csv
+    from detection.model import check_learnable
 
     params = _detector_params(args)
     if args.alert and not args.save:
@@ -202,8 +203,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         first = scoring.first_piece(path, profile=args.profile)
         model = _services().resolve_model(_vigil(), args.model, profile=first.profile)
         model.check_profile(first.profile)
-        if args.learn and model.profile != "sensor":
-            raise UsageError(f"--learn scores sensor files; this model scores {model.profile}")
+        if args.learn:  # the file's profile is the model's (checked above)
+            check_learnable(model.profile)
         if not args.save and len(files) == 1 and scoring.scores_in_pieces(model, first.profile):
             return _score_in_pieces(path, model, args.out, learn=args.learn)
     elif not args.save and len(files) == 1 \

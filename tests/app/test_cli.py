@@ -66,6 +66,11 @@ def test_score_learn_without_a_model_learns_from_the_files_first_reading(tmp_pat
     assert logins.returncode == 2
     assert logins.stderr.strip() == ("error: learning as it goes scores sensor files; this "
                                      "file's profile is login")
+    model = vigil("train", sample_path("logins.csv"), tmp_path=tmp_path)
+    version = model.stdout.strip().splitlines()[-1].split()[-1]
+    with_model = vigil("score", sample_path("logins.csv"), "--model", version, "--learn",
+                       tmp_path=tmp_path)  # the same rule, in the same words
+    assert (with_model.returncode, with_model.stderr) == (2, logins.stderr)
 
 
 def test_zscore_options(tmp_path):
