@@ -10,6 +10,7 @@ import contextlib
 import functools
 import gc
 import importlib
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -44,6 +45,22 @@ def _services():
     from app import services
 
     return services
+
+
+@contextlib.contextmanager
+def _stopped_as_by_ctrl_c():
+    """SIGTERM (what `docker stop`, systemd and a bare `kill` send) stops a long-running
+    command as Ctrl-C does, rather than killing it where it stands: what was scored is
+    written and the command exits 0. It also stops a command started where Ctrl-C is
+    ignored (a background job of a script)."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @functools.cache
@@ -560,8 +577,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
-        with (_services().stream_writer(_vigil(), name, "vigil stream") if args.save
-              else contextlib.nullcontext()) as writer:
+        with _stopped_as_by_ctrl_c(), (
+                _services().stream_writer(_vigil(), name, "vigil stream") if args.save
+                else contextlib.nullcontext()) as writer:
             done = _stream(args, name, writer, source, model_for, out, profile)
     except KeyboardInterrupt:  # Ctrl-C ends a followed stream; what was scored is written
         return 0
@@ -611,8 +629,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from app.live.watch import watch
 
     try:
-        tally = watch(_vigil(), Path(args.folder), once=args.once, interval=args.interval,
-                      model=args.model, say=echo)
+        with _stopped_as_by_ctrl_c():
+            tally = watch(_vigil(), Path(args.folder), once=args.once, interval=args.interval,
+                          model=args.model, say=echo)
     except KeyboardInterrupt:  # Ctrl-C: a file in progress is finished on the next start
         return 0
     echo(f"{tally.done} file(s) done, {tally.failed} failed"

@@ -82,8 +82,10 @@ def test_a_followed_file_is_scored_as_lines_arrive_and_across_rotation(tmp_path)
         (tmp_path / "live.new").rename(log)
         got = scored_rows(len(rows))
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        # What `docker stop` or systemd sends: stopped as Ctrl-C stops it, not killed where
+        # it stands (Ctrl-C itself is ignored in a background job of a script).
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, process.stderr.read()
     whole = vigil("score", ELEVATORS, "--model", version, "--learn", tmp_path=tmp_path)
     expected = pd.read_csv(io.StringIO(whole.stdout))
     pd.testing.assert_frame_equal(got, expected)

@@ -2,6 +2,9 @@
 ones left alone."""
 
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -131,6 +134,31 @@ def test_a_file_waits_while_the_database_is_down_and_for_its_last_line(tmp_path)
     land(inbox, "slow.csv", good, age_s=10)  # the writer finished
     done = vigil("watch", inbox, "--once", tmp_path=tmp_path, env=ENV)
     assert "1 file(s) done, 0 failed" in done.stdout, done.stdout
+    assert "8064" in vigil("runs", tmp_path=tmp_path).stdout
+
+
+def test_a_running_watch_stops_on_sigterm_as_on_ctrl_c(tmp_path):
+    """`docker stop` and systemd send SIGTERM: the watcher ends as Ctrl-C ends it (status
+    0, what it finished stored), not killed where it stands."""
+    activated(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    land(inbox, "lifts.csv", sample_path("elevators.csv").read_bytes())
+    env = {**os.environ, **ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",
+           "ALERT_OUTBOX_DIR": str(tmp_path / "outbox")}
+    process = subprocess.Popen([sys.executable, "-m", "app", "watch", str(inbox),
+                                "--interval", "0.2"], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (inbox / "done" / "lifts.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "lifts.csv" in out and "Traceback" not in err
+    assert (inbox / "done" / "lifts.csv").exists()
     assert "8064" in vigil("runs", tmp_path=tmp_path).stdout
 
 
