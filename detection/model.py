@@ -431,7 +431,9 @@ def _learn(dataset: Dataset, detector: str, params: dict, window: int | None):
     if detector == DEFAULT_DETECTOR and "neighbours" not in params:
         params = {**params, "neighbours": DEFAULT_NEIGHBOURS.get(dataset.profile, 0)}
     estimator = make_detector(detector, **params)
-    created = datetime.now(UTC).replace(microsecond=0)
+    # To the microsecond: `--model NAME` takes a name's newest version, and two fitted
+    # within one second (a script's, or the tests') tied to the second.
+    created = datetime.now(UTC)
     metadata = {
         "version": new_version_id(created),
         "created": created.isoformat(),

@@ -43,6 +43,29 @@ def test_metadata_is_complete_and_round_trips():
     pd.testing.assert_frame_equal(loaded.score(base).frame, model.score(base).frame)
 
 
+def test_models_fitted_within_one_second_are_told_apart_by_when(monkeypatch):
+    """`--model pumps` takes the newest "pumps": two fitted within one second had the
+    same time, and the registry took either."""
+    import datetime as clock
+
+    import detection.model as module
+
+    moments = iter(clock.datetime(2026, 12, 7, 0, 16, 5, micro, tzinfo=clock.UTC)
+                   for micro in (250_000, 750_000))
+
+    class Frozen(clock.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return next(moments)
+
+    monkeypatch.setattr(module, "datetime", Frozen)
+    base = dataset(sensor_frame(200))
+    first, second = fit(base, detector="zscore"), fit(base, detector="zscore")
+    assert first.metadata["created"] == "2026-12-07T00:16:05.250000+00:00"
+    assert first.metadata["created"] < second.metadata["created"]
+    assert first.metadata["version"].startswith("20261207-001605-")
+
+
 def test_training_hash_follows_content_not_layout():
     frame = sensor_frame(300)
     frame["machine"] = "M1"

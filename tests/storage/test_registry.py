@@ -64,7 +64,7 @@ def test_a_name_takes_its_newest_version_and_a_version_itself(engine, models):
     from storage.registry import version_for
 
     first = save_model(engine, model=models[0], name="pumps")["version"]
-    later = copy.deepcopy(models[1])  # fitted a minute later (times are kept to the second)
+    later = copy.deepcopy(models[1])  # fitted a minute later
     later.metadata["created"] = (datetime.fromisoformat(models[0].metadata["created"])
                                  + timedelta(minutes=1)).isoformat()
     second = save_model(engine, model=later, name="pumps")["version"]
