@@ -50,9 +50,9 @@ def _services():
 @contextlib.contextmanager
 def _stopped_as_by_ctrl_c():
     """SIGTERM (what `docker stop`, systemd and a bare `kill` send) stops a long-running
-    command as Ctrl-C does, rather than killing it where it stands: what was scored is
-    written and the command exits 0. It also stops a command started where Ctrl-C is
-    ignored (a background job of a script)."""
+    command as Ctrl-C does, rather than killing it where it stands: it exits 0, and what
+    it wrote and stored stays. It also stops a command started where Ctrl-C is ignored
+    (a background job of a script)."""
     def stop(signum, frame):
         raise KeyboardInterrupt
 
