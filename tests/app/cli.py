@@ -13,7 +13,8 @@ asserts "no traceback" still can fail.
 
 A run with standard input (``stdin=``: a pipe, as a user's ``cat file | vigil ...``)
 or ``process=True`` (start-up itself, signals, a library printing at exit) gets a
-process of its own.
+process of its own; :func:`started` starts one that runs beside the test, with the same
+settings (:func:`environment`).
 """
 
 from __future__ import annotations
@@ -29,18 +30,32 @@ import warnings
 from pathlib import Path
 
 
+def environment(tmp_path: Path, env: dict | None = None) -> dict:
+    """The settings `vigil` runs with in a test: ``tmp_path``'s own database, journal and
+    outbox, then ``env``."""
+    return {"DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",
+            "JOURNAL_DIR": str(tmp_path / "fallback"),
+            "ALERT_OUTBOX_DIR": str(tmp_path / "outbox"), **(env or {})}
+
+
 def vigil(*args, tmp_path: Path, stdin: str | None = None, env: dict | None = None,
           process: bool = False) -> subprocess.CompletedProcess:
     """Run ``vigil ARGS`` on ``tmp_path``'s own database, journal and outbox."""
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",
-           "JOURNAL_DIR": str(tmp_path / "fallback"),
-           "ALERT_OUTBOX_DIR": str(tmp_path / "outbox"), **(env or {})}
+    env = environment(tmp_path, env)
     argv = [str(arg) for arg in args]
     if process or stdin is not None:
         return subprocess.run([sys.executable, "-m", "app", *argv], capture_output=True,
                               text=True, env={**os.environ, **env}, cwd=tmp_path,
                               input=stdin, timeout=300)
     return _in_process(argv, env, tmp_path)
+
+
+def started(*args, tmp_path: Path, env: dict | None = None, **popen) -> subprocess.Popen:
+    """``vigil ARGS`` started in a process of its own that runs beside the test (a
+    followed file, a watched folder, a second writer), with :func:`environment`."""
+    return subprocess.Popen([sys.executable, "-m", "app", *map(str, args)],
+                            env={**os.environ, **environment(tmp_path, env)}, cwd=tmp_path,
+                            **popen)
 
 
 class _Kept(io.BytesIO):

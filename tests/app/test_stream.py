@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sample_data import sample_path
-from tests.app.cli import vigil
+from tests.app.cli import environment, started, vigil
 
 ELEVATORS = sample_path("elevators.csv")
 
@@ -54,10 +54,8 @@ def test_a_followed_file_is_scored_as_lines_arrive_and_across_rotation(tmp_path)
     header, rows = lines[0], lines[1:]
     log, out = tmp_path / "live.csv", tmp_path / "scored.csv"
     log.write_text(header + "".join(rows[:1000]))
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
-    process = subprocess.Popen([sys.executable, "-m", "app", "stream", str(log), "--follow",
-                                "--model", version, "--out", str(out)], env=env, cwd=tmp_path,
-                               stderr=subprocess.PIPE, text=True)
+    process = started("stream", log, "--follow", "--model", version, "--out", out,
+                      tmp_path=tmp_path, stderr=subprocess.PIPE, text=True)
 
     def scored_rows(expected: int) -> pd.DataFrame:
         deadline = time.monotonic() + 60
@@ -94,10 +92,9 @@ def test_a_followed_file_is_scored_as_lines_arrive_and_across_rotation(tmp_path)
 def test_a_stream_whose_first_batch_is_one_row(tmp_path):
     version = trained(tmp_path)
     lines = ELEVATORS.read_text().splitlines(keepends=True)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
-    process = subprocess.Popen([sys.executable, "-m", "app", "stream", "-", "--model", version],
-                               env=env, cwd=tmp_path, stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = started("stream", "-", "--model", version, tmp_path=tmp_path,
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True)
     process.stdin.write(lines[0] + lines[1])
     process.stdin.flush()
     time.sleep(1.0)  # a batch of its own
@@ -267,13 +264,12 @@ def test_standard_input_redirected_from_a_file(tmp_path):
     """`vigil stream - < file`: standard input is a regular file, not a pipe."""
     version = trained(tmp_path)
     whole = vigil("score", ELEVATORS, "--model", version, "--learn", tmp_path=tmp_path)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
     with ELEVATORS.open("rb") as handle:
-        run = subprocess.run([sys.executable, "-m", "app", "stream", "-", "--model", version],
-                             stdin=handle, capture_output=True, text=True, env=env,
-                             cwd=tmp_path, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == whole.stdout
+        run = started("stream", "-", "--model", version, tmp_path=tmp_path, stdin=handle,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert out == whole.stdout
 
 
 def test_a_stream_without_a_header_line_is_refused_with_a_clear_message(tmp_path):
@@ -298,14 +294,13 @@ def test_a_second_writer_on_a_stream_is_refused_and_no_row_is_lost(tmp_path):
     from app.vigil import Vigil
 
     version = trained(tmp_path)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}"}
-    first = subprocess.Popen([sys.executable, "-m", "app", "stream", "-", "--model", version,
-                              "--save", "--source", "lifts", "--out", str(tmp_path / "a.csv")],
-                             env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = started("stream", "-", "--model", version, "--save", "--source", "lifts", "--out",
+                    tmp_path / "a.csv", tmp_path=tmp_path, stdin=subprocess.PIPE,
+                    stderr=subprocess.PIPE)
     header, *rows = ELEVATORS.read_bytes().splitlines(keepends=True)
     first.stdin.write(header + b"".join(rows[:1000]))
     first.stdin.flush()
-    vigil_ = Vigil(Settings(database_url=env["DATABASE_URL"]))
+    vigil_ = Vigil(Settings(database_url=environment(tmp_path)["DATABASE_URL"]))
     deadline = time.monotonic() + 120
     while services.stream_checkpoint(vigil_, "lifts")[0] < 1000:
         assert time.monotonic() < deadline and first.poll() is None, first.stderr.read()

@@ -4,13 +4,12 @@ ones left alone."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from sample_data import sample_path
-from tests.app.cli import vigil
+from tests.app.cli import started, vigil
 
 ENV = {"ALERT_TO_MAINTENANCE": "ops@x.org"}
 
@@ -144,11 +143,8 @@ def test_a_running_watch_stops_on_sigterm_as_on_ctrl_c(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     land(inbox, "lifts.csv", sample_path("elevators.csv").read_bytes())
-    env = {**os.environ, **ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'vigil.db'}",
-           "ALERT_OUTBOX_DIR": str(tmp_path / "outbox")}
-    process = subprocess.Popen([sys.executable, "-m", "app", "watch", str(inbox),
-                                "--interval", "0.2"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = started("watch", inbox, "--interval", "0.2", tmp_path=tmp_path, env=ENV,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while not (inbox / "done" / "lifts.csv").exists() and time.monotonic() < deadline:
