@@ -16,8 +16,11 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from alerts.errors import AlertError, DeliveryError
+from app.cli import output
+from app.cli.output import OutputError
 from app.errors import NotAllowedError
 from app.text import terminal
 from detection.errors import DetectionError
@@ -28,6 +31,7 @@ from storage.errors import DatabaseError, StorageError
 EXIT_BAD_INPUT = 2
 EXIT_NOT_SENT = 1  # the mail server failed; the alert is recorded as failed
 EXIT_NOT_STORED = 3  # scored, but the database failed: the run waits in the journal
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 def echo(text: object, *, err: bool = False) -> None:
@@ -223,7 +227,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         if args.learn:  # the file's profile is the model's (checked above)
             check_learnable(model.profile)
         if not args.save and len(files) == 1 and scoring.scores_in_pieces(model, first.profile):
-            return _score_in_pieces(path, model, args.out, learn=args.learn)
+            with output.whole(args.out) as out:
+                return _score_in_pieces(path, model, out, learn=args.learn)
     elif not args.save and len(files) == 1 \
             and (rows := scoring.estimated_rows(path)) > scoring.WHOLE_ROWS:
         # A big file fitted on itself, as the Analyze page fits a big upload (its first
@@ -231,19 +236,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         profile = scoring.first_piece(path, profile=args.profile).profile
         if scoring.fits_in_pieces(rows, profile):
             return _fit_in_pieces(path, rows, profile, args, params)
-    dataset = scoring.read_dataset(files, profile=args.profile)
-    if dataset.profile == "login":  # what reviews made known: the only database read
-        dataset = _services().with_known(_vigil(), dataset)
-    result = scoring.analyze(dataset, model=model, detector=args.detector, learn=args.learn,
-                             **params)
-    for warning in result.warnings:
-        echo(f"warning: {warning}", err=True)
-    if args.out:
-        with open(args.out, "wb") as out:
-            write_csv(result.frame, out)
-    else:
-        write_csv(result.frame, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+    with output.whole(args.out) as out:
+        dataset = scoring.read_dataset(files, profile=args.profile)
+        if dataset.profile == "login":  # what reviews made known: the only database read
+            dataset = _services().with_known(_vigil(), dataset)
+        result = scoring.analyze(dataset, model=model, detector=args.detector,
+                                 learn=args.learn, **params)
+        for warning in result.warnings:
+            echo(f"warning: {warning}", err=True)
+        write_csv(result.frame, out)
     flagged = int(result.frame["is_anomaly"].sum())
     echo(f"{len(result.frame)} rows scored ({result.profile}), {flagged} flagged. "
           f"{result.threshold_note}", err=True)
@@ -356,27 +357,23 @@ def _fit_in_pieces(path: Path, rows: int, profile: str, args: argparse.Namespace
 
     if args.learn:
         check_learnable(profile)
-    model = scoring.fit_on_stretches(path, rows=rows, profile=profile,
-                                     detector=args.detector, **params)
-    echo(scoring.stretches_note(rows), err=True)
-    if args.learn:  # from the file's first reading, as a file read whole learns
-        model.learning = {}
-    return _score_in_pieces(path, model, args.out, learn=args.learn, fitted_on_file=True)
+    with output.whole(args.out) as out:
+        model = scoring.fit_on_stretches(path, rows=rows, profile=profile,
+                                         detector=args.detector, **params)
+        echo(scoring.stretches_note(rows), err=True)
+        if args.learn:  # from the file's first reading, as a file read whole learns
+            model.learning = {}
+        return _score_in_pieces(path, model, out, learn=args.learn, fitted_on_file=True)
 
 
-def _score_in_pieces(path: Path, model, out_path: str | None, *, learn: bool,
+def _score_in_pieces(path: Path, model, out: BinaryIO, *, learn: bool,
                      fitted_on_file: bool = False) -> int:
     """Bounded memory: a registered sensor or generic model (or one fitted on the file:
-    ``fitted_on_file``) scores the file in pieces."""
+    ``fitted_on_file``) scores the file in pieces, its rows written to ``out``."""
     from app import scoring
 
-    options = {"learn": learn, "fitted_on_file": fitted_on_file}
-    if out_path:
-        with open(out_path, "wb") as out:
-            done = scoring.score_in_pieces(path, model, out, **options)
-    else:
-        done = scoring.score_in_pieces(path, model, sys.stdout.buffer, **options)
-        sys.stdout.buffer.flush()
+    done = scoring.score_in_pieces(path, model, out, learn=learn,
+                                   fitted_on_file=fitted_on_file)
     for warning in done.warnings:
         echo(f"warning: {warning}", err=True)
     echo(f"{done.rows} rows scored ({done.profile}), {done.flagged} flagged. "
@@ -575,7 +572,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.alert and not args.save:
         raise UsageError("--alert needs --save: alerts are sent for stored incidents")
     name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
-    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    out = output.growing(args.out) if args.out else sys.stdout.buffer
     try:
         with _stopped_as_by_ctrl_c(), (
                 _services().stream_writer(_vigil(), name, "vigil stream") if args.save
@@ -909,7 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         echo(f"error: {exc}; check DATABASE_URL, and run `vigil db upgrade` on a new "
              "database", err=True)
         return EXIT_BAD_INPUT
-    except (DetectionError, StorageError, UsageError, NotAllowedError) as exc:
+    except (DetectionError, StorageError, UsageError, NotAllowedError, OutputError) as exc:
         echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
     except DeliveryError as exc:
@@ -918,6 +915,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlertError as exc:
         echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C: no traceback; --out was not written (app.cli.output)
+        echo("interrupted: stopped before the end", err=True)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `vigil score big.csv | head` closes the pipe early: not an error.
         sys.stderr.close()

@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -491,3 +492,77 @@ def test_a_model_whose_source_has_shifted_is_called_stale_in_score_and_models(tm
     assert "drift" in listed[0] and "age" in listed[0]
     row = next(line for line in listed if line.split()[:1] == [version])  # no name
     assert "0d" in row and "%" in row and row.endswith("stale: retrain")
+
+
+def _ragged_at(line: int, tmp_path):
+    """The elevators sample with a line of too many values at ``line`` of the file."""
+    rows = sample_path("elevators.csv").read_text().splitlines(keepends=True)
+    path = tmp_path / "ragged.csv"
+    path.write_text("".join(rows[:line - 1]) + "2025-01-01 00:00:00,E1,1,2,3,4,5\n"
+                    + "".join(rows[line - 1:]))
+    return path
+
+
+def test_out_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """An error in a later piece leaves --out as it was (not the rows before the error,
+    looking like a result); a good run replaces it, keeping its permissions; a folder
+    that is not there is told before any work; /dev/null stays a device."""
+    import stat
+
+    from app import scoring
+    from app.cli.main import main
+
+    model = vigil("train", sample_path("elevators.csv"), "--name", "lifts", tmp_path=tmp_path)
+    assert model.returncode == 0, model.stderr
+    out = tmp_path / "scored.csv"
+    out.write_text("an earlier result\n")
+    out.chmod(0o640)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'vigil.db'}")
+    monkeypatch.setattr(scoring, "PIECE_ROWS", 1_000)
+    assert main(["score", str(_ragged_at(7001, tmp_path)), "--model", "lifts",
+                 "--out", str(out)]) == 2
+    assert out.read_text() == "an earlier result\n"
+    assert not list(tmp_path.glob(".*.part"))
+    assert main(["score", str(sample_path("elevators.csv")), "--model", "lifts",
+                 "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 8064
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert not list(tmp_path.glob(".*.part"))
+
+    nowhere = vigil("score", sample_path("elevators.csv"), "--out",
+                    tmp_path / "missing" / "o.csv", tmp_path=tmp_path)
+    assert nowhere.returncode == 2
+    assert nowhere.stderr == (f"error: --out {tmp_path / 'missing' / 'o.csv'}: cannot write "
+                              "there (No such file or directory)\n")  # and nothing scored
+    discarded = vigil("score", sample_path("temperature.csv"), "--out", os.devnull,
+                      tmp_path=tmp_path)
+    assert discarded.returncode == 0, discarded.stderr
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_ctrl_c_during_a_score_leaves_out_as_it_was_without_a_traceback(tmp_path):
+    import signal
+
+    from tests.app.cli import started
+
+    rng = np.random.default_rng(0)
+    rows = 150_000
+    pd.DataFrame({"timestamp": pd.date_range("2025-01-01", periods=rows, freq="1min"),
+                  "value": rng.normal(20, 2, rows).round(2)}).to_csv(tmp_path / "big.csv",
+                                                                     index=False)
+    out = tmp_path / "scored.csv"
+    out.write_text("an earlier result\n")
+    # Ctrl-C as a terminal sends it, also where the test runs as a background job (which
+    # starts its children with SIGINT ignored).
+    run = started("score", tmp_path / "big.csv", "--out", out, tmp_path=tmp_path,
+                  stderr=subprocess.PIPE, text=True,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while not list(tmp_path.glob(".scored.csv.*.part")):  # the run has begun its work
+        assert run.poll() is None, run.stderr.read()
+        time.sleep(0.01)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err == "interrupted: stopped before the end\n"
+    assert out.read_text() == "an earlier result\n"
+    assert not list(tmp_path.glob(".*.part"))
