@@ -32,6 +32,7 @@ EXIT_BAD_INPUT = 2
 EXIT_NOT_SENT = 1  # the mail server failed; the alert is recorded as failed
 EXIT_NOT_STORED = 3  # scored, but the database failed: the run waits in the journal
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+MODEL_HELP = "a registered model's version, its name (its newest version), or 'active'"
 
 
 def echo(text: object, *, err: bool = False) -> None:
@@ -563,7 +564,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         def model_for(found: str):
             return _services().resolve_model(_vigil(), args.model, profile=found)
     else:  # a version says its profile: the first rows need not
-        model = _services().load_model(_vigil(), args.model)
+        model = _services().resolve_model(_vigil(), args.model, profile=args.profile)
         profile = model.profile
 
         def model_for(found: str):
@@ -754,8 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("input", help="a CSV or Parquet file, or a folder or glob of them "
                        "read as one dataset")
     _add_detector_options(score)
-    score.add_argument("--model", help="a registered model's version, or 'active' "
-                       "(default: fit on the input)")
+    score.add_argument("--model", help=f"{MODEL_HELP} (default: fit on the input)")
     score.add_argument("--out", help="output CSV (default: standard output)")
     score.add_argument("--learn", action="store_true",
                        help="a sensor file: score it as `vigil stream` does, learning from "
@@ -823,8 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
     live = sub.add_parser("stream", help="score rows as they arrive (a file, a growing file "
                           "with --follow, or - for standard input) with a registered model")
     live.add_argument("input", help="a CSV file, or - for standard input")
-    live.add_argument("--model", required=True,
-                      help="a registered model's version, or 'active'")
+    live.add_argument("--model", required=True, help=MODEL_HELP)
     live.add_argument("--profile", default="auto", choices=("auto", *PROFILES))
     live.add_argument("--follow", action="store_true",
                       help="keep reading what is appended to the file (across rotation)")
@@ -847,8 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=1.0,
                        help="seconds between looks at the folder (default 1)")
     watch.add_argument("--model", default="active",
-                       help="the registered model this folder's files are scored with: a "
-                            "version, or active (default: each profile's active model)")
+                       help=f"the folder's files are scored with {MODEL_HELP} (default: "
+                            "each profile's active model)")
     watch.set_defaults(func=cmd_watch)
 
     replay = sub.add_parser("replay", help="write a file's rows to standard output at the "

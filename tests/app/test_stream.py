@@ -34,6 +34,17 @@ def test_standard_input_streamed_scores_as_the_whole_file(tmp_path):
     assert streamed.stderr.strip().startswith("8064 rows scored as they arrived")
 
 
+def test_a_model_is_streamed_by_its_name_as_by_its_version(tmp_path):
+    """`--model NAME` (its newest version), as `vigil score` and `vigil watch` take it."""
+    named = vigil("train", ELEVATORS, "--name", "lifts", tmp_path=tmp_path)
+    version = named.stdout.strip().splitlines()[-1].split()[2]
+    by_version = vigil("stream", ELEVATORS, "--model", version, tmp_path=tmp_path)
+    by_name = vigil("stream", ELEVATORS, "--model", "lifts", tmp_path=tmp_path)
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout == by_version.stdout
+    assert by_version.stdout.count("\n") == 8065
+
+
 def test_a_folder_scored_learning_is_scored_as_its_files_in_one_stream(tmp_path):
     """A dataset of two files is read whole, not in pieces: --learn still learns."""
     version = trained(tmp_path)
