@@ -792,7 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list registered models, activate, roll back")
     action = models.add_mutually_exclusive_group()
-    action.add_argument("--activate", metavar="VERSION", help="make VERSION active")
+    action.add_argument("--activate", metavar="MODEL", help="make MODEL active: a version, "
+                        "or a name (its newest version)")
     action.add_argument("--rollback", metavar="PROFILE", choices=PROFILES,
                         help="re-activate the previously active model of PROFILE")
     models.set_defaults(func=cmd_models)

@@ -99,8 +99,11 @@ def _loaded(engine: Engine, version: str) -> Model:
 
 
 def activate_model(vigil: Vigil, version: str) -> dict:
+    """Make a registered model its profile's active one (``version``: a version, or a
+    model name: its newest version)."""
     actor = vigil.require("admin")
     with vigil.unit() as session:
+        version = registry.version_for(session, version)
         profile = registry.describe_model(session, version=version)["profile"]
         before = registry.active_version(session, profile=profile)
         meta = registry.activate_model(session, version=version)

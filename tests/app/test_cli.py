@@ -193,6 +193,10 @@ def test_a_named_model_is_listed_and_chosen_by_its_name(tmp_path):
                     tmp_path=tmp_path)
     assert unknown.returncode == 2
     assert "no model with version or name 'lifts' (known: pumps (" in unknown.stderr
+    activated = vigil("models", "--activate", "pumps", tmp_path=tmp_path)  # as README says
+    assert activated.returncode == 0, activated.stderr
+    assert [line.split()[1] for line in vigil("models", tmp_path=tmp_path).stdout.splitlines()
+            if line.endswith("yes")] == [versions[1]]
 
 
 def test_db_prune_deletes_old_runs_by_age_or_the_retention_setting(tmp_path):
