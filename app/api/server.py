@@ -32,12 +32,15 @@ from app.api.workers import json_value, records
 from app.errors import NotAllowedError
 from app.settings import Settings
 from app.vigil import Actor, Vigil
+from detection.calibration import SEVERITIES
 from detection.errors import DetectionError
 from detection.threads import THREADS
 from storage.anomalies import AnomalyFilter
 from storage.errors import DatabaseError, ModelNotFoundError, StorageError
 from storage.incidents import IncidentFilter
 from storage.schema import REVIEW_STATUSES
+
+FLAGGED_SEVERITIES = SEVERITIES[1:]  # a flagged row's (or incident's): never "none"
 
 PROBLEM = "application/problem+json"
 DOCS_ASSETS = "/docs/assets"
@@ -345,7 +348,7 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
                        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
         """Flagged rows in the order they were stored, with their original row
         (``data``); ``after`` is the previous page's ``next``."""
-        filters = AnomalyFilter(run_ids=run, severities=severity, entities=entity,
+        filters = AnomalyFilter(run_ids=run, severities=_severities(severity), entities=entity,
                                 review_statuses=_statuses(status), since=since,
                                 after_id=after)
         frame = services.query_anomalies(vigil, filters, limit=limit, with_data=True,
@@ -371,7 +374,7 @@ def create_app(settings: Settings | None = None, *, processes: int = THREADS) ->
                        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
         """Incidents (an entity's flagged rows close in time) in the order they were
         stored; ``since``: still going on at or after that time."""
-        filters = IncidentFilter(run_ids=run, severities=severity, entities=entity,
+        filters = IncidentFilter(run_ids=run, severities=_severities(severity), entities=entity,
                                  review_statuses=_statuses(status), since=since,
                                  after_id=after)
         frame = services.query_incidents(vigil, filters, limit=limit, oldest_first=True)
@@ -413,7 +416,8 @@ class Guard:
     - a body sent to ``/v1`` without a valid token: 401 before a byte of it is read (a
       60 MB upload was parsed, 3.8 s, before its 401); the holder found is handed on to
       the route's own check in ``scope["state"]``;
-    - a NUL character in the query string: 422 (the database refuses it in text).
+    - a NUL character in the query string or the path: 422 (the database refuses it
+      in text).
     """
 
     def __init__(self, app, *, limit: int, megabytes: float, holder_of):
@@ -426,9 +430,11 @@ class Guard:
         if length.isdigit() and int(length) > self.limit:
             return problem(413, "Content too large", f"the body is over API_MAX_BODY_MB "
                            f"({self.megabytes:g} MB)")
-        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
-            return problem(422, "Unprocessable content", "the query string holds a NUL "
-                           "character (%00), which no value may hold")
+        for part, holds in (("query string", b"%00" in scope.get("query_string", b"")),
+                            ("path", "\x00" in scope.get("path", ""))):
+            if holds:
+                return problem(422, "Unprocessable content", f"the {part} holds a NUL "
+                               "character (%00), which no value may hold")
         if scope["path"].startswith("/v1/") and scope["method"] in ("POST", "PUT", "PATCH"):
             token = _bearer_of(headers.get(b"authorization", b"").decode("latin-1"))
             holder = self.holder_of(token) if token else None
@@ -478,12 +484,22 @@ class Guard:
             time.perf_counter() - started)
 
 
-def _statuses(statuses) -> list[str]:
-    wrong = [s for s in statuses if s not in REVIEW_STATUSES]
+def _one_of(name: str, values, allowed) -> list[str]:
+    """``values`` of the filter or field ``name``, each one of ``allowed`` (a typo is 422,
+    not an empty page that reads as "none found")."""
+    wrong = [v for v in values if v not in allowed]
     if wrong:
-        raise Problem(422, "Unprocessable content", f"status must be one of "
-                      f"{', '.join(REVIEW_STATUSES)}; got {wrong[0]!r}")
-    return list(statuses)
+        raise Problem(422, "Unprocessable content", f"{name} must be one of "
+                      f"{', '.join(allowed)}; got {wrong[0]!r}")
+    return list(values)
+
+
+def _statuses(statuses) -> list[str]:
+    return _one_of("status", statuses, REVIEW_STATUSES)
+
+
+def _severities(severities) -> list[str]:
+    return _one_of("severity", severities, FLAGGED_SEVERITIES)
 
 
 def _run(run) -> dict[str, Any]:

@@ -272,6 +272,9 @@ def test_runs_and_anomalies_page_by_cursor(client, tokens, settings):
     assert {a["severity"] for a in only} <= {"high", "critical"}
     is_problem(client.get("/v1/anomalies?status=nonsense", headers=headers), 422,
                "status must be one of")
+    for route in ("anomalies", "incidents"):  # a typo was an empty page: "none found"
+        is_problem(client.get(f"/v1/{route}?severity=high&severity=crit", headers=headers),
+                   422, "severity must be one of low, medium, high, critical; got 'crit'")
     is_problem(client.get("/v1/anomalies?since=yesterday", headers=headers), 422, "since")
 
 
@@ -414,7 +417,14 @@ def test_a_body_without_a_valid_token_is_refused_before_it_is_read(client, token
 @pytest.mark.parametrize("path", ["/v1/anomalies?severity=%00", "/v1/runs?before=1%00",
                                   "/v1/incidents?entity=a%00b"])
 def test_a_nul_in_a_query_value_is_422_not_a_traceback(client, tokens, path):
-    is_problem(client.get(path, headers=auth(tokens["viewer"])), 422, "NUL")
+    is_problem(client.get(path, headers=auth(tokens["viewer"])), 422,
+               "the query string holds a NUL")
+
+
+def test_a_nul_in_the_path_is_422_saying_so(client, tokens):
+    is_problem(client.post("/v1/streams/a%00b/events", headers=auth(tokens["analyst"]),
+                           json={"rows": [{"timestamp": "2025-01-01", "value": 1}]}),
+               422, "the path holds a NUL")
 
 
 @pytest.mark.parametrize("path", ["/v1/runs/9223372036854775808",
