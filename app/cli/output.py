@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +42,8 @@ def whole(path: str | None) -> Iterator[BinaryIO]:
         with growing(path) as out:
             yield out
         return
+    import tempfile  # here: `vigil --help` need not import it (4 ms)
+
     try:
         handle, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                         suffix=PART)
