@@ -42,20 +42,22 @@ def whole(path: str | None) -> Iterator[BinaryIO]:
         with growing(path) as out:
             yield out
         return
-    import tempfile  # here: `vigil --help` need not import it (4 ms)
-
+    # The hidden file's name is set before it is made, so that Ctrl-C at any moment
+    # (even as it is being made) leaves nothing behind; its 64 random bits keep two runs
+    # apart.
+    part = target.parent / f".{target.name}.{os.urandom(8).hex()}{PART}"
     try:
-        handle, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                        suffix=PART)
-    except OSError as exc:
-        raise _refused(path, exc) from None
-    try:
-        with os.fdopen(handle, "wb") as out:
+        try:
+            out = open(part, "xb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _refused(path, exc) from None
+        with out:
             yield out
-        os.chmod(part, _mode(target))
+        with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions
+            os.chmod(part, target.stat().st_mode & 0o7777)
         os.replace(part, target)
     except BaseException:
-        Path(part).unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
         raise
 
 
@@ -66,13 +68,3 @@ def growing(path: str) -> BinaryIO:
         return open(path, "wb")  # noqa: SIM115 - the caller closes it
     except OSError as exc:
         raise _refused(path, exc) from None
-
-
-def _mode(target: Path) -> int:
-    """The permissions ``open(target, "w")`` would have given: the file's own where it
-    exists, else the user's umask's (a temporary file is made readable by its owner only)."""
-    with contextlib.suppress(OSError):
-        return target.stat().st_mode & 0o7777
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
