@@ -16,7 +16,6 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from alerts.errors import AlertError, DeliveryError
 from app.cli import output
@@ -367,7 +366,7 @@ def _fit_in_pieces(path: Path, rows: int, profile: str, args: argparse.Namespace
         return _score_in_pieces(path, model, out, learn=args.learn, fitted_on_file=True)
 
 
-def _score_in_pieces(path: Path, model, out: BinaryIO, *, learn: bool,
+def _score_in_pieces(path: Path, model, out: output.Rows, *, learn: bool,
                      fitted_on_file: bool = False) -> int:
     """Bounded memory: a registered sensor or generic model (or one fitted on the file:
     ``fitted_on_file``) scores the file in pieces, its rows written to ``out``."""
@@ -573,7 +572,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.alert and not args.save:
         raise UsageError("--alert needs --save: alerts are sent for stored incidents")
     name = args.source or ("stdin" if args.input == "-" else Path(args.input).name)
-    out = output.growing(args.out) if args.out else sys.stdout.buffer
+    out = output.growing(args.out)
     try:
         with _stopped_as_by_ctrl_c(), (
                 _services().stream_writer(_vigil(), name, "vigil stream") if args.save

@@ -570,3 +570,25 @@ def test_ctrl_c_during_a_score_leaves_out_as_it_was_without_a_traceback(tmp_path
     assert err == "interrupted: stopped before the end\n"
     assert out.read_text() == "an earlier result\n"
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_full_disk_is_one_error_line_saying_where_the_rows_were_going(tmp_path):
+    """/dev/full fails every write with ENOSPC, as a full disk does: `vigil score` and
+    `vigil stream`, to --out or to standard output, say so in one line (a traceback
+    before)."""
+    from tests.app.cli import started
+
+    full = "/dev/full"
+    model = vigil("train", sample_path("elevators.csv"), "--name", "lifts", tmp_path=tmp_path)
+    assert model.returncode == 0, model.stderr
+    for command in (("score", sample_path("temperature.csv")),
+                    ("stream", sample_path("elevators.csv"), "--model", "lifts")):
+        to_file = vigil(*command, "--out", full, tmp_path=tmp_path)
+        assert (to_file.returncode, to_file.stderr) == (
+            2, f"error: --out {full}: cannot write there (No space left on device)\n")
+        with open(full, "wb") as stdout:
+            to_stdout = started(*command, tmp_path=tmp_path, stdout=stdout,
+                                stderr=subprocess.PIPE, text=True)
+            _, err = to_stdout.communicate(timeout=120)
+        assert (to_stdout.returncode, err) == (
+            2, "error: standard output: cannot write there (No space left on device)\n")
