@@ -1,6 +1,8 @@
 """The `vigil` command line (also `python -m app`).
 
 Bad input exits with status 2 and one line on stderr starting with ``error:``.
+Ctrl-C exits with status 130 and one line, ``interrupted: ...`` (`vigil stream` and
+`vigil watch`: 0, as their end).
 """
 
 from __future__ import annotations
@@ -562,7 +564,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
         def model_for(found: str):
             return _services().resolve_model(_vigil(), args.model, profile=found)
-    else:  # a version says its profile: the first rows need not
+    else:  # a version (or a name) says its profile: the first rows need not
         model = _services().resolve_model(_vigil(), args.model, profile=args.profile)
         profile = model.profile
 

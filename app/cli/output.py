@@ -43,18 +43,18 @@ class Rows:
     """A binary file the rows are written to, whose failures say where it is."""
 
     def __init__(self, file: BinaryIO, where: str):
-        self._file, self.where = file, where
+        self._file, self._where = file, where
 
     def write(self, data) -> int:
-        with _told(self.where):
+        with _told(self._where):
             return self._file.write(data)
 
     def flush(self) -> None:
-        with _told(self.where):
+        with _told(self._where):
             self._file.flush()
 
     def close(self) -> None:
-        with _told(self.where):
+        with _told(self._where):
             self._file.close()
 
 
