@@ -63,7 +63,13 @@ def settle(page) -> None:
 
 
 def go_to(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+    """Open the page ``title`` from the sidebar, once its address is the page's (the
+    script may not have begun to run when the click returns: settling then was no wait,
+    and a reload right after reloaded the page before)."""
+    link = page.locator('[data-testid="stSidebarNav"] a', has_text=title)
+    address = link.get_attribute("href")
+    link.click()
+    page.wait_for_url(address, timeout=60_000)
     settle(page)
 
 
